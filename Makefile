@@ -1,0 +1,183 @@
+# sentra: build, run and test.
+#
+#   make            build bin/sentrad, bin/sentra-cli, build/lib/libsentra.{a,so}
+#   make run        build, prepare the private PostgreSQL cluster, run the server
+#   make test       build and run the whole test suite (own cluster and server)
+#   make asan       the same build with AddressSanitizer and UBSan (build-asan/)
+#   make stop       stop the private cluster started by `make run`
+#   make destroy-db delete the private cluster (var/pg) and its data
+#   make install PREFIX=/usr/local
+#
+# Sources are found by directory: every server/*.c goes into sentrad, every
+# client/lib/*.c into libsentra, every client/cli/*.c into sentra-cli, every
+# common/*.c into both, and every tests/unit/test_*.c becomes a test program.
+
+PREFIX     ?= /usr/local
+BUILD      ?= build
+CC         ?= cc
+PKGS        = libuv libprotobuf-c libpq
+CLI_PKGS    = libuv libprotobuf-c jansson
+TEST_PKGS   = cmocka
+
+WARN       := -Wall -Wextra -Wstrict-prototypes -Wno-unused-parameter -Wshadow
+ifeq ($(CI),true)
+WARN       += -Werror
+endif
+OPT        ?= -O2 -g
+SAN        ?=
+CFLAGS     += -std=gnu11 $(OPT) $(WARN) $(SAN) -fPIC -D_GNU_SOURCE
+LDFLAGS    += $(SAN)
+
+# Missing packages are installed (or named) by scripts/deps.sh, called only
+# when something is missing.
+DEPS_OK := $(shell scripts/deps.sh --check >/dev/null 2>&1 && echo yes)
+ifneq ($(DEPS_OK),yes)
+DEPS_RUN := $(shell scripts/deps.sh --install >&2 || echo failed)
+ifeq ($(DEPS_RUN),failed)
+$(error missing packages: see the message above)
+endif
+endif
+
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) $(CLI_PKGS))
+PKG_LIBS   := $(shell pkg-config --libs $(PKGS))
+CLI_LIBS   := $(shell pkg-config --libs $(CLI_PKGS)) -lcsv
+TEST_LIBS  := $(shell pkg-config --libs $(TEST_PKGS))
+
+GEN        := $(BUILD)/gen
+PROTOS     := $(wildcard proto/sentra/v1/*.proto)
+PB_C       := $(patsubst proto/%.proto,$(GEN)/%.pb-c.c,$(PROTOS))
+PB_H       := $(PB_C:.c=.h)
+DESC_C     := $(GEN)/descriptor_set.c
+
+INCS       := -I$(GEN) -Icommon -Iserver -Iclient/include -Iclient/lib -Iclient/cli
+ALL_CFLAGS  = $(CFLAGS) $(INCS) $(PKG_CFLAGS)
+
+COMMON_SRC := $(wildcard common/*.c)
+SERVER_SRC := $(filter-out server/main.c,$(wildcard server/*.c))
+LIB_SRC    := $(wildcard client/lib/*.c)
+CLI_SRC    := $(wildcard client/cli/*.c)
+UNIT_SRC   := $(wildcard tests/unit/test_*.c)
+ITEST_SRC  := $(wildcard tests/integration/test_*.c)
+TESTLIB_SRC:= $(wildcard tests/lib/*.c)
+
+obj = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
+PB_OBJ     := $(patsubst $(BUILD)/%.c,$(BUILD)/obj/%.o,$(PB_C))
+DESC_OBJ   := $(BUILD)/obj/gen/descriptor_set.o
+COMMON_OBJ := $(call obj,$(COMMON_SRC)) $(PB_OBJ)
+SERVER_OBJ := $(call obj,$(SERVER_SRC))
+LIB_OBJ    := $(call obj,$(LIB_SRC))
+CLI_OBJ    := $(call obj,$(CLI_SRC))
+TESTLIB_OBJ:= $(call obj,$(TESTLIB_SRC))
+
+LIBSENTRA_A  := $(BUILD)/lib/libsentra.a
+LIBSENTRA_SO := $(BUILD)/lib/libsentra.so
+LIBSERVER_A  := $(BUILD)/lib/libsentrad.a
+SENTRAD      := bin/sentrad
+SENTRA_CLI   := bin/sentra-cli
+ifneq ($(BUILD),build)
+SENTRAD      := $(BUILD)/bin/sentrad
+SENTRA_CLI   := $(BUILD)/bin/sentra-cli
+endif
+UNIT_BIN     := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRC))
+ITEST_BIN    := $(patsubst tests/integration/%.c,$(BUILD)/tests/%,$(ITEST_SRC))
+
+.PHONY: all run test asan asan-test stop destroy-db install clean bench fuzz demo-data tests
+all: $(SENTRAD) $(SENTRA_CLI) $(LIBSENTRA_A) $(LIBSENTRA_SO)
+
+# ---------------------------------------------------------------- codegen
+
+$(GEN)/%.pb-c.c $(GEN)/%.pb-c.h: proto/%.proto $(PROTOS)
+	@mkdir -p $(GEN)
+	protoc-c --c_out=$(GEN) -Iproto $<
+
+# The FileDescriptorSet served by the reflection method, as a C array.
+$(DESC_C): $(PROTOS)
+	@mkdir -p $(GEN)
+	protoc --include_imports --descriptor_set_out=$(GEN)/descriptor_set.bin -Iproto $(PROTOS)
+	scripts/bin2c.sh sentra__descriptor_set $(GEN)/descriptor_set.bin > $@
+
+# ---------------------------------------------------------------- objects
+
+$(BUILD)/obj/%.o: %.c $(PB_H)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -MMD -MP -c $< -o $@
+
+$(BUILD)/obj/gen/%.o: $(GEN)/%.c $(PB_H)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -Wno-unused-parameter -c $< -o $@
+
+-include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)
+
+# ---------------------------------------------------------------- libraries
+
+$(LIBSENTRA_A): $(LIB_OBJ) $(COMMON_OBJ)
+	@mkdir -p $(dir $@)
+	rm -f $@ && ar rcs $@ $^
+
+$(LIBSENTRA_SO): $(LIB_OBJ) $(COMMON_OBJ) client/libsentra.sym
+	@mkdir -p $(dir $@)
+	$(CC) -shared -Wl,-soname,libsentra.so.1 -Wl,--version-script=client/libsentra.sym \
+	    $(LDFLAGS) -o $@ $(LIB_OBJ) $(COMMON_OBJ) $(PKG_LIBS)
+
+$(LIBSERVER_A): $(SERVER_OBJ) $(DESC_OBJ)
+	@mkdir -p $(dir $@)
+	rm -f $@ && ar rcs $@ $^
+
+# ---------------------------------------------------------------- programs
+
+$(SENTRAD): $(BUILD)/obj/server/main.o $(LIBSERVER_A) $(COMMON_OBJ)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS) -lm
+
+$(SENTRA_CLI): $(CLI_OBJ) $(LIBSENTRA_A)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(CLI_LIBS) -lm
+
+# ---------------------------------------------------------------- tests
+
+$(BUILD)/tests/%: tests/unit/%.c $(LIBSERVER_A) $(LIBSENTRA_A) $(TESTLIB_OBJ) $(PB_H)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -Itests/lib -o $@ $< $(TESTLIB_OBJ) $(LIBSERVER_A) $(LIBSENTRA_A) \
+	    $(LDFLAGS) $(PKG_LIBS) $(TEST_LIBS) -lm
+
+$(BUILD)/tests/%: tests/integration/%.c $(LIBSENTRA_A) $(TESTLIB_OBJ) $(PB_H)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -Itests/lib -o $@ $< $(TESTLIB_OBJ) $(LIBSENTRA_A) \
+	    $(LDFLAGS) $(PKG_LIBS) $(TEST_LIBS) -lm
+
+tests: all $(UNIT_BIN) $(ITEST_BIN)
+
+test: tests
+	BUILD=$(BUILD) SENTRAD=$(SENTRAD) SENTRA_CLI=$(SENTRA_CLI) scripts/run-tests.sh
+
+asan:
+	$(MAKE) BUILD=build-asan OPT="-O1 -g -fno-omit-frame-pointer" \
+	    SAN="-fsanitize=address,undefined -fno-sanitize-recover=undefined" all
+
+asan-test:
+	$(MAKE) BUILD=build-asan OPT="-O1 -g -fno-omit-frame-pointer" \
+	    SAN="-fsanitize=address,undefined -fno-sanitize-recover=undefined" test
+
+# ---------------------------------------------------------------- running
+
+run: all
+	scripts/run.sh
+
+stop:
+	scripts/pgcluster.sh stop var/pg
+
+destroy-db:
+	scripts/pgcluster.sh destroy var/pg
+
+install: all
+	install -d $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/include/sentra \
+	    $(DESTDIR)$(PREFIX)/lib/pkgconfig $(DESTDIR)$(PREFIX)/bin
+	install -m 644 $(LIBSENTRA_A) $(DESTDIR)$(PREFIX)/lib/
+	install -m 755 $(LIBSENTRA_SO) $(DESTDIR)$(PREFIX)/lib/libsentra.so.1
+	ln -sf libsentra.so.1 $(DESTDIR)$(PREFIX)/lib/libsentra.so
+	install -m 644 client/include/sentra/*.h $(DESTDIR)$(PREFIX)/include/sentra/
+	install -m 755 $(SENTRAD) $(SENTRA_CLI) $(DESTDIR)$(PREFIX)/bin/
+	sed -e 's|@PREFIX@|$(PREFIX)|g' client/sentra.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/sentra.pc
+
+clean:
+	rm -rf build build-asan bin

@@ -1,0 +1,45 @@
+/*
+ * config.h: the server's configuration, from defaults, an optional file,
+ * environment variables and flags (later ones win). `sentrad --help` lists
+ * every setting; config.c is the one table that defines them.
+ */
+#ifndef SENTRA_CONFIG_H
+#define SENTRA_CONFIG_H
+
+#include <stdint.h>
+
+typedef struct config {
+    char *listen_host;        /* SENTRA_HOST, --host; default 127.0.0.1 */
+    int port;                 /* SENTRA_PORT, --port; default 7600 (0: any free port) */
+    char *unix_path;          /* SENTRA_UNIX, --unix; also listen on this socket */
+    char *db_url;             /* SENTRA_DB_URL, --db; NULL: the private cluster */
+    char *data_dir;           /* SENTRA_VAR, --var; private cluster and state; default "var" */
+    char *migrations_dir;     /* SENTRA_MIGRATIONS, --migrations; default "migrations" */
+    int db_pool_size;         /* --db-pool; default 4 */
+    int db_pipeline_depth;    /* --db-pipeline; queries in flight per db connection; default 8 */
+    uint32_t max_frame;       /* --max-frame; bytes; default 4 MiB */
+    int max_connections;      /* --max-connections; default 20000 */
+    int max_inflight;         /* --max-inflight; requests in flight per connection; default 128 */
+    int idle_timeout_ms;      /* --idle-timeout; no request for this long closes; default 300000 */
+    int keepalive_ms;         /* --keepalive; ping an idle peer this often; default 60000 */
+    int default_deadline_ms;  /* --default-deadline; when a request names none; default 30000 */
+    int grace_ms;             /* --grace; shutdown grace period; default 10000 */
+    int migrate;              /* --no-migrate clears; apply migrations at start */
+    int enable_debug;         /* --enable-debug: serve SystemService/Sleep */
+    int request_log;          /* --request-log: one line per request */
+    char *log_level;          /* SENTRA_LOG_LEVEL, --log-level; default info */
+    char *port_file;          /* --port-file: write the bound port here (tests) */
+} config_t;
+
+/* Fills cfg with defaults, then the file named by SENTRA_CONFIG or
+ * --config, then the environment, then argv flags. Leaves in *rest the index
+ * of the first non-flag argument (a subcommand). Returns 0, or -1 after
+ * printing why to stderr. */
+int config_load(config_t *cfg, int argc, char **argv, int *rest);
+
+/* Prints the --help text. */
+void config_usage(const char *prog);
+
+void config_free(config_t *cfg);
+
+#endif

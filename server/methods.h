@@ -1,0 +1,40 @@
+/*
+ * methods.h: the dispatch table, from full method name to handler.
+ *
+ * A handler is void fn(call_t *): see call.h for what it may do. Each
+ * handlers_*.c file defines its handlers; methods.c lists them all.
+ */
+#ifndef SENTRA_METHODS_H
+#define SENTRA_METHODS_H
+
+#include <protobuf-c/protobuf-c.h>
+
+#include "call.h"
+
+typedef void (*handler_fn)(call_t *c);
+
+#define METHOD_PUBLIC 0x01   /* no token needed */
+#define METHOD_DEBUG  0x02   /* served only with --enable-debug */
+#define METHOD_WRITE  0x04   /* changes data: refused to the national role */
+
+typedef struct method {
+    const char *name;                             /* "/sentra.v1.SentraService/GetSentra" */
+    const ProtobufCMessageDescriptor *input;      /* request message type */
+    handler_fn handler;
+    unsigned flags;                               /* METHOD_* */
+} method_t;
+
+/* NULL when no such method. */
+const method_t *method_find(const char *name);
+
+/* The table, ending with a zeroed entry. */
+extern const method_t methods[];
+
+/* Handlers, by file. */
+/* handlers_system.c */
+void h_health_check(call_t *c);
+void h_ping(call_t *c);
+void h_get_descriptor_set(call_t *c);
+void h_sleep(call_t *c);
+
+#endif
