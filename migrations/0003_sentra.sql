@@ -1,35 +1,58 @@
--- Sentra IKM records, their yearly figures, and the log of every change.
+-- Sentra IKM records, their yearly figures, the log of every change, and the
+-- idempotency keys of writes. docs/DATA_MODEL.md explains every choice.
+--
 -- Enumerations are stored as the numbers of their sentra.v1 proto enums
 -- (status, sector_group); kbli_version as the year of the KBLI edition.
--- The rules the service validates are held here too, so no other writer can
--- store what the service would refuse.
+-- Optional values are NULL when absent, never ''.
+-- The rules the service validates are held here too (CHECK constraints for
+-- one-row rules, triggers for rules that need the date or other tables), so
+-- no other writer can store what the service would refuse.
+
+CREATE EXTENSION IF NOT EXISTS pg_trgm;
+
+-- "Today" for date rules: the calendar date in Indonesia's easternmost zone
+-- (WIT, UTC+9), so a date that is already today anywhere in the country is
+-- accepted. The C validator uses the same rule.
+CREATE FUNCTION sentra_today() RETURNS date LANGUAGE sql STABLE AS $$
+    SELECT (now() AT TIME ZONE 'Asia/Jayapura')::date
+$$;
 
 CREATE TABLE sentra (
     id              uuid PRIMARY KEY,
-    regency_code    text NOT NULL REFERENCES region (code),
+    regency_code    text NOT NULL REFERENCES region (code)
+                    CHECK (regency_code ~ '^[0-9]{2}\.[0-9]{2}$'),
     province_code   text GENERATED ALWAYS AS (split_part(regency_code, '.', 1)) STORED,
-    district_code   text CHECK (district_code LIKE regency_code || '.%'),
-    village_code    text CHECK (village_code LIKE coalesce(district_code, regency_code) || '.%'),
-    address         text NOT NULL DEFAULT '',
+    district_code   text CHECK (district_code ~ '^[0-9]{2}\.[0-9]{2}\.[0-9]{2}$'
+                                AND left(district_code, 5) = regency_code),
+    village_code    text CHECK (village_code ~ '^[0-9]{2}\.[0-9]{2}\.[0-9]{2}\.[0-9]{4}$'
+                                AND left(village_code, 5) = regency_code
+                                AND (district_code IS NULL OR left(village_code, 8) = district_code)),
+    address         text NOT NULL DEFAULT '' CHECK (char_length(address) <= 500),
     latitude        double precision CHECK (latitude BETWEEN -11.5 AND 6.5),
     longitude       double precision CHECK (longitude BETWEEN 94.5 AND 141.5),
-    name            text NOT NULL CHECK (char_length(name) BETWEEN 3 AND 200),
-    commodity       text NOT NULL DEFAULT '',
-    main_product    text NOT NULL DEFAULT '',
+    name            text NOT NULL CHECK (char_length(btrim(name)) >= 3 AND char_length(name) <= 200),
+    commodity       text NOT NULL DEFAULT '' CHECK (char_length(commodity) <= 200),
+    main_product    text NOT NULL DEFAULT '' CHECK (char_length(main_product) <= 200),
     kbli_code       text NOT NULL CHECK (kbli_code ~ '^(1[0-9]|2[0-9]|3[0-3])[0-9]{3}$'),
     kbli_version    smallint NOT NULL CHECK (kbli_version IN (2020, 2025)),
     sector_group    smallint NOT NULL CHECK (sector_group BETWEEN 1 AND 6),
     status          smallint NOT NULL CHECK (status BETWEEN 1 AND 5),
+    -- designated now: status designated (2) or revitalised (3). Stats and the
+    -- ListSentra designation filter both use this column.
+    designated      boolean GENERATED ALWAYS AS (status IN (2, 3)) STORED,
     formed_on       date,
-    decree_number   text,
+    decree_number   text CHECK (char_length(decree_number) BETWEEN 1 AND 100),
     decree_date     date,
-    decree_official text,
-    contact_name    text NOT NULL DEFAULT '',
-    contact_phone   text NOT NULL DEFAULT '',
+    decree_official text CHECK (char_length(decree_official) BETWEEN 1 AND 200),
+    contact_name    text NOT NULL DEFAULT '' CHECK (char_length(contact_name) <= 200),
+    contact_phone   text NOT NULL DEFAULT '' CHECK (contact_phone ~ '^[0-9+() -]{0,32}$'),
+    -- lower-cased text the ListSentra "text" filter searches (trigram index)
+    search          text GENERATED ALWAYS AS
+                    (lower(name || ' ' || commodity || ' ' || main_product)) STORED,
     version         bigint NOT NULL DEFAULT 1 CHECK (version >= 1),
     created_at      timestamptz NOT NULL DEFAULT now(),
     updated_at      timestamptz NOT NULL DEFAULT now(),
-    created_by      uuid,
+    created_by      uuid,              -- api_token.id (no FK: loaders may write NULL)
     updated_by      uuid,
     deleted_at      timestamptz,       -- a tombstone: kept for sync
     CHECK ((latitude IS NULL) = (longitude IS NULL)),
@@ -38,9 +61,15 @@ CREATE TABLE sentra (
     CHECK (decree_date IS NULL OR formed_on IS NULL OR decree_date >= formed_on)
 );
 
-CREATE INDEX sentra_regency ON sentra (regency_code);
-CREATE INDEX sentra_province ON sentra (province_code);
+-- Scope and list orders. Live rows only for the list orders: tombstones are
+-- served by sync through sentra_change.
+CREATE INDEX sentra_regency_name ON sentra (regency_code, name, id) WHERE deleted_at IS NULL;
+CREATE INDEX sentra_province_name ON sentra (province_code, name, id) WHERE deleted_at IS NULL;
+CREATE INDEX sentra_name ON sentra (name, id) WHERE deleted_at IS NULL;
+CREATE INDEX sentra_created ON sentra (created_at, id) WHERE deleted_at IS NULL;
 CREATE INDEX sentra_updated ON sentra (updated_at, id);
+CREATE INDEX sentra_kbli ON sentra (kbli_code text_pattern_ops) WHERE deleted_at IS NULL;
+CREATE INDEX sentra_search ON sentra USING gin (search gin_trgm_ops) WHERE deleted_at IS NULL;
 
 CREATE TABLE sentra_figures (
     sentra_id           uuid NOT NULL REFERENCES sentra (id) ON DELETE CASCADE,
@@ -52,9 +81,11 @@ CREATE TABLE sentra_figures (
     production_value    bigint NOT NULL DEFAULT 0 CHECK (production_value >= 0),
     material_value      bigint NOT NULL DEFAULT 0 CHECK (material_value >= 0),
     capacity            bigint NOT NULL DEFAULT 0 CHECK (capacity >= 0),
-    capacity_unit       text NOT NULL DEFAULT '',
+    capacity_unit       text NOT NULL DEFAULT '' CHECK (char_length(capacity_unit) <= 32),
     export_share_bp     integer NOT NULL DEFAULT 0 CHECK (export_share_bp BETWEEN 0 AND 10000),
-    export_destinations text[] NOT NULL DEFAULT '{}',
+    export_destinations text[] NOT NULL DEFAULT '{}'
+                        CHECK (array_to_string(export_destinations, ',') ~ '^([A-Z]{2}(,[A-Z]{2})*)?$'
+                               AND cardinality(export_destinations) <= 250),
     PRIMARY KEY (sentra_id, year)
 );
 
@@ -62,6 +93,7 @@ CREATE TABLE sentra_figures (
 -- writing transaction's 64-bit id; sync orders the feed by (txid, seq) and
 -- serves only transactions below the oldest one still running, so that a
 -- reader never skips a change that commits late (see docs/SYNC.md).
+-- Filled by the trigger sentra_log below, so every writer is logged.
 CREATE TABLE sentra_change (
     seq         bigserial PRIMARY KEY,
     txid        xid8 NOT NULL DEFAULT pg_current_xact_id(),
@@ -75,3 +107,58 @@ CREATE TABLE sentra_change (
 
 CREATE INDEX sentra_change_feed ON sentra_change (txid, seq);
 CREATE INDEX sentra_change_sentra ON sentra_change (sentra_id, seq);
+
+-- Writes carrying an idempotency key are applied at most once per (token,
+-- key). The row is inserted by the write function in the same transaction
+-- as the write, so it exists exactly when the write committed. Kept 7 days.
+CREATE TABLE idempotency (
+    token_id    uuid NOT NULL,
+    key         text NOT NULL CHECK (char_length(key) BETWEEN 1 AND 200),
+    method      text NOT NULL,       -- 'create', 'update', 'delete'
+    sentra_id   uuid,
+    version     bigint,              -- the version the write produced
+    created_at  timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (token_id, key)
+);
+
+CREATE INDEX idempotency_created ON idempotency (created_at);
+
+-- Versions only move forward: an UPDATE that does not raise the version gets
+-- version + 1 and a fresh updated_at, so no writer can change a record
+-- without its readers and the sync feed seeing a new version.
+CREATE FUNCTION sentra_bump() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF NEW.version < OLD.version THEN
+        RAISE EXCEPTION USING ERRCODE = 'SE010',
+            MESSAGE = 'version may not go backwards',
+            DETAIL = OLD.version::text;
+    END IF;
+    IF NEW.version = OLD.version THEN
+        NEW.version := OLD.version + 1;
+        NEW.updated_at := now();
+    END IF;
+    RETURN NEW;
+END $$;
+
+CREATE TRIGGER sentra_bump BEFORE UPDATE ON sentra
+    FOR EACH ROW EXECUTE FUNCTION sentra_bump();
+
+-- The change log, written for every writer. op: C create, U update, D delete
+-- (deleted_at set). who: the token that wrote (updated_by).
+CREATE FUNCTION sentra_log() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF TG_OP = 'INSERT' THEN
+        INSERT INTO sentra_change (sentra_id, op, old_version, new_version, token_id)
+        VALUES (NEW.id, 'C', NULL, NEW.version, NEW.updated_by);
+    ELSE
+        INSERT INTO sentra_change (sentra_id, op, old_version, new_version, token_id)
+        VALUES (NEW.id,
+                CASE WHEN NEW.deleted_at IS NOT NULL AND OLD.deleted_at IS NULL
+                     THEN 'D' ELSE 'U' END,
+                OLD.version, NEW.version, NEW.updated_by);
+    END IF;
+    RETURN NULL;
+END $$;
+
+CREATE TRIGGER sentra_log AFTER INSERT OR UPDATE ON sentra
+    FOR EACH ROW EXECUTE FUNCTION sentra_log();
