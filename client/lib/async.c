@@ -1,0 +1,1094 @@
+/*
+ * async.c: the connection engine of libsentra, on a libuv loop.
+ *
+ * A sentra_async_t owns at most one connection (struct sconn) at a time.
+ * Calls wait in `pending` until the connection is ready, then go on the wire
+ * with the next odd stream id and sit in the connection's table until their
+ * RESPONSE arrives. When the connection is lost, calls that were on the wire
+ * are retried only when that is safe (reads, writes with an idempotency key,
+ * or anything above a GOAWAY's last_stream_id, which the server promised not
+ * to have processed); the others fail with SENTRA_ECONNLOST because the
+ * server may or may not have applied them. A new connection is made only
+ * while calls are waiting, after an exponential backoff.
+ *
+ * Each call has one timer that serves both its deadline and its retry
+ * backoff: it is armed for whichever comes first. The blocking API
+ * (client.c) runs this same engine on a private loop.
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "frame.h"
+#include "internal.h"
+#include "status.h"
+
+/* ---------------------------------------------------------------- queues */
+
+/* A circular doubly linked list with a sentinel (libuv's QUEUE, simplified). */
+typedef struct qnode {
+    struct qnode *next, *prev;
+} qnode_t;
+
+static void q_init(qnode_t *q) { q->next = q->prev = q; }
+static int q_empty(const qnode_t *q) { return q->next == q; }
+static void q_remove(qnode_t *n)
+{
+    n->prev->next = n->next;
+    n->next->prev = n->prev;
+    n->next = n->prev = n;
+}
+static void q_push(qnode_t *q, qnode_t *n)
+{
+    n->prev = q->prev;
+    n->next = q;
+    q->prev->next = n;
+    q->prev = n;
+}
+
+#define CONTAINER_OF(p, type, field) ((type *)((char *)(p) - offsetof(type, field)))
+
+/* ---------------------------------------------------------------- types */
+
+#define NBUCKETS 256 /* in-flight table of a connection, keyed by stream id */
+
+enum call_state {
+    CALL_PENDING,    /* waiting for a ready connection */
+    CALL_INFLIGHT,   /* on the wire, in conn->buckets */
+    CALL_WAIT_RETRY, /* backing off before another attempt */
+    CALL_FINISHING,  /* outcome decided; callback runs from the timer */
+};
+
+struct sentra_async_call {
+    sentra_async_t *a;
+    enum call_state state;
+    qnode_t node;              /* in a->pending, a->waiting or a bucket */
+    struct sconn *conn;        /* CALL_INFLIGHT: the connection it went on */
+    uint32_t stream_id;        /* CALL_INFLIGHT: its stream */
+    char *method;              /* owned */
+    uint8_t *payload;          /* the packed request message; owned */
+    size_t payload_len;
+    const ProtobufCMessageDescriptor *resp_desc;
+    char *idem_key;            /* owned; NULL when none */
+    int retry_safe;            /* may be sent again after a loss */
+    unsigned attempts;         /* sends and failed connects so far */
+    uint64_t deadline;         /* uv_now() value; 0: none */
+    uint64_t retry_at;         /* CALL_WAIT_RETRY: when to go again */
+    uv_timer_t timer;          /* deadline, backoff and deferred finish */
+    /* CALL_FINISHING: the outcome to report. */
+    int rc;
+    ProtobufCMessage *resp;
+    sentra_status_t status;
+    sentra_async_cb cb;
+    void *arg;
+};
+
+enum conn_state {
+    CONN_RESOLVING,  /* getaddrinfo running */
+    CONN_CONNECTING, /* connect running */
+    CONN_READY,      /* sending and receiving */
+    CONN_DRAINING,   /* GOAWAY received: no new requests on it */
+    CONN_CLOSING,    /* handles being closed; freed when the last closes */
+};
+
+union io_u {
+    uv_handle_t handle;
+    uv_stream_t stream;
+    uv_tcp_t tcp;
+    uv_pipe_t pipe;
+};
+
+struct sconn {
+    sentra_async_t *a;
+    enum conn_state state;
+    union io_u *io;            /* the socket of the current attempt, or
+                                  NULL; its own allocation, freed in its
+                                  close callback, so that the next address
+                                  can be tried while the last one closes */
+    uv_timer_t timer;          /* connect timeout */
+    uv_getaddrinfo_t gai;
+    int gai_running;           /* gai callback still to come */
+    struct addrinfo *ai_list;  /* owned, from getaddrinfo */
+    struct addrinfo *ai_next;  /* next address to try */
+    uv_connect_t creq;
+    int closes_pending;        /* close callbacks still to come */
+    uint8_t *rbuf;             /* received bytes not yet parsed */
+    size_t rlen, rcap;
+    uint32_t next_stream;      /* next stream id to use (odd) */
+    uint32_t goaway_last;      /* CONN_DRAINING: the server's last stream id */
+    unsigned n_inflight;
+    qnode_t buckets[NBUCKETS]; /* calls on the wire */
+};
+
+struct sentra_async {
+    uv_loop_t *loop;           /* not owned */
+    char *address;             /* owned */
+    char *token;               /* owned; "" for none */
+    unsigned connect_timeout_ms;
+    unsigned default_deadline_ms;
+    unsigned max_attempts;
+    unsigned backoff_initial_ms;
+    unsigned backoff_max_ms;
+    uint32_t max_frame;
+    struct sconn *conn;        /* the current connection, or NULL */
+    uv_timer_t reconnect_timer;/* backoff between connection attempts */
+    unsigned connect_failures; /* consecutive failed connects */
+    qnode_t pending;           /* CALL_PENDING calls, in order */
+    qnode_t waiting;           /* CALL_WAIT_RETRY calls */
+    unsigned outstanding;      /* calls whose callback has not run */
+    unsigned calls_alive;      /* call structs not yet freed */
+    unsigned conns_alive;      /* sconn structs not yet freed */
+    int timer_closed;          /* reconnect_timer's close callback ran */
+    int closing;               /* sentra_async_close was called */
+    sentra_async_close_cb close_cb;
+    void *close_arg;
+    uint64_t connections;      /* connections established */
+    char errmsg[256];          /* last connection-level failure */
+};
+
+static void conn_start(sentra_async_t *a);
+static void update_ref(sentra_async_t *a);
+static void conn_fail(struct sconn *c, int err, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void flush_pending(sentra_async_t *a);
+static void call_finish(sentra_async_call_t *call, int rc, ProtobufCMessage *resp);
+static void call_arm_timer(sentra_async_call_t *call);
+static void maybe_free_async(sentra_async_t *a);
+
+/* ---------------------------------------------------------------- addresses */
+
+/* Splits "host:port" / "[v6]:port" into host and port; 0 or SENTRA_EADDR.
+ * For Unix paths sets *path. host must have room for strlen(addr)+1. */
+static int parse_address(const char *addr, const char **path, char *host, char *port)
+{
+    *path = NULL;
+    if (!addr || !*addr)
+        return SENTRA_EADDR;
+    if (strncmp(addr, "unix:", 5) == 0) {
+        *path = addr + 5;
+        return **path ? 0 : SENTRA_EADDR;
+    }
+    if (addr[0] == '/' || addr[0] == '.') {
+        *path = addr;
+        return 0;
+    }
+    const char *colon;
+    if (addr[0] == '[') {
+        const char *rb = strchr(addr, ']');
+        if (!rb || rb[1] != ':')
+            return SENTRA_EADDR;
+        memcpy(host, addr + 1, (size_t)(rb - addr - 1));
+        host[rb - addr - 1] = 0;
+        colon = rb + 1;
+    } else {
+        colon = strrchr(addr, ':');
+        if (!colon || colon == addr)
+            return SENTRA_EADDR;
+        memcpy(host, addr, (size_t)(colon - addr));
+        host[colon - addr] = 0;
+    }
+    const char *p = colon + 1;
+    if (!*p || strlen(p) > 5)
+        return SENTRA_EADDR;
+    long v = 0;
+    for (const char *q = p; *q; q++) {
+        if (*q < '0' || *q > '9')
+            return SENTRA_EADDR;
+        v = v * 10 + (*q - '0');
+    }
+    if (v < 1 || v > 65535 || !*host)
+        return SENTRA_EADDR;
+    strcpy(port, p);
+    return 0;
+}
+
+int sentra__check_address(const char *addr)
+{
+    if (!addr)
+        return SENTRA_EADDR;
+    char *host = malloc(strlen(addr) + 1);
+    char port[8];
+    const char *path;
+    if (!host)
+        return SENTRA_ENOMEM;
+    int rc = parse_address(addr, &path, host, port);
+    free(host);
+    return rc;
+}
+
+/* ---------------------------------------------------------------- options */
+
+void sentra_client_opts_init(sentra_client_opts_t *o)
+{
+    memset(o, 0, sizeof *o);
+}
+
+static int apply_opts(sentra_async_t *a, const sentra_client_opts_t *opts)
+{
+    sentra_client_opts_t o;
+    if (opts)
+        o = *opts;
+    else
+        sentra_client_opts_init(&o);
+    const char *addr = o.address ? o.address : getenv("SENTRA_ADDR");
+    if (!addr || !*addr)
+        addr = SENTRA__DEFAULT_ADDR;
+    const char *tok = o.token ? o.token : getenv("SENTRA_TOKEN");
+    if (!tok)
+        tok = "";
+    int rc = sentra__check_address(addr);
+    if (rc)
+        return rc;
+    a->address = strdup(addr);
+    a->token = strdup(tok);
+    if (!a->address || !a->token)
+        return SENTRA_ENOMEM;
+    a->connect_timeout_ms = o.connect_timeout_ms ? o.connect_timeout_ms : SENTRA__DEFAULT_CONNECT_MS;
+    a->default_deadline_ms = o.default_deadline_ms ? o.default_deadline_ms : SENTRA__DEFAULT_DEADLINE_MS;
+    a->max_attempts = o.max_attempts ? o.max_attempts : SENTRA__DEFAULT_ATTEMPTS;
+    a->backoff_initial_ms = o.backoff_initial_ms ? o.backoff_initial_ms : SENTRA__DEFAULT_BACKOFF_MS;
+    a->backoff_max_ms = o.backoff_max_ms ? o.backoff_max_ms : SENTRA__DEFAULT_BACKOFF_MAX_MS;
+    if (a->backoff_max_ms < a->backoff_initial_ms)
+        a->backoff_max_ms = a->backoff_initial_ms;
+    a->max_frame = o.max_frame ? o.max_frame : SENTRA_FRAME_DEFAULT_MAX;
+    return 0;
+}
+
+/* Delay before retry number n (1-based): initial * 2^(n-1), capped, with
+ * jitter between 50 % and 100 % so that many clients do not retry in step. */
+static uint64_t backoff_ms(const sentra_async_t *a, unsigned n)
+{
+    uint64_t d = a->backoff_initial_ms;
+    for (unsigned i = 1; i < n && d < a->backoff_max_ms; i++)
+        d *= 2;
+    if (d > a->backoff_max_ms)
+        d = a->backoff_max_ms;
+    return d / 2 + (uint64_t)rand() % (d / 2 + 1);
+}
+
+/* ---------------------------------------------------------------- lifecycle */
+
+static void reconnect_timer_closed(uv_handle_t *h)
+{
+    sentra_async_t *a = h->data;
+    a->timer_closed = 1;
+    maybe_free_async(a);
+}
+
+sentra_async_t *sentra_async_new(uv_loop_t *loop, const sentra_client_opts_t *opts)
+{
+    if (!loop)
+        return NULL;
+    sentra_async_t *a = calloc(1, sizeof *a);
+    if (!a)
+        return NULL;
+    a->loop = loop;
+    q_init(&a->pending);
+    q_init(&a->waiting);
+    if (apply_opts(a, opts) != 0) {
+        free(a->address);
+        free(a->token);
+        free(a);
+        return NULL;
+    }
+    uv_timer_init(loop, &a->reconnect_timer);
+    a->reconnect_timer.data = a;
+    /* The handle must not keep a caller's loop alive while idle. */
+    uv_unref((uv_handle_t *)&a->reconnect_timer);
+    return a;
+}
+
+static void maybe_free_async(sentra_async_t *a)
+{
+    if (!a->closing || !a->timer_closed || a->calls_alive || a->conns_alive)
+        return;
+    sentra_async_close_cb cb = a->close_cb;
+    void *arg = a->close_arg;
+    if (cb)
+        cb(a, arg);
+    free(a->address);
+    free(a->token);
+    free(a);
+}
+
+void sentra_async_close(sentra_async_t *a, sentra_async_close_cb close_cb, void *arg)
+{
+    if (!a || a->closing)
+        return;
+    a->closing = 1;
+    a->close_cb = close_cb;
+    a->close_arg = arg;
+    uv_timer_stop(&a->reconnect_timer);
+    /* Calls on the wire get a CANCEL before the connection goes. */
+    if (a->conn)
+        conn_fail(a->conn, SENTRA_ECLOSED, "client handle closed");
+    while (!q_empty(&a->pending)) {
+        sentra_async_call_t *call = CONTAINER_OF(a->pending.next, sentra_async_call_t, node);
+        call_finish(call, sentra__local_status(&call->status, SENTRA_ECLOSED, SENTRA_CANCELLED,
+                                               "client handle closed"), NULL);
+    }
+    while (!q_empty(&a->waiting)) {
+        sentra_async_call_t *call = CONTAINER_OF(a->waiting.next, sentra_async_call_t, node);
+        call_finish(call, sentra__local_status(&call->status, SENTRA_ECLOSED, SENTRA_CANCELLED,
+                                               "client handle closed"), NULL);
+    }
+    uv_close((uv_handle_t *)&a->reconnect_timer, reconnect_timer_closed);
+}
+
+int sentra_async_set_token(sentra_async_t *a, const char *token)
+{
+    char *t = strdup(token ? token : "");
+    if (!t)
+        return SENTRA_ENOMEM;
+    free(a->token);
+    a->token = t;
+    return 0;
+}
+
+void sentra_async_set_deadline(sentra_async_t *a, unsigned ms) { a->default_deadline_ms = ms; }
+const char *sentra_async_address(const sentra_async_t *a) { return a->address; }
+unsigned sentra_async_outstanding(const sentra_async_t *a) { return a->outstanding; }
+uint64_t sentra_async_connections(const sentra_async_t *a) { return a->connections; }
+const char *sentra_async_error_message(const sentra_async_t *a) { return a->errmsg; }
+int sentra_async_is_connected(const sentra_async_t *a)
+{
+    return a->conn && a->conn->state == CONN_READY;
+}
+
+/* An idle connection must not keep the caller's loop alive; one with calls
+ * outstanding must, even when no call has a deadline timer running. */
+static void update_ref(sentra_async_t *a)
+{
+    struct sconn *c = a->conn;
+    if (!c || !c->io)
+        return;
+    if (a->outstanding)
+        uv_ref(&c->io->handle);
+    else
+        uv_unref(&c->io->handle);
+}
+
+/* ---------------------------------------------------------------- writing */
+
+struct wreq {
+    uv_write_t req;
+    uv_buf_t buf;
+    uint8_t data[];
+};
+
+static void write_done(uv_write_t *req, int status)
+{
+    struct wreq *w = CONTAINER_OF(req, struct wreq, req);
+    struct sconn *c = req->data;
+    free(w);
+    if (status < 0 && status != UV_ECANCELED && c->state != CONN_CLOSING)
+        conn_fail(c, SENTRA_ECONNLOST, "write to %s: %s", c->a->address, uv_strerror(status));
+}
+
+/* Queues one frame; the payload is copied. 0 or a negative libuv error. */
+static int send_frame(struct sconn *c, uint8_t type, uint32_t stream, const uint8_t *p, size_t n)
+{
+    struct wreq *w = malloc(sizeof *w + SENTRA_FRAME_HEADER_LEN + n);
+    if (!w)
+        return UV_ENOMEM;
+    sentra_frame_header(w->data, type, 0, stream, (uint32_t)n);
+    if (n)
+        memcpy(w->data + SENTRA_FRAME_HEADER_LEN, p, n);
+    w->buf = uv_buf_init((char *)w->data, (unsigned)(SENTRA_FRAME_HEADER_LEN + n));
+    w->req.data = c;
+    int rc = uv_write(&w->req, &c->io->stream, &w->buf, 1, write_done);
+    if (rc < 0)
+        free(w);
+    return rc;
+}
+
+/* Puts a call on the wire. On failure the connection is failed (which
+ * requeues or fails the call). */
+static void send_call(struct sconn *c, sentra_async_call_t *call)
+{
+    sentra_async_t *a = c->a;
+    Sentra__V1__Request req = SENTRA__V1__REQUEST__INIT;
+    Sentra__V1__Metadata md = SENTRA__V1__METADATA__INIT;
+    Sentra__V1__Metadata *mds[1] = {&md};
+    char *auth = NULL;
+    req.method = call->method;
+    if (call->deadline) {
+        uint64_t now = uv_now(a->loop);
+        uint64_t left = call->deadline > now ? call->deadline - now : 1;
+        req.timeout_ms = left > UINT32_MAX ? UINT32_MAX : (uint32_t)left;
+    }
+    if (a->token[0]) {
+        if (asprintf(&auth, "Bearer %s", a->token) < 0) {
+            call_finish(call, sentra__local_status(&call->status, SENTRA_ENOMEM,
+                                                   SENTRA_RESOURCE_EXHAUSTED, "out of memory"), NULL);
+            return;
+        }
+        md.key = "authorization";
+        md.value = auth;
+        req.n_metadata = 1;
+        req.metadata = mds;
+    }
+    if (call->idem_key)
+        req.idempotency_key = call->idem_key;
+    req.payload.data = call->payload;
+    req.payload.len = call->payload_len;
+
+    size_t n = protobuf_c_message_get_packed_size(&req.base);
+    uint8_t *buf = malloc(n ? n : 1);
+    if (!buf) {
+        free(auth);
+        call_finish(call, sentra__local_status(&call->status, SENTRA_ENOMEM,
+                                               SENTRA_RESOURCE_EXHAUSTED, "out of memory"), NULL);
+        return;
+    }
+    protobuf_c_message_pack(&req.base, buf);
+    free(auth);
+
+    call->stream_id = c->next_stream;
+    c->next_stream += 2;
+    call->conn = c;
+    call->state = CALL_INFLIGHT;
+    call->attempts++;
+    q_push(&c->buckets[call->stream_id % NBUCKETS], &call->node);
+    c->n_inflight++;
+    int rc = send_frame(c, SENTRA_FRAME_REQUEST, call->stream_id, buf, n);
+    free(buf);
+    if (rc < 0)
+        conn_fail(c, SENTRA_ECONNLOST, "write to %s: %s", a->address, uv_strerror(rc));
+}
+
+static void flush_pending(sentra_async_t *a)
+{
+    struct sconn *c = a->conn;
+    while (c && c->state == CONN_READY && !q_empty(&a->pending)) {
+        sentra_async_call_t *call = CONTAINER_OF(a->pending.next, sentra_async_call_t, node);
+        q_remove(&call->node);
+        if (c->next_stream > 0x7ffffffd) {
+            /* Stream ids ran out: finish this connection, use a new one. */
+            q_push(&a->pending, &call->node);
+            c->state = CONN_DRAINING;
+            c->goaway_last = UINT32_MAX;
+            if (c->n_inflight == 0)
+                conn_fail(c, SENTRA_ECONNLOST, "stream ids exhausted");
+            return;
+        }
+        send_call(c, call);
+        c = a->conn; /* send_call may have failed the connection */
+    }
+}
+
+/* Makes sure a connection is coming when calls wait for one. */
+static void kick(sentra_async_t *a)
+{
+    if (a->closing || q_empty(&a->pending))
+        return;
+    if (a->conn) {
+        if (a->conn->state == CONN_READY)
+            flush_pending(a);
+        return; /* connecting, or draining: its end starts the next one */
+    }
+    if (uv_is_active((uv_handle_t *)&a->reconnect_timer))
+        return;
+    conn_start(a);
+}
+
+/* ---------------------------------------------------------------- calls */
+
+static void call_closed(uv_handle_t *h)
+{
+    sentra_async_call_t *call = h->data;
+    sentra_async_t *a = call->a;
+    free(call);
+    a->calls_alive--;
+    maybe_free_async(a);
+}
+
+/* Runs the callback now. The call must be out of every queue. */
+static void call_complete_now(sentra_async_call_t *call)
+{
+    sentra_async_t *a = call->a;
+    uv_timer_stop(&call->timer);
+    a->outstanding--;
+    ProtobufCMessage *resp = call->resp;
+    call->resp = NULL;
+    call->cb(call, call->rc, resp, &call->status, call->arg);
+    sentra_status_clear(&call->status);
+    free(call->method);
+    free(call->payload);
+    free(call->idem_key);
+    uv_close((uv_handle_t *)&call->timer, call_closed);
+    update_ref(a);
+}
+
+static void call_timer_cb(uv_timer_t *t);
+
+/* Detaches the call from where it is and runs the callback. rc and
+ * call->status must be set (rc 0 requires resp). */
+static void call_finish(sentra_async_call_t *call, int rc, ProtobufCMessage *resp)
+{
+    if (call->state == CALL_INFLIGHT) {
+        call->conn->n_inflight--;
+        call->conn = NULL;
+    }
+    q_remove(&call->node);
+    call->state = CALL_FINISHING;
+    call->rc = rc;
+    call->resp = resp;
+    call_complete_now(call);
+}
+
+/* Finishes the call on the next loop iteration (for cancel, which must not
+ * call back from inside itself). */
+static void call_finish_later(sentra_async_call_t *call, int rc)
+{
+    if (call->state == CALL_INFLIGHT) {
+        call->conn->n_inflight--;
+        call->conn = NULL;
+    }
+    q_remove(&call->node);
+    call->state = CALL_FINISHING;
+    call->rc = rc;
+    call->resp = NULL;
+    uv_timer_start(&call->timer, call_timer_cb, 0, 0);
+}
+
+/* Sends the call again later or now, or fails it when attempts or time ran
+ * out. `err` and the message describe why the last attempt failed; they
+ * become the call's outcome when no retry is left. */
+static void call_retry(sentra_async_call_t *call, int err, int code, const char *msg, int delay)
+{
+    sentra_async_t *a = call->a;
+    if (call->state == CALL_INFLIGHT) {
+        call->conn->n_inflight--;
+        call->conn = NULL;
+    }
+    q_remove(&call->node);
+    uint64_t now = uv_now(a->loop);
+    uint64_t wait = delay ? backoff_ms(a, call->attempts) : 0;
+    if (call->attempts >= a->max_attempts || a->closing ||
+        (call->deadline && now + wait >= call->deadline)) {
+        call->state = CALL_PENDING; /* so that call_finish does not touch conn */
+        call_finish(call, sentra__local_status(&call->status, err, code, "%s", msg), NULL);
+        return;
+    }
+    if (wait == 0) {
+        call->state = CALL_PENDING;
+        q_push(&a->pending, &call->node);
+        kick(a);
+        return;
+    }
+    call->state = CALL_WAIT_RETRY;
+    call->retry_at = now + wait;
+    q_push(&a->waiting, &call->node);
+    call_arm_timer(call);
+}
+
+static void call_arm_timer(sentra_async_call_t *call)
+{
+    uint64_t now = uv_now(call->a->loop);
+    uint64_t at = 0;
+    if (call->deadline)
+        at = call->deadline;
+    if (call->state == CALL_WAIT_RETRY && (!at || call->retry_at < at))
+        at = call->retry_at;
+    if (!at) {
+        uv_timer_stop(&call->timer);
+        return;
+    }
+    uv_timer_start(&call->timer, call_timer_cb, at > now ? at - now : 0, 0);
+}
+
+static void call_timer_cb(uv_timer_t *t)
+{
+    sentra_async_call_t *call = t->data;
+    sentra_async_t *a = call->a;
+    uint64_t now = uv_now(a->loop);
+
+    if (call->state == CALL_FINISHING) {
+        call_complete_now(call);
+        return;
+    }
+    if (call->deadline && now >= call->deadline) {
+        if (call->state == CALL_INFLIGHT && call->conn->state != CONN_CLOSING)
+            send_frame(call->conn, SENTRA_FRAME_CANCEL, call->stream_id, NULL, 0);
+        call_finish(call, sentra__local_status(&call->status, SENTRA_ETIMEDOUT,
+                                               SENTRA_DEADLINE_EXCEEDED,
+                                               "deadline exceeded (client side, after %u attempt%s)",
+                                               call->attempts, call->attempts == 1 ? "" : "s"),
+                    NULL);
+        return;
+    }
+    if (call->state == CALL_WAIT_RETRY && now >= call->retry_at) {
+        q_remove(&call->node);
+        call->state = CALL_PENDING;
+        q_push(&a->pending, &call->node);
+        call_arm_timer(call);
+        kick(a);
+        return;
+    }
+    call_arm_timer(call);
+}
+
+sentra_async_call_t *sentra_async_call(sentra_async_t *a, const char *method,
+                                       const ProtobufCMessage *req,
+                                       const ProtobufCMessageDescriptor *resp_desc,
+                                       const sentra_call_opts_t *opts,
+                                       sentra_async_cb cb, void *arg)
+{
+    if (!a || !method || !*method || !req || !resp_desc || !cb || a->closing)
+        return NULL;
+    size_t n = protobuf_c_message_get_packed_size(req);
+    /* The envelope adds the method, token and key: keep a margin. */
+    if (n + strlen(method) + strlen(a->token) + 1024 > a->max_frame)
+        return NULL;
+    sentra_async_call_t *call = calloc(1, sizeof *call);
+    if (!call)
+        return NULL;
+    call->a = a;
+    call->method = strdup(method);
+    call->payload = malloc(n ? n : 1);
+    const char *key = opts && opts->idempotency_key && opts->idempotency_key[0]
+                          ? opts->idempotency_key : NULL;
+    if (key)
+        call->idem_key = strdup(key);
+    if (!call->method || !call->payload || (key && !call->idem_key)) {
+        free(call->method);
+        free(call->payload);
+        free(call->idem_key);
+        free(call);
+        return NULL;
+    }
+    call->payload_len = protobuf_c_message_pack(req, call->payload);
+    call->resp_desc = resp_desc;
+    call->retry_safe = !(opts && opts->no_retry) && (key || sentra_method_is_read(method));
+    int64_t dl = opts && opts->deadline_ms ? opts->deadline_ms : (int64_t)a->default_deadline_ms;
+    /* uv_now is cached per loop iteration; refresh it so a deadline set
+     * after a long stretch of work is not already partly spent. */
+    if (dl > 0) {
+        uv_update_time(a->loop);
+        call->deadline = uv_now(a->loop) + (uint64_t)dl;
+    }
+    call->cb = cb;
+    call->arg = arg;
+    q_init(&call->node);
+    uv_timer_init(a->loop, &call->timer);
+    call->timer.data = call;
+    call->state = CALL_PENDING;
+    a->outstanding++;
+    a->calls_alive++;
+    q_push(&a->pending, &call->node);
+    call_arm_timer(call);
+    kick(a);
+    update_ref(a);
+    return call;
+}
+
+int sentra_async_cancel(sentra_async_call_t *call)
+{
+    if (!call || call->state == CALL_FINISHING)
+        return SENTRA_EINVAL;
+    if (call->state == CALL_INFLIGHT && call->conn->state != CONN_CLOSING)
+        send_frame(call->conn, SENTRA_FRAME_CANCEL, call->stream_id, NULL, 0);
+    sentra__local_status(&call->status, SENTRA_ECANCELED, SENTRA_CANCELLED, "call cancelled by the client");
+    call_finish_later(call, SENTRA_ECANCELED);
+    return 0;
+}
+
+/* ---------------------------------------------------------------- connection */
+
+static void conn_closed(uv_handle_t *h)
+{
+    struct sconn *c = h->data;
+    if (h != (uv_handle_t *)&c->timer)
+        free(h); /* a union io_u */
+    if (--c->closes_pending > 0 || c->gai_running)
+        return;
+    sentra_async_t *a = c->a;
+    if (c->ai_list)
+        uv_freeaddrinfo(c->ai_list);
+    free(c->rbuf);
+    free(c);
+    a->conns_alive--;
+    maybe_free_async(a);
+}
+
+static void conn_release(struct sconn *c)
+{
+    c->state = CONN_CLOSING;
+    c->closes_pending = 1;
+    uv_close((uv_handle_t *)&c->timer, conn_closed);
+    if (c->io) {
+        c->closes_pending++;
+        uv_close(&c->io->handle, conn_closed);
+        c->io = NULL;
+    }
+}
+
+static void reconnect_cb(uv_timer_t *t)
+{
+    sentra_async_t *a = t->data;
+    if (!a->conn && !q_empty(&a->pending))
+        conn_start(a);
+}
+
+/* Ends the connection: calls on the wire are retried or failed, waiting
+ * calls get a new connection after a backoff. */
+static void conn_fail(struct sconn *c, int err, const char *fmt, ...)
+{
+    sentra_async_t *a = c->a;
+    if (c->state == CONN_CLOSING)
+        return;
+    int was_connected = c->state == CONN_READY || c->state == CONN_DRAINING;
+    int draining = c->state == CONN_DRAINING;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(a->errmsg, sizeof a->errmsg, fmt, ap);
+    va_end(ap);
+    if (a->conn == c)
+        a->conn = NULL;
+    c->state = CONN_CLOSING; /* from here no frame is sent on it */
+
+    for (int b = 0; b < NBUCKETS; b++) {
+        while (!q_empty(&c->buckets[b])) {
+            sentra_async_call_t *call = CONTAINER_OF(c->buckets[b].next, sentra_async_call_t, node);
+            if (a->closing) {
+                if (was_connected)
+                    send_frame(c, SENTRA_FRAME_CANCEL, call->stream_id, NULL, 0);
+                call_finish(call, sentra__local_status(&call->status, SENTRA_ECLOSED,
+                                                       SENTRA_CANCELLED, "client handle closed"),
+                            NULL);
+            } else if (call->retry_safe || (draining && call->stream_id > c->goaway_last)) {
+                call_retry(call, SENTRA_ECONNLOST, SENTRA_UNAVAILABLE, a->errmsg, 0);
+            } else {
+                call_finish(call, sentra__local_status(&call->status, SENTRA_ECONNLOST, SENTRA_UNAVAILABLE,
+                                                       "%s; the request may or may not have been applied",
+                                                       a->errmsg),
+                            NULL);
+            }
+        }
+    }
+    conn_release(c);
+
+    if (a->closing)
+        return;
+    if (!was_connected) {
+        /* A failed connect counts as an attempt for every waiting call. */
+        a->connect_failures++;
+        qnode_t *n = a->pending.next;
+        while (n != &a->pending) {
+            sentra_async_call_t *call = CONTAINER_OF(n, sentra_async_call_t, node);
+            n = n->next;
+            if (++call->attempts >= a->max_attempts)
+                call_finish(call, sentra__local_status(&call->status, err == SENTRA_ECONNLOST ? SENTRA_ECONNECT : err,
+                                                       SENTRA_UNAVAILABLE, "%s", a->errmsg),
+                            NULL);
+        }
+    }
+    if (!q_empty(&a->pending) && !a->conn) {
+        uint64_t d = a->connect_failures ? backoff_ms(a, a->connect_failures) : 0;
+        uv_timer_start(&a->reconnect_timer, reconnect_cb, d, 0);
+    }
+}
+
+static void conn_timeout(uv_timer_t *t)
+{
+    struct sconn *c = t->data;
+    conn_fail(c, SENTRA_ECONNECT, "connect to %s: timed out after %u ms", c->a->address,
+              c->a->connect_timeout_ms);
+}
+
+/* ---------------------------------------------------------------- reading */
+
+static void on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf)
+{
+    struct sconn *c = h->data;
+    if (c->rcap - c->rlen < 65536) {
+        size_t ncap = c->rcap ? c->rcap * 2 : 131072;
+        while (ncap - c->rlen < 65536)
+            ncap *= 2;
+        uint8_t *nb = realloc(c->rbuf, ncap);
+        if (!nb) {
+            *buf = uv_buf_init(NULL, 0); /* libuv reports UV_ENOBUFS */
+            return;
+        }
+        c->rbuf = nb;
+        c->rcap = ncap;
+    }
+    *buf = uv_buf_init((char *)c->rbuf + c->rlen, (unsigned)(c->rcap - c->rlen));
+}
+
+static void on_response(struct sconn *c, uint32_t stream, const uint8_t *p, size_t n)
+{
+    sentra_async_t *a = c->a;
+    sentra_async_call_t *call = NULL;
+    qnode_t *b = &c->buckets[stream % NBUCKETS];
+    for (qnode_t *q = b->next; q != b; q = q->next) {
+        sentra_async_call_t *x = CONTAINER_OF(q, sentra_async_call_t, node);
+        if (x->stream_id == stream) {
+            call = x;
+            break;
+        }
+    }
+    if (!call)
+        return; /* cancelled or timed out locally: the late answer is dropped */
+
+    Sentra__V1__Response *r = sentra__v1__response__unpack(NULL, n, p);
+    if (!r) {
+        call_finish(call, sentra__local_status(&call->status, SENTRA_EDECODE, SENTRA_INTERNAL,
+                                               "undecodable Response envelope"), NULL);
+        return;
+    }
+    if ((int)r->code == SENTRA_OK) {
+        ProtobufCMessage *m = protobuf_c_message_unpack(call->resp_desc, NULL, r->payload.len, r->payload.data);
+        sentra__v1__response__free_unpacked(r, NULL);
+        if (!m) {
+            call_finish(call, sentra__local_status(&call->status, SENTRA_EDECODE, SENTRA_INTERNAL,
+                                                   "undecodable %s payload", call->resp_desc->name),
+                        NULL);
+            return;
+        }
+        sentra_status_clear(&call->status);
+        call_finish(call, 0, m);
+        return;
+    }
+    if ((int)r->code == SENTRA_UNAVAILABLE && call->retry_safe && !a->closing) {
+        char msg[256];
+        snprintf(msg, sizeof msg, "%s", r->message ? r->message : "unavailable");
+        sentra__v1__response__free_unpacked(r, NULL);
+        /* The server's own words should survive if this was the last try. */
+        if (call->attempts >= a->max_attempts) {
+            Sentra__V1__Response tmp = SENTRA__V1__RESPONSE__INIT;
+            tmp.code = SENTRA__V1__CODE__UNAVAILABLE;
+            tmp.message = msg;
+            sentra__status_from_response(&call->status, &tmp);
+            call_finish(call, SENTRA_ESTATUS, NULL);
+            return;
+        }
+        call_retry(call, SENTRA_ESTATUS, SENTRA_UNAVAILABLE, msg, 1);
+        return;
+    }
+    int rc = sentra__status_from_response(&call->status, r);
+    sentra__v1__response__free_unpacked(r, NULL);
+    call_finish(call, rc ? rc : SENTRA_ESTATUS, NULL);
+}
+
+static void on_goaway(struct sconn *c, const uint8_t *p, size_t n)
+{
+    Sentra__V1__GoAway *g = sentra__v1__go_away__unpack(NULL, n, p);
+    uint32_t last = g ? g->last_stream_id : 0;
+    snprintf(c->a->errmsg, sizeof c->a->errmsg, "server sent GOAWAY (%s: %s)",
+             g ? sentra_status_name(g->code) : "?", g && g->reason ? g->reason : "");
+    if (g)
+        sentra__v1__go_away__free_unpacked(g, NULL);
+    if (c->state == CONN_READY || c->state == CONN_DRAINING) {
+        c->state = CONN_DRAINING;
+        c->goaway_last = last;
+    }
+    /* Requests above `last` were not processed: send them again elsewhere. */
+    sentra_async_t *a = c->a;
+    for (int b = 0; b < NBUCKETS; b++) {
+        qnode_t *q = c->buckets[b].next;
+        while (q != &c->buckets[b]) {
+            sentra_async_call_t *call = CONTAINER_OF(q, sentra_async_call_t, node);
+            q = q->next;
+            if (call->stream_id > last)
+                call_retry(call, SENTRA_ECONNLOST, SENTRA_UNAVAILABLE, a->errmsg, 0);
+        }
+    }
+    if (c->n_inflight == 0)
+        conn_fail(c, SENTRA_ECONNLOST, "%s", a->errmsg);
+}
+
+static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
+{
+    struct sconn *c = s->data;
+    sentra_async_t *a = c->a;
+    if (nread == 0)
+        return;
+    if (nread < 0) {
+        conn_fail(c, SENTRA_ECONNLOST, "connection to %s lost: %s", a->address,
+                  nread == UV_EOF ? "closed by the server" : uv_strerror((int)nread));
+        return;
+    }
+    c->rlen += (size_t)nread;
+    size_t start = 0;
+    while (c->state != CONN_CLOSING) {
+        sentra_frame_t f;
+        size_t used;
+        int r = sentra_frame_decode(c->rbuf + start, c->rlen - start, a->max_frame, &f, &used);
+        if (r == SENTRA_FRAME_NEED_MORE)
+            break;
+        if (r < 0) {
+            conn_fail(c, SENTRA_EPROTO, "protocol error from %s: %s", a->address, sentra_frame_strerror(r));
+            return;
+        }
+        start += used;
+        switch (f.type) {
+        case SENTRA_FRAME_RESPONSE:
+            on_response(c, f.stream_id, f.payload, f.length);
+            break;
+        case SENTRA_FRAME_PING:
+            send_frame(c, SENTRA_FRAME_PONG, 0, f.payload, f.length);
+            break;
+        case SENTRA_FRAME_PONG:
+            break;
+        case SENTRA_FRAME_GOAWAY:
+            on_goaway(c, f.payload, f.length);
+            break;
+        default: /* REQUEST or CANCEL from a server makes no sense */
+            conn_fail(c, SENTRA_EPROTO, "protocol error from %s: unexpected %s frame", a->address,
+                      sentra_frame_type_name(f.type));
+            return;
+        }
+    }
+    if (c->state == CONN_CLOSING)
+        return;
+    if (start) {
+        memmove(c->rbuf, c->rbuf + start, c->rlen - start);
+        c->rlen -= start;
+    }
+    /* Draining and nothing left to wait for: make way for a new connection. */
+    if (c->state == CONN_DRAINING && c->n_inflight == 0)
+        conn_fail(c, SENTRA_ECONNLOST, "%s", a->errmsg);
+}
+
+/* ---------------------------------------------------------------- connecting */
+
+static void on_connect(uv_connect_t *req, int status);
+
+static void try_next_addr(struct sconn *c, int last_err)
+{
+    sentra_async_t *a = c->a;
+    while (c->ai_next) {
+        struct addrinfo *ai = c->ai_next;
+        c->ai_next = ai->ai_next;
+        if (c->io) {
+            /* The previous address' socket closes on its own. */
+            c->closes_pending++;
+            uv_close(&c->io->handle, conn_closed);
+            c->io = NULL;
+        }
+        if (!(c->io = malloc(sizeof *c->io))) {
+            last_err = UV_ENOMEM;
+            break;
+        }
+        uv_tcp_init(a->loop, &c->io->tcp);
+        c->io->handle.data = c;
+        uv_tcp_nodelay(&c->io->tcp, 1);
+        c->creq.data = c;
+        int rc = uv_tcp_connect(&c->creq, &c->io->tcp, ai->ai_addr, on_connect);
+        if (rc == 0)
+            return;
+        last_err = rc;
+    }
+    conn_fail(c, SENTRA_ECONNECT, "connect to %s: %s", a->address, uv_strerror(last_err));
+}
+
+static void on_connect(uv_connect_t *req, int status)
+{
+    struct sconn *c = req->data;
+    sentra_async_t *a = c->a;
+    if (status == UV_ECANCELED || c->state == CONN_CLOSING)
+        return;
+    if (status < 0) {
+        if (c->ai_next) {
+            try_next_addr(c, status);
+            return;
+        }
+        conn_fail(c, SENTRA_ECONNECT, "connect to %s: %s", a->address, uv_strerror(status));
+        return;
+    }
+    uv_timer_stop(&c->timer);
+    int rc = uv_read_start(&c->io->stream, on_alloc, on_read);
+    if (rc < 0) {
+        conn_fail(c, SENTRA_ECONNECT, "connect to %s: %s", a->address, uv_strerror(rc));
+        return;
+    }
+    c->state = CONN_READY;
+    update_ref(a);
+    a->connect_failures = 0;
+    a->connections++;
+    a->errmsg[0] = 0;
+    flush_pending(a);
+}
+
+static void on_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
+{
+    struct sconn *c = req->data;
+    c->gai_running = 0;
+    c->ai_list = res;
+    if (c->state == CONN_CLOSING) {
+        /* Abandoned while resolving: finish the deferred free. */
+        c->closes_pending++;
+        conn_closed((uv_handle_t *)&c->timer);
+        return;
+    }
+    if (status < 0) {
+        conn_fail(c, SENTRA_ECONNECT, "resolve %s: %s", c->a->address, uv_strerror(status));
+        return;
+    }
+    c->ai_next = res;
+    c->state = CONN_CONNECTING;
+    try_next_addr(c, UV_EADDRNOTAVAIL);
+}
+
+static void conn_start(sentra_async_t *a)
+{
+    struct sconn *c = calloc(1, sizeof *c);
+    if (!c) {
+        snprintf(a->errmsg, sizeof a->errmsg, "out of memory");
+        while (!q_empty(&a->pending)) {
+            sentra_async_call_t *call = CONTAINER_OF(a->pending.next, sentra_async_call_t, node);
+            call_finish(call, sentra__local_status(&call->status, SENTRA_ENOMEM, SENTRA_RESOURCE_EXHAUSTED,
+                                                   "out of memory"), NULL);
+        }
+        return;
+    }
+    c->a = a;
+    c->next_stream = 1;
+    for (int i = 0; i < NBUCKETS; i++)
+        q_init(&c->buckets[i]);
+    uv_timer_init(a->loop, &c->timer);
+    c->timer.data = c;
+    a->conn = c;
+    a->conns_alive++;
+    uv_timer_start(&c->timer, conn_timeout, a->connect_timeout_ms, 0);
+
+    char *host = malloc(strlen(a->address) + 1);
+    char port[8];
+    const char *path;
+    if (!host) {
+        conn_fail(c, SENTRA_ENOMEM, "out of memory");
+        return;
+    }
+    parse_address(a->address, &path, host, port); /* checked at creation */
+    if (path) {
+        free(host);
+        c->state = CONN_CONNECTING;
+        if (!(c->io = malloc(sizeof *c->io))) {
+            conn_fail(c, SENTRA_ENOMEM, "out of memory");
+            return;
+        }
+        uv_pipe_init(a->loop, &c->io->pipe, 0);
+        c->io->handle.data = c;
+        c->creq.data = c;
+        uv_pipe_connect(&c->creq, &c->io->pipe, path, on_connect);
+        return;
+    }
+    c->state = CONN_RESOLVING;
+    struct addrinfo hints;
+    memset(&hints, 0, sizeof hints);
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_ADDRCONFIG;
+    c->gai.data = c;
+    c->gai_running = 1;
+    int rc = uv_getaddrinfo(a->loop, &c->gai, on_resolved, host, port, &hints);
+    free(host);
+    if (rc < 0) {
+        c->gai_running = 0;
+        conn_fail(c, SENTRA_ECONNECT, "resolve %s: %s", a->address, uv_strerror(rc));
+    }
+}
