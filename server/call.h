@@ -27,6 +27,8 @@
 #include "db.h"
 #include "status.h"
 #include "sentra/v1/rpc.pb-c.h"
+#include "sentra/v1/sentra.pb-c.h"
+#include "sentra/v1/system.pb-c.h"
 
 struct server;
 struct method;
@@ -64,6 +66,7 @@ struct call {
     void *timer;                   /* deadline timer (uv_timer_t *) */
     struct call *next, *prev;      /* in conn's list of calls */
     int code;                      /* the status answered, for the request log */
+    char *secret;                  /* the token while it is being verified */
 };
 
 #define CALL_F_ANSWERED  0x01   /* a reply was sent (or could not be) */

@@ -32,10 +32,11 @@ typedef struct config {
 } config_t;
 
 /* Fills cfg with defaults, then the file named by SENTRA_CONFIG or
- * --config, then the environment, then argv flags. Leaves in *rest the index
- * of the first non-flag argument (a subcommand). Returns 0, or -1 after
- * printing why to stderr. */
-int config_load(config_t *cfg, int argc, char **argv, int *rest);
+ * --config (lines "name = value", names as the long flags without "--"),
+ * then the environment, then argv flags. Arguments that are not server
+ * settings (the subcommand and its own flags) are moved, in order, to
+ * argv[1..*nrest]. Returns 0, or -1 after printing why to stderr. */
+int config_load(config_t *cfg, int argc, char **argv, int *nrest);
 
 /* Prints the --help text. */
 void config_usage(const char *prog);

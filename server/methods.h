@@ -16,6 +16,7 @@ typedef void (*handler_fn)(call_t *c);
 #define METHOD_PUBLIC 0x01   /* no token needed */
 #define METHOD_DEBUG  0x02   /* served only with --enable-debug */
 #define METHOD_WRITE  0x04   /* changes data: refused to the national role */
+#define METHOD_ADMIN  0x08   /* token management: the admin role only */
 
 typedef struct method {
     const char *name;                             /* "/sentra.v1.SentraService/GetSentra" */

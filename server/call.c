@@ -1,0 +1,560 @@
+/*
+ * call.c: the life of one request, from a decoded envelope to its answer
+ * (see call.h for the handler's side of the contract).
+ *
+ *   call_start  -> method lookup -> payload decode -> deadline timer
+ *               -> token check (cache, else one query) -> handler
+ *   handler     -> call_query ... -> call_reply / call_fail
+ *   answer      -> Response packed here, sent by the transport (conn.c)
+ *
+ * A call is reference counted: its connection holds one reference until it
+ * is answered or detached, a query in flight one, the deadline timer one
+ * until its handle has closed. It is freed when the last one drops, which
+ * is also when the handler's call_alloc() memory and call_on_free() hooks
+ * go.
+ */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "call.h"
+#include "conn.h"
+#include "frame.h"
+#include "log.h"
+#include "methods.h"
+#include "server.h"
+#include "sentra/v1/sentra.pb-c.h"
+
+struct call_block {
+    struct call_block *next;
+    max_align_t data[];
+};
+
+struct call_cleanup {
+    struct call_cleanup *next;
+    void (*fn)(void *);
+    void *ptr;
+};
+
+#define MAX_IDEMPOTENCY_KEY 128
+#define MAX_TOKEN_LEN 256
+#define AUTH_TTL_MS 60000
+
+static void call_free(call_t *c)
+{
+    if (c->msg != NULL)
+        protobuf_c_message_free_unpacked(c->msg, NULL);
+    while (c->cleanups != NULL) {
+        struct call_cleanup *k = c->cleanups;
+        c->cleanups = k->next;
+        k->fn(k->ptr);
+        free(k);
+    }
+    while (c->arena != NULL) {
+        struct call_block *b = c->arena;
+        c->arena = b->next;
+        free(b);
+    }
+    free(c);
+}
+
+void call_unref(call_t *c)
+{
+    if (--c->refs == 0)
+        call_free(c);
+}
+
+/* ---------------------------------------------------------------- memory */
+
+void *call_alloc(call_t *c, size_t n)
+{
+    struct call_block *b = calloc(1, sizeof(*b) + n);
+    if (b == NULL)
+        abort();
+    b->next = c->arena;
+    c->arena = b;
+    return b->data;
+}
+
+char *call_strdup(call_t *c, const char *s)
+{
+    size_t n = strlen(s) + 1;
+    char *d = call_alloc(c, n);
+    memcpy(d, s, n);
+    return d;
+}
+
+char *call_printf(call_t *c, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(NULL, 0, fmt, ap);
+    va_end(ap);
+    char *d = call_alloc(c, (size_t)(n > 0 ? n : 0) + 1);
+    va_start(ap, fmt);
+    vsnprintf(d, (size_t)n + 1, fmt, ap);
+    va_end(ap);
+    return d;
+}
+
+void call_on_free(call_t *c, void (*fn)(void *), void *ptr)
+{
+    struct call_cleanup *k = malloc(sizeof(*k));
+    if (k == NULL)
+        abort();
+    k->fn = fn;
+    k->ptr = ptr;
+    k->next = c->cleanups;
+    c->cleanups = k;
+}
+
+/* ---------------------------------------------------------------- answering */
+
+static void timer_closed(uv_handle_t *h)
+{
+    call_t *c = h->data;
+    free(h);
+    call_unref(c);
+}
+
+static void timer_stop(call_t *c)
+{
+    if (c->timer != NULL) {
+        uv_close(c->timer, timer_closed);
+        c->timer = NULL;
+    }
+}
+
+/* Marks c answered with code and lets go of its connection. */
+static void finish(call_t *c, int code)
+{
+    c->flags |= CALL_F_ANSWERED;
+    c->code = code;
+    if (c->srv->cfg->request_log) {
+        double ms = (double)(uv_hrtime() - c->start_ns) / 1e6;
+        log_info("request", "method=%s code=%s ms=%.3f stream=%" PRIu32 " token=%s",
+                 c->method ? c->method->name : "?", sentra_status_name(code), ms,
+                 c->stream_id, c->auth.token_id[0] ? c->auth.token_id : "-");
+    }
+    timer_stop(c);
+    if (c->query != NULL && code != SENTRA_OK)
+        db_query_cancel(c->query);
+    if (c->conn != NULL) {
+        struct conn *conn = c->conn;
+        c->conn = NULL;
+        conn_call_done(conn, c); /* drops the connection's reference */
+    }
+}
+
+/* Packs a Response with an optional payload and hands it to the transport. */
+static void send_response(call_t *c, int code, const char *message,
+                          const violations_t *v, int64_t current_version,
+                          const ProtobufCMessage *payload)
+{
+    if (c->conn == NULL)
+        return;
+    Sentra__V1__Response r = SENTRA__V1__RESPONSE__INIT;
+    uint8_t *inner = NULL;
+    if (payload != NULL) {
+        size_t n = protobuf_c_message_get_packed_size(payload);
+        inner = malloc(n ? n : 1);
+        if (inner == NULL)
+            abort();
+        protobuf_c_message_pack(payload, inner);
+        r.payload.data = inner;
+        r.payload.len = n;
+    }
+    r.code = (Sentra__V1__Code)code;
+    r.message = (char *)(message ? message : "");
+    if (v != NULL) {
+        r.n_violations = v->n;
+        r.violations = v->items;
+    }
+    r.current_version = current_version;
+
+    size_t len = sentra__v1__response__get_packed_size(&r);
+    if (len > c->srv->cfg->max_frame) {
+        /* Too large to send: say so rather than break the frame limit. */
+        free(inner);
+        Sentra__V1__Response small = SENTRA__V1__RESPONSE__INIT;
+        small.code = SENTRA__V1__CODE__RESOURCE_EXHAUSTED;
+        small.message = "response larger than the maximum frame size; ask for less (smaller page)";
+        r = small;
+        inner = NULL;
+        len = sentra__v1__response__get_packed_size(&r);
+        code = SENTRA_RESOURCE_EXHAUSTED;
+    }
+    uint8_t *buf = malloc(SENTRA_FRAME_HEADER_LEN + len);
+    if (buf == NULL)
+        abort();
+    sentra__v1__response__pack(&r, buf + SENTRA_FRAME_HEADER_LEN);
+    free(inner);
+    conn_send_response(c->conn, c->stream_id, buf, len);
+}
+
+void call_reply(call_t *c, const ProtobufCMessage *resp)
+{
+    if (c->flags & CALL_F_ANSWERED)
+        return;
+    send_response(c, SENTRA_OK, NULL, NULL, 0, resp);
+    finish(c, SENTRA_OK);
+}
+
+static void fail_v(call_t *c, int code, const violations_t *v, int64_t version,
+                   const char *fmt, va_list ap)
+{
+    if (c->flags & CALL_F_ANSWERED)
+        return;
+    char msg[1024];
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    send_response(c, code, msg, v, version, NULL);
+    finish(c, code);
+}
+
+void call_fail(call_t *c, int code, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fail_v(c, code, NULL, 0, fmt, ap);
+    va_end(ap);
+}
+
+void call_fail_conflict(call_t *c, int64_t current_version, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fail_v(c, SENTRA_ABORTED, NULL, current_version, fmt, ap);
+    va_end(ap);
+}
+
+static void fail_violations(call_t *c, const violations_t *v, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fail_v(c, SENTRA_INVALID_ARGUMENT, v, 0, fmt, ap);
+    va_end(ap);
+}
+
+void call_fail_violations(call_t *c, const violations_t *v)
+{
+    if (v->n == 0) {
+        call_fail(c, SENTRA_INVALID_ARGUMENT, "invalid request");
+        return;
+    }
+    if (v->n == 1)
+        fail_violations(c, v, "invalid %s: %s", v->items[0]->field, v->items[0]->description);
+    else
+        fail_violations(c, v, "%zu invalid fields, first %s: %s", v->n,
+                        v->items[0]->field, v->items[0]->description);
+}
+
+void violations_add(violations_t *v, const char *field, const char *fmt, ...)
+{
+    if (v->n == v->cap) {
+        size_t cap = v->cap ? v->cap * 2 : 8;
+        void *p = realloc(v->items, cap * sizeof(*v->items));
+        if (p == NULL)
+            abort();
+        v->items = p;
+        v->cap = cap;
+    }
+    Sentra__V1__FieldViolation *fv = malloc(sizeof(*fv));
+    char desc[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(desc, sizeof(desc), fmt, ap);
+    va_end(ap);
+    if (fv == NULL)
+        abort();
+    sentra__v1__field_violation__init(fv);
+    fv->field = strdup(field);
+    fv->description = strdup(desc);
+    if (fv->field == NULL || fv->description == NULL)
+        abort();
+    v->items[v->n++] = fv;
+}
+
+void violations_free(violations_t *v)
+{
+    for (size_t i = 0; i < v->n; i++) {
+        free(v->items[i]->field);
+        free(v->items[i]->description);
+        free(v->items[i]);
+    }
+    free(v->items);
+    v->items = NULL;
+    v->n = v->cap = 0;
+}
+
+int call_db_error(call_t *c, PGresult *res)
+{
+    ExecStatusType st = PQresultStatus(res);
+    if (st != PGRES_FATAL_ERROR && st != PGRES_NONFATAL_ERROR && st != PGRES_PIPELINE_ABORTED)
+        return 0;
+    const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+    const char *msg = PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
+    const char *detail = PQresultErrorField(res, PG_DIAG_MESSAGE_DETAIL);
+    if (state == NULL)
+        state = "";
+    if (msg == NULL)
+        msg = "database error";
+
+    if (state[0] == 'S' && state[1] == 'E') {
+        int code = atoi(state + 2);
+        if (code == SENTRA_ABORTED) {
+            call_fail_conflict(c, detail ? strtoll(detail, NULL, 10) : 0, "%s", msg);
+        } else if (code == SENTRA_INVALID_ARGUMENT && detail != NULL) {
+            /* DETAIL: one "field: reason" per line. */
+            violations_t v = { 0 };
+            const char *p = detail;
+            while (*p) {
+                const char *eol = strchr(p, '\n');
+                size_t n = eol ? (size_t)(eol - p) : strlen(p);
+                char line[512];
+                snprintf(line, sizeof(line), "%.*s", (int)n, p);
+                char *colon = strstr(line, ": ");
+                if (colon != NULL) {
+                    *colon = '\0';
+                    violations_add(&v, line, "%s", colon + 2);
+                } else if (line[0]) {
+                    violations_add(&v, "", "%s", line);
+                }
+                p += n;
+                if (*p == '\n')
+                    p++;
+            }
+            fail_violations(c, &v, "%s", msg);
+            violations_free(&v);
+        } else if (code > 0 && code <= 16) {
+            call_fail(c, code, "%s", msg);
+        } else {
+            call_fail(c, SENTRA_INTERNAL, "%s", msg);
+        }
+    } else if (strcmp(state, "23505") == 0) {
+        call_fail(c, SENTRA_ALREADY_EXISTS, "%s", msg);
+    } else if (strncmp(state, "23", 2) == 0 || strncmp(state, "22", 2) == 0) {
+        call_fail(c, SENTRA_INVALID_ARGUMENT, "%s", msg);
+    } else if (strcmp(state, "40001") == 0 || strcmp(state, "40P01") == 0) {
+        call_fail(c, SENTRA_ABORTED, "%s; retry", msg);
+    } else if (strcmp(state, "57014") == 0) {
+        call_fail(c, SENTRA_CANCELLED, "statement cancelled");
+    } else if (strncmp(state, "08", 2) == 0 || strcmp(state, "57P01") == 0) {
+        call_fail(c, SENTRA_UNAVAILABLE, "database unavailable: %s", msg);
+    } else {
+        log_error("db_error", "method=%s sqlstate=%s error=\"%s\"",
+                  c->method ? c->method->name : "?", state, msg);
+        call_fail(c, SENTRA_INTERNAL, "internal database error (sqlstate %s)", state);
+    }
+    return 1;
+}
+
+/* ---------------------------------------------------------------- database */
+
+static void on_query(void *arg, int status, PGresult *res)
+{
+    call_t *c = arg;
+    c->query = NULL;
+    if (!(c->flags & CALL_F_ANSWERED)) {
+        if (status == DB_OK) {
+            call_db_cb cb = c->query_cb;
+            c->query_cb = NULL;
+            cb(c, res);
+        } else {
+            call_fail(c, SENTRA_UNAVAILABLE, "database unavailable");
+        }
+    }
+    call_unref(c);
+}
+
+void call_query(call_t *c, db_stmt_t *stmt, int nparams,
+                const char *const *values, call_db_cb cb)
+{
+    if (c->flags & CALL_F_ANSWERED)
+        return;
+    c->refs++;
+    c->query_cb = cb;
+    c->query = db_query(c->srv->db, stmt, nparams, values, on_query, c);
+}
+
+/* ---------------------------------------------------------------- helpers */
+
+const char *auth_role_name(int role)
+{
+    switch (role) {
+    case SENTRA__V1__ROLE__ROLE_DISTRICT: return "district";
+    case SENTRA__V1__ROLE__ROLE_PROVINCE: return "province";
+    case SENTRA__V1__ROLE__ROLE_NATIONAL: return "national";
+    case SENTRA__V1__ROLE__ROLE_ADMIN: return "admin";
+    }
+    return "none";
+}
+
+int64_t call_ms_left(const call_t *c)
+{
+    uint64_t now = uv_hrtime();
+    return now >= c->deadline_ns ? 0 : (int64_t)((c->deadline_ns - now) / 1000000);
+}
+
+/* ---------------------------------------------------------------- starting */
+
+call_t *call_new(struct server *srv, struct conn *conn, uint32_t stream_id)
+{
+    call_t *c = calloc(1, sizeof(*c));
+    if (c == NULL)
+        abort();
+    c->srv = srv;
+    c->conn = conn;
+    c->stream_id = stream_id;
+    c->refs = 1;
+    c->idempotency_key = "";
+    c->start_ns = uv_hrtime();
+    return c;
+}
+
+static void on_deadline(uv_timer_t *t)
+{
+    call_cancel(t->data, SENTRA_DEADLINE_EXCEEDED);
+}
+
+/* Role checks common to all methods, then the handler. */
+static void dispatch(call_t *c)
+{
+    const method_t *m = c->method;
+    int role = c->auth.role;
+    if (!(m->flags & METHOD_PUBLIC)) {
+        if (m->flags & METHOD_ADMIN) {
+            if (role != SENTRA__V1__ROLE__ROLE_ADMIN) {
+                call_fail(c, SENTRA_PERMISSION_DENIED, "%s needs an admin token", m->name);
+                return;
+            }
+        } else if (role == SENTRA__V1__ROLE__ROLE_ADMIN) {
+            call_fail(c, SENTRA_PERMISSION_DENIED,
+                      "admin tokens manage tokens only; use a district, province or national token");
+            return;
+        } else if ((m->flags & METHOD_WRITE) && role == SENTRA__V1__ROLE__ROLE_NATIONAL) {
+            call_fail(c, SENTRA_PERMISSION_DENIED, "national tokens are read-only");
+            return;
+        }
+    }
+    m->handler(c);
+}
+
+static db_stmt_t auth_stmt = {
+    "SELECT id, role, coalesce(region_code, '') FROM api_token"
+    " WHERE secret_hash = sha256(convert_to($1, 'UTF8')) AND revoked_at IS NULL",
+    0
+};
+
+static const char *call_secret(const Sentra__V1__Request *req)
+{
+    for (size_t i = 0; i < req->n_metadata; i++) {
+        const Sentra__V1__Metadata *md = req->metadata[i];
+        if (md->key == NULL || strcasecmp(md->key, "authorization") != 0)
+            continue;
+        const char *v = md->value ? md->value : "";
+        if (strncasecmp(v, "Bearer ", 7) != 0)
+            return NULL;
+        v += 7;
+        while (*v == ' ')
+            v++;
+        return *v && strlen(v) <= MAX_TOKEN_LEN ? v : NULL;
+    }
+    return NULL;
+}
+
+static void on_auth(call_t *c, PGresult *res)
+{
+    if (call_db_error(c, res))
+        return;
+    if (PQntuples(res) != 1) {
+        call_fail(c, SENTRA_UNAUTHENTICATED, "unknown or revoked token");
+        return;
+    }
+    snprintf(c->auth.token_id, sizeof(c->auth.token_id), "%s", PQgetvalue(res, 0, 0));
+    c->auth.role = auth_role_from_name(PQgetvalue(res, 0, 1));
+    snprintf(c->auth.region, sizeof(c->auth.region), "%s", PQgetvalue(res, 0, 2));
+    auth_cache_put(c->srv->auth, c->secret, uv_hrtime() / 1000000, &c->auth);
+    dispatch(c);
+}
+
+void call_start(call_t *c, const Sentra__V1__Request *req)
+{
+    server_t *srv = c->srv;
+    const config_t *cfg = srv->cfg;
+    srv->requests++;
+
+    const method_t *m = method_find(req->method ? req->method : "");
+    if (m == NULL || ((m->flags & METHOD_DEBUG) && !cfg->enable_debug)) {
+        call_fail(c, SENTRA_UNIMPLEMENTED, "unknown method \"%.200s\"", req->method ? req->method : "");
+        return;
+    }
+    c->method = m;
+
+    uint32_t ms = req->timeout_ms ? req->timeout_ms : (uint32_t)cfg->default_deadline_ms;
+    c->deadline_ns = c->start_ns + (uint64_t)ms * 1000000;
+    uv_timer_t *t = malloc(sizeof(*t));
+    if (t == NULL)
+        abort();
+    uv_timer_init(srv->loop, t);
+    t->data = c;
+    uv_timer_start(t, on_deadline, ms, 0);
+    c->timer = t;
+    c->refs++;
+
+    c->msg = protobuf_c_message_unpack(m->input, NULL, req->payload.len, req->payload.data);
+    if (c->msg == NULL) {
+        call_fail(c, SENTRA_INVALID_ARGUMENT, "payload is not a valid %s", m->input->name);
+        return;
+    }
+    if (req->idempotency_key && req->idempotency_key[0]) {
+        if (strlen(req->idempotency_key) > MAX_IDEMPOTENCY_KEY) {
+            call_fail(c, SENTRA_INVALID_ARGUMENT, "idempotency key longer than %d bytes",
+                      MAX_IDEMPOTENCY_KEY);
+            return;
+        }
+        c->idempotency_key = call_strdup(c, req->idempotency_key);
+    }
+    if (m->flags & METHOD_PUBLIC) {
+        dispatch(c);
+        return;
+    }
+
+    const char *secret = call_secret(req);
+    if (secret == NULL) {
+        call_fail(c, SENTRA_UNAUTHENTICATED,
+                  "missing or malformed \"authorization: Bearer <token>\" metadata");
+        return;
+    }
+    if (auth_cache_get(srv->auth, secret, uv_hrtime() / 1000000, &c->auth)) {
+        dispatch(c);
+        return;
+    }
+    /* Keep the secret for the cache until the answer comes: the request
+     * envelope is freed when this function returns. */
+    c->secret = call_strdup(c, secret);
+    const char *params[1] = { secret };
+    call_query(c, &auth_stmt, 1, params, on_auth);
+}
+
+void call_cancel(call_t *c, int code)
+{
+    if (c->flags & CALL_F_ANSWERED)
+        return;
+    if (code == SENTRA_CANCELLED)
+        c->flags |= CALL_F_CANCELLED;
+    call_fail(c, code, code == SENTRA_DEADLINE_EXCEEDED ? "deadline exceeded" : "cancelled by the client");
+}
+
+void call_detach(call_t *c)
+{
+    c->conn = NULL;
+    if (!(c->flags & CALL_F_ANSWERED)) {
+        c->flags |= CALL_F_ANSWERED | CALL_F_CANCELLED;
+        c->code = SENTRA_CANCELLED;
+        timer_stop(c);
+        if (c->query != NULL)
+            db_query_cancel(c->query);
+    }
+    call_unref(c);
+}

@@ -1,0 +1,30 @@
+/*
+ * methods.c: the dispatch table. One line per method: its full name, its
+ * request type, its handler and its flags (methods.h). Adding a method is
+ * adding a line here and a handler in a handlers_*.c file.
+ */
+#include <string.h>
+
+#include "methods.h"
+#include "sentra/v1/sentra.pb-c.h"
+#include "sentra/v1/system.pb-c.h"
+
+#define M(svc, name, req, fn, flags) \
+    { "/sentra.v1." svc "/" name, &sentra__v1__##req##__descriptor, fn, flags }
+
+const method_t methods[] = {
+    M("Health", "Check", health_check_request, h_health_check, METHOD_PUBLIC),
+    M("SystemService", "Ping", ping_request, h_ping, METHOD_PUBLIC),
+    M("SystemService", "GetDescriptorSet", get_descriptor_set_request, h_get_descriptor_set, METHOD_PUBLIC),
+    M("SystemService", "Sleep", sleep_request, h_sleep, METHOD_PUBLIC | METHOD_DEBUG),
+    { NULL, NULL, NULL, 0 }
+};
+
+const method_t *method_find(const char *name)
+{
+    /* A handful of methods: a linear scan beats hashing here. */
+    for (const method_t *m = methods; m->name != NULL; m++)
+        if (strcmp(m->name, name) == 0)
+            return m;
+    return NULL;
+}

@@ -1,0 +1,192 @@
+/*
+ * server.c: listeners, signals and the graceful stop.
+ *
+ * Stopping (SIGTERM or SIGINT): the listeners close, every connection gets
+ * a GOAWAY and closes once its calls are answered; after the grace period
+ * whatever is left is cancelled and closed. Then the database pool closes
+ * and uv_run() returns. A write is acknowledged only after its transaction
+ * committed, so nothing acknowledged is lost on any of these paths.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "conn.h"
+#include "log.h"
+#include "server.h"
+#include "status.h"
+
+static void on_connection(uv_stream_t *listener, int status)
+{
+    server_t *srv = listener->data;
+    if (status < 0) {
+        log_warn("listen_error", "error=%s", uv_strerror(status));
+        return;
+    }
+    conn_accept(srv, listener);
+}
+
+static void on_notify(void *arg, const char *channel, const char *payload)
+{
+    server_t *srv = arg;
+    /* A token was revoked, or notifications may have been missed: forget
+     * every cached token; the next requests look them up again. */
+    auth_cache_clear(srv->auth);
+    log_debug("auth_cache_cleared", "channel=%s token=%s", channel ? channel : "-",
+              payload ? payload : "-");
+}
+
+static void on_signal(uv_signal_t *h, int signum)
+{
+    server_t *srv = h->data;
+    log_info("signal", "signal=%d", signum);
+    if (srv->stopping) {
+        if (signum == SIGINT)
+            log_info("signal_again", "still stopping; waiting for calls in flight");
+        return;
+    }
+    server_stop(srv);
+}
+
+static void finish_stop(server_t *srv)
+{
+    if (srv->conns != NULL || srv->db == NULL)
+        return;
+    log_info("server_stopped", "requests=%llu", (unsigned long long)srv->requests);
+    uv_timer_stop(&srv->grace);
+    uv_close((uv_handle_t *)&srv->grace, NULL);
+    uv_close((uv_handle_t *)&srv->sigterm, NULL);
+    uv_close((uv_handle_t *)&srv->sigint, NULL);
+    db_pool_close(srv->db);
+    srv->db = NULL;
+}
+
+void server_conn_gone(server_t *srv, struct conn *c)
+{
+    sentra__conn_unlink(srv, c);
+    if (srv->stopping)
+        finish_stop(srv);
+}
+
+static void on_grace(uv_timer_t *t)
+{
+    server_t *srv = t->data;
+    log_warn("grace_expired", "conns=%d", srv->nconns);
+    for (struct conn *c = srv->conns; c != NULL;) {
+        struct conn *next = sentra__conn_next(c);
+        conn_close(c);
+        c = next;
+    }
+}
+
+void server_stop(server_t *srv)
+{
+    if (srv->stopping)
+        return;
+    srv->stopping = 1;
+    log_info("server_stopping", "conns=%d grace_ms=%d", srv->nconns, srv->cfg->grace_ms);
+    if (srv->tcp_open) {
+        uv_close((uv_handle_t *)&srv->tcp, NULL);
+        srv->tcp_open = 0;
+    }
+    if (srv->unix_open) {
+        uv_close((uv_handle_t *)&srv->unix_sock, NULL);
+        srv->unix_open = 0;
+    }
+    for (struct conn *c = srv->conns; c != NULL;) {
+        struct conn *next = sentra__conn_next(c);
+        conn_drain(c, SENTRA_UNAVAILABLE, "server shutting down");
+        c = next;
+    }
+    uv_timer_start(&srv->grace, on_grace, (uint64_t)srv->cfg->grace_ms, 0);
+    finish_stop(srv);
+}
+
+static int listen_tcp(server_t *srv)
+{
+    const config_t *cfg = srv->cfg;
+    struct sockaddr_storage addr;
+    int r;
+    if (strchr(cfg->listen_host, ':') != NULL)
+        r = uv_ip6_addr(cfg->listen_host, cfg->port, (struct sockaddr_in6 *)&addr);
+    else
+        r = uv_ip4_addr(cfg->listen_host, cfg->port, (struct sockaddr_in *)&addr);
+    if (r != 0) {
+        log_error("listen_failed", "host=%s error=\"bad address\"", cfg->listen_host);
+        return r;
+    }
+    uv_tcp_init(srv->loop, &srv->tcp);
+    srv->tcp.data = srv;
+    srv->tcp_open = 1;
+    if ((r = uv_tcp_bind(&srv->tcp, (struct sockaddr *)&addr, 0)) != 0 ||
+        (r = uv_listen((uv_stream_t *)&srv->tcp, 1024, on_connection)) != 0) {
+        log_error("listen_failed", "host=%s port=%d error=\"%s\"", cfg->listen_host, cfg->port,
+                  uv_strerror(r));
+        return r;
+    }
+    struct sockaddr_storage bound;
+    int len = sizeof(bound);
+    uv_tcp_getsockname(&srv->tcp, (struct sockaddr *)&bound, &len);
+    srv->bound_port = ntohs(bound.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&bound)->sin6_port
+                                                         : ((struct sockaddr_in *)&bound)->sin_port);
+    return 0;
+}
+
+static int listen_unix(server_t *srv)
+{
+    const char *path = srv->cfg->unix_path;
+    int r;
+    unlink(path);
+    uv_pipe_init(srv->loop, &srv->unix_sock, 0);
+    srv->unix_sock.data = srv;
+    srv->unix_open = 1;
+    if ((r = uv_pipe_bind(&srv->unix_sock, path)) != 0 ||
+        (r = uv_listen((uv_stream_t *)&srv->unix_sock, 1024, on_connection)) != 0) {
+        log_error("listen_failed", "unix=%s error=\"%s\"", path, uv_strerror(r));
+        return r;
+    }
+    return 0;
+}
+
+int server_start(server_t *srv, uv_loop_t *loop, config_t *cfg, const char *conninfo)
+{
+    int r;
+    memset(srv, 0, sizeof(*srv));
+    srv->loop = loop;
+    srv->cfg = cfg;
+    srv->auth = auth_cache_new();
+    srv->db = db_pool_new(loop, conninfo, cfg->db_pool_size, cfg->db_pipeline_depth);
+    if (srv->auth == NULL || srv->db == NULL)
+        return UV_ENOMEM;
+    static const char *const channels[] = { "sentra_token" };
+    db_pool_listen(srv->db, channels, 1, on_notify, srv);
+
+    uv_timer_init(loop, &srv->grace);
+    srv->grace.data = srv;
+    uv_signal_init(loop, &srv->sigterm);
+    uv_signal_init(loop, &srv->sigint);
+    srv->sigterm.data = srv->sigint.data = srv;
+    uv_signal_start(&srv->sigterm, on_signal, SIGTERM);
+    uv_signal_start(&srv->sigint, on_signal, SIGINT);
+    signal(SIGPIPE, SIG_IGN);
+
+    if ((r = listen_tcp(srv)) != 0)
+        return r;
+    if (cfg->unix_path != NULL && cfg->unix_path[0] && (r = listen_unix(srv)) != 0)
+        return r;
+    log_info("listening", "host=%s port=%d unix=%s max_frame=%u max_conns=%d",
+             cfg->listen_host, srv->bound_port, cfg->unix_path ? cfg->unix_path : "-",
+             cfg->max_frame, cfg->max_connections);
+    if (cfg->port_file != NULL) {
+        char tmp[1024];
+        snprintf(tmp, sizeof(tmp), "%s.tmp", cfg->port_file);
+        FILE *f = fopen(tmp, "w");
+        if (f != NULL) {
+            fprintf(f, "%d\n", srv->bound_port);
+            fclose(f);
+            rename(tmp, cfg->port_file);
+        }
+    }
+    return 0;
+}

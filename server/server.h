@@ -1,0 +1,48 @@
+/*
+ * server.h: the server as a whole: its loop, listeners, connections,
+ * database pool and token cache. One server per event loop; several loops
+ * on several threads would each own one (nothing here is global but the
+ * statement ids in db.c, which are assigned once and only grow).
+ */
+#ifndef SENTRA_SERVER_H
+#define SENTRA_SERVER_H
+
+#include <stdint.h>
+#include <uv.h>
+
+#include "auth.h"
+#include "config.h"
+#include "db.h"
+
+struct conn;
+
+typedef struct server {
+    uv_loop_t *loop;            /* the loop everything runs on */
+    config_t *cfg;              /* configuration; not owned */
+    db_pool_t *db;              /* the PostgreSQL pool */
+    auth_cache_t *auth;         /* verified tokens */
+    uv_tcp_t tcp;               /* TCP listener */
+    uv_pipe_t unix_sock;        /* optional Unix socket listener */
+    int tcp_open, unix_open;    /* listeners open */
+    uv_signal_t sigterm, sigint;
+    uv_timer_t grace;           /* shutdown grace period */
+    struct conn *conns;         /* every open connection */
+    int nconns;                 /* how many */
+    int stopping;               /* SIGTERM/SIGINT received */
+    int bound_port;             /* the TCP port actually bound */
+    uint64_t requests;          /* requests started, for logs */
+} server_t;
+
+/* Binds the listeners and starts serving on loop. Returns 0 or a negative
+ * libuv error (logged). */
+int server_start(server_t *srv, uv_loop_t *loop, config_t *cfg, const char *conninfo);
+
+/* Begins a graceful stop: no new connections, GOAWAY to every client,
+ * requests in flight get the grace period, then everything closes and
+ * uv_run returns. */
+void server_stop(server_t *srv);
+
+/* Called by conn.c when a connection has been freed. */
+void server_conn_gone(server_t *srv, struct conn *c);
+
+#endif
