@@ -16,6 +16,7 @@
  * (client.c) runs this same engine on a private loop.
  */
 #include <errno.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -281,6 +282,13 @@ sentra_async_t *sentra_async_new(uv_loop_t *loop, const sentra_client_opts_t *op
 {
     if (!loop)
         return NULL;
+    /* A write to a connection the server just closed raises SIGPIPE, whose
+     * default action kills the process; libuv does not suppress it. As
+     * gRPC does, ignore it when nobody installed a handler, and report
+     * EPIPE as a lost connection instead. */
+    struct sigaction sa;
+    if (sigaction(SIGPIPE, NULL, &sa) == 0 && sa.sa_handler == SIG_DFL)
+        signal(SIGPIPE, SIG_IGN);
     sentra_async_t *a = calloc(1, sizeof *a);
     if (!a)
         return NULL;

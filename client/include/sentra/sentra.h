@@ -22,6 +22,10 @@
  *  - Strings returned by accessors (sentra_client_address, sentra_strerror)
  *    are owned by the library; do not free them.
  *
+ * Signals: creating a handle sets SIGPIPE to SIG_IGN if it still has its
+ * default action (a write to a closed connection must not kill the
+ * process); a handler the program installed is left alone.
+ *
  * Thread-safety: a sentra_client_t may be used by one thread at a time (it
  * has its own private libuv loop and no locks). Different handles may be
  * used in different threads at once. Nothing in the library is global
