@@ -126,6 +126,8 @@ static void timer_stop(call_t *c)
     }
 }
 
+static void wait_end(call_t *c);
+
 /* Marks c answered with code and lets go of its connection. */
 static void finish(call_t *c, int code)
 {
@@ -138,6 +140,7 @@ static void finish(call_t *c, int code)
                  c->stream_id, c->auth.token_id[0] ? c->auth.token_id : "-");
     }
     timer_stop(c);
+    wait_end(c);
     if (c->query != NULL && code != SENTRA_OK)
         db_query_cancel(c->query);
     if (c->conn != NULL) {
@@ -553,8 +556,102 @@ void call_detach(call_t *c)
         c->flags |= CALL_F_ANSWERED | CALL_F_CANCELLED;
         c->code = SENTRA_CANCELLED;
         timer_stop(c);
+        wait_end(c);
         if (c->query != NULL)
             db_query_cancel(c->query);
     }
     call_unref(c);
+}
+
+/* ---------------------------------------------------------------- waiting */
+
+static void wait_timer_closed(uv_handle_t *h)
+{
+    call_t *c = h->data;
+    free(h);
+    call_unref(c);
+}
+
+/* Takes c off the waiting list and closes its timer; returns the
+ * continuation that was pending, or NULL. */
+static void (*wait_take(call_t *c))(call_t *)
+{
+    void (*cb)(call_t *) = c->wait_cb;
+    if (cb == NULL)
+        return NULL;
+    c->wait_cb = NULL;
+    if (c->wprev != NULL)
+        c->wprev->wnext = c->wnext;
+    else
+        c->srv->waiters = c->wnext;
+    if (c->wnext != NULL)
+        c->wnext->wprev = c->wprev;
+    c->wnext = c->wprev = NULL;
+    uv_close(c->wait_timer, wait_timer_closed);
+    c->wait_timer = NULL;
+    return cb;
+}
+
+static void wait_end(call_t *c)
+{
+    wait_take(c);
+}
+
+static void wait_fire(call_t *c)
+{
+    void (*cb)(call_t *) = wait_take(c);
+    if (cb != NULL && !(c->flags & CALL_F_ANSWERED)) {
+        c->refs++; /* cb may answer, which may drop the last other ref */
+        cb(c);
+        call_unref(c);
+    }
+}
+
+static void on_wait_timer(uv_timer_t *t)
+{
+    wait_fire(t->data);
+}
+
+void call_wait_change(call_t *c, int ms, void (*cb)(call_t *c))
+{
+    if ((c->flags & CALL_F_ANSWERED) || c->wait_cb != NULL)
+        return;
+    uv_timer_t *t = malloc(sizeof(*t));
+    if (t == NULL)
+        abort();
+    uv_timer_init(c->srv->loop, t);
+    t->data = c;
+    uv_timer_start(t, on_wait_timer, ms > 0 ? (uint64_t)ms : 0, 0);
+    c->refs++; /* held by the timer until it has closed */
+    c->wait_timer = t;
+    c->wait_cb = cb;
+    c->wprev = NULL;
+    c->wnext = c->srv->waiters;
+    if (c->wnext != NULL)
+        c->wnext->wprev = c;
+    c->srv->waiters = c;
+}
+
+void sentra__call_wake_all(struct server *srv)
+{
+    /* Snapshot the list, holding a reference on each call: a woken call may
+     * answer (and be freed) or park again (and must not be woken twice). */
+    size_t n = 0;
+    for (call_t *c = srv->waiters; c != NULL; c = c->wnext)
+        n++;
+    if (n == 0)
+        return;
+    call_t **v = malloc(n * sizeof(*v));
+    if (v == NULL)
+        abort();
+    n = 0;
+    for (call_t *c = srv->waiters; c != NULL; c = c->wnext) {
+        c->refs++;
+        v[n++] = c;
+    }
+    for (size_t i = 0; i < n; i++) {
+        wait_fire(v[i]);
+        call_unref(v[i]);
+    }
+    free(v);
 }

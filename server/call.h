@@ -67,6 +67,9 @@ struct call {
     struct call *next, *prev;      /* in conn's list of calls */
     int code;                      /* the status answered, for the request log */
     char *secret;                  /* the token while it is being verified */
+    void (*wait_cb)(call_t *);     /* call_wait_change continuation */
+    void *wait_timer;              /* its timer (uv_timer_t *) */
+    struct call *wnext, *wprev;    /* in the server's list of waiting calls */
 };
 
 #define CALL_F_ANSWERED  0x01   /* a reply was sent (or could not be) */
@@ -117,6 +120,15 @@ int call_db_error(call_t *c, PGresult *res);
  * run. At most one query per call at a time. */
 void call_query(call_t *c, db_stmt_t *stmt, int nparams,
                 const char *const *values, call_db_cb cb);
+
+/* Parks the call until a change to sentra commits (the change-log trigger
+ * sends NOTIFY sentra_change) or ms pass, whichever is first, then runs cb.
+ * If the call ends first (cancel, deadline, connection gone) cb never runs.
+ * For long polls: one wait per call at a time; no query may be in flight. */
+void call_wait_change(call_t *c, int ms, void (*cb)(call_t *c));
+
+/* Wakes every waiting call (server.c, on NOTIFY sentra_change). */
+void sentra__call_wake_all(struct server *srv);
 
 /* ---------------------------------------------------------------- memory */
 

@@ -12,6 +12,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "call.h"
 #include "conn.h"
 #include "log.h"
 #include "server.h"
@@ -30,6 +31,13 @@ static void on_connection(uv_stream_t *listener, int status)
 static void on_notify(void *arg, const char *channel, const char *payload)
 {
     server_t *srv = arg;
+    if (channel == NULL || strcmp(channel, "sentra_change") == 0) {
+        /* Long polls re-check; when notifications were lost (channel NULL)
+         * they re-check too, which is always safe. */
+        sentra__call_wake_all(srv);
+        if (channel != NULL)
+            return;
+    }
     /* A token was revoked, or notifications may have been missed: forget
      * every cached token; the next requests look them up again. */
     auth_cache_clear(srv->auth);
@@ -99,6 +107,9 @@ void server_stop(server_t *srv)
         conn_drain(c, SENTRA_UNAVAILABLE, "server shutting down");
         c = next;
     }
+    /* Long polls answer now (with what they have) instead of holding the
+     * stop for their whole wait. */
+    sentra__call_wake_all(srv);
     uv_timer_start(&srv->grace, on_grace, (uint64_t)srv->cfg->grace_ms, 0);
     finish_stop(srv);
 }
@@ -159,8 +170,8 @@ int server_start(server_t *srv, uv_loop_t *loop, config_t *cfg, const char *conn
     srv->db = db_pool_new(loop, conninfo, cfg->db_pool_size, cfg->db_pipeline_depth);
     if (srv->auth == NULL || srv->db == NULL)
         return UV_ENOMEM;
-    static const char *const channels[] = { "sentra_token" };
-    db_pool_listen(srv->db, channels, 1, on_notify, srv);
+    static const char *const channels[] = { "sentra_token", "sentra_change" };
+    db_pool_listen(srv->db, channels, 2, on_notify, srv);
 
     uv_timer_init(loop, &srv->grace);
     srv->grace.data = srv;

@@ -31,6 +31,7 @@ typedef struct server {
     int stopping;               /* SIGTERM/SIGINT received */
     int bound_port;             /* the TCP port actually bound */
     uint64_t requests;          /* requests started, for logs */
+    struct call *waiters;       /* calls parked in call_wait_change() */
 } server_t;
 
 /* Binds the listeners and starts serving on loop. Returns 0 or a negative
