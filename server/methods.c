@@ -17,6 +17,17 @@ const method_t methods[] = {
     M("SystemService", "Ping", ping_request, h_ping, METHOD_PUBLIC),
     M("SystemService", "GetDescriptorSet", get_descriptor_set_request, h_get_descriptor_set, METHOD_PUBLIC),
     M("SystemService", "Sleep", sleep_request, h_sleep, METHOD_PUBLIC | METHOD_DEBUG),
+    M("SentraService", "CreateSentra", create_sentra_request, h_create_sentra, METHOD_WRITE),
+    M("SentraService", "GetSentra", get_sentra_request, h_get_sentra, 0),
+    M("SentraService", "UpdateSentra", update_sentra_request, h_update_sentra, METHOD_WRITE),
+    M("SentraService", "DeleteSentra", delete_sentra_request, h_delete_sentra, METHOD_WRITE),
+    M("SentraService", "ListSentra", list_sentra_request, h_list_sentra, 0),
+    M("SentraService", "GetRegion", get_region_request, h_get_region, 0),
+    M("SentraService", "ListRegions", list_regions_request, h_list_regions, 0),
+    /* admin only, checked by the handlers (METHOD_WRITE would refuse admin) */
+    M("TokenService", "CreateToken", create_token_request, h_create_token, 0),
+    M("TokenService", "ListTokens", list_tokens_request, h_list_tokens, 0),
+    M("TokenService", "RevokeToken", revoke_token_request, h_revoke_token, 0),
     { NULL, NULL, NULL, 0 }
 };
 

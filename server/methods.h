@@ -37,5 +37,18 @@ void h_health_check(call_t *c);
 void h_ping(call_t *c);
 void h_get_descriptor_set(call_t *c);
 void h_sleep(call_t *c);
+/* handlers_sentra.c */
+void h_create_sentra(call_t *c);
+void h_get_sentra(call_t *c);
+void h_update_sentra(call_t *c);
+void h_delete_sentra(call_t *c);
+void h_list_sentra(call_t *c);
+/* handlers_region.c */
+void h_get_region(call_t *c);
+void h_list_regions(call_t *c);
+/* handlers_token.c */
+void h_create_token(call_t *c);
+void h_list_tokens(call_t *c);
+void h_revoke_token(call_t *c);
 
 #endif

@@ -1,0 +1,269 @@
+/*
+ * sentra_row.c: PostgreSQL rows of the view sentra_rows to Sentra messages,
+ * and Sentra messages to the text parameters of the write functions.
+ *
+ * Rows are parsed in place: strings of the message point into the PGresult
+ * (the handler serializes the reply inside its query callback, while the
+ * result is alive), so a GetSentra costs a few allocations, not one per
+ * field.
+ */
+#include "sentra_row.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---------------------------------------------------------------- reading */
+
+/* The value of a column, or "" for NULL (protobuf-c's empty string). */
+static char *col(const PGresult *res, int row, int c)
+{
+    return PQgetisnull(res, row, c) ? (char *)"" : PQgetvalue(res, row, c);
+}
+
+static int64_t col_i64(const PGresult *res, int row, int c)
+{
+    return PQgetisnull(res, row, c) ? 0 : strtoll(PQgetvalue(res, row, c), NULL, 10);
+}
+
+int sentra__kbli_year(int v)
+{
+    switch (v) {
+    case SENTRA__V1__KBLI_VERSION__KBLI_VERSION_2020: return 2020;
+    case SENTRA__V1__KBLI_VERSION__KBLI_VERSION_2025: return 2025;
+    }
+    return 0;
+}
+
+int sentra__kbli_enum(int year)
+{
+    switch (year) {
+    case 2020: return SENTRA__V1__KBLI_VERSION__KBLI_VERSION_2020;
+    case 2025: return SENTRA__V1__KBLI_VERSION__KBLI_VERSION_2025;
+    }
+    return SENTRA__V1__KBLI_VERSION__KBLI_VERSION_UNSPECIFIED;
+}
+
+/* One allocation holds a sentra and its nested singletons. */
+struct sentra_block {
+    Sentra__V1__Sentra s;
+    Sentra__V1__GeoPoint loc;
+    Sentra__V1__Decree dec;
+};
+
+Sentra__V1__Sentra *sentra__from_rows(call_t *c, const PGresult *res, int *rowp)
+{
+    int row = *rowp, n = PQntuples(res), end;
+
+    if (row < 0 || row >= n || PQnfields(res) < SENTRA_NCOLS)
+        return NULL;
+    const char *id = PQgetvalue(res, row, SENTRA_COL_ID);
+    for (end = row + 1; end < n; end++)
+        if (strcmp(PQgetvalue(res, end, SENTRA_COL_ID), id) != 0)
+            break;
+    *rowp = end;
+
+    struct sentra_block *b = call_alloc(c, sizeof *b);
+    Sentra__V1__Sentra *s = &b->s;
+    sentra__v1__sentra__init(s);
+    s->id = col(res, row, SENTRA_COL_ID);
+    s->regency_code = col(res, row, SENTRA_COL_REGENCY);
+    s->district_code = col(res, row, SENTRA_COL_DISTRICT);
+    s->village_code = col(res, row, SENTRA_COL_VILLAGE);
+    s->address = col(res, row, SENTRA_COL_ADDRESS);
+    if (!PQgetisnull(res, row, SENTRA_COL_LAT) && !PQgetisnull(res, row, SENTRA_COL_LON)) {
+        sentra__v1__geo_point__init(&b->loc);
+        b->loc.latitude = strtod(PQgetvalue(res, row, SENTRA_COL_LAT), NULL);
+        b->loc.longitude = strtod(PQgetvalue(res, row, SENTRA_COL_LON), NULL);
+        s->location = &b->loc;
+    }
+    s->name = col(res, row, SENTRA_COL_NAME);
+    s->commodity = col(res, row, SENTRA_COL_COMMODITY);
+    s->main_product = col(res, row, SENTRA_COL_MAIN_PRODUCT);
+    s->kbli_code = col(res, row, SENTRA_COL_KBLI_CODE);
+    s->kbli_version = sentra__kbli_enum((int)col_i64(res, row, SENTRA_COL_KBLI_VERSION));
+    s->sector_group = (int)col_i64(res, row, SENTRA_COL_SECTOR_GROUP);
+    s->status = (int)col_i64(res, row, SENTRA_COL_STATUS);
+    s->formed_on = col(res, row, SENTRA_COL_FORMED_ON);
+    if (!PQgetisnull(res, row, SENTRA_COL_DECREE_NUMBER) ||
+        !PQgetisnull(res, row, SENTRA_COL_DECREE_DATE) ||
+        !PQgetisnull(res, row, SENTRA_COL_DECREE_OFFICIAL)) {
+        sentra__v1__decree__init(&b->dec);
+        b->dec.number = col(res, row, SENTRA_COL_DECREE_NUMBER);
+        b->dec.date = col(res, row, SENTRA_COL_DECREE_DATE);
+        b->dec.official = col(res, row, SENTRA_COL_DECREE_OFFICIAL);
+        s->decree = &b->dec;
+    }
+    s->contact_name = col(res, row, SENTRA_COL_CONTACT_NAME);
+    s->contact_phone = col(res, row, SENTRA_COL_CONTACT_PHONE);
+    s->version = col_i64(res, row, SENTRA_COL_VERSION);
+    s->created_at_ms = col_i64(res, row, SENTRA_COL_CREATED_MS);
+    s->updated_at_ms = col_i64(res, row, SENTRA_COL_UPDATED_MS);
+    s->created_by = col(res, row, SENTRA_COL_CREATED_BY);
+    s->updated_by = col(res, row, SENTRA_COL_UPDATED_BY);
+    s->province_code = col(res, row, SENTRA_COL_PROVINCE);
+    s->deleted = col(res, row, SENTRA_COL_DELETED)[0] == 't';
+
+    /* Figures: one per row, unless the single row has none (LEFT JOIN). */
+    size_t nf = 0;
+    for (int r = row; r < end; r++)
+        if (!PQgetisnull(res, r, SENTRA_COL_FIG_YEAR))
+            nf++;
+    if (nf == 0)
+        return s;
+    Sentra__V1__Figures *f = call_alloc(c, nf * sizeof *f);
+    s->figures = call_alloc(c, nf * sizeof *s->figures);
+    s->n_figures = nf;
+    size_t i = 0;
+    for (int r = row; r < end; r++) {
+        if (PQgetisnull(res, r, SENTRA_COL_FIG_YEAR))
+            continue;
+        Sentra__V1__Figures *g = &f[i];
+        sentra__v1__figures__init(g);
+        g->year = (int32_t)col_i64(res, r, SENTRA_COL_FIG_YEAR);
+        g->business_units = col_i64(res, r, SENTRA_COL_BUSINESS_UNITS);
+        g->workers_male = col_i64(res, r, SENTRA_COL_WORKERS_MALE);
+        g->workers_female = col_i64(res, r, SENTRA_COL_WORKERS_FEMALE);
+        g->investment = col_i64(res, r, SENTRA_COL_INVESTMENT);
+        g->production_value = col_i64(res, r, SENTRA_COL_PRODUCTION_VALUE);
+        g->material_value = col_i64(res, r, SENTRA_COL_MATERIAL_VALUE);
+        g->capacity = col_i64(res, r, SENTRA_COL_CAPACITY);
+        g->capacity_unit = col(res, r, SENTRA_COL_CAPACITY_UNIT);
+        g->export_share_bp = (int32_t)col_i64(res, r, SENTRA_COL_EXPORT_SHARE_BP);
+        /* "MY,SG": two-letter codes (a CHECK constraint), so a plain split. */
+        const char *d = col(res, r, SENTRA_COL_EXPORT_DESTINATIONS);
+        if (d[0]) {
+            size_t nd = 1;
+            for (const char *p = d; *p; p++)
+                nd += *p == ',';
+            char *copy = call_strdup(c, d), *save = NULL;
+            g->export_destinations = call_alloc(c, nd * sizeof(char *));
+            for (char *tok = strtok_r(copy, ",", &save); tok && g->n_export_destinations < nd;
+                 tok = strtok_r(NULL, ",", &save))
+                g->export_destinations[g->n_export_destinations++] = tok;
+        }
+        s->figures[i++] = g;
+    }
+    return s;
+}
+
+/* ---------------------------------------------------------------- writing */
+
+int sentra__json_string(char *buf, size_t cap, size_t len, const char *s)
+{
+    static const char hex[] = "0123456789abcdef";
+#define PUT(ch) do { if (len + 1 >= cap) return -1; buf[len++] = (ch); } while (0)
+    PUT('"');
+    for (const unsigned char *p = (const unsigned char *)(s ? s : ""); *p; p++) {
+        if (*p == '"' || *p == '\\') {
+            PUT('\\');
+            PUT((char)*p);
+        } else if (*p < 0x20) {
+            PUT('\\');
+            PUT('u');
+            PUT('0');
+            PUT('0');
+            PUT(hex[*p >> 4]);
+            PUT(hex[*p & 15]);
+        } else {
+            PUT((char)*p);
+        }
+    }
+    PUT('"');
+    buf[len] = '\0';
+    return (int)len;
+#undef PUT
+}
+
+static size_t json_put(char *buf, size_t cap, size_t len, const char *s)
+{
+    int n = sentra__json_string(buf, cap, len, s);
+    if (n < 0)
+        abort();                /* cannot happen: cap bounds the output */
+    return (size_t)n;
+}
+
+/* The figures as a JSON array of objects with proto field names. */
+static char *figures_json(call_t *c, const Sentra__V1__Sentra *s)
+{
+    /* Bound the size first: numbers are at most 20 characters, strings at
+     * most 6 bytes per input byte once escaped. */
+    size_t cap = 3;
+    for (size_t i = 0; i < s->n_figures; i++) {
+        const Sentra__V1__Figures *g = s->figures[i];
+        cap += 400 + 6 * strlen(g->capacity_unit ? g->capacity_unit : "") +
+               8 * g->n_export_destinations;
+        for (size_t j = 0; j < g->n_export_destinations; j++)
+            cap += 6 * strlen(g->export_destinations[j] ? g->export_destinations[j] : "");
+    }
+    char *buf = call_alloc(c, cap);
+    size_t len = 0;
+    int n;
+
+    buf[len++] = '[';
+    for (size_t i = 0; i < s->n_figures; i++) {
+        const Sentra__V1__Figures *g = s->figures[i];
+        n = snprintf(buf + len, cap - len,
+                     "%s{\"year\":%d,\"business_units\":%lld,\"workers_male\":%lld,"
+                     "\"workers_female\":%lld,\"investment\":%lld,"
+                     "\"production_value\":%lld,\"material_value\":%lld,"
+                     "\"capacity\":%lld,\"export_share_bp\":%d,\"capacity_unit\":",
+                     i ? "," : "", g->year, (long long)g->business_units,
+                     (long long)g->workers_male, (long long)g->workers_female,
+                     (long long)g->investment, (long long)g->production_value,
+                     (long long)g->material_value, (long long)g->capacity,
+                     g->export_share_bp);
+        if (n < 0 || (size_t)n >= cap - len)
+            abort();            /* cannot happen: cap bounds the output */
+        len += (size_t)n;
+        len = json_put(buf, cap, len, g->capacity_unit);
+        memcpy(buf + len, ",\"export_destinations\":[", 24);
+        len += 24;
+        for (size_t j = 0; j < g->n_export_destinations; j++) {
+            if (j)
+                buf[len++] = ',';
+            len = json_put(buf, cap, len, g->export_destinations[j]);
+        }
+        buf[len++] = ']';
+        buf[len++] = '}';
+    }
+    buf[len++] = ']';
+    buf[len] = '\0';
+    return buf;
+}
+
+static const char *opt(const char *s)
+{
+    return s && s[0] ? s : NULL;
+}
+
+void sentra__params(call_t *c, const Sentra__V1__Sentra *s, const char **v)
+{
+    const Sentra__V1__Decree *d = s->decree;
+
+    v[SENTRA_PARAM_REGENCY] = opt(s->regency_code);
+    v[SENTRA_PARAM_DISTRICT] = opt(s->district_code);
+    v[SENTRA_PARAM_VILLAGE] = opt(s->village_code);
+    v[SENTRA_PARAM_ADDRESS] = s->address ? s->address : "";
+    if (s->location) {
+        v[SENTRA_PARAM_LAT] = call_printf(c, "%.17g", s->location->latitude);
+        v[SENTRA_PARAM_LON] = call_printf(c, "%.17g", s->location->longitude);
+    } else {
+        v[SENTRA_PARAM_LAT] = v[SENTRA_PARAM_LON] = NULL;
+    }
+    v[SENTRA_PARAM_NAME] = s->name ? s->name : "";
+    v[SENTRA_PARAM_COMMODITY] = s->commodity ? s->commodity : "";
+    v[SENTRA_PARAM_MAIN_PRODUCT] = s->main_product ? s->main_product : "";
+    v[SENTRA_PARAM_KBLI_CODE] = opt(s->kbli_code);
+    v[SENTRA_PARAM_KBLI_VERSION] = s->kbli_version
+        ? call_printf(c, "%d", sentra__kbli_year(s->kbli_version)) : NULL;
+    v[SENTRA_PARAM_SECTOR_GROUP] = s->sector_group ? call_printf(c, "%d", s->sector_group) : NULL;
+    v[SENTRA_PARAM_STATUS] = s->status ? call_printf(c, "%d", s->status) : NULL;
+    v[SENTRA_PARAM_FORMED_ON] = opt(s->formed_on);
+    v[SENTRA_PARAM_DECREE_NUMBER] = d ? opt(d->number) : NULL;
+    v[SENTRA_PARAM_DECREE_DATE] = d ? opt(d->date) : NULL;
+    v[SENTRA_PARAM_DECREE_OFFICIAL] = d ? opt(d->official) : NULL;
+    v[SENTRA_PARAM_CONTACT_NAME] = s->contact_name ? s->contact_name : "";
+    v[SENTRA_PARAM_CONTACT_PHONE] = s->contact_phone ? s->contact_phone : "";
+    v[SENTRA_PARAM_FIGURES] = figures_json(c, s);
+}

@@ -1,0 +1,83 @@
+/*
+ * sentra_row.h: between PostgreSQL rows and sentra.v1.Sentra messages.
+ *
+ * Reading: the view sentra_rows (migrations/0004_sentra_functions.sql)
+ * yields one row per (sentra, figures year), or one row with NULL figures
+ * columns for a sentra without figures; rows of one sentra are adjacent and
+ * ordered by year. The SENTRA_COL_* numbers below are its columns: change
+ * both together.
+ *
+ * Writing: the write functions take the record's fields as text parameters
+ * in the order of SENTRA_PARAM_*; sentra__params fills them from a message.
+ */
+#ifndef SENTRA_SENTRA_ROW_H
+#define SENTRA_SENTRA_ROW_H
+
+#include <libpq-fe.h>
+
+#include "call.h"
+#include "sentra/v1/sentra.pb-c.h"
+
+enum sentra_col {
+    SENTRA_COL_ID, SENTRA_COL_REGENCY, SENTRA_COL_DISTRICT, SENTRA_COL_VILLAGE,
+    SENTRA_COL_ADDRESS, SENTRA_COL_LAT, SENTRA_COL_LON, SENTRA_COL_NAME,
+    SENTRA_COL_COMMODITY, SENTRA_COL_MAIN_PRODUCT, SENTRA_COL_KBLI_CODE,
+    SENTRA_COL_KBLI_VERSION, SENTRA_COL_SECTOR_GROUP, SENTRA_COL_STATUS,
+    SENTRA_COL_FORMED_ON, SENTRA_COL_DECREE_NUMBER, SENTRA_COL_DECREE_DATE,
+    SENTRA_COL_DECREE_OFFICIAL, SENTRA_COL_CONTACT_NAME, SENTRA_COL_CONTACT_PHONE,
+    SENTRA_COL_VERSION, SENTRA_COL_CREATED_MS, SENTRA_COL_UPDATED_MS,
+    SENTRA_COL_CREATED_BY, SENTRA_COL_UPDATED_BY, SENTRA_COL_PROVINCE,
+    SENTRA_COL_DELETED,
+    SENTRA_COL_FIG_YEAR, SENTRA_COL_BUSINESS_UNITS, SENTRA_COL_WORKERS_MALE,
+    SENTRA_COL_WORKERS_FEMALE, SENTRA_COL_INVESTMENT, SENTRA_COL_PRODUCTION_VALUE,
+    SENTRA_COL_MATERIAL_VALUE, SENTRA_COL_CAPACITY, SENTRA_COL_CAPACITY_UNIT,
+    SENTRA_COL_EXPORT_SHARE_BP, SENTRA_COL_EXPORT_DESTINATIONS,
+    SENTRA_NCOLS
+};
+
+/* The select list of sentra_rows, for queries that add columns after it. */
+#define SENTRA_ROW_COLUMNS \
+    "r.id, r.regency_code, r.district_code, r.village_code, r.address, " \
+    "r.latitude, r.longitude, r.name, r.commodity, r.main_product, " \
+    "r.kbli_code, r.kbli_version, r.sector_group, r.status, r.formed_on, " \
+    "r.decree_number, r.decree_date, r.decree_official, r.contact_name, " \
+    "r.contact_phone, r.version, r.created_ms, r.updated_ms, r.created_by, " \
+    "r.updated_by, r.province_code, r.deleted, r.fig_year, r.business_units, " \
+    "r.workers_male, r.workers_female, r.investment, r.production_value, " \
+    "r.material_value, r.capacity, r.capacity_unit, r.export_share_bp, " \
+    "r.export_destinations"
+
+/* Parses the sentra starting at row *row of res and advances *row past its
+ * rows. The message and everything in it are call_alloc() memory; its
+ * strings point into res, so it is valid only while res is (serialize it
+ * in the query callback). Returns NULL when res has too few columns or
+ * *row is out of range. */
+Sentra__V1__Sentra *sentra__from_rows(call_t *c, const PGresult *res, int *row);
+
+/* Parameters of the write functions, after their leading (token, role,
+ * region, idempotency key, id[, expected version, mask]) ones. */
+enum sentra_param {
+    SENTRA_PARAM_REGENCY, SENTRA_PARAM_DISTRICT, SENTRA_PARAM_VILLAGE,
+    SENTRA_PARAM_ADDRESS, SENTRA_PARAM_LAT, SENTRA_PARAM_LON, SENTRA_PARAM_NAME,
+    SENTRA_PARAM_COMMODITY, SENTRA_PARAM_MAIN_PRODUCT, SENTRA_PARAM_KBLI_CODE,
+    SENTRA_PARAM_KBLI_VERSION, SENTRA_PARAM_SECTOR_GROUP, SENTRA_PARAM_STATUS,
+    SENTRA_PARAM_FORMED_ON, SENTRA_PARAM_DECREE_NUMBER, SENTRA_PARAM_DECREE_DATE,
+    SENTRA_PARAM_DECREE_OFFICIAL, SENTRA_PARAM_CONTACT_NAME,
+    SENTRA_PARAM_CONTACT_PHONE, SENTRA_PARAM_FIGURES,
+    SENTRA_NPARAMS
+};
+
+/* Fills values[0..SENTRA_NPARAMS) from s: empty optional strings become
+ * NULL, enums their SQL numbers, figures a JSON array. The strings are
+ * call_alloc() memory or point into s. s must have passed validation. */
+void sentra__params(call_t *c, const Sentra__V1__Sentra *s, const char **values);
+
+/* KBLI edition: proto enum <-> the year stored in SQL (0 / 0 when unknown). */
+int sentra__kbli_year(int version_enum);
+int sentra__kbli_enum(int year);
+
+/* Appends s to a JSON string being built in buf (quoted and escaped).
+ * Exposed for tests. Returns the new length, or -1 when it does not fit. */
+int sentra__json_string(char *buf, size_t cap, size_t len, const char *s);
+
+#endif
