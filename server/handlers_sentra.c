@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "call.h"
+#include "filter.h"
 #include "methods.h"
 #include "sentra_row.h"
 #include "validate.h"
@@ -227,62 +228,73 @@ void h_delete_sentra(call_t *c)
  * ListSentra pages with a keyset cursor over (sort key, id): stable under
  * concurrent inserts and deletes, and each page costs the same. The page
  * token carries the order, the direction, the last key and the last id,
- * hex-encoded. One statement per (order, direction), built once from a
- * template; the filters are "$n IS NULL OR ..." terms, which PostgreSQL's
- * custom plans fold away, leaving the indexable ones.
+ * hex-encoded. The filter's conditions come from filter.c (the same rows
+ * as the statistics for the same filter); the SQL text depends only on the
+ * filter's shape, the order, the direction and whether a cursor is given,
+ * so each combination is one prepared statement, built on first use and
+ * kept for the life of the process.
  */
 
-#define LIST_FILTERS \
-    " s.deleted_at IS NULL" \
-    " AND sentra_can_read($1, $2, s.regency_code, s.province_code)" \
-    " AND ($3::text IS NULL OR s.province_code = $3)" \
-    " AND ($4::text IS NULL OR s.regency_code = $4)" \
-    " AND ($5::smallint[] IS NULL OR s.status = ANY ($5::smallint[]))" \
-    " AND ($6::smallint[] IS NULL OR s.sector_group = ANY ($6::smallint[]))" \
-    " AND ($7::text IS NULL OR s.kbli_code LIKE $7 || '%%')" \
-    " AND ($8::boolean IS NULL OR s.designated = $8)" \
-    " AND ($9::text IS NULL OR s.search LIKE '%%' || lower($9) || '%%')" \
-    " AND ($10::bigint IS NULL OR s.updated_at >= 'epoch'::timestamptz + $10::bigint * interval '1 millisecond')"
-
-#define LIST_NPARAMS 14
-
-/* Per order: the key column, its cursor text, and its cursor comparison
- * value built from $11. */
+/* Per order: the key column, its cursor text, and the key value rebuilt
+ * from a cursor parameter (%d: its number). */
 static const struct {
     const char *key, *key_text, *key_param;
 } orders[3] = {
     [SENTRA__V1__SENTRA_ORDER__SENTRA_ORDER_NAME] =
-        {"s.name", "s.name", "$11::text"},
+        {"s.name", "s.name", "$%d::text"},
     [SENTRA__V1__SENTRA_ORDER__SENTRA_ORDER_CREATED] =
         {"s.created_at", "(extract(epoch FROM s.created_at) * 1000000)::bigint::text",
-         "'epoch'::timestamptz + $11::bigint * interval '1 microsecond'"},
+         "'epoch'::timestamptz + $%d::bigint * interval '1 microsecond'"},
     [SENTRA__V1__SENTRA_ORDER__SENTRA_ORDER_UPDATED] =
         {"s.updated_at", "(extract(epoch FROM s.updated_at) * 1000000)::bigint::text",
-         "'epoch'::timestamptz + $11::bigint * interval '1 microsecond'"},
+         "'epoch'::timestamptz + $%d::bigint * interval '1 microsecond'"},
 };
 
-static db_stmt_t list_stmts[3][2];
-static char list_sql[3][2][4096];
+static db_stmt_t *list_stmts[3][2][2][1u << SF_BITS];
 
-static db_stmt_t *list_stmt(int order, int desc)
+/* The statement for a filter shape with nf parameters; the four after them
+ * are cursor key, cursor id, limit and include_total. Aborts on OOM. */
+static db_stmt_t *list_stmt(unsigned shape, int nf, int order, int desc, int cursor)
 {
-    db_stmt_t *st = &list_stmts[order][desc];
-    if (st->sql == NULL) {
-        const char *dir = desc ? "DESC" : "ASC", *cmp = desc ? "<" : ">";
-        snprintf(list_sql[order][desc], sizeof list_sql[0][0],
-                 "WITH page AS ("
-                 "SELECT s.id, %s AS k, %s AS kt FROM sentra s WHERE" LIST_FILTERS
-                 " AND ($12::uuid IS NULL OR (%s, s.id) %s (%s, $12::uuid))"
-                 " ORDER BY %s %s, s.id %s LIMIT $13::int) "
-                 "SELECT " SENTRA_ROW_COLUMNS ", p.kt, t.total "
-                 "FROM (SELECT CASE WHEN $14::boolean THEN (SELECT count(*) FROM sentra s WHERE"
-                 LIST_FILTERS ") END AS total) t "
-                 "LEFT JOIN (page p JOIN sentra_rows r ON r.id = p.id) ON true "
-                 "ORDER BY p.k %s, p.id %s, r.fig_year",
-                 orders[order].key, orders[order].key_text, orders[order].key,
-                 cmp, orders[order].key_param, orders[order].key, dir, dir, dir, dir);
-        st->sql = list_sql[order][desc];
+    db_stmt_t **slot = &list_stmts[order][desc][cursor][shape];
+    if (*slot)
+        return *slot;
+
+    char where[2048], keyp[128], cur[384], sql[8192];
+    const char *dir = desc ? "DESC" : "ASC";
+    int pkey = nf + 1, pid = nf + 2, plim = nf + 3, ptot = nf + 4;
+
+    if (sentra__filter_sql(shape, "s", 1, where, sizeof where) >= sizeof where)
+        abort();
+    cur[0] = '\0';
+    if (cursor) {
+        snprintf(keyp, sizeof keyp, orders[order].key_param, pkey);
+        snprintf(cur, sizeof cur, " AND (%s, s.id) %s (%s, $%d::uuid)",
+                 orders[order].key, desc ? "<" : ">", keyp, pid);
+    } else {
+        /* keep every parameter referenced, so their types are known */
+        snprintf(cur, sizeof cur, " AND ($%d::text IS NULL OR true) AND ($%d::uuid IS NULL OR true)",
+                 pkey, pid);
     }
+    int n = snprintf(sql, sizeof sql,
+        "WITH page AS ("
+        "SELECT s.id, %s AS k, %s AS kt FROM sentra s WHERE true%s%s"
+        " ORDER BY %s %s, s.id %s LIMIT $%d::int) "
+        "SELECT " SENTRA_ROW_COLUMNS ", p.kt, t.total "
+        "FROM (SELECT CASE WHEN $%d::boolean THEN "
+        "(SELECT count(*) FROM sentra s WHERE true%s) END AS total) t "
+        "LEFT JOIN (page p JOIN sentra_rows r ON r.id = p.id) ON true "
+        "ORDER BY p.k %s, p.id %s, r.fig_year",
+        orders[order].key, orders[order].key_text, where, cur,
+        orders[order].key, dir, dir, plim, ptot, where, dir, dir);
+    if (n < 0 || (size_t)n >= sizeof sql)
+        abort();
+    db_stmt_t *st = calloc(1, sizeof *st);
+    char *text = strdup(sql);
+    if (!st || !text)
+        abort();
+    st->sql = text;
+    *slot = st;
     return st;
 }
 
@@ -338,33 +350,6 @@ static int page_token_decode(call_t *c, const char *tok, int order, int desc,
     return 1;
 }
 
-/* An SQL array literal of small integers, or NULL when n == 0. */
-static const char *int_array(call_t *c, const int *vals, size_t n)
-{
-    if (n == 0)
-        return NULL;
-    char *out = call_alloc(c, n * 12 + 3), *p = out;
-    *p++ = '{';
-    for (size_t i = 0; i < n; i++)
-        p += sprintf(p, "%s%d", i ? "," : "", vals[i]);
-    *p++ = '}';
-    *p = '\0';
-    return out;
-}
-
-/* LIKE metacharacters escaped with backslash (LIKE's default escape). */
-static const char *like_escape(call_t *c, const char *s)
-{
-    char *out = call_alloc(c, 2 * strlen(s) + 1), *p = out;
-    for (; *s; s++) {
-        if (*s == '%' || *s == '_' || *s == '\\')
-            *p++ = '\\';
-        *p++ = *s;
-    }
-    *p = '\0';
-    return out;
-}
-
 /* Page size as served: default 50, at most 1000. */
 static int list_page_size(const Sentra__V1__ListSentraRequest *req)
 {
@@ -416,53 +401,39 @@ static void list_reply(call_t *c, PGresult *res)
 void h_list_sentra(call_t *c)
 {
     const Sentra__V1__ListSentraRequest *req = (const void *)c->msg;
-    const Sentra__V1__SentraFilter *f = req->filter;
-    const char *v[LIST_NPARAMS] = {0};
+    const char *v[SF_MAX_PARAMS + 4];
     const char *key = NULL, *id = NULL;
     int order = (int)req->order_by, desc = req->descending ? 1 : 0;
-    VALIDATOR(vc, viol);
+    sentra_filter_t f;
+    violations_t viol = {0};
+    int bad;
 
-    validate_filter(&vc, f, "filter.");
+    bad = sentra__filter_check(req->filter, &viol);
     if (order < 0 || order > 2) {
         violations_add(&viol, "order_by", "is not a known order");
-        vc.count++;
+        bad++;
     }
     if (req->page_size < 0) {
         violations_add(&viol, "page_size", "must not be negative");
-        vc.count++;
+        bad++;
     }
-    if (vc.count == 0 && req->page_token && req->page_token[0] &&
+    if (!bad && req->page_token && req->page_token[0] &&
         !page_token_decode(c, req->page_token, order, desc, &key, &id)) {
         violations_add(&viol, "page_token", "is not a token from this listing and order");
-        vc.count++;
+        bad++;
     }
-    if (fail_if_invalid(c, &vc, &viol))
+    if (bad) {
+        call_fail_violations(c, &viol);
+        violations_free(&viol);
         return;
-
-    v[0] = auth_role_name(c->auth.role);
-    v[1] = c->auth.region;
-    if (f) {
-        int vals[64];
-        size_t k;
-        v[2] = f->province_code && f->province_code[0] ? f->province_code : NULL;
-        v[3] = f->regency_code && f->regency_code[0] ? f->regency_code : NULL;
-        for (k = 0; k < f->n_status && k < 64; k++)
-            vals[k] = (int)f->status[k];
-        v[4] = int_array(c, vals, k);
-        for (k = 0; k < f->n_sector_group && k < 64; k++)
-            vals[k] = (int)f->sector_group[k];
-        v[5] = int_array(c, vals, k);
-        v[6] = f->kbli_prefix && f->kbli_prefix[0] ? f->kbli_prefix : NULL;
-        v[7] = f->designation == SENTRA__V1__DESIGNATION__DESIGNATION_DESIGNATED ? "true"
-             : f->designation == SENTRA__V1__DESIGNATION__DESIGNATION_NOT_DESIGNATED ? "false"
-             : NULL;
-        v[8] = f->text && f->text[0] ? like_escape(c, f->text) : NULL;
-        v[9] = f->updated_since_ms > 0
-             ? call_printf(c, "%lld", (long long)f->updated_since_ms) : NULL;
     }
-    v[10] = key;
-    v[11] = id;
-    v[12] = call_printf(c, "%d", list_page_size(req) + 1);
-    v[13] = req->include_total ? "true" : "false";
-    call_query(c, list_stmt(order, desc), LIST_NPARAMS, v, list_reply);
+
+    sentra__filter_bind(c, req->filter, &f);
+    memcpy(v, f.params, (size_t)f.nparams * sizeof *v);
+    v[f.nparams] = key;
+    v[f.nparams + 1] = id;
+    v[f.nparams + 2] = call_printf(c, "%d", list_page_size(req) + 1);
+    v[f.nparams + 3] = req->include_total ? "true" : "false";
+    call_query(c, list_stmt(f.shape, f.nparams, order, desc, key != NULL),
+               f.nparams + 4, v, list_reply);
 }
