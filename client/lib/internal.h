@@ -8,7 +8,7 @@
 #include <sentra/sentra.h>
 
 /* Defaults of sentra_client_opts_t. */
-#define SENTRA__DEFAULT_ADDR "127.0.0.1:7443"
+#define SENTRA__DEFAULT_ADDR "127.0.0.1:7600"
 #define SENTRA__DEFAULT_CONNECT_MS 5000u
 #define SENTRA__DEFAULT_DEADLINE_MS 30000u
 #define SENTRA__DEFAULT_ATTEMPTS 4u

@@ -139,7 +139,7 @@ int sentra_status_copy(sentra_status_t *dst, const sentra_status_t *src);
 typedef struct sentra_client_opts {
     const char *address;          /* "host:port", "[::1]:port", "unix:/path" or
                                      "/path"; NULL: $SENTRA_ADDR, else
-                                     "127.0.0.1:7443" */
+                                     "127.0.0.1:7600" */
     const char *token;            /* NULL: $SENTRA_TOKEN; "" for none */
     unsigned connect_timeout_ms;  /* per connection attempt; default 5000 */
     unsigned default_deadline_ms; /* per call when the call names none;
