@@ -1,10 +1,367 @@
 /*
- * cli_sync.c: placeholder until the sync helper lands (see below).
+ * cli_sync.c: sentra-cli sync pull / sync push, on top of the library's
+ * sync helper (sentra/sync.h), with plain files as the local storage:
+ *
+ *   pull: changes are appended to a JSONL journal (one record or tombstone
+ *         per line) and the cursor is kept in a small file, replaced
+ *         atomically after the journal is flushed to disk, so an interrupted
+ *         pull resumes where the last complete batch ended.
+ *   push: a JSONL file of mutations ({"mutation_id","op","sentra",
+ *         "base_version"}) or of plain records (upserts whose base version
+ *         is the record's `version`); each outcome is reported by line.
  */
+#include <errno.h>
+#include <getopt.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <sentra/sync.h>
+
 #include "cli.h"
+
+/* ---------------------------------------------------------------- pull */
+
+struct pull_store {
+    cli_t *cli;
+    FILE *journal;
+    const char *cursor_path;
+};
+
+static int pull_apply(void *arg, const Sentra__V1__Sentra *s)
+{
+    struct pull_store *ps = arg;
+    json_t *j = cli_pb_to_json(&s->base, 0);
+    char *line = json_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    json_decref(j);
+    int rc = line && fprintf(ps->journal, "%s\n", line) > 0 ? 0 : -1;
+    free(line);
+    return rc;
+}
+
+static int pull_save_cursor(void *arg, const char *cursor)
+{
+    struct pull_store *ps = arg;
+    if (fflush(ps->journal) != 0 || (ps->journal != stdout && fsync(fileno(ps->journal)) != 0))
+        return -1;
+    if (!ps->cursor_path)
+        return 0;
+    char tmp[4096];
+    snprintf(tmp, sizeof tmp, "%s.tmp", ps->cursor_path);
+    FILE *f = fopen(tmp, "w");
+    if (!f)
+        return -1;
+    int ok = fprintf(f, "%s\n", cursor) > 0 && fflush(f) == 0 && fsync(fileno(f)) == 0;
+    ok = fclose(f) == 0 && ok;
+    if (!ok || rename(tmp, ps->cursor_path) != 0) {
+        unlink(tmp);
+        return -1;
+    }
+    return 0;
+}
+
+static void pull_progress(void *arg, long done)
+{
+    struct pull_store *ps = arg;
+    cli_progress(ps->cli, "pulled", done, -1);
+}
+
+static int sync_pull(cli_t *cli, int argc, char **argv)
+{
+    static const struct option o[] = {CLI_FILTER_OPTIONS,
+                                      {"journal", required_argument, 0, 'j'},
+                                      {"cursor-file", required_argument, 0, 'c'},
+                                      {"batch", required_argument, 0, 'b'},
+                                      CLI_COMMON_OPTIONS,
+                                      {0, 0, 0, 0}};
+    Sentra__V1__SentraFilter f = SENTRA__V1__SENTRA_FILTER__INIT;
+    struct pull_store ps = {cli, stdout, NULL};
+    const char *journal = NULL;
+    sentra_sync_opts_t so;
+    memset(&so, 0, sizeof so);
+    int c;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "h", o, NULL)) != -1) {
+        CLI_PARSE_COMMON(cli, c);
+        int r = cli_filter_opt(cli, &f, c, optarg);
+        if (r < 0)
+            return CLI_EXIT_USAGE;
+        if (r)
+            continue;
+        switch (c) {
+        case 'j': journal = optarg; break;
+        case 'c': ps.cursor_path = optarg; break;
+        case 'b': so.batch = (int32_t)strtol(optarg, NULL, 10); break;
+        case 'h':
+            printf("usage: %s sync pull [--journal FILE.jsonl] [--cursor-file FILE] [--batch N] [filters]\n\n"
+                   "Fetches every change after the cursor kept in --cursor-file (none: from\n"
+                   "the beginning), appends each changed record or tombstone (\"deleted\":\n"
+                   "true) as one JSON line to the journal (default stdout), and stores the\n"
+                   "new cursor after each batch is safely on disk. Run it again to get only\n"
+                   "what changed since. Retries with backoff while the server is away.\n\n%s\n%s",
+                   cli->prog, CLI_FILTER_HELP, CLI_COMMON_HELP);
+            cli_filter_free(&f);
+            return 0;
+        default:
+            cli_filter_free(&f);
+            return cli_usage_error(cli, "sync pull", "unknown option");
+        }
+    }
+    char cursor[4096] = "";
+    if (ps.cursor_path) {
+        FILE *cf = fopen(ps.cursor_path, "r");
+        if (cf) {
+            if (fgets(cursor, sizeof cursor, cf))
+                cursor[strcspn(cursor, "\r\n")] = 0;
+            fclose(cf);
+        } else if (errno != ENOENT) {
+            fprintf(stderr, "%s sync pull: %s: %s\n", cli->prog, ps.cursor_path, strerror(errno));
+            cli_filter_free(&f);
+            return CLI_EXIT_LOCAL;
+        }
+    }
+    if (journal && !(ps.journal = fopen(journal, "a"))) {
+        fprintf(stderr, "%s sync pull: %s: %s\n", cli->prog, journal, strerror(errno));
+        cli_filter_free(&f);
+        return CLI_EXIT_LOCAL;
+    }
+    sentra_client_t *cl = cli_client(cli);
+    int rc = CLI_EXIT_USAGE;
+    if (cl) {
+        so.filter = &f;
+        sentra_sync_store_t store = {pull_apply, pull_save_cursor, NULL, NULL, pull_progress, &ps};
+        sentra_sync_stats_t stats;
+        sentra_status_t st;
+        sentra_status_init(&st);
+        rc = sentra_sync_pull(cl, cursor, &so, &store, &stats, &st);
+        cli_progress_end(cli);
+        if (rc == SENTRA_ESYNC) {
+            fprintf(stderr, "%s sync pull: cannot write the journal or the cursor file: %s\n", cli->prog,
+                    strerror(errno));
+            rc = CLI_EXIT_LOCAL;
+        } else if (rc) {
+            rc = cli_fail(cli, "sync pull", rc, &st);
+        } else {
+            fprintf(stderr, "pulled %ld changes in %ld batches (%ld retries)\n", stats.changes, stats.batches,
+                    stats.retries);
+        }
+        sentra_status_clear(&st);
+    }
+    if (ps.journal != stdout && fclose(ps.journal) != 0 && rc == 0)
+        rc = CLI_EXIT_LOCAL;
+    cli_filter_free(&f);
+    return rc;
+}
+
+/* ---------------------------------------------------------------- push */
+
+struct push_item {
+    Sentra__V1__Mutation *m;
+    long line;
+    int sent;
+};
+
+struct push_store {
+    cli_t *cli;
+    const char *path;
+    struct push_item *items;
+    size_t n, next;
+    long not_applied;
+};
+
+static size_t push_next(void *arg, Sentra__V1__Mutation **out, size_t max)
+{
+    struct push_store *ps = arg;
+    size_t k = 0;
+    while (ps->next < ps->n && k < max)
+        out[k++] = ps->items[ps->next++].m;
+    return k;
+}
+
+static int push_result(void *arg, const Sentra__V1__Mutation *m, const Sentra__V1__MutationResult *r)
+{
+    struct push_store *ps = arg;
+    long line = 0;
+    for (size_t i = 0; i < ps->n; i++)
+        if (ps->items[i].m == m)
+            line = ps->items[i].line;
+    if (ps->cli->fmt == FMT_JSON) {
+        json_t *j = cli_pb_to_json(&r->base, 0);
+        json_object_set_new(j, "line", json_integer(line));
+        char *s = json_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER);
+        puts(s);
+        free(s);
+        json_decref(j);
+    }
+    if (r->outcome == SENTRA__V1__MUTATION_OUTCOME__MUTATION_OUTCOME_APPLIED)
+        return 0;
+    ps->not_applied++;
+    if (r->outcome == SENTRA__V1__MUTATION_OUTCOME__MUTATION_OUTCOME_CONFLICT) {
+        fprintf(stderr, "%s:%ld: %s: CONFLICT: the server has version %lld\n", ps->path, line, m->mutation_id,
+                r->current ? (long long)r->current->version : 0LL);
+    } else {
+        fprintf(stderr, "%s:%ld: %s: REJECTED\n", ps->path, line, m->mutation_id);
+        for (size_t i = 0; i < r->n_violations; i++)
+            fprintf(stderr, "    %s: %s\n", r->violations[i]->field, r->violations[i]->description);
+    }
+    return 0;
+}
+
+static void push_progress(void *arg, long done)
+{
+    struct push_store *ps = arg;
+    cli_progress(ps->cli, "pushed", done, (long)ps->n);
+}
+
+/* One input line as a Mutation; NULL with err set. */
+static Sentra__V1__Mutation *line_to_mutation(json_t *j, char *err, size_t errlen)
+{
+    if (json_object_get(j, "op") || json_object_get(j, "mutation_id"))
+        return (Sentra__V1__Mutation *)cli_json_to_pb(&sentra__v1__mutation__descriptor, j, err, errlen);
+    /* A plain record: an upsert based on the version it carries. */
+    json_t *copy = json_deep_copy(j);
+    json_int_t version = json_integer_value(json_object_get(copy, "version"));
+    static const char *output_only[] = {"version", "created_at_ms", "updated_at_ms", "created_by",
+                                        "updated_by", "province_code", "deleted"};
+    int deleted = json_is_true(json_object_get(copy, "deleted"));
+    for (size_t i = 0; i < sizeof output_only / sizeof *output_only; i++)
+        json_object_del(copy, output_only[i]);
+    Sentra__V1__Sentra *s = (Sentra__V1__Sentra *)cli_json_to_pb(&sentra__v1__sentra__descriptor, copy, err, errlen);
+    json_decref(copy);
+    if (!s)
+        return NULL;
+    if (!s->id || !*s->id) {
+        snprintf(err, errlen, "a record needs its id");
+        sentra__v1__sentra__free_unpacked(s, NULL);
+        return NULL;
+    }
+    Sentra__V1__Mutation *m = calloc(1, sizeof *m);
+    sentra__v1__mutation__init(m);
+    m->sentra = s;
+    m->op = deleted ? SENTRA__V1__MUTATION_OP__MUTATION_OP_DELETE : SENTRA__V1__MUTATION_OP__MUTATION_OP_UPSERT;
+    m->base_version = version;
+    if (asprintf(&m->mutation_id, "%s@%lld%s", s->id, (long long)version, deleted ? "-del" : "") < 0)
+        m->mutation_id = NULL;
+    return m;
+}
+
+static int sync_push(cli_t *cli, int argc, char **argv)
+{
+    static const struct option o[] = {{"client-id", required_argument, 0, 'i'},
+                                      {"batch", required_argument, 0, 'b'},
+                                      CLI_COMMON_OPTIONS,
+                                      {0, 0, 0, 0}};
+    const char *client_id = NULL;
+    sentra_sync_opts_t so;
+    memset(&so, 0, sizeof so);
+    int c;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "h", o, NULL)) != -1) {
+        CLI_PARSE_COMMON(cli, c);
+        switch (c) {
+        case 'i': client_id = optarg; break;
+        case 'b': so.batch = (int32_t)strtol(optarg, NULL, 10); break;
+        case 'h':
+            printf("usage: %s sync push --client-id ID FILE.jsonl\n\n"
+                   "Sends local changes: each line of FILE.jsonl is a mutation\n"
+                   "  {\"mutation_id\":\"m1\",\"op\":\"MUTATION_OP_UPSERT\",\"sentra\":{...},\"base_version\":3}\n"
+                   "or a plain record (as `get --json` or `sync pull` print it), sent as an\n"
+                   "upsert based on its \"version\" (a tombstone as a delete). Conflicts and\n"
+                   "rejections are reported by line; exit 1 when any mutation was not\n"
+                   "applied. Batches are retried with backoff and idempotency keys.\n\n%s",
+                   cli->prog, CLI_COMMON_HELP);
+            return 0;
+        default: return cli_usage_error(cli, "sync push", "unknown option");
+        }
+    }
+    if (!client_id)
+        return cli_usage_error(cli, "sync push", "wants --client-id (one per device/app install)");
+    if (optind + 1 != argc)
+        return cli_usage_error(cli, "sync push", "wants one JSONL file (- for stdin)");
+    struct push_store ps;
+    memset(&ps, 0, sizeof ps);
+    ps.cli = cli;
+    ps.path = argv[optind];
+    FILE *in = strcmp(ps.path, "-") == 0 ? stdin : fopen(ps.path, "r");
+    if (!in) {
+        fprintf(stderr, "%s sync push: %s: %s\n", cli->prog, ps.path, strerror(errno));
+        return CLI_EXIT_LOCAL;
+    }
+    char *line = NULL;
+    size_t cap = 0, alloc = 0;
+    long lineno = 0;
+    int rc = 0;
+    while (getline(&line, &cap, in) > 0) {
+        lineno++;
+        if (line[strspn(line, " \t\r\n")] == 0)
+            continue;
+        json_error_t je;
+        json_t *j = json_loads(line, 0, &je);
+        char err[256] = "";
+        Sentra__V1__Mutation *m = NULL;
+        if (!j)
+            snprintf(err, sizeof err, "not JSON: %s", je.text);
+        else if (!json_is_object(j))
+            snprintf(err, sizeof err, "not a JSON object");
+        else
+            m = line_to_mutation(j, err, sizeof err);
+        json_decref(j);
+        if (!m) {
+            fprintf(stderr, "%s:%ld: %s\n", ps.path, lineno, err);
+            rc = CLI_EXIT_LOCAL;
+            continue;
+        }
+        if (ps.n == alloc) {
+            alloc = alloc ? alloc * 2 : 256;
+            ps.items = realloc(ps.items, alloc * sizeof *ps.items);
+        }
+        ps.items[ps.n].m = m;
+        ps.items[ps.n].line = lineno;
+        ps.items[ps.n++].sent = 0;
+    }
+    free(line);
+    if (in != stdin)
+        fclose(in);
+    if (rc) {
+        fprintf(stderr, "%s sync push: nothing sent: fix the lines above first\n", cli->prog);
+    } else {
+        sentra_client_t *cl = cli_client(cli);
+        if (!cl) {
+            rc = CLI_EXIT_USAGE;
+        } else {
+            sentra_sync_store_t store = {NULL, NULL, push_next, push_result, push_progress, &ps};
+            sentra_sync_stats_t stats;
+            sentra_status_t st;
+            sentra_status_init(&st);
+            rc = sentra_sync_push(cl, client_id, &so, &store, &stats, &st);
+            cli_progress_end(cli);
+            if (rc) {
+                rc = cli_fail(cli, "sync push", rc, &st);
+            } else {
+                fprintf(stderr, "pushed %zu mutations: %ld applied, %ld conflicts, %ld rejected (%ld retries)\n",
+                        ps.n, stats.applied, stats.conflicts, stats.rejected, stats.retries);
+                rc = ps.not_applied ? CLI_EXIT_PARTIAL : 0;
+            }
+            sentra_status_clear(&st);
+        }
+    }
+    for (size_t i = 0; i < ps.n; i++)
+        protobuf_c_message_free_unpacked(&ps.items[i].m->base, NULL);
+    free(ps.items);
+    return rc;
+}
 
 int cmd_sync(cli_t *cli, int argc, char **argv)
 {
-    fprintf(stderr, "%s sync: not built yet\n", cli->prog);
-    return CLI_EXIT_USAGE;
+    if (argc >= 2 && strcmp(argv[1], "pull") == 0)
+        return sync_pull(cli, argc - 1, argv + 1);
+    if (argc >= 2 && strcmp(argv[1], "push") == 0)
+        return sync_push(cli, argc - 1, argv + 1);
+    if (argc >= 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
+        printf("usage: %s sync pull [options]   (see sync pull --help)\n"
+               "       %s sync push [options]   (see sync push --help)\n",
+               cli->prog, cli->prog);
+        return 0;
+    }
+    return cli_usage_error(cli, "sync", "wants pull or push");
 }

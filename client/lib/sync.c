@@ -1,0 +1,197 @@
+/*
+ * sync.c: the sync helper (sync.h): PullChanges and PushChanges loops that
+ * keep the cursor and the pending mutations in the caller's storage through
+ * callbacks, with an outer retry loop and backoff for outages longer than
+ * the per-call retries cover.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <sentra/sync.h>
+
+#include "internal.h"
+#include "status.h"
+
+static void sleep_ms(unsigned ms)
+{
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+    while (nanosleep(&ts, &ts) != 0)
+        ;
+}
+
+/* Errors worth another round: the server was unreachable or said so. */
+static int transient(int rc, const sentra_status_t *st)
+{
+    return rc == SENTRA_ECONNECT || rc == SENTRA_ECONNLOST ||
+           (rc == SENTRA_ESTATUS && st->code == SENTRA_UNAVAILABLE);
+}
+
+static unsigned next_delay(unsigned d)
+{
+    d *= 2;
+    return d > 10000 ? 10000 : d;
+}
+
+int sentra_sync_pull(sentra_client_t *c, const char *cursor, const sentra_sync_opts_t *opts,
+                     const sentra_sync_store_t *store, sentra_sync_stats_t *stats, sentra_status_t *st)
+{
+    sentra_sync_stats_t local_stats;
+    sentra_status_t local_st;
+    if (!stats)
+        stats = &local_stats;
+    if (!st) {
+        sentra_status_init(&local_st);
+        st = &local_st;
+    }
+    memset(stats, 0, sizeof *stats);
+    if (!c || !store || !store->apply || !store->save_cursor)
+        return sentra__local_status(st, SENTRA_EINVAL, SENTRA_INVALID_ARGUMENT, "missing client or callbacks");
+    unsigned max_retries = opts && opts->max_retries ? opts->max_retries : 5;
+    unsigned base = opts && opts->backoff_ms ? opts->backoff_ms : 500;
+
+    char *cur = strdup(cursor ? cursor : "");
+    Sentra__V1__PullChangesRequest rq = SENTRA__V1__PULL_CHANGES_REQUEST__INIT;
+    rq.limit = opts && opts->batch ? opts->batch : 500;
+    rq.filter = opts ? (Sentra__V1__SentraFilter *)opts->filter : NULL;
+    int rc = 0;
+    for (;;) {
+        rq.cursor = cur;
+        Sentra__V1__PullChangesResponse *r = NULL;
+        unsigned delay = base, round = 0;
+        for (;;) {
+            rc = sentra_pull_changes(c, &rq, &r, NULL, st);
+            if (rc == 0 || !transient(rc, st) || round++ >= max_retries)
+                break;
+            stats->retries++;
+            sleep_ms(delay);
+            delay = next_delay(delay);
+        }
+        if (rc)
+            break;
+        for (size_t i = 0; i < r->n_changes && !rc; i++) {
+            if (store->apply(store->arg, r->changes[i]) != 0)
+                rc = sentra__local_status(st, SENTRA_ESYNC, SENTRA_ABORTED, "stopped by the apply callback");
+            else
+                stats->changes++;
+        }
+        if (!rc && r->next_cursor && *r->next_cursor) {
+            if (store->save_cursor(store->arg, r->next_cursor) != 0) {
+                rc = sentra__local_status(st, SENTRA_ESYNC, SENTRA_ABORTED, "stopped by the save_cursor callback");
+            } else {
+                free(cur);
+                cur = strdup(r->next_cursor);
+            }
+        }
+        stats->batches++;
+        if (store->progress)
+            store->progress(store->arg, stats->changes);
+        int more = r->more && r->n_changes > 0;
+        sentra__v1__pull_changes_response__free_unpacked(r, NULL);
+        if (rc || !more)
+            break;
+    }
+    free(cur);
+    if (st == &local_st)
+        sentra_status_clear(&local_st);
+    return rc;
+}
+
+/* The key of a batch: the same mutations from the same client give the
+ * same key, so a retried batch is recognised by the server. */
+static void batch_key(char *out, size_t len, const char *client_id, Sentra__V1__Mutation **m, size_t n)
+{
+    uint64_t h = 1469598103934665603ull; /* FNV-1a over the mutation ids */
+    for (size_t i = 0; i < n; i++) {
+        for (const char *p = m[i]->mutation_id; p && *p; p++)
+            h = (h ^ (uint8_t)*p) * 1099511628211ull;
+        h = (h ^ 0xff) * 1099511628211ull;
+    }
+    snprintf(out, len, "push-%.64s-%zu-%016llx", client_id, n, (unsigned long long)h);
+}
+
+int sentra_sync_push(sentra_client_t *c, const char *client_id, const sentra_sync_opts_t *opts,
+                     const sentra_sync_store_t *store, sentra_sync_stats_t *stats, sentra_status_t *st)
+{
+    sentra_sync_stats_t local_stats;
+    sentra_status_t local_st;
+    if (!stats)
+        stats = &local_stats;
+    if (!st) {
+        sentra_status_init(&local_st);
+        st = &local_st;
+    }
+    memset(stats, 0, sizeof *stats);
+    if (!c || !client_id || !store || !store->next_mutations || !store->on_result)
+        return sentra__local_status(st, SENTRA_EINVAL, SENTRA_INVALID_ARGUMENT, "missing client, id or callbacks");
+    size_t batch = opts && opts->batch > 0 && opts->batch <= 500 ? (size_t)opts->batch : 500;
+    unsigned max_retries = opts && opts->max_retries ? opts->max_retries : 5;
+    unsigned base = opts && opts->backoff_ms ? opts->backoff_ms : 500;
+    Sentra__V1__Mutation **muts = calloc(batch, sizeof *muts);
+    if (!muts)
+        return sentra__local_status(st, SENTRA_ENOMEM, SENTRA_RESOURCE_EXHAUSTED, "out of memory");
+    int rc = 0;
+    long done = 0;
+    for (;;) {
+        size_t n = store->next_mutations(store->arg, muts, batch);
+        if (n == 0)
+            break;
+        if (n > batch)
+            n = batch;
+        Sentra__V1__PushChangesRequest rq = SENTRA__V1__PUSH_CHANGES_REQUEST__INIT;
+        rq.client_id = (char *)client_id;
+        rq.mutations = muts;
+        rq.n_mutations = n;
+        char key[128];
+        batch_key(key, sizeof key, client_id, muts, n);
+        sentra_call_opts_t co = {0, key, 0};
+        Sentra__V1__PushChangesResponse *r = NULL;
+        unsigned delay = base, round = 0;
+        for (;;) {
+            rc = sentra_push_changes(c, &rq, &r, &co, st);
+            if (rc == 0 || !transient(rc, st) || round++ >= max_retries)
+                break;
+            stats->retries++;
+            sleep_ms(delay);
+            delay = next_delay(delay);
+        }
+        if (rc)
+            break;
+        /* Results come by mutation id; match them to the batch. */
+        for (size_t i = 0; i < r->n_results && !rc; i++) {
+            const Sentra__V1__MutationResult *res = r->results[i];
+            const Sentra__V1__Mutation *m = NULL;
+            for (size_t k = 0; k < n; k++)
+                if (strcmp(muts[k]->mutation_id, res->mutation_id) == 0)
+                    m = muts[k];
+            if (!m)
+                continue;
+            switch (res->outcome) {
+            case SENTRA__V1__MUTATION_OUTCOME__MUTATION_OUTCOME_APPLIED: stats->applied++; break;
+            case SENTRA__V1__MUTATION_OUTCOME__MUTATION_OUTCOME_CONFLICT: stats->conflicts++; break;
+            default: stats->rejected++; break;
+            }
+            if (store->on_result(store->arg, m, res) != 0)
+                rc = sentra__local_status(st, SENTRA_ESYNC, SENTRA_ABORTED, "stopped by the on_result callback");
+        }
+        int answered = r->n_results > 0;
+        sentra__v1__push_changes_response__free_unpacked(r, NULL);
+        stats->batches++;
+        done += (long)n;
+        if (store->progress)
+            store->progress(store->arg, done);
+        if (rc)
+            break;
+        if (!answered) {
+            /* A server that answers no mutation would make us loop forever
+             * on the same pending batch. */
+            rc = sentra__local_status(st, SENTRA_EPROTO, SENTRA_INTERNAL, "PushChanges answered no mutation");
+            break;
+        }
+    }
+    free(muts);
+    if (st == &local_st)
+        sentra_status_clear(&local_st);
+    return rc;
+}
