@@ -176,6 +176,8 @@ install: all
 	install -m 755 $(LIBSENTRA_SO) $(DESTDIR)$(PREFIX)/lib/libsentra.so.1
 	ln -sf libsentra.so.1 $(DESTDIR)$(PREFIX)/lib/libsentra.so
 	install -m 644 client/include/sentra/*.h $(DESTDIR)$(PREFIX)/include/sentra/
+	install -d $(DESTDIR)$(PREFIX)/include/sentra/v1
+	install -m 644 $(PB_H) $(DESTDIR)$(PREFIX)/include/sentra/v1/
 	install -m 755 $(SENTRAD) $(SENTRA_CLI) $(DESTDIR)$(PREFIX)/bin/
 	sed -e 's|@PREFIX@|$(PREFIX)|g' client/sentra.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/sentra.pc
 
