@@ -9,8 +9,8 @@
 -- ---------------------------------------------------------------- scope
 
 -- May a token of (role, region) read a record of this regency/province?
--- district: its regency/city; province: its regencies; national and admin:
--- everything. Written as one CASE so that, inlined with constant
+-- district: its regency/city; province: its regencies; national:
+-- everything; admin: nothing (admin tokens manage tokens only). Written as one CASE so that, inlined with constant
 -- parameters, it folds into an indexable "regency_code = '18.71'".
 CREATE FUNCTION sentra_can_read(p_role text, p_region text,
                                 p_regency text, p_province text)
@@ -19,7 +19,6 @@ RETURNS boolean LANGUAGE sql IMMUTABLE AS $$
         WHEN 'district' THEN p_regency = p_region
         WHEN 'province' THEN p_province = p_region
         WHEN 'national' THEN true
-        WHEN 'admin' THEN true
         ELSE false END
 $$;
 

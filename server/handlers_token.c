@@ -2,10 +2,9 @@
  * handlers_token.c: TokenService (CreateToken, ListTokens, RevokeToken),
  * for admin tokens only.
  *
- * The role is checked here and again in each statement's WHERE clause (the
- * caller's role is a parameter), so a mistake in one place cannot hand out
- * tokens. These methods are not flagged METHOD_WRITE, since that flag
- * refuses the admin role.
+ * The role is checked three times: by the call layer (METHOD_ADMIN), here,
+ * and in each statement's WHERE clause (the caller's role is a parameter),
+ * so a mistake in one place cannot hand out tokens.
  */
 #include <stdio.h>
 #include <stdlib.h>

@@ -24,10 +24,9 @@ const method_t methods[] = {
     M("SentraService", "ListSentra", list_sentra_request, h_list_sentra, 0),
     M("SentraService", "GetRegion", get_region_request, h_get_region, 0),
     M("SentraService", "ListRegions", list_regions_request, h_list_regions, 0),
-    /* admin only, checked by the handlers (METHOD_WRITE would refuse admin) */
-    M("TokenService", "CreateToken", create_token_request, h_create_token, 0),
-    M("TokenService", "ListTokens", list_tokens_request, h_list_tokens, 0),
-    M("TokenService", "RevokeToken", revoke_token_request, h_revoke_token, 0),
+    M("TokenService", "CreateToken", create_token_request, h_create_token, METHOD_ADMIN),
+    M("TokenService", "ListTokens", list_tokens_request, h_list_tokens, METHOD_ADMIN),
+    M("TokenService", "RevokeToken", revoke_token_request, h_revoke_token, METHOD_ADMIN),
     { NULL, NULL, NULL, 0 }
 };
 
