@@ -183,3 +183,5 @@ install: all
 
 clean:
 	rm -rf build build-asan bin
+
+-include bench/bench.mk tests/fuzz/fuzz.mk
