@@ -1,0 +1,686 @@
+/*
+ * handlers_sync.c: PullChanges (the change feed, with long poll) and
+ * PushChanges (batched, exactly-once mutations) for the district apps.
+ *
+ * A pull is one SQL statement over sentra_change (migrations/0003 and
+ * 0006): the changes after the cursor in (txid, seq) order, only those of
+ * transactions below the statement snapshot's xmin, joined to the records
+ * as they are now. docs/SYNC.md explains why no committed change is ever
+ * skipped. When nothing is there and the client asked to wait, the call
+ * parks with call_wait_change until a change commits and queries again.
+ *
+ * A push is one call of the PL/pgSQL function sync_push, which applies the
+ * whole batch in one transaction (each mutation in a subtransaction) and
+ * stores every outcome beside the change it made, so that a repeated
+ * mutation id returns the stored outcome and changes nothing.
+ */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <uv.h>
+
+#include "call.h"
+#include "methods.h"
+#include "sentra_row.h"
+#include "validate.h"
+#include "sentra/v1/sentra.pb-c.h"
+
+#define PULL_LIMIT_DEFAULT 500
+#define PULL_LIMIT_MAX 5000
+#define PULL_WAIT_MAX_MS 60000
+/* Re-query this often while committed changes wait behind a transaction
+ * still running (they cannot be served yet, and the transaction that holds
+ * them back may never send a NOTIFY of its own). */
+#define PULL_PENDING_RETRY_MS 200
+/* Stop adding records to a page past this many encoded bytes: the default
+ * frame limit is 4 MiB. */
+#define PULL_MAX_BYTES (3u * 1024 * 1024)
+#define PUSH_MAX_MUTATIONS 500
+#define PUSH_MAX_ID 200
+
+/* ---------------------------------------------------------------- helpers */
+
+static void add_violation(void *arg, const char *field, const char *reason)
+{
+    violations_add(arg, field, "%s", reason);
+}
+
+static const char *nonempty(const char *s)
+{
+    return s && s[0] ? s : NULL;
+}
+
+/* ---------------------------------------------------------------- cursor */
+
+/*
+ * A cursor is the feed position (txid, seq) of the last change served (or
+ * passed over as outside the caller's scope), as the hex of the text
+ * "v1:<txid>:<seq>": opaque to clients, stable across restarts because it
+ * names rows of the database, never server memory.
+ */
+
+static char *cursor_encode(call_t *c, uint64_t txid, int64_t seq)
+{
+    static const char hex[] = "0123456789abcdef";
+    char raw[64];
+    int n = snprintf(raw, sizeof raw, "v1:%" PRIu64 ":%" PRId64, txid, seq);
+    char *out = call_alloc(c, 2 * (size_t)n + 1);
+    for (int i = 0; i < n; i++) {
+        out[2 * i] = hex[(unsigned char)raw[i] >> 4];
+        out[2 * i + 1] = hex[(unsigned char)raw[i] & 15];
+    }
+    return out;
+}
+
+static int hexval(char ch)
+{
+    if (ch >= '0' && ch <= '9')
+        return ch - '0';
+    if (ch >= 'a' && ch <= 'f')
+        return ch - 'a' + 10;
+    if (ch >= 'A' && ch <= 'F')
+        return ch - 'A' + 10;
+    return -1;
+}
+
+/* Parses a decimal number of at most 19 digits (fits int64). */
+static int parse_dec(const char *s, const char *end, uint64_t *out)
+{
+    uint64_t v = 0;
+    if (s == end || end - s > 19)
+        return 0;
+    for (; s < end; s++) {
+        if (*s < '0' || *s > '9')
+            return 0;
+        v = v * 10 + (uint64_t)(*s - '0');
+    }
+    *out = v;
+    return 1;
+}
+
+/* Returns 1 and the position, or 0 when tok is not a cursor. "" is the
+ * beginning of the feed. */
+static int cursor_decode(const char *tok, uint64_t *txid, int64_t *seq)
+{
+    char raw[64];
+    size_t n = tok ? strlen(tok) : 0;
+    uint64_t t, s;
+
+    if (n == 0) {
+        *txid = 0;
+        *seq = 0;
+        return 1;
+    }
+    if (n % 2 || n / 2 >= sizeof raw)
+        return 0;
+    for (size_t i = 0; i < n / 2; i++) {
+        int hi = hexval(tok[2 * i]), lo = hexval(tok[2 * i + 1]);
+        if (hi < 0 || lo < 0)
+            return 0;
+        raw[i] = (char)(hi << 4 | lo);
+    }
+    raw[n / 2] = '\0';
+    if (strncmp(raw, "v1:", 3) != 0)
+        return 0;
+    char *colon = strchr(raw + 3, ':');
+    if (colon == NULL || !parse_dec(raw + 3, colon, &t) ||
+        !parse_dec(colon + 1, raw + n / 2, &s) || s > INT64_MAX)
+        return 0;
+    *txid = t;
+    *seq = (int64_t)s;
+    return 1;
+}
+
+/* (a1, a2) > (b1, b2) */
+static int pos_after(uint64_t a1, int64_t a2, uint64_t b1, int64_t b2)
+{
+    return a1 > b1 || (a1 == b1 && a2 > b2);
+}
+
+/* ---------------------------------------------------------------- pull state */
+
+/*
+ * A long poll queries several times; its cursor moves between the queries
+ * (past changes outside the caller's scope), and a callback gets only the
+ * call. The state of each pull in progress is found here by its call, and
+ * dropped when the call is freed.
+ */
+typedef struct pull_state {
+    call_t *c;                   /* the call (the key) */
+    uint64_t txid;               /* cursor: feed position already covered */
+    int64_t seq;
+    int limit;                   /* records per page */
+    const char *f_province;      /* filter, or NULL */
+    const char *f_regency;
+    uint64_t wait_until_ns;      /* long poll ends then (uv_hrtime); 0: no wait */
+    struct pull_state *next;     /* hash chain */
+} pull_state_t;
+
+#define PULL_BUCKETS 256
+static pull_state_t *pulls[PULL_BUCKETS];
+
+static size_t pull_bucket(const call_t *c)
+{
+    uintptr_t p = (uintptr_t)c;
+    return (size_t)((p >> 4) ^ (p >> 12)) % PULL_BUCKETS;
+}
+
+static pull_state_t *pull_find(const call_t *c)
+{
+    for (pull_state_t *p = pulls[pull_bucket(c)]; p != NULL; p = p->next)
+        if (p->c == c)
+            return p;
+    return NULL;
+}
+
+static void pull_forget(void *arg)
+{
+    pull_state_t *ps = arg;
+    for (pull_state_t **pp = &pulls[pull_bucket(ps->c)]; *pp != NULL; pp = &(*pp)->next)
+        if (*pp == ps) {
+            *pp = ps->next;
+            break;
+        }
+    free(ps);
+}
+
+/* ---------------------------------------------------------------- pull */
+
+/*
+ * $1 role, $2 region, $3 cursor txid, $4 cursor seq, $5 limit, $6 filter
+ * province, $7 filter regency.
+ *
+ * h: the horizon, the xmin of this statement's snapshot (pg_current_snapshot
+ * is the statement's snapshot, so the horizon and the rows read agree).
+ * page: up to limit + 1 visible changes after the cursor below the horizon
+ * (one more than served only tells that more are waiting). served: the
+ * first limit of them; last: each record once, at its last position in the
+ * page (repeats within a page would carry the same current record).
+ * meta: more, the tail (the last position below the horizon, whatever its
+ * scope: when the page is not full the cursor may jump there, as nothing
+ * between was for this caller), pending (committed changes above the
+ * horizon, waiting for an older transaction) and xmax (a cursor at or above
+ * it comes from another database).
+ * Each record: its current row when the caller may read it, else a
+ * tombstone (deleted, or moved out of the caller's scope).
+ */
+#define PULL_META_COL SENTRA_NCOLS
+enum { PM_TXID, PM_SEQ, PM_MORE, PM_TAIL_TXID, PM_TAIL_SEQ, PM_PENDING, PM_XMAX };
+
+static db_stmt_t pull_stmt = {
+    "WITH h AS MATERIALIZED ("
+    " SELECT pg_snapshot_xmin(pg_current_snapshot()) AS xmin),"
+    " page AS MATERIALIZED ("
+    " SELECT c.txid, c.seq, c.sentra_id, c.new_version FROM sentra_change c"
+    " WHERE (c.txid, c.seq) > ($3::xid8, $4::bigint)"
+    " AND c.txid < (SELECT xmin FROM h)"
+    " AND (sync_visible($1, $2, $6, $7, c.regency_code)"
+    " OR sync_visible($1, $2, $6, $7, c.old_regency_code))"
+    " ORDER BY c.txid, c.seq LIMIT $5::int + 1),"
+    " served AS (SELECT * FROM page ORDER BY txid, seq LIMIT $5::int),"
+    " last AS (SELECT DISTINCT ON (sentra_id) * FROM served"
+    " ORDER BY sentra_id, txid DESC, seq DESC),"
+    " meta AS ("
+    " SELECT (SELECT count(*) FROM page) > $5::int AS more,"
+    " t.txid AS tail_txid, t.seq AS tail_seq,"
+    " EXISTS (SELECT 1 FROM sentra_change p WHERE p.txid >= h.xmin) AS pending,"
+    " pg_snapshot_xmax(pg_current_snapshot()) AS xmax"
+    " FROM h LEFT JOIN LATERAL ("
+    " SELECT c.txid, c.seq FROM sentra_change c WHERE c.txid < h.xmin"
+    " ORDER BY c.txid DESC, c.seq DESC LIMIT 1) t ON true)"
+    " SELECT coalesce(r.id, l.sentra_id), r.regency_code, r.district_code,"
+    " r.village_code, r.address, r.latitude, r.longitude, r.name, r.commodity,"
+    " r.main_product, r.kbli_code, r.kbli_version, r.sector_group, r.status,"
+    " r.formed_on, r.decree_number, r.decree_date, r.decree_official,"
+    " r.contact_name, r.contact_phone,"
+    " coalesce(r.version, s.version, l.new_version), r.created_ms, r.updated_ms,"
+    " r.created_by, r.updated_by, r.province_code,"
+    " coalesce(r.deleted, l.sentra_id IS NOT NULL), r.fig_year, r.business_units,"
+    " r.workers_male, r.workers_female, r.investment, r.production_value,"
+    " r.material_value, r.capacity, r.capacity_unit, r.export_share_bp,"
+    " r.export_destinations,"
+    " l.txid, l.seq, m.more, m.tail_txid, m.tail_seq, m.pending, m.xmax"
+    " FROM meta m"
+    " LEFT JOIN last l ON true"
+    " LEFT JOIN sentra s ON s.id = l.sentra_id"
+    " LEFT JOIN sentra_rows r ON r.id = l.sentra_id AND NOT r.deleted"
+    " AND sync_visible($1, $2, $6, $7, r.regency_code)"
+    " ORDER BY l.txid, l.seq, r.fig_year", 0};
+
+static void pull_query(call_t *c);
+
+static void pull_wake(call_t *c)
+{
+    pull_query(c);
+}
+
+static uint64_t col_u64(const PGresult *res, int row, int col)
+{
+    return PQgetisnull(res, row, col) ? 0 : strtoull(PQgetvalue(res, row, col), NULL, 10);
+}
+
+static void pull_done(call_t *c, PGresult *res)
+{
+    pull_state_t *ps = pull_find(c);
+    Sentra__V1__PullChangesResponse resp = SENTRA__V1__PULL_CHANGES_RESPONSE__INIT;
+    int n, row = 0, more;
+    uint64_t last_txid = ps->txid, tail_txid;
+    int64_t last_seq = ps->seq, tail_seq;
+    size_t bytes = 0;
+
+    if (call_db_error(c, res))
+        return;
+    n = PQntuples(res);
+    if (n < 1 || PQnfields(res) < PULL_META_COL + PM_XMAX + 1) {
+        call_fail(c, SENTRA_INTERNAL, "pull: unexpected result shape");
+        return;
+    }
+    if (ps->txid != 0 && ps->txid >= col_u64(res, 0, PULL_META_COL + PM_XMAX)) {
+        /* No transaction of this database has reached that id yet: the
+         * cursor was made by another database (a restore, a new cluster). */
+        call_fail(c, SENTRA_OUT_OF_RANGE,
+                  "cursor is ahead of this database; pull again from an empty cursor");
+        return;
+    }
+    more = PQgetvalue(res, 0, PULL_META_COL + PM_MORE)[0] == 't';
+    if (PQgetisnull(res, 0, SENTRA_COL_ID))
+        n = 0;                  /* the single meta row of an empty page */
+
+    resp.changes = call_alloc(c, (size_t)(n > 0 ? n : 1) * sizeof *resp.changes);
+    while (row < n) {
+        uint64_t t = col_u64(res, row, PULL_META_COL + PM_TXID);
+        int64_t s = (int64_t)col_u64(res, row, PULL_META_COL + PM_SEQ);
+        Sentra__V1__Sentra *rec = sentra__from_rows(c, res, &row);
+        if (rec == NULL)
+            break;
+        size_t sz = protobuf_c_message_get_packed_size(&rec->base) + 8;
+        if (resp.n_changes > 0 && bytes + sz > PULL_MAX_BYTES) {
+            more = 1;           /* the rest next time, from last_* */
+            break;
+        }
+        bytes += sz;
+        resp.changes[resp.n_changes++] = rec;
+        last_txid = t;
+        last_seq = s;
+    }
+    if (!more && row >= n && !PQgetisnull(res, 0, PULL_META_COL + PM_TAIL_TXID)) {
+        /* Everything below the horizon after the cursor was looked at: the
+         * cursor may pass over what was not for this caller. */
+        tail_txid = col_u64(res, 0, PULL_META_COL + PM_TAIL_TXID);
+        tail_seq = (int64_t)col_u64(res, 0, PULL_META_COL + PM_TAIL_SEQ);
+        if (pos_after(tail_txid, tail_seq, last_txid, last_seq)) {
+            last_txid = tail_txid;
+            last_seq = tail_seq;
+        }
+    }
+    ps->txid = last_txid;
+    ps->seq = last_seq;
+
+    if (resp.n_changes == 0 && ps->wait_until_ns != 0) {
+        uint64_t now = uv_hrtime();
+        if (now + 1000000 < ps->wait_until_ns) {
+            int ms = (int)((ps->wait_until_ns - now) / 1000000);
+            if (PQgetvalue(res, 0, PULL_META_COL + PM_PENDING)[0] == 't' &&
+                ms > PULL_PENDING_RETRY_MS)
+                ms = PULL_PENDING_RETRY_MS;
+            call_wait_change(c, ms, pull_wake);
+            return;
+        }
+    }
+    resp.next_cursor = cursor_encode(c, ps->txid, ps->seq);
+    resp.more = more;
+    call_reply(c, &resp.base);
+}
+
+static void pull_query(call_t *c)
+{
+    pull_state_t *ps = pull_find(c);
+    const char *v[7];
+
+    v[0] = auth_role_name(c->auth.role);
+    v[1] = c->auth.region;
+    v[2] = call_printf(c, "%" PRIu64, ps->txid);
+    v[3] = call_printf(c, "%" PRId64, ps->seq);
+    v[4] = call_printf(c, "%d", ps->limit);
+    v[5] = ps->f_province;
+    v[6] = ps->f_regency;
+    call_query(c, &pull_stmt, 7, v, pull_done);
+}
+
+void h_pull_changes(call_t *c)
+{
+    const Sentra__V1__PullChangesRequest *req = (const void *)c->msg;
+    const Sentra__V1__SentraFilter *f = req->filter;
+    violations_t viol = {0};
+    validate_ctx_t vc = {.today = validate_today(), .report = add_violation, .arg = &viol};
+    uint64_t txid = 0;
+    int64_t seq = 0;
+
+    if (!cursor_decode(req->cursor, &txid, &seq)) {
+        violations_add(&viol, "cursor", "is not a cursor returned by PullChanges");
+        vc.count++;
+    }
+    if (req->limit < 0) {
+        violations_add(&viol, "limit", "must not be negative");
+        vc.count++;
+    }
+    if (f != NULL) {
+        validate_filter(&vc, f, "filter.");
+        /* A record drifting in and out of a status or text filter has no
+         * change to announce its leaving: only region filters, which the
+         * feed tracks (a move yields a tombstone for the old region). */
+        if (f->n_status || f->n_sector_group || nonempty(f->kbli_prefix) ||
+            f->designation || nonempty(f->text) || f->updated_since_ms) {
+            violations_add(&viol, "filter", "PullChanges filters only by province_code and regency_code");
+            vc.count++;
+        }
+    }
+    if (vc.count > 0) {
+        call_fail_violations(c, &viol);
+        violations_free(&viol);
+        return;
+    }
+
+    pull_state_t *ps = calloc(1, sizeof *ps);
+    if (ps == NULL)
+        abort();
+    ps->c = c;
+    ps->txid = txid;
+    ps->seq = seq;
+    ps->limit = req->limit == 0 ? PULL_LIMIT_DEFAULT
+              : req->limit > PULL_LIMIT_MAX ? PULL_LIMIT_MAX : req->limit;
+    ps->f_province = f ? nonempty(f->province_code) : NULL;
+    ps->f_regency = f ? nonempty(f->regency_code) : NULL;
+    if (req->wait_ms > 0) {
+        /* Wait at most 60 s, and leave time before the call's deadline to
+         * query once more and answer. */
+        int64_t left = call_ms_left(c);
+        int64_t margin = left / 10 < 1000 ? left / 10 : 1000;
+        int64_t ms = req->wait_ms > PULL_WAIT_MAX_MS ? PULL_WAIT_MAX_MS : req->wait_ms;
+        if (ms > left - margin)
+            ms = left - margin;
+        if (ms > 0)
+            ps->wait_until_ns = uv_hrtime() + (uint64_t)ms * 1000000;
+    }
+    ps->next = pulls[pull_bucket(c)];
+    pulls[pull_bucket(c)] = ps;
+    call_on_free(c, pull_forget, ps);
+    pull_query(c);
+}
+
+/* ---------------------------------------------------------------- push */
+
+/* A growing buffer for the batch's JSON (malloc'ed: it is freed as soon as
+ * call_query has copied it). */
+typedef struct jbuf {
+    char *p;
+    size_t len, cap;
+} jbuf_t;
+
+static void jb_reserve(jbuf_t *b, size_t extra)
+{
+    if (b->len + extra + 1 <= b->cap)
+        return;
+    size_t cap = b->cap ? b->cap : 4096;
+    while (cap < b->len + extra + 1)
+        cap *= 2;
+    char *p = realloc(b->p, cap);
+    if (p == NULL)
+        abort();
+    b->p = p;
+    b->cap = cap;
+}
+
+static void jb_raw(jbuf_t *b, const char *s)
+{
+    size_t n = strlen(s);
+    jb_reserve(b, n);
+    memcpy(b->p + b->len, s, n + 1);
+    b->len += n;
+}
+
+/* A JSON string (escaped), or null for NULL. */
+static void jb_str(jbuf_t *b, const char *s)
+{
+    if (s == NULL) {
+        jb_raw(b, "null");
+        return;
+    }
+    jb_reserve(b, 6 * strlen(s) + 2);
+    int n = sentra__json_string(b->p, b->cap, b->len, s);
+    if (n < 0)
+        abort();                /* cannot happen: reserved 6 bytes per byte */
+    b->len = (size_t)n;
+}
+
+/* The JSON keys of the record's fields, in SENTRA_PARAM_* order (the names
+ * sync_push reads). */
+static const char *const param_keys[SENTRA_NPARAMS] = {
+    [SENTRA_PARAM_REGENCY] = "regency", [SENTRA_PARAM_DISTRICT] = "district",
+    [SENTRA_PARAM_VILLAGE] = "village", [SENTRA_PARAM_ADDRESS] = "address",
+    [SENTRA_PARAM_LAT] = "lat", [SENTRA_PARAM_LON] = "lon",
+    [SENTRA_PARAM_NAME] = "name", [SENTRA_PARAM_COMMODITY] = "commodity",
+    [SENTRA_PARAM_MAIN_PRODUCT] = "main_product", [SENTRA_PARAM_KBLI_CODE] = "kbli_code",
+    [SENTRA_PARAM_KBLI_VERSION] = "kbli_version", [SENTRA_PARAM_SECTOR_GROUP] = "sector_group",
+    [SENTRA_PARAM_STATUS] = "status", [SENTRA_PARAM_FORMED_ON] = "formed_on",
+    [SENTRA_PARAM_DECREE_NUMBER] = "decree_number", [SENTRA_PARAM_DECREE_DATE] = "decree_date",
+    [SENTRA_PARAM_DECREE_OFFICIAL] = "decree_official", [SENTRA_PARAM_CONTACT_NAME] = "contact_name",
+    [SENTRA_PARAM_CONTACT_PHONE] = "contact_phone", [SENTRA_PARAM_FIGURES] = "figures",
+};
+
+/* Collects one mutation's violations as "field: reason" lines. */
+typedef struct reject_buf {
+    jbuf_t b;
+    const char *prefix;          /* "sentra." for the record's fields */
+} reject_buf_t;
+
+static void reject_add(void *arg, const char *field, const char *reason)
+{
+    reject_buf_t *r = arg;
+    if (r->b.len)
+        jb_raw(&r->b, "\n");
+    jb_raw(&r->b, r->prefix);
+    jb_raw(&r->b, field);
+    jb_raw(&r->b, ": ");
+    jb_raw(&r->b, reason);
+}
+
+/* Appends mutation m as a JSON object: refused by the checks here ("reject"
+ * with its violations), or the record's fields as sync_push reads them. */
+#define REJECT(field, reason) (reject_add(&rj, (field), (reason)), vc.count++)
+
+static void push_mutation_json(call_t *c, jbuf_t *b, const Sentra__V1__Mutation *m)
+{
+    reject_buf_t rj = {{0}, ""};
+    validate_ctx_t vc = {.today = validate_today(), .report = reject_add, .arg = &rj};
+    const Sentra__V1__Sentra *s = m->sentra;
+
+    jb_raw(b, "{\"m\":");
+    jb_str(b, m->mutation_id);
+    if (m->base_version < 0)
+        REJECT("base_version", "must not be negative");
+    if (m->op == SENTRA__V1__MUTATION_OP__MUTATION_OP_UPSERT) {
+        if (s == NULL) {
+            REJECT("sentra", "is required");
+        } else {
+            /* The client chooses the id (required), so that the outcome
+             * names a record the client knows. */
+            rj.prefix = "sentra.";
+            validate_sentra(&vc, s, VF_ALL, 1);
+            rj.prefix = "";
+        }
+    } else if (m->op == SENTRA__V1__MUTATION_OP__MUTATION_OP_DELETE) {
+        if (s == NULL || !validate_uuid(s->id))
+            REJECT("sentra.id", s && nonempty(s->id) ? "must be a UUID" : "is required");
+        if (m->base_version <= 0)
+            REJECT("base_version", "is required to delete (the version last seen)");
+    } else {
+        REJECT("op", "must be MUTATION_OP_UPSERT or MUTATION_OP_DELETE");
+    }
+    if (vc.count > 0) {
+        jb_raw(b, ",\"reject\":");
+        jb_str(b, rj.b.p ? rj.b.p : "invalid");
+        jb_raw(b, "}");
+        free(rj.b.p);
+        return;
+    }
+    free(rj.b.p);
+    jb_raw(b, ",\"op\":");
+    jb_raw(b, m->op == SENTRA__V1__MUTATION_OP__MUTATION_OP_DELETE ? "2" : "1");
+    jb_raw(b, ",\"base\":");
+    jb_raw(b, call_printf(c, "%lld", (long long)m->base_version));
+    jb_raw(b, ",\"id\":");
+    jb_str(b, s->id);
+    if (m->op == SENTRA__V1__MUTATION_OP__MUTATION_OP_UPSERT) {
+        const char *v[SENTRA_NPARAMS];
+        sentra__params(c, s, v);
+        for (int i = 0; i < SENTRA_NPARAMS; i++) {
+            jb_raw(b, ",\"");
+            jb_raw(b, param_keys[i]);
+            jb_raw(b, "\":");
+            if (i == SENTRA_PARAM_FIGURES)
+                jb_raw(b, v[i] ? v[i] : "[]");      /* already JSON */
+            else
+                jb_str(b, v[i]);
+        }
+    }
+    jb_raw(b, "}");
+}
+#undef REJECT
+
+/* The rows: sentra_rows columns (the current record of a conflict, NULL
+ * otherwise; one row per figures year), then these. */
+#define PUSH_COL SENTRA_NCOLS
+enum { PC_IDX, PC_OUTCOME, PC_VERSION, PC_VIOLATIONS };
+
+static db_stmt_t push_stmt = {
+    "SELECT (p.rec).*, p.idx, p.outcome, p.version, p.violations"
+    " FROM sync_push($1::uuid, $2, $3, $4, $5::boolean, $6::jsonb) p", 0};
+
+/* "field: reason" lines into FieldViolations (call memory; strings copied). */
+static void parse_violations(call_t *c, const char *text, Sentra__V1__MutationResult *r)
+{
+    size_t n = 1;
+    for (const char *p = text; *p; p++)
+        n += *p == '\n';
+    r->violations = call_alloc(c, n * sizeof *r->violations);
+    char *copy = call_strdup(c, text), *save = NULL;
+    for (char *line = strtok_r(copy, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+        Sentra__V1__FieldViolation *fv = call_alloc(c, sizeof *fv);
+        sentra__v1__field_violation__init(fv);
+        char *sep = strstr(line, ": ");
+        if (sep) {
+            *sep = '\0';
+            fv->field = line;
+            fv->description = sep + 2;
+        } else {
+            fv->field = "";
+            fv->description = line;
+        }
+        if (r->n_violations < n)
+            r->violations[r->n_violations++] = fv;
+    }
+}
+
+static void push_done(call_t *c, PGresult *res)
+{
+    const Sentra__V1__PushChangesRequest *req = (const void *)c->msg;
+    Sentra__V1__PushChangesResponse resp = SENTRA__V1__PUSH_CHANGES_RESPONSE__INIT;
+    int n, row = 0;
+
+    if (call_db_error(c, res))
+        return;
+    n = PQntuples(res);
+    if (PQnfields(res) < PUSH_COL + PC_VIOLATIONS + 1) {
+        call_fail(c, SENTRA_INTERNAL, "push: unexpected result shape");
+        return;
+    }
+    resp.results = call_alloc(c, (req->n_mutations + 1) * sizeof *resp.results);
+    while (row < n) {
+        int idx = atoi(PQgetvalue(res, row, PUSH_COL + PC_IDX)), end;
+        for (end = row + 1; end < n; end++)
+            if (atoi(PQgetvalue(res, end, PUSH_COL + PC_IDX)) != idx)
+                break;
+        if (idx < 0 || (size_t)idx >= req->n_mutations || resp.n_results >= req->n_mutations) {
+            call_fail(c, SENTRA_INTERNAL, "push: result for an unknown mutation");
+            return;
+        }
+        Sentra__V1__MutationResult *r = call_alloc(c, sizeof *r);
+        sentra__v1__mutation_result__init(r);
+        r->mutation_id = req->mutations[idx]->mutation_id;
+        r->outcome = atoi(PQgetvalue(res, row, PUSH_COL + PC_OUTCOME));
+        if (!PQgetisnull(res, row, PUSH_COL + PC_VERSION))
+            r->version = strtoll(PQgetvalue(res, row, PUSH_COL + PC_VERSION), NULL, 10);
+        if (!PQgetisnull(res, row, PUSH_COL + PC_VIOLATIONS))
+            parse_violations(c, PQgetvalue(res, row, PUSH_COL + PC_VIOLATIONS), r);
+        if (!PQgetisnull(res, row, SENTRA_COL_ID)) {
+            int at = row;
+            r->current = sentra__from_rows(c, res, &at);
+            /* Two results in a row may show the same record: keep only
+             * this result's rows (its figures come first, by year). */
+            if (r->current != NULL && at > end) {
+                size_t nf = 0;
+                for (int k = row; k < end; k++)
+                    nf += !PQgetisnull(res, k, SENTRA_COL_FIG_YEAR);
+                if (nf < r->current->n_figures)
+                    r->current->n_figures = nf;
+            }
+        }
+        resp.results[resp.n_results++] = r;
+        row = end;
+    }
+    call_reply(c, &resp.base);
+}
+
+void h_push_changes(call_t *c)
+{
+    const Sentra__V1__PushChangesRequest *req = (const void *)c->msg;
+    violations_t viol = {0};
+    int bad = 0;
+
+    if (!nonempty(req->client_id) || strlen(req->client_id) > PUSH_MAX_ID ||
+        !validate_utf8(req->client_id, strlen(req->client_id), NULL))
+        violations_add(&viol, "client_id", "is required: 1 to %d bytes of UTF-8", PUSH_MAX_ID), bad++;
+    if (req->n_mutations > PUSH_MAX_MUTATIONS)
+        violations_add(&viol, "mutations", "at most %d per push (got %zu)",
+                       PUSH_MAX_MUTATIONS, req->n_mutations), bad++;
+    for (size_t i = 0; i < req->n_mutations && i < PUSH_MAX_MUTATIONS; i++) {
+        const char *id = req->mutations[i]->mutation_id;
+        /* Without a usable id the outcome could not be stored: the whole
+         * request is refused, before anything is applied. */
+        if (!nonempty(id) || strlen(id) > PUSH_MAX_ID || !validate_utf8(id, strlen(id), NULL))
+            violations_add(&viol, call_printf(c, "mutations[%zu].mutation_id", i),
+                           "is required: 1 to %d bytes of UTF-8", PUSH_MAX_ID), bad++;
+    }
+    if (bad) {
+        call_fail_violations(c, &viol);
+        violations_free(&viol);
+        return;
+    }
+    if (req->n_mutations == 0) {
+        Sentra__V1__PushChangesResponse resp = SENTRA__V1__PUSH_CHANGES_RESPONSE__INIT;
+        call_reply(c, &resp.base);
+        return;
+    }
+
+    jbuf_t b = {0};
+    jb_raw(&b, "[");
+    for (size_t i = 0; i < req->n_mutations; i++) {
+        if (i)
+            jb_raw(&b, ",");
+        push_mutation_json(c, &b, req->mutations[i]);
+    }
+    jb_raw(&b, "]");
+
+    const char *v[6];
+    v[0] = c->auth.token_id;
+    v[1] = auth_role_name(c->auth.role);
+    v[2] = c->auth.region;
+    v[3] = req->client_id;
+    v[4] = req->atomic ? "true" : "false";
+    v[5] = b.p;
+    call_query(c, &push_stmt, 6, v, push_done);   /* copies the values */
+    free(b.p);
+}
