@@ -57,6 +57,23 @@ typedef struct fixture {
 
 static fixture_t fx;
 
+/* The first column of the first row of sql, run on the test database
+ * (malloc'ed; NULL on error). */
+static inline char *db_scalar(const char *sql)
+{
+    const char *db = getenv("SENTRA_TEST_DB");
+    PGconn *pg = PQconnectdb(db && db[0] ? db : getenv("SENTRA_DB_URL"));
+    char *out = NULL;
+    if (PQstatus(pg) == CONNECTION_OK) {
+        PGresult *res = PQexec(pg, sql);
+        if (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) > 0)
+            out = strdup(PQgetvalue(res, 0, 0));
+        PQclear(res);
+    }
+    PQfinish(pg);
+    return out;
+}
+
 static const char *env2(const char *a, const char *b)
 {
     const char *v = getenv(a);
@@ -185,7 +202,7 @@ static void rec_init(rec_t *r, const char *tag)
     r->s.name = r->name;
     r->s.regency_code = "18.71";
     r->s.district_code = "18.71.01";
-    r->s.village_code = "18.71.01.1001";
+    r->s.village_code = "18.71.01.1006";         /* Sidodadi, Kedaton */
     r->s.address = "Jl. Teuku Umar 10";
     r->loc.latitude = -5.3971;
     r->loc.longitude = 105.2668;

@@ -236,6 +236,30 @@ static void validation_errors(void **state)
     assert_code(st, SENTRA__V1__CODE__INVALID_ARGUMENT);
     assert_true(has_violation(&st, "regency_code"));
 
+    /* sub-districts and villages: checked against the reference data once
+     * it is loaded for the regency (scripts/load-regions.sh), by shape and
+     * prefix before that */
+    char *loaded = db_scalar("SELECT EXISTS (SELECT 1 FROM region WHERE parent_code = '18.71')");
+    assert_non_null(loaded);
+    rec_init(&r, "invalid district");
+    r.s.district_code = "18.71.99";
+    r.s.village_code = "";
+    Sentra__V1__Sentra *made = create_as(T_DIST, &r, NULL, &st);
+    if (loaded[0] == 't') {
+        assert_null(made);
+        assert_code(st, SENTRA__V1__CODE__INVALID_ARGUMENT);
+        assert_true(has_violation(&st, "district_code"));
+        rec_init(&r, "invalid village");
+        r.s.village_code = "18.71.01.9999";
+        assert_null(create_as(T_DIST, &r, NULL, &st));
+        assert_code(st, SENTRA__V1__CODE__INVALID_ARGUMENT);
+        assert_true(has_violation(&st, "village_code"));
+    } else {
+        assert_code(st, SENTRA__V1__CODE__OK);
+        sentra__v1__sentra__free_unpacked(made, NULL);
+    }
+    free(loaded);
+
     /* a bad update mask */
     rec_init(&r, "mask");
     r.s.id = "00000000-0000-4000-8000-000000000000";
