@@ -480,7 +480,8 @@ int cmd_delete(cli_t *cli, int argc, char **argv)
         case 'h':
             printf("usage: %s delete ID [--expected-version V] [--idempotency-key KEY]\n\n"
                    "Deletes a sentra (a tombstone stays for sync). With --expected-version\n"
-                   "it fails with ABORTED (exit 20) if the record changed since.\n\n%s",
+                   "it fails with ABORTED (exit 20) if the record changed since; without,\n"
+                   "the version on the server now is used.\n\n%s",
                    cli->prog, CLI_COMMON_HELP);
             return 0;
         default: return cli_usage_error(cli, "delete", "unknown option");
@@ -498,8 +499,24 @@ int cmd_delete(cli_t *cli, int argc, char **argv)
     sentra_status_t st;
     sentra_status_init(&st);
     sentra_call_opts_t co = cli_call_opts(cli);
+    int rc = 0;
+    if (!expected) {
+        /* The server wants the version the caller last saw; from the command
+         * line that is the version there now. */
+        Sentra__V1__GetSentraRequest gq = SENTRA__V1__GET_SENTRA_REQUEST__INIT;
+        gq.id = argv[optind];
+        Sentra__V1__Sentra *cur;
+        rc = sentra_get_sentra(cl, &gq, &cur, &co, &st);
+        if (rc) {
+            rc = cli_fail(cli, "delete", rc, &st);
+            sentra_status_clear(&st);
+            return rc;
+        }
+        rq.expected_version = cur->version;
+        sentra__v1__sentra__free_unpacked(cur, NULL);
+    }
     co.idempotency_key = key;
-    int rc = sentra_delete_sentra(cl, &rq, &r, &co, &st);
+    rc = sentra_delete_sentra(cl, &rq, &r, &co, &st);
     if (rc) {
         rc = cli_fail(cli, "delete", rc, &st);
     } else {
