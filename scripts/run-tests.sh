@@ -1,0 +1,224 @@
+#!/bin/bash
+# run-tests.sh: runs the whole test suite (`make test` calls it with BUILD,
+# SENTRAD and SENTRA_CLI set).
+#
+# It creates a throwaway PostgreSQL cluster in a fresh temporary directory
+# (never the `make run` one in var/pg), starts one shared sentrad on a free
+# port for the tests that want a ready server, then runs every
+# $BUILD/tests/test_* binary and every tests/integration/*.sh, each in its
+# own process group under a time limit, and stops and deletes everything it
+# started on every way out.
+#
+# Environment given to each test:
+#   SENTRA_TEST_PGDIR    the test cluster's directory (scripts/pgcluster.sh)
+#   SENTRA_TEST_SCRIPTS  absolute path of scripts/
+#   SENTRA_TEST_TMP      a scratch directory for logs and port files
+#   SENTRA_MIGRATIONS    absolute path of migrations/
+#   SENTRAD, SENTRA_CLI  absolute paths of the programs under test
+#   SENTRA_TEST_DB       conninfo of the shared server's database
+#   SENTRA_TEST_ADDR     host:port of the shared server
+#   SENTRA_PG_FAST=1     the cluster runs without fsync
+#
+# Counting: cmocka's "[  PASSED  ] N test(s)." and "[  FAILED  ] N test(s)"
+# summaries, and a shell test's "N passed, N failed" line. A program that
+# exits non-zero (or crashes, or times out) without reporting a failure
+# counts as one failed test. The last line is "N passed, N failed"; the exit
+# status is non-zero when anything failed.
+#
+# Options (environment): TEST_TIMEOUT (seconds per program, default 300),
+# TESTS (a shell pattern on program names, e.g. TESTS='test_migrate*'),
+# KEEP_TEST_TMP=1 (keep the temporary directory and its logs).
+set -u
+
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+cd "$ROOT"
+BUILD=${BUILD:-build}
+TEST_TIMEOUT=${TEST_TIMEOUT:-300}
+TESTS=${TESTS:-*}
+
+abspath() { case "$1" in /*) echo "$1" ;; *) echo "$ROOT/$1" ;; esac; }
+SENTRAD=$(abspath "${SENTRAD:-bin/sentrad}")
+SENTRA_CLI=$(abspath "${SENTRA_CLI:-bin/sentra-cli}")
+BUILD=$(abspath "$BUILD")
+
+# Nothing from the caller's own sentra setup may leak into the tests.
+unset SENTRA_DB_URL SENTRA_ADDR SENTRA_TOKEN SENTRA_CONFIG SENTRA_PORT SENTRA_HOST \
+      SENTRA_UNIX SENTRA_VAR SENTRA_NO_MIGRATE SENTRA_LOG_LEVEL CMOCKA_MESSAGE_OUTPUT \
+      CMOCKA_XML_FILE
+
+TMP=$(mktemp -d /tmp/sentra-test.XXXXXX) || { echo "run-tests: mktemp failed" >&2; exit 1; }
+# The cluster runs as user postgres when we are root: let it through.
+chmod 755 "$TMP"
+PGDIR=$TMP/pg
+PIDS=$TMP/pids          # sentrad pids started by the harness, one a line
+CUR_PGID=""             # the process group of the test running now
+SHARED_PID=""
+
+cleanup() {
+    local rc=$? p
+    trap - EXIT INT TERM HUP
+    [ -n "$CUR_PGID" ] && kill -KILL -- "-$CUR_PGID" 2>/dev/null
+    [ -n "$SHARED_PID" ] && kill -TERM "$SHARED_PID" 2>/dev/null
+    if [ -f "$PIDS" ]; then
+        while read -r p; do
+            [ -n "$p" ] && kill -KILL "$p" 2>/dev/null
+        done < "$PIDS"
+    fi
+    if [ -n "$SHARED_PID" ]; then
+        for _ in $(seq 50); do kill -0 "$SHARED_PID" 2>/dev/null || break; sleep 0.1; done
+        kill -KILL "$SHARED_PID" 2>/dev/null
+    fi
+    "$ROOT/scripts/pgcluster.sh" destroy "$PGDIR" >/dev/null 2>&1 ||
+        echo "run-tests: could not delete the test cluster in $PGDIR" >&2
+    if [ "${KEEP_TEST_TMP:-0}" = 1 ]; then
+        echo "run-tests: kept $TMP" >&2
+    else
+        rm -rf "$TMP"
+    fi
+    exit $rc
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM HUP
+
+export SENTRA_PG_FAST=1
+export SENTRA_TEST_PGDIR=$PGDIR
+export SENTRA_TEST_SCRIPTS=$ROOT/scripts
+export SENTRA_TEST_TMP=$TMP
+export SENTRA_TEST_PIDS=$PIDS
+export SENTRA_MIGRATIONS=$ROOT/migrations
+export SENTRAD SENTRA_CLI
+
+# ---------------------------------------------------------------- cluster
+
+if ! "$ROOT/scripts/pgcluster.sh" ensure "$PGDIR" >/dev/null; then
+    echo "run-tests: cannot create the test cluster in $PGDIR" >&2
+    echo "0 passed, 1 failed"
+    exit 1
+fi
+
+# ---------------------------------------------------------------- shared server
+
+start_shared() {
+    local conn port=""
+    conn=$("$ROOT/scripts/pgcluster.sh" createdb "$PGDIR" shared) || return 1
+    "$SENTRAD" --db "$conn" --host 127.0.0.1 --port 0 --port-file "$TMP/shared.port" \
+        --enable-debug </dev/null >>"$TMP/shared.log" 2>&1 &
+    SHARED_PID=$!
+    for _ in $(seq 300); do
+        if [ -s "$TMP/shared.port" ]; then
+            port=$(cat "$TMP/shared.port")
+            break
+        fi
+        kill -0 "$SHARED_PID" 2>/dev/null || break
+        sleep 0.1
+    done
+    if [ -z "$port" ]; then
+        echo "run-tests: the shared sentrad did not start; its log ($TMP/shared.log):" >&2
+        tail -20 "$TMP/shared.log" >&2
+        return 1
+    fi
+    export SENTRA_TEST_DB=$conn
+    export SENTRA_TEST_ADDR=127.0.0.1:$port
+}
+
+if [ -x "$SENTRAD" ]; then
+    start_shared || echo "run-tests: continuing without the shared server" >&2
+else
+    echo "run-tests: $SENTRAD is missing; tests that need a server will fail" >&2
+fi
+
+# ---------------------------------------------------------------- running
+
+PASSED=0
+FAILED=0
+declare -a FAILURES=()
+
+# run_one NAME CMD...: runs a test program in its own process group with a
+# time limit, shows its output, and adds its counts.
+run_one() {
+    local name=$1 out=$TMP/out.$1 rc p f
+    shift
+    echo "=== $name"
+    # setsid: the test and anything it starts form one group, so nothing it
+    # leaves behind outlives it. timeout signals the whole group on expiry.
+    setsid timeout -k 10 "$TEST_TIMEOUT" "$@" >"$out" 2>&1 </dev/null &
+    CUR_PGID=$!
+    wait "$CUR_PGID"
+    rc=$?
+    kill -KILL -- "-$CUR_PGID" 2>/dev/null
+    CUR_PGID=""
+    cat "$out"
+
+    p=0 f=0
+    local kind=cmocka
+    case "$name" in *.sh) kind=shell ;; esac
+    if [ $kind = cmocka ]; then
+        p=$(sed -n 's/^\[  PASSED  \] \([0-9][0-9]*\) test(s)\..*/\1/p' "$out" | awk '{s+=$1} END {print s+0}')
+        f=$(sed -n 's/^\[  FAILED  \] \([0-9][0-9]*\) test(s).*/\1/p' "$out" | awk '{s+=$1} END {print s+0}')
+    else
+        local last
+        last=$(grep -E '^[0-9]+ passed, [0-9]+ failed$' "$out" | tail -1)
+        if [ -n "$last" ]; then
+            p=${last%% passed*}
+            f=${last#*passed, }
+            f=${f%% failed}
+        fi
+    fi
+    if [ "$rc" = 124 ] || [ "$rc" = 137 ]; then
+        echo "run-tests: $name timed out after ${TEST_TIMEOUT}s" >&2
+    elif [ "$rc" -gt 128 ]; then
+        echo "run-tests: $name died of signal $((rc - 128))" >&2
+    fi
+    if [ "$rc" != 0 ] && [ "$f" = 0 ]; then
+        # Crashed, timed out, or failed without a summary.
+        f=1
+        echo "run-tests: $name exited with status $rc" >&2
+    elif [ "$rc" = 0 ] && [ "$p" = 0 ] && [ "$f" = 0 ]; then
+        f=1
+        echo "run-tests: $name reported no results" >&2
+    fi
+    PASSED=$((PASSED + p))
+    FAILED=$((FAILED + f))
+    [ "$f" != 0 ] && FAILURES+=("$name ($f)")
+    return 0
+}
+
+shopt -s nullglob
+bins=()
+for b in "$BUILD"/tests/test_*; do
+    [ -f "$b" ] && [ -x "$b" ] || continue
+    n=$(basename "$b")
+    # shellcheck disable=SC2053
+    [[ $n == $TESTS ]] || continue
+    bins+=("$b")
+done
+for b in "${bins[@]}"; do
+    run_one "$(basename "$b")" "$b"
+done
+for s in "$ROOT"/tests/integration/*.sh; do
+    n=$(basename "$s")
+    # shellcheck disable=SC2053
+    [[ $n == $TESTS ]] || continue
+    run_one "$n" bash "$s"
+done
+
+if [ ${#bins[@]} = 0 ]; then
+    echo "run-tests: no test programs in $BUILD/tests (run make tests first)" >&2
+    FAILED=$((FAILED + 1))
+fi
+
+# A server that died during the run is a failure of the run.
+if [ -n "$SHARED_PID" ] && ! kill -0 "$SHARED_PID" 2>/dev/null; then
+    echo "run-tests: the shared sentrad died during the run; its log:" >&2
+    tail -20 "$TMP/shared.log" >&2
+    FAILED=$((FAILED + 1))
+    FAILURES+=("shared sentrad")
+fi
+
+echo
+if [ ${#FAILURES[@]} -gt 0 ]; then
+    echo "failed: ${FAILURES[*]}"
+fi
+echo "$PASSED passed, $FAILED failed"
+[ "$FAILED" = 0 ]
