@@ -1,0 +1,339 @@
+#!/bin/bash
+# run.sh: `make bench`. Measures sentrad against the ceilings of the tools
+# it is built on, in the same run, on a private throwaway cluster.
+#
+#   bench/run.sh [--quick] [--runs N] [--seconds S] [--clients C]
+#                [--records N] [--idle N] [--keep]
+#
+#   --quick      1 run of 2 s each, 20,000 records, 2,000 idle connections
+#   --runs N     repetitions of every measurement (default 3); medians shown
+#   --seconds S  length of each timed measurement (default 5)
+#   --clients C  concurrency (default 16)
+#   --records N  national-scale records loaded (default 100,000)
+#   --idle N     idle connections for the memory test (default 10,000)
+#   --keep       keep the work directory (cluster, logs) afterwards
+#
+# Environment: LOADGEN (build/bench/loadgen), SENTRAD (bin/sentrad).
+#
+# What runs: a PostgreSQL cluster in a fresh directory under /tmp
+# (scripts/pgcluster.sh), loaded by scripts/gen-national.sh; sentrad on a
+# free port with its default settings; a private redis-server (no
+# persistence) on another free port; pgbench in a database of its own in
+# the same cluster. Then, rounds interleaving ours and the ceiling so that
+# the machine's noise hits both alike:
+#
+#   ping   loadgen Ping                      vs redis-benchmark -t ping (PING_MBULK)
+#   get    loadgen GetSentra (random ids)    vs pgbench -S -M prepared
+#   list   loadgen ListSentra (50 a page)    (no ceiling)
+#   stats  loadgen GetStatistics by province vs pgbench running the same GROUP BY
+#   pull   loadgen full PullChanges          vs COPY out of the same rows
+#   push   loadgen PushChanges, 100 a batch  vs pgbench single-row inserts, COPY in
+#   idle   N idle connections: sentrad's VmRSS
+#
+# All clients run at --clients connections with one request in flight
+# each (no pipelining), pgbench with one thread (-j 1) like loadgen and
+# redis-benchmark. The printed table gives medians and the ratio ours /
+# ceiling against the targets of issue 8. Nothing here is a test: numbers
+# are reported, never asserted.
+set -u
+
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+cd "$ROOT" || exit 1
+LOADGEN=${LOADGEN:-build/bench/loadgen}
+SENTRAD=${SENTRAD:-bin/sentrad}
+PGBIN=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)
+PSQL=$PGBIN/psql
+PGBENCH=$PGBIN/pgbench
+
+RUNS=3
+SECS=5
+CLIENTS=16
+RECORDS=100000
+IDLE=10000
+KEEP=0
+while [ $# -gt 0 ]; do
+    case "$1" in
+    --quick) RUNS=1; SECS=2; RECORDS=20000; IDLE=2000 ;;
+    --runs) RUNS=$2; shift ;;
+    --seconds) SECS=$2; shift ;;
+    --clients) CLIENTS=$2; shift ;;
+    --records) RECORDS=$2; shift ;;
+    --idle) IDLE=$2; shift ;;
+    --keep) KEEP=1 ;;
+    -h|--help) sed -n '2,35p' "$0"; exit 0 ;;
+    *) echo "bench: unknown option $1" >&2; exit 2 ;;
+    esac
+    shift
+done
+
+die() { echo "bench: $*" >&2; exit 1; }
+log() { echo "bench: $*" >&2; }
+
+[ -x "$LOADGEN" ] || die "$LOADGEN not built (make loadgen)"
+[ -x "$SENTRAD" ] || die "$SENTRAD not built (make)"
+for c in redis-server redis-benchmark "$PGBENCH" "$PSQL"; do
+    command -v "$c" >/dev/null 2>&1 || die "$c missing (scripts/deps.sh --bench installs redis)"
+done
+
+# 10,000 connections need 10,000 descriptors in sentrad and in loadgen.
+ulimit -n "$(ulimit -Hn)" 2>/dev/null
+[ "$(ulimit -n)" -ge $((IDLE + 200)) ] ||
+    { log "ulimit -n is $(ulimit -n): idle test lowered to $(($(ulimit -n) - 200))"; IDLE=$(($(ulimit -n) - 200)); }
+
+WORK=$(mktemp -d /tmp/sentra-bench.XXXXXX) || die "mktemp"
+chmod 755 "$WORK"
+PGDIR=$WORK/pg
+SENTRAD_PID=""
+REDIS_PID=""
+
+cleanup() {
+    [ -n "$SENTRAD_PID" ] && kill "$SENTRAD_PID" 2>/dev/null && wait "$SENTRAD_PID" 2>/dev/null
+    [ -n "$REDIS_PID" ] && kill "$REDIS_PID" 2>/dev/null && wait "$REDIS_PID" 2>/dev/null
+    if [ $KEEP = 1 ]; then
+        scripts/pgcluster.sh stop "$PGDIR" >/dev/null 2>&1
+        log "kept $WORK (cluster stopped; scripts/pgcluster.sh destroy $PGDIR removes it)"
+    else
+        scripts/pgcluster.sh destroy "$PGDIR" >/dev/null 2>&1
+        rm -rf "$WORK"
+    fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+free_port() {
+    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+
+# key=value field of a loadgen line
+field() { tr ' ' '\n' <<<"$1" | sed -n "s/^$2=//p"; }
+
+median() {
+    sort -g | awk '{a[NR]=$1} END {if (NR == 0) print "nan"; else if (NR % 2) print a[(NR+1)/2]; else printf "%.3f\n", (a[NR/2]+a[NR/2+1])/2}'
+}
+
+# Results: one file per metric, one value a line.
+R=$WORK/results
+mkdir -p "$R"
+put() { echo "$2" >>"$R/$1"; }
+med() { [ -f "$R/$1" ] && median <"$R/$1" || echo nan; }
+
+now_ns() { date +%s%N; }
+
+# ---------------------------------------------------------------- set-up
+
+log "work directory $WORK"
+log "machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(uname -sr)"
+CONN=$(scripts/pgcluster.sh ensure "$PGDIR") || die "cannot start the cluster"
+log "cluster up: $CONN"
+"$SENTRAD" migrate --db "$CONN" >/dev/null || die "migrations failed"
+
+t0=$(now_ns)
+if [ -x scripts/gen-national.sh ]; then
+    scripts/gen-national.sh "$CONN" "$RECORDS" >&2 || die "gen-national.sh failed"
+else
+    die "scripts/gen-national.sh missing"
+fi
+log "loaded $RECORDS records in $(( ($(now_ns) - t0) / 1000000 )) ms"
+"$PSQL" "$CONN" -X -q -c "VACUUM ANALYZE" || die "vacuum failed"
+
+q() { "$PSQL" "$CONN" -X -A -t -q -v ON_ERROR_STOP=1 "$@"; }
+NREC=$(q -c "SELECT count(*) FROM sentra WHERE deleted_at IS NULL")
+q -c "SELECT id FROM sentra WHERE deleted_at IS NULL ORDER BY md5(id::text) LIMIT 20000" >"$WORK/ids"
+# Push writes into Lampung's regencies and cities with a province token.
+q -c "SELECT code FROM region WHERE parent_code = '18' AND level IN ('regency', 'city') ORDER BY code" >"$WORK/regions"
+[ -s "$WORK/ids" ] && [ -s "$WORK/regions" ] || die "no ids or regions to benchmark with"
+TOK_NAT=$("$SENTRAD" token create --db "$CONN" --role national --label bench 2>/dev/null | tail -1)
+TOK_PROV=$("$SENTRAD" token create --db "$CONN" --role province --region 18 --label bench 2>/dev/null | tail -1)
+[ -n "$TOK_NAT" ] && [ -n "$TOK_PROV" ] || die "cannot create tokens"
+
+PGB_CONN=$(scripts/pgcluster.sh createdb "$PGDIR" bench_pgbench) || die "cannot create the pgbench database"
+log "pgbench -i -s 10 (1,000,000 accounts)"
+"$PGBENCH" -i -s 10 -q "$PGB_CONN" >"$WORK/pgbench-init.log" 2>&1 || die "pgbench -i failed ($WORK/pgbench-init.log)"
+
+# The same GROUP BY GetStatistics runs (by province, national scope).
+cat >"$WORK/stats.sql" <<'EOF'
+SELECT t.province_code, r.name, count(*) AS sentra, count(*) FILTER (WHERE t.designated) AS designated,
+       sum(t.business_units), sum(t.workers_male), sum(t.workers_female),
+       sum(t.investment), sum(t.production_value), sum(t.material_value)
+  FROM sentra_stat t JOIN region r ON r.code = t.province_code
+ WHERE t.deleted_at IS NULL
+ GROUP BY t.province_code, r.name ORDER BY t.province_code;
+EOF
+# One record, one transaction, one statement: a sentra and its figures.
+cat >"$WORK/insert.sql" <<'EOF'
+\set n random(1, 1000000000)
+WITH s AS (INSERT INTO sentra (id, regency_code, name, commodity, main_product, kbli_code,
+                               kbli_version, sector_group, status, formed_on)
+           VALUES (gen_random_uuid(), '18.71', 'Sentra Pgbench ' || :n, 'Keripik pisang',
+                   'Keripik', '10792', 2020, 1, 1, '2021-03-15')
+           RETURNING id)
+INSERT INTO sentra_figures (sentra_id, year, business_units, workers_male, workers_female,
+                            investment, production_value)
+SELECT id, 2024, 12, 20, 31, 250000000, 900000000 FROM s;
+EOF
+
+PORT_FILE=$WORK/sentrad.port
+"$SENTRAD" --db "$CONN" --port 0 --port-file "$PORT_FILE" --no-migrate --log-level warn \
+    >"$WORK/sentrad.log" 2>&1 &
+SENTRAD_PID=$!
+for _ in $(seq 1 100); do
+    [ -s "$PORT_FILE" ] && break
+    kill -0 "$SENTRAD_PID" 2>/dev/null || die "sentrad exited ($WORK/sentrad.log)"
+    sleep 0.1
+done
+[ -s "$PORT_FILE" ] || die "sentrad wrote no port file"
+PORT=$(cat "$PORT_FILE")
+log "sentrad pid $SENTRAD_PID on port $PORT"
+
+RPORT=$(free_port)
+redis-server --port "$RPORT" --bind 127.0.0.1 --save '' --appendonly no --daemonize no \
+    --dir "$WORK" --logfile "$WORK/redis.log" &
+REDIS_PID=$!
+for _ in $(seq 1 50); do
+    redis-cli -p "$RPORT" ping >/dev/null 2>&1 && break
+    sleep 0.1
+done
+
+lg() {
+    "$LOADGEN" -p "$PORT" -c "$CLIENTS" -t "$SECS" --warmup 1 "$@" 2>>"$WORK/loadgen.err"
+}
+
+# ours NAME LINE: records rps/p50/p99/records_per_s of a loadgen line
+ours() {
+    local name=$1 line=$2
+    echo "$line" >>"$WORK/loadgen.log"
+    put "$name.rps" "$(field "$line" rps)"
+    put "$name.p50" "$(field "$line" p50_ms)"
+    put "$name.p99" "$(field "$line" p99_ms)"
+    put "$name.rec" "$(field "$line" records_per_s)"
+    put "$name.err" "$(field "$line" errors)"
+    log "  $name: $(field "$line" rps) req/s, p50 $(field "$line" p50_ms) ms, p99 $(field "$line" p99_ms) ms, $(field "$line" records_per_s) records/s, errors $(field "$line" errors)"
+}
+
+# tps of a pgbench run
+pgb() {
+    local out
+    out=$("$PGBENCH" -n -c "$CLIENTS" -j 1 -T "$SECS" "$@" 2>&1)
+    echo "$out" >>"$WORK/pgbench.log"
+    sed -n 's/^tps = \([0-9.]*\) (without initial connection time)$/\1/p' <<<"$out"
+}
+
+# ---------------------------------------------------------------- rounds
+
+for r in $(seq 1 "$RUNS"); do
+    log "round $r/$RUNS (reads)"
+    ours ping "$(lg -w ping)"
+    # redis-benchmark counts requests; size the count to last about SECS.
+    out=$(redis-benchmark -p "$RPORT" -c "$CLIENTS" -n $((SECS * 60000)) -t ping --csv 2>/dev/null)
+    line=$(grep '^"PING_MBULK"' <<<"$out" | tr -d '"')
+    put redis.rps "$(cut -d, -f2 <<<"$line")"
+    put redis.p50 "$(cut -d, -f5 <<<"$line")"
+    put redis.p99 "$(cut -d, -f7 <<<"$line")"
+    log "  redis PING: $(cut -d, -f2 <<<"$line") req/s"
+
+    ours get "$(lg -w get --ids "$WORK/ids" -T "$TOK_NAT")"
+    v=$(pgb -S -M prepared "$PGB_CONN"); put pgbench_s.tps "$v"; log "  pgbench -S: $v tps"
+
+    ours list "$(lg -w list -T "$TOK_NAT")"
+
+    ours stats "$(lg -w stats -T "$TOK_NAT")"
+    v=$(pgb -M prepared -f "$WORK/stats.sql" "$CONN"); put stats_sql.tps "$v"; log "  GROUP BY: $v tps"
+
+    ours pull "$("$LOADGEN" -p "$PORT" -c 1 -t "$SECS" -w pull --page-size 5000 -T "$TOK_NAT" 2>>"$WORK/loadgen.err")"
+    t0=$(now_ns)
+    n=$(q -c "COPY (SELECT * FROM sentra_rows WHERE NOT deleted) TO STDOUT" | wc -l)
+    t1=$(now_ns)
+    v=$(awk -v n="$n" -v ns=$((t1 - t0)) 'BEGIN {printf "%.1f", n / (ns / 1e9)}')
+    put copy_out.rec "$v"; log "  COPY out: $n rows, $v rows/s"
+done
+
+for r in $(seq 1 "$RUNS"); do
+    log "round $r/$RUNS (writes)"
+    ours push "$(lg -w push --batch 100 --regions "$WORK/regions" -T "$TOK_PROV")"
+    v=$(pgb -f "$WORK/insert.sql" "$CONN"); put insert.tps "$v"; log "  single-row inserts: $v rows/s"
+    # COPY in of the same rows (new ids), sentra then figures, one
+    # transaction, rolled back so that the table does not grow.
+    q -c "COPY (SELECT gen_random_uuid(), regency_code, name || ' c', commodity, main_product, kbli_code,
+                       kbli_version, sector_group, status, formed_on
+                  FROM sentra WHERE deleted_at IS NULL LIMIT 20000) TO STDOUT" >"$WORK/copy.tsv"
+    n=$(wc -l <"$WORK/copy.tsv")
+    t0=$(now_ns)
+    "$PSQL" "$CONN" -X -q -v ON_ERROR_STOP=1 >/dev/null <<EOF
+BEGIN;
+CREATE TEMP TABLE bench_in (id uuid, regency_code text, name text, commodity text, main_product text,
+                            kbli_code text, kbli_version smallint, sector_group smallint,
+                            status smallint, formed_on date) ON COMMIT DROP;
+\copy bench_in FROM '$WORK/copy.tsv'
+INSERT INTO sentra (id, regency_code, name, commodity, main_product, kbli_code, kbli_version,
+                    sector_group, status, formed_on)
+SELECT id, regency_code, name, commodity, main_product, kbli_code, kbli_version, sector_group,
+       1, formed_on FROM bench_in;
+INSERT INTO sentra_figures (sentra_id, year, business_units, workers_male, workers_female)
+SELECT id, 2024, 12, 20, 31 FROM bench_in;
+ROLLBACK;
+EOF
+    t1=$(now_ns)
+    v=$(awk -v n="$n" -v ns=$((t1 - t0)) 'BEGIN {printf "%.1f", n / (ns / 1e9)}')
+    put copy_in.rec "$v"; log "  COPY in: $n rows, $v rows/s"
+done
+
+# ---------------------------------------------------------------- idle
+
+rss_kb() { awk '/^VmRSS/ {print $2}' "/proc/$SENTRAD_PID/status"; }
+log "idle: $IDLE connections"
+RSS0=$(rss_kb)
+"$LOADGEN" -p "$PORT" -c "$IDLE" -w idle -t 15 >"$WORK/idle.out" 2>"$WORK/idle.err" &
+IDLE_PID=$!
+for _ in $(seq 1 300); do
+    grep -q "idle connections open" "$WORK/idle.err" && break
+    kill -0 "$IDLE_PID" 2>/dev/null || break
+    sleep 0.1
+done
+sleep 2
+RSS1=$(rss_kb)
+NCONN=$(sed -n 's/^loadgen: \([0-9]*\) idle connections open/\1/p' "$WORK/idle.err")
+wait "$IDLE_PID"
+log "  sentrad VmRSS ${RSS0} kB before, ${RSS1} kB with ${NCONN:-0} idle connections"
+alive=$(kill -0 "$SENTRAD_PID" 2>/dev/null && echo yes || echo no)
+
+# ---------------------------------------------------------------- report
+
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN {if (b + 0 > 0 && a != "nan") printf "%.2f", a / b; else print "n/a"}'; }
+verdict() { awk -v r="$1" -v t="$2" 'BEGIN {if (r == "n/a") print "n/a"; else if (r + 0 >= t + 0) print "met"; else print "MISSED"}'; }
+
+P_OURS=$(med ping.rps); P_CEIL=$(med redis.rps); P_R=$(ratio "$P_OURS" "$P_CEIL")
+G_OURS=$(med get.rps); G_CEIL=$(med pgbench_s.tps); G_R=$(ratio "$G_OURS" "$G_CEIL")
+S_OURS=$(med stats.rps); S_CEIL=$(med stats_sql.tps); S_R=$(ratio "$S_OURS" "$S_CEIL")
+PL_OURS=$(med pull.rec); PL_CEIL=$(med copy_out.rec); PL_R=$(ratio "$PL_OURS" "$PL_CEIL")
+PU_OURS=$(med push.rec); PU_INS=$(med insert.tps); PU_R=$(ratio "$PU_OURS" "$PU_INS")
+PU_COPY=$(med copy_in.rec); PU_RC=$(ratio "$PU_OURS" "$PU_COPY")
+RSS_MB=$(awk -v k="${RSS1:-0}" 'BEGIN {printf "%.1f", k / 1024}')
+PER_CONN=$(awk -v a="${RSS0:-0}" -v b="${RSS1:-0}" -v n="${NCONN:-0}" 'BEGIN {if (n > 0) printf "%.2f", (b - a) / n; else print "n/a"}')
+RSS_OK=$(awk -v m="$RSS_MB" -v n="${NCONN:-0}" -v want="$IDLE" 'BEGIN {print (m < 200 && n >= want) ? "met" : "MISSED"}')
+
+cat <<EOF
+
+Date: $(date -u '+%Y-%m-%d %H:%M UTC'); machine: $(nproc) cores ($(sed -n 's/^model name\s*: //p' /proc/cpuinfo | head -1)), $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(uname -sr)
+Settings: $RUNS runs x ${SECS}s, $CLIENTS clients, one request in flight each; $NREC live records; PostgreSQL $("$PSQL" --version | awk '{print $3}'), redis $(redis-server --version | sed 's/.*v=\([^ ]*\).*/\1/')
+Medians of $RUNS runs.
+
+| workload | ours | p50 ms | p99 ms | ceiling | ceiling figure | ratio | target | verdict |
+|---|---|---|---|---|---|---|---|---|
+| Ping | $P_OURS req/s | $(med ping.p50) | $(med ping.p99) | redis-benchmark PING_MBULK | $P_CEIL req/s (p50 $(med redis.p50), p99 $(med redis.p99)) | $P_R | >= 1.0 | $(verdict "$P_R" 1.0) |
+| GetSentra (random id) | $G_OURS req/s | $(med get.p50) | $(med get.p99) | pgbench -S -M prepared | $G_CEIL tps | $G_R | >= 0.8 | $(verdict "$G_R" 0.8) |
+| ListSentra (page of 50, one province) | $(med list.rps) req/s | $(med list.p50) | $(med list.p99) | - | - | - | - | - |
+| GetStatistics (by province, national) | $S_OURS req/s | $(med stats.p50) | $(med stats.p99) | pgbench, same GROUP BY | $S_CEIL tps | $S_R | - | - |
+| PullChanges (full, 5000 a page, 1 client) | $PL_OURS records/s | $(med pull.p50) | $(med pull.p99) | COPY out of sentra_rows | $PL_CEIL rows/s | $PL_R | >= 100,000 records/s | $(awk -v v="$PL_OURS" 'BEGIN {print (v + 0 >= 100000) ? "met" : "MISSED"}') |
+| PushChanges (100 a batch) | $PU_OURS records/s | $(med push.p50) | $(med push.p99) | pgbench single-row inserts | $PU_INS rows/s | $PU_R | >= 2.0 | $(verdict "$PU_R" 2.0) |
+| PushChanges vs COPY in | | | | COPY in (sentra + figures) | $PU_COPY rows/s | $PU_RC | - | - |
+| $IDLE idle connections | ${NCONN:-0} held | | | | | | RSS < 200 MB | $RSS_OK |
+
+Idle connections: sentrad VmRSS $((${RSS0:-0} / 1024)) MB before, $RSS_MB MB with ${NCONN:-0} connections (${PER_CONN} kB each); server alive afterwards: $alive.
+Errors (summed over runs): ping $(paste -sd+ "$R/ping.err" 2>/dev/null | bc), get $(paste -sd+ "$R/get.err" 2>/dev/null | bc), list $(paste -sd+ "$R/list.err" 2>/dev/null | bc), stats $(paste -sd+ "$R/stats.err" 2>/dev/null | bc), pull $(paste -sd+ "$R/pull.err" 2>/dev/null | bc), push $(paste -sd+ "$R/push.err" 2>/dev/null | bc).
+EOF
+if [ -s "$WORK/loadgen.err" ]; then
+    echo
+    echo "loadgen messages (first 10):"
+    sort "$WORK/loadgen.err" | uniq -c | sort -rn | head -10
+fi
+exit 0
