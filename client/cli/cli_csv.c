@@ -295,6 +295,8 @@ struct import {
     int nfields;
     int too_many;          /* the record has more fields than the header */
     long cur_line;         /* the physical line being parsed */
+    long line_start;       /* the last line that began outside quotes */
+    int in_quotes;         /* odd number of '"' seen: inside a quoted field */
     long rec_line;         /* where the current record started */
     long rows, ok, bad, skipped, inflight;
     long total_lines;
@@ -540,7 +542,7 @@ static void on_field(void *s, size_t len, void *data)
 {
     struct import *im = data;
     if (im->nfields == 0)
-        im->rec_line = im->cur_line;
+        im->rec_line = im->line_start;
     if (im->nfields >= 64) {
         im->too_many = 1;
         return;
@@ -648,6 +650,14 @@ int cmd_import(cli_t *cli, int argc, char **argv)
             start += 3; /* a spreadsheet's UTF-8 byte order mark */
             n -= 3;
         }
+        /* A record starts on a line that does not begin inside a quoted
+         * field; every '"' toggles (an escaped "" toggles twice). This gives
+         * a multi-line record the line number where it starts. */
+        if (!im.in_quotes)
+            im.line_start = im.cur_line;
+        for (ssize_t i = 0; i < n; i++)
+            if (start[i] == '"')
+                im.in_quotes = !im.in_quotes;
         if (csv_parse(&p, start, (size_t)n, on_field, on_record, &im) != (size_t)n) {
             cli_progress_end(cli);
             fprintf(stderr, "%s import: %s:%ld: malformed CSV: %s; stopped here\n", cli->prog, im.path,

@@ -102,7 +102,7 @@ int main(int argc, char **argv)
         if (strcmp(commands[i].name, name) == 0) {
             int sub_argc = argc - optind;
             char **sub_argv = argv + optind;
-            optind = 1; /* the command parses its own options */
+            optind = 0; /* glibc: 0 re-initializes getopt for the new argv */
             int rc = commands[i].fn(&cli, sub_argc, sub_argv);
             fflush(stdout);
             if (ferror(stdout) && rc == 0) {

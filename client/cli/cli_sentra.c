@@ -296,9 +296,10 @@ static int write_cmd(cli_t *cli, int argc, char **argv, int update)
                 printf("usage: %s update ID [--file RECORD.json] [field flags] [--mask F,F..]\n"
                        "                 [--expected-version V] [--idempotency-key KEY]\n\n"
                        "Changes the fields given (by flags, or present in the file; --mask\n"
-                       "names them explicitly, e.g. --mask figures,decree). With\n"
-                       "--expected-version the update fails with ABORTED (exit 20) when\n"
-                       "someone else changed the record since that version.\n\n%s\n%s",
+                       "names them explicitly, e.g. --mask figures,decree). The update fails\n"
+                       "with ABORTED (exit 20) when the record changed since the expected\n"
+                       "version: --expected-version, else the file's \"version\", else the\n"
+                       "version on the server now.\n\n%s\n%s",
                        cli->prog, SFLAG_HELP, CLI_COMMON_HELP);
             else
                 printf("usage: %s create [--file RECORD.json|-] [field flags] [--idempotency-key KEY]\n\n"
@@ -342,6 +343,36 @@ static int write_cmd(cli_t *cli, int argc, char **argv, int update)
         if (json_is_object(fd) && json_is_object(od) && fd != od)
             json_object_update_missing(od, fd);
     }
+    if (update && json_object_size(fig) && !json_object_get(obj, "figures")) {
+        /* Figures flags change one year: the mask "figures" replaces the
+         * whole list, so start from the years the server holds now. */
+        sentra_client_t *gc = cli_client(cli);
+        if (!gc) {
+            json_decref(maskarr);
+            goto out;
+        }
+        Sentra__V1__GetSentraRequest gq = SENTRA__V1__GET_SENTRA_REQUEST__INIT;
+        gq.id = argv[optind];
+        Sentra__V1__Sentra *cur;
+        sentra_status_t gst;
+        sentra_status_init(&gst);
+        sentra_call_opts_t gco = cli_call_opts(cli);
+        int grc = sentra_get_sentra(gc, &gq, &cur, &gco, &gst);
+        if (grc) {
+            rc = cli_fail(cli, cmd, grc, &gst);
+            sentra_status_clear(&gst);
+            json_decref(maskarr);
+            goto out;
+        }
+        json_t *arr = json_array();
+        for (size_t i = 0; i < cur->n_figures; i++)
+            json_array_append_new(arr, cli_pb_to_json(&cur->figures[i]->base, 0));
+        json_object_set_new(obj, "figures", arr);
+        if (!expected)
+            expected = cur->version;
+        sentra__v1__sentra__free_unpacked(cur, NULL);
+        sentra_status_clear(&gst);
+    }
     if (merge_figures(cli, obj, fig) < 0) {
         json_decref(maskarr);
         goto out;
@@ -362,6 +393,10 @@ static int write_cmd(cli_t *cli, int argc, char **argv, int update)
     /* Output-only fields from a `get --json` dump would be refused. */
     static const char *output_only[] = {"version", "created_at_ms", "updated_at_ms", "created_by",
                                         "updated_by", "province_code", "deleted"};
+    /* A record edited from `get --json` carries the version it was read at:
+     * that is the version the update expects. */
+    if (update && !expected && json_is_integer(json_object_get(obj, "version")))
+        expected = json_integer_value(json_object_get(obj, "version"));
     for (size_t i = 0; i < sizeof output_only / sizeof *output_only; i++)
         json_object_del(obj, output_only[i]);
 
@@ -382,8 +417,27 @@ static int write_cmd(cli_t *cli, int argc, char **argv, int update)
     sentra_status_t st;
     sentra_status_init(&st);
     sentra_call_opts_t co = cli_call_opts(cli);
-    co.idempotency_key = key;
     Sentra__V1__Sentra *r = NULL;
+    rc = 0;
+    if (update && !expected) {
+        /* No version given: update what is there now. */
+        Sentra__V1__GetSentraRequest gq = SENTRA__V1__GET_SENTRA_REQUEST__INIT;
+        gq.id = s->id;
+        Sentra__V1__Sentra *cur;
+        rc = sentra_get_sentra(cl, &gq, &cur, &co, &st);
+        if (rc == 0) {
+            expected = cur->version;
+            sentra__v1__sentra__free_unpacked(cur, NULL);
+        }
+    }
+    if (rc) {
+        rc = cli_fail(cli, cmd, rc, &st);
+        json_decref(maskarr);
+        protobuf_c_message_free_unpacked(&s->base, NULL);
+        sentra_status_clear(&st);
+        goto out;
+    }
+    co.idempotency_key = key;
     if (update) {
         Sentra__V1__UpdateSentraRequest rq = SENTRA__V1__UPDATE_SENTRA_REQUEST__INIT;
         rq.sentra = s;

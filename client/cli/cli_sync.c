@@ -80,7 +80,7 @@ static int sync_pull(cli_t *cli, int argc, char **argv)
     sentra_sync_opts_t so;
     memset(&so, 0, sizeof so);
     int c;
-    optind = 1;
+    optind = 0;
     while ((c = getopt_long(argc, argv, "h", o, NULL)) != -1) {
         CLI_PARSE_COMMON(cli, c);
         int r = cli_filter_opt(cli, &f, c, optarg);
@@ -255,7 +255,7 @@ static int sync_push(cli_t *cli, int argc, char **argv)
     sentra_sync_opts_t so;
     memset(&so, 0, sizeof so);
     int c;
-    optind = 1;
+    optind = 0;
     while ((c = getopt_long(argc, argv, "h", o, NULL)) != -1) {
         CLI_PARSE_COMMON(cli, c);
         switch (c) {
