@@ -6,11 +6,11 @@
  * slow request (SystemService/Sleep, sentrad --enable-debug), and many
  * asynchronous calls in flight on one connection.
  *
- * Environment: SENTRAD (default bin/sentrad); the database from
- * SENTRA_TEST_DB, else a private cluster in SENTRA_TEST_PGDIR (default
- * /tmp/sentra-test-client-pg) made with scripts/pgcluster.sh (directory
- * SENTRA_TEST_SCRIPTS, default scripts); SENTRA_MIGRATIONS (default
- * migrations). The admin token is inserted straight into the database (the
+ * Environment: that of scripts/run-tests.sh (tests/lib/harness.h makes a
+ * database of its own in the test cluster); without it, SENTRA_TEST_DB, else
+ * a private cluster in /tmp/sentra-test-client-pg. The server is started
+ * here rather than by th_server_start so that a restart keeps its port:
+ * the point is that the same client handle finds it again. The admin token is inserted straight into the database (the
  * bootstrap path), the district token made through TokenService.
  */
 #include <stdarg.h>
@@ -31,6 +31,7 @@
 
 #include <libpq-fe.h>
 #include <sentra/async.h>
+#include "harness.h"
 #include <sentra/sentra.h>
 
 /* ---------------------------------------------------------------- server */
@@ -81,8 +82,9 @@ static int run_line(const char *cmd, char *out, size_t len)
 
 static int server_start(int port)
 {
-    snprintf(S.portfile, sizeof S.portfile, "/tmp/sentra-test-client-%d.port", (int)getpid());
-    snprintf(S.logfile, sizeof S.logfile, "/tmp/sentra-test-client-%d.log", (int)getpid());
+    const char *tmp = envor("SENTRA_TEST_TMP", "/tmp");
+    snprintf(S.portfile, sizeof S.portfile, "%s/sentra-test-client-%d.port", tmp, (int)getpid());
+    snprintf(S.logfile, sizeof S.logfile, "%s/sentra-test-client-%d.log", tmp, (int)getpid());
     unlink(S.portfile);
     char portarg[16];
     snprintf(portarg, sizeof portarg, "%d", port);
@@ -102,6 +104,15 @@ static int server_start(int port)
         _exit(127);
     }
     S.pid = pid;
+    const char *pids = getenv("SENTRA_TEST_PIDS");
+    if (pids && *pids) {
+        /* run-tests.sh kills what is listed there if we die first */
+        FILE *pf = fopen(pids, "a");
+        if (pf) {
+            fprintf(pf, "%d\n", (int)pid);
+            fclose(pf);
+        }
+    }
     for (int i = 0; i < 400; i++) { /* 20 s: the first start applies migrations */
         FILE *f = fopen(S.portfile, "r");
         if (f) {
@@ -189,7 +200,11 @@ static int setup_all(void **state)
 {
     snprintf(S.run, sizeof S.run, "%lx%x", (long)time(NULL), (unsigned)getpid());
     const char *db = getenv("SENTRA_TEST_DB");
-    if (db && *db) {
+    if (th_env_ok()) {
+        /* Our own database: this test restarts and kills its server. */
+        if (th_createdb("sentra_test_client", S.db, sizeof S.db) != 0)
+            return -1;
+    } else if (db && *db) {
         snprintf(S.db, sizeof S.db, "%s", db);
     } else {
         char cmd[1024];
