@@ -137,13 +137,26 @@ CREATE TRIGGER sentra_check_row BEFORE INSERT OR UPDATE ON sentra
     FOR EACH ROW EXECUTE FUNCTION sentra_check_row();
 
 -- ...and the designation rule at commit, when the figures are in place too.
+-- Lean on purpose (two primary-key lookups): it fires for every figures row
+-- written, and the write functions have already checked the same rule.
 CREATE FUNCTION sentra_check_designation_of(p_id uuid) RETURNS void LANGUAGE plpgsql AS $$
 DECLARE
-    r sentra;
+    st smallint;
+    del timestamptz;
+    units integer;
+    yr smallint;
 BEGIN
-    SELECT * INTO r FROM sentra WHERE id = p_id;
-    IF FOUND AND r.deleted_at IS NULL AND r.status IN (2, 3) THEN
-        PERFORM sentra_raise_violations(sentra_violations(r, sentra_figures_json(r.id), false));
+    SELECT status, deleted_at INTO st, del FROM sentra WHERE id = p_id;
+    IF NOT FOUND OR del IS NOT NULL OR st NOT IN (2, 3) THEN
+        RETURN;
+    END IF;
+    SELECT business_units, year INTO units, yr FROM sentra_figures
+     WHERE sentra_id = p_id ORDER BY year DESC LIMIT 1;
+    IF NOT FOUND THEN
+        PERFORM sentra_raise_violations(ARRAY['figures: a designated sentra needs figures with at least 5 business units']);
+    ELSIF units < 5 THEN
+        PERFORM sentra_raise_violations(ARRAY['figures: the latest figures (' || yr
+            || ') have fewer than 5 business units, as a designated sentra needs']);
     END IF;
 END $$;
 
@@ -165,7 +178,8 @@ END $$;
 
 CREATE CONSTRAINT TRIGGER sentra_check_designation AFTER INSERT OR UPDATE ON sentra
     DEFERRABLE INITIALLY DEFERRED
-    FOR EACH ROW EXECUTE FUNCTION sentra_check_designation();
+    FOR EACH ROW WHEN (NEW.status IN (2, 3) AND NEW.deleted_at IS NULL)
+    EXECUTE FUNCTION sentra_check_designation();
 CREATE CONSTRAINT TRIGGER sentra_figures_check_designation
     AFTER INSERT OR UPDATE OR DELETE ON sentra_figures
     DEFERRABLE INITIALLY DEFERRED
