@@ -241,7 +241,7 @@ static void validation_errors(void **state)
      * prefix before that */
     char *loaded = db_scalar("SELECT EXISTS (SELECT 1 FROM region WHERE parent_code = '18.71')");
     assert_non_null(loaded);
-    rec_init(&r, "invalid district");
+    rec_init(&r, "unchecked district");
     r.s.district_code = "18.71.99";
     r.s.village_code = "";
     Sentra__V1__Sentra *made = create_as(T_DIST, &r, NULL, &st);
