@@ -37,14 +37,17 @@ TEST_TIMEOUT=${TEST_TIMEOUT:-300}
 TESTS=${TESTS:-*}
 
 abspath() { case "$1" in /*) echo "$1" ;; *) echo "$ROOT/$1" ;; esac; }
-SENTRAD=$(abspath "${SENTRAD:-bin/sentrad}")
-SENTRA_CLI=$(abspath "${SENTRA_CLI:-bin/sentra-cli}")
+sentrad=$(abspath "${SENTRAD:-bin/sentrad}")
+cli=$(abspath "${SENTRA_CLI:-bin/sentra-cli}")
 BUILD=$(abspath "$BUILD")
 
-# Nothing from the caller's own sentra setup may leak into the tests.
-unset SENTRA_DB_URL SENTRA_ADDR SENTRA_TOKEN SENTRA_CONFIG SENTRA_PORT SENTRA_HOST \
-      SENTRA_UNIX SENTRA_VAR SENTRA_NO_MIGRATE SENTRA_LOG_LEVEL CMOCKA_MESSAGE_OUTPUT \
-      CMOCKA_XML_FILE
+# Nothing from the caller's own sentra setup (SENTRA_DB_URL, SENTRA_ADDR,
+# SENTRA_TOKEN, SENTRA_CONFIG, ...) may leak into the tests.
+for v in $(compgen -e); do
+    case "$v" in SENTRA_*|CMOCKA_*) unset "$v" ;; esac
+done
+SENTRAD=$sentrad
+SENTRA_CLI=$cli
 
 TMP=$(mktemp -d /tmp/sentra-test.XXXXXX) || { echo "run-tests: mktemp failed" >&2; exit 1; }
 # The cluster runs as user postgres when we are root: let it through.
