@@ -230,7 +230,9 @@ static void rec_init(rec_t *r, const char *tag)
         r->f[i].production_value = 3400000000LL + i;
         r->f[i].material_value = 900000000LL + i;
         r->f[i].capacity = 5000 + i;
-        r->f[i].capacity_unit = i ? "lembar" : "pcs";
+        /* quotes, a backslash and a 2-byte character travel through the
+         * figures JSON parameter and must come back unchanged */
+        r->f[i].capacity_unit = i ? "lembar" : "m\xC2\xB2 \"kotak\" \\";
         r->f[i].export_share_bp = 1200 + i;
         r->fp[i] = &r->f[i];
     }
