@@ -1,0 +1,145 @@
+#!/bin/bash
+# bench-sync.sh: the figures of the "Sync" section of docs/BENCHMARKS.md,
+# measured in one run on a private throwaway cluster:
+#
+#   pull   full PullChanges of RECORDS records (national token, pages of
+#          5000 and of 500, one client), records/s
+#          vs COPY (SELECT * FROM sentra_rows) TO STDOUT (the same rows)
+#   push   PushChanges of new records with one figures year each, 500 a
+#          batch (1 client) and 100 a batch (4 clients), records/s
+#          vs COPY of the same number of rows into sentra + sentra_figures
+#          (every trigger firing, as for a push), and into plain tables
+#
+#   scripts/bench-sync.sh [RECORDS] [SECONDS]     default 100000 and 15
+#
+# Environment: SENTRAD (bin/sentrad), LOADGEN (build/bench/loadgen),
+# SENTRA_PG_FAST=1 for a cluster without fsync (default: durable, as in
+# production). Numbers are printed, never asserted. Needs make all loadgen.
+set -u
+
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+cd "$ROOT" || exit 1
+RECORDS=${1:-100000}
+SECS=${2:-15}
+SENTRAD=${SENTRAD:-bin/sentrad}
+LOADGEN=${LOADGEN:-build/bench/loadgen}
+PGBIN=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)
+PSQL=$PGBIN/psql
+
+die() { echo "bench-sync: $*" >&2; exit 1; }
+[ -x "$SENTRAD" ] || die "no $SENTRAD (make all)"
+[ -x "$LOADGEN" ] || die "no $LOADGEN (make loadgen)"
+
+WORK=$(mktemp -d /tmp/bench-sync.XXXXXX)
+chmod 755 "$WORK"
+SPID=
+cleanup() {
+    [ -n "$SPID" ] && kill "$SPID" 2>/dev/null && wait "$SPID" 2>/dev/null
+    scripts/pgcluster.sh destroy "$WORK/pg" >/dev/null 2>&1
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+ms() { echo $(( $(date +%s%N) / 1000000 )); }
+kv() { sed -n "s/.*\b$1=\([^ ]*\).*/\1/p"; }   # value of key=value in a loadgen line
+
+CONN=$(scripts/pgcluster.sh ensure "$WORK/pg") || die "cluster"
+"$SENTRAD" migrate --db "$CONN" >/dev/null || die "migrate"
+echo "bench-sync: loading $RECORDS records (scripts/gen-national.sh)..." >&2
+t0=$(ms)
+scripts/gen-national.sh "$CONN" "$RECORDS" >/dev/null || die "gen-national.sh"
+LOAD_MS=$(( $(ms) - t0 ))
+"$PSQL" "$CONN" -X -q -c "VACUUM ANALYZE sentra, sentra_figures, sentra_change" || die "vacuum"
+
+"$SENTRAD" --db "$CONN" --port 0 --port-file "$WORK/port" --log-level warn \
+    >"$WORK/sentrad.log" 2>&1 &
+SPID=$!
+for _ in $(seq 100); do [ -s "$WORK/port" ] && break; sleep 0.1; done
+PORT=$(cat "$WORK/port" 2>/dev/null) || die "sentrad did not start"
+TOK_NAT=$("$SENTRAD" token create --db "$CONN" --role national --label bench-sync 2>/dev/null | tail -1)
+TOK_PROV=$("$SENTRAD" token create --db "$CONN" --role province --region 18 --label bench-sync 2>/dev/null | tail -1)
+[ -n "$TOK_NAT" ] && [ -n "$TOK_PROV" ] || die "token create"
+"$PSQL" "$CONN" -X -At -c "SELECT code FROM region WHERE parent_code = '18' AND level IN ('regency', 'city')" \
+    >"$WORK/regions"
+
+ROWS=$("$PSQL" "$CONN" -X -At -c "SELECT count(*) FROM sentra_rows")
+CHANGES=$("$PSQL" "$CONN" -X -At -c "SELECT count(*) FROM sentra_change")
+
+# ---------------------------------------------------------------- pull
+echo "bench-sync: pull..." >&2
+PULL5000=$("$LOADGEN" -p "$PORT" -c 1 -t "$SECS" -w pull --page-size 5000 -T "$TOK_NAT" 2>>"$WORK/lg.err")
+PULL500=$("$LOADGEN" -p "$PORT" -c 1 -t "$SECS" -w pull --page-size 500 -T "$TOK_NAT" 2>>"$WORK/lg.err")
+best=
+for _ in 1 2 3; do
+    t0=$(ms)
+    "$PSQL" "$CONN" -X -q -c "COPY (SELECT * FROM sentra_rows ORDER BY id, fig_year) TO STDOUT" >/dev/null
+    t=$(( $(ms) - t0 ))
+    [ -z "$best" ] || [ "$t" -lt "$best" ] && best=$t
+done
+COPY_OUT_MS=$best
+
+# ---------------------------------------------------------------- push
+echo "bench-sync: push..." >&2
+P0=$("$PSQL" "$CONN" -X -At -c "SELECT count(*) FROM sentra")
+PUSH500=$("$LOADGEN" -p "$PORT" -c 1 -t "$SECS" -w push --batch 500 --regions "$WORK/regions" -T "$TOK_PROV" 2>>"$WORK/lg.err")
+PUSH100=$("$LOADGEN" -p "$PORT" -c 4 -t "$SECS" -w push --batch 100 --regions "$WORK/regions" -T "$TOK_PROV" 2>>"$WORK/lg.err")
+P1=$("$PSQL" "$CONN" -X -At -c "SELECT count(*) FROM sentra")
+NPUSH=$(( P1 - P0 ))
+[ "$NPUSH" -gt 0 ] || NPUSH=10000
+
+# COPY in: as many rows as the pushes stored, records and their figures,
+# with fresh ids, into the real tables (all triggers) and plain copies.
+"$PSQL" "$CONN" -X -q -v ON_ERROR_STOP=1 <<EOF || die "copy prep"
+CREATE TABLE bench_src AS
+SELECT gen_random_uuid() AS id, regency_code, name || ' (copy)' AS name, commodity,
+       main_product, kbli_code, kbli_version, sector_group, status, formed_on,
+       decree_number, decree_date, contact_name, contact_phone
+  FROM sentra WHERE deleted_at IS NULL AND status NOT IN (2, 3) LIMIT $NPUSH;
+\copy (SELECT * FROM bench_src) TO '$WORK/rec.tsv'
+\copy (SELECT id, 2024, 12, 20, 31, 250000000, 900000000 FROM bench_src) TO '$WORK/fig.tsv'
+CREATE TABLE plain_sentra AS SELECT * FROM bench_src WITH NO DATA;
+CREATE TABLE plain_fig (sentra_id uuid, year int, business_units int, workers_male int,
+                        workers_female int, investment bigint, production_value bigint);
+EOF
+NCOPY=$(wc -l <"$WORK/rec.tsv")
+COLS="id, regency_code, name, commodity, main_product, kbli_code, kbli_version, sector_group, status, formed_on, decree_number, decree_date, contact_name, contact_phone"
+FCOLS="sentra_id, year, business_units, workers_male, workers_female, investment, production_value"
+t0=$(ms)
+"$PSQL" "$CONN" -X -q -v ON_ERROR_STOP=1 <<EOF || die "copy in"
+BEGIN;
+\copy sentra ($COLS) FROM '$WORK/rec.tsv'
+\copy sentra_figures ($FCOLS) FROM '$WORK/fig.tsv'
+COMMIT;
+EOF
+COPY_IN_MS=$(( $(ms) - t0 ))
+t0=$(ms)
+"$PSQL" "$CONN" -X -q -v ON_ERROR_STOP=1 <<EOF || die "copy in plain"
+BEGIN;
+\copy plain_sentra FROM '$WORK/rec.tsv'
+\copy plain_fig FROM '$WORK/fig.tsv'
+COMMIT;
+EOF
+COPY_PLAIN_MS=$(( $(ms) - t0 ))
+
+rate() { awk -v n="$1" -v ms="$2" 'BEGIN { printf "%.0f", (ms > 0 ? n * 1000 / ms : 0) }'; }
+COPY_OUT_RATE=$(rate "$ROWS" "$COPY_OUT_MS")
+COPY_IN_RATE=$(rate "$NCOPY" "$COPY_IN_MS")
+COPY_PLAIN_RATE=$(rate "$NCOPY" "$COPY_PLAIN_MS")
+
+cat <<EOF
+
+Sync benchmark: $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores, PostgreSQL $("$PSQL" -V | awk '{print $3}'), SENTRA_PG_FAST=${SENTRA_PG_FAST:-0}
+Data: $RECORDS records (scripts/gen-national.sh, $ROWS rows of sentra_rows with figures, $CHANGES change rows), loaded in $LOAD_MS ms.
+
+| what | records/s | detail |
+| --- | ---: | --- |
+| PullChanges, full pull, pages of 5000, 1 client | $(echo "$PULL5000" | kv records_per_s) | passes=$(echo "$PULL5000" | kv passes) p50_ms=$(echo "$PULL5000" | kv p50_ms) p99_ms=$(echo "$PULL5000" | kv p99_ms) errors=$(echo "$PULL5000" | kv errors) |
+| PullChanges, full pull, pages of 500, 1 client | $(echo "$PULL500" | kv records_per_s) | p50_ms=$(echo "$PULL500" | kv p50_ms) p99_ms=$(echo "$PULL500" | kv p99_ms) errors=$(echo "$PULL500" | kv errors) |
+| COPY (SELECT * FROM sentra_rows) TO STDOUT, best of 3 | $COPY_OUT_RATE rows | $ROWS rows in $COPY_OUT_MS ms |
+| PushChanges, new records, 500 a batch, 1 client | $(echo "$PUSH500" | kv records_per_s) | p50_ms=$(echo "$PUSH500" | kv p50_ms) p99_ms=$(echo "$PUSH500" | kv p99_ms) errors=$(echo "$PUSH500" | kv errors) |
+| PushChanges, new records, 100 a batch, 4 clients | $(echo "$PUSH100" | kv records_per_s) | p50_ms=$(echo "$PUSH100" | kv p50_ms) p99_ms=$(echo "$PUSH100" | kv p99_ms) errors=$(echo "$PUSH100" | kv errors) |
+| COPY into sentra + sentra_figures (all triggers) | $COPY_IN_RATE | $NCOPY records in $COPY_IN_MS ms |
+| COPY into plain tables (no triggers, no indexes) | $COPY_PLAIN_RATE | $NCOPY records in $COPY_PLAIN_MS ms |
+EOF
+[ -s "$WORK/lg.err" ] && { echo; echo "loadgen stderr (first lines):"; head -5 "$WORK/lg.err"; }
+exit 0
