@@ -682,7 +682,8 @@ int cmd_import(cli_t *cli, int argc, char **argv)
     uv_loop_close(&im.loop);
     cli_progress_end(cli);
 
-    qsort(im.errs, im.nerrs, sizeof *im.errs, cmp_err);
+    if (im.nerrs)
+        qsort(im.errs, im.nerrs, sizeof *im.errs, cmp_err);
     for (size_t i = 0; i < im.nerrs; i++) {
         fprintf(stderr, "%s:%ld: %s\n", im.path, im.errs[i].line, im.errs[i].text ? im.errs[i].text : "refused");
         free(im.errs[i].text);
