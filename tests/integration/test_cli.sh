@@ -235,6 +235,22 @@ else
         bad "sync pull tombstone" "$(head -3 "$TMP/journal.jsonl")"
     A sync pull --journal "$TMP/journal2.jsonl" --cursor-file "$TMP/cursor" >/dev/null 2>&1
     check "second pull from the cursor is empty" 0 "$(wc -l <"$TMP/journal2.jsonl" | tr -d ' ')"
+    # push: an edited record from the journal is applied...
+    grep '"name":"Sentra Kopi Metro"' "$TMP/journal.jsonl" | tail -1 |
+        sed 's/Sentra Kopi Metro/Sentra Kopi Robusta Metro/' >"$TMP/push1.jsonl"
+    A sync push --client-id test-cli-1 "$TMP/push1.jsonl" >/dev/null 2>"$TMP/err"
+    checkerr "sync push of an edited record exits 0" 0 $?
+    KID=$(sed 's/.*"id":"\([^"]*\)".*/\1/' "$TMP/push1.jsonl")
+    A get "$KID" --json | grep -q "Robusta" && ok "the pushed edit is on the server" || bad "pushed edit"
+    # ...and a second edit based on the same old version is a conflict
+    OLDV=$(sed 's/.*"version":\([0-9]*\).*/\1/' "$TMP/push1.jsonl")
+    REC=$(sed 's/Robusta/Arabika/; s/,"version":[0-9]*//' "$TMP/push1.jsonl")
+    printf '{"mutation_id":"test-cli-m2","op":"MUTATION_OP_UPSERT","base_version":%s,"sentra":%s}\n' \
+        "$OLDV" "$REC" >"$TMP/push2.jsonl"
+    A sync push --client-id test-cli-1 "$TMP/push2.jsonl" >/dev/null 2>"$TMP/err"
+    checkerr "sync push of a stale edit exits 1" 1 $?
+    grep -q "push2.jsonl:1: test-cli-m2: CONFLICT" "$TMP/err" && ok "the conflict is reported by line" ||
+        bad "conflict reported" "$(cat "$TMP/err")"
 fi
 
 finish
