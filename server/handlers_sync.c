@@ -651,9 +651,22 @@ void h_push_changes(call_t *c)
         const char *id = req->mutations[i]->mutation_id;
         /* Without a usable id the outcome could not be stored: the whole
          * request is refused, before anything is applied. */
-        if (!nonempty(id) || strlen(id) > PUSH_MAX_ID || !validate_utf8(id, strlen(id), NULL))
+        if (!nonempty(id) || strlen(id) > PUSH_MAX_ID || !validate_utf8(id, strlen(id), NULL)) {
             violations_add(&viol, call_printf(c, "mutations[%zu].mutation_id", i),
-                           "is required: 1 to %d bytes of UTF-8", PUSH_MAX_ID), bad++;
+                           "is required: 1 to %d bytes of UTF-8", PUSH_MAX_ID);
+            bad++;
+            continue;
+        }
+        /* One id twice in a batch would read its own uncommitted outcome,
+         * which an atomic rollback then undoes. At most 500: quadratic is
+         * fine (well under a millisecond). */
+        for (size_t j = 0; j < i; j++)
+            if (strcmp(req->mutations[j]->mutation_id, id) == 0) {
+                violations_add(&viol, call_printf(c, "mutations[%zu].mutation_id", i),
+                               "repeats mutations[%zu].mutation_id", j);
+                bad++;
+                break;
+            }
     }
     if (bad) {
         call_fail_violations(c, &viol);

@@ -1,10 +1,12 @@
 /*
  * test_sync.c: SyncService against a live sentrad and PostgreSQL.
  *
- * The test starts its own sentrad (it must kill it with SIGKILL and start
- * it again), on the database named by SENTRA_TEST_DB (else SENTRA_DB_URL);
- * the server applies pending migrations at start. The binary is $SENTRAD,
- * else bin/sentrad. Tokens are made straight in the database.
+ * The test runs its own sentrad (it must kill it with SIGKILL and start it
+ * again): under scripts/run-tests.sh through tests/lib/harness.h, on a
+ * fresh database of its own; run by hand, on the database named by
+ * SENTRA_TEST_DB (else SENTRA_DB_URL), with $SENTRAD (else bin/sentrad).
+ * The server applies pending migrations at start. Tokens are made straight
+ * in the database.
  *
  *   pull/push basics, scope, replay of a mutation id, validation
  *   conflicts: two district apps editing one record at once
@@ -43,11 +45,15 @@
 #include <libpq-fe.h>
 #include <sentra/sentra.h>
 
+#include "harness.h"
+
 /* ---------------------------------------------------------------- fixture */
 
 enum { T_DIST, T_DIST_OTHER, T_PROV, T_NATIONAL, T_COUNT };
 
 static struct {
+    int harness;                  /* 1: the server is the harness's */
+    th_server_t srv;              /* then: that server */
     const char *db;
     const char *sentrad;
     char run[32];                 /* unique per run */
@@ -55,7 +61,7 @@ static struct {
     char token_id[T_COUNT][40];
     pid_t pid;                    /* the server */
     int port;
-    char addr[64];
+    char addr[96];
     char dir[64];                 /* temp dir: port file, server log */
 } fx;
 
@@ -103,9 +109,22 @@ static long long pg_int(PGconn *pg, const char *sql, int n, const char *const *v
     return x;
 }
 
-/* Starts sentrad on port (0: any) and waits until it listens. */
+static void harness_addr(void)
+{
+    fx.port = fx.srv.port;
+    fx.pid = fx.srv.pid;
+    snprintf(fx.addr, sizeof fx.addr, "%s:%d", fx.srv.host, fx.srv.port);
+}
+
+/* Starts sentrad on port (0: any) and waits until it listens. With the
+ * harness, restarts its server (the port may change). */
 static void server_start(int port)
 {
+    if (fx.harness) {
+        assert_int_equal(th_server_restart(&fx.srv), 0);
+        harness_addr();
+        return;
+    }
     char portfile[128], logfile[128], portarg[16];
     snprintf(portfile, sizeof portfile, "%s/port", fx.dir);
     snprintf(logfile, sizeof logfile, "%s/sentrad.log", fx.dir);
@@ -149,6 +168,11 @@ static void server_start(int port)
 
 static void server_kill(int sig)
 {
+    if (fx.harness) {
+        th_server_kill(&fx.srv, sig);
+        fx.pid = 0;
+        return;
+    }
     if (fx.pid > 0) {
         kill(fx.pid, sig);
         waitpid(fx.pid, NULL, 0);
@@ -179,7 +203,31 @@ static void make_token(PGconn *pg, int who, const char *role, const char *region
     PQclear(res);
 }
 
+static int own_server_start(void);
+
 static int setup(void **state)
+{
+    srandom((unsigned)time(NULL) ^ (unsigned)getpid());
+    snprintf(fx.run, sizeof fx.run, "%ld%d", (long)time(NULL) % 100000, (int)getpid());
+    if (th_env_ok()) {
+        fx.harness = 1;
+        if (th_server_start(&fx.srv, "test_sync", NULL) != 0)
+            return -1;
+        fx.db = fx.srv.db_conninfo;
+        harness_addr();
+    } else if (own_server_start() != 0) {
+        return -1;
+    }
+    PGconn *pg = pg_connect();
+    make_token(pg, T_DIST, "district", "18.71");
+    make_token(pg, T_DIST_OTHER, "district", "18.72");
+    make_token(pg, T_PROV, "province", "18");
+    make_token(pg, T_NATIONAL, "national", NULL);
+    PQfinish(pg);
+    return 0;
+}
+
+static int own_server_start(void)
 {
     const char *db = getenv("SENTRA_TEST_DB");
     if (!db || !db[0])
@@ -190,24 +238,18 @@ static int setup(void **state)
     }
     fx.db = db;
     fx.sentrad = getenv("SENTRAD") && getenv("SENTRAD")[0] ? getenv("SENTRAD") : "bin/sentrad";
-    srandom((unsigned)time(NULL) ^ (unsigned)getpid());
-    snprintf(fx.run, sizeof fx.run, "%ld%d", (long)time(NULL) % 100000, (int)getpid());
     snprintf(fx.dir, sizeof fx.dir, "/tmp/test_sync.%d", (int)getpid());
     mkdir(fx.dir, 0755);
     server_start(0);            /* also applies the migrations */
-
-    PGconn *pg = pg_connect();
-    make_token(pg, T_DIST, "district", "18.71");
-    make_token(pg, T_DIST_OTHER, "district", "18.72");
-    make_token(pg, T_PROV, "province", "18");
-    make_token(pg, T_NATIONAL, "national", NULL);
-    PQfinish(pg);
     return 0;
 }
 
 static int teardown(void **state)
 {
-    server_kill(SIGTERM);
+    if (fx.harness)
+        th_server_free(&fx.srv);
+    else
+        server_kill(SIGTERM);
     return 0;
 }
 
@@ -540,6 +582,15 @@ static void test_rejections(void **state)
     assert_int_equal(st.code, SENTRA__V1__CODE__INVALID_ARGUMENT);
     sentra_status_clear(&st);
     free(many);
+    mut_t twice[2];
+    uuid_new(id);
+    mut_upsert(&twice[0], id, 0, "18.71", "twice");
+    twice[1] = twice[0];
+    twice[1].m.sentra = &twice[1].s;
+    r = push(d, "app-rej", twice, 2, 1, &st);
+    assert_null(r);
+    assert_int_equal(st.code, SENTRA__V1__CODE__INVALID_ARGUMENT);
+    sentra_status_clear(&st);
     r = push(nat, "app-nat", xs, 1, 0, &st);
     assert_null(r);
     assert_int_equal(st.code, SENTRA__V1__CODE__PERMISSION_DENIED);
