@@ -201,10 +201,11 @@ CREATE TRIGGER sentra_figures_check BEFORE INSERT OR UPDATE ON sentra_figures
 
 -- ---------------------------------------------------------------- reading
 
--- The shape the service reads: one row per (sentra, figures year), or one
--- row with NULL figures columns when a sentra has none. server/sentra_row.h
--- numbers these columns: change both together.
-CREATE VIEW sentra_rows AS
+-- A sentra as the service reads it (dates as text, times as Unix ms), plus
+-- the raw columns the filters and list orders use (deleted_at ...
+-- updated_at), so that ListSentra can filter and order this view directly
+-- and compute the output only for the rows of its page.
+CREATE VIEW sentra_api AS
 SELECT s.id, s.regency_code, s.district_code, s.village_code, s.address,
        s.latitude, s.longitude, s.name, s.commodity, s.main_product,
        s.kbli_code, s.kbli_version, s.sector_group, s.status,
@@ -215,12 +216,25 @@ SELECT s.id, s.regency_code, s.district_code, s.village_code, s.address,
        (extract(epoch FROM s.updated_at) * 1000)::bigint AS updated_ms,
        s.created_by, s.updated_by, s.province_code,
        s.deleted_at IS NOT NULL AS deleted,
+       s.deleted_at, s.search, s.designated, s.created_at, s.updated_at
+  FROM sentra s;
+
+-- The shape the service reads: one row per (sentra, figures year), or one
+-- row with NULL figures columns when a sentra has none. server/sentra_row.h
+-- numbers these columns: change both together.
+CREATE VIEW sentra_rows AS
+SELECT a.id, a.regency_code, a.district_code, a.village_code, a.address,
+       a.latitude, a.longitude, a.name, a.commodity, a.main_product,
+       a.kbli_code, a.kbli_version, a.sector_group, a.status, a.formed_on,
+       a.decree_number, a.decree_date, a.decree_official, a.contact_name,
+       a.contact_phone, a.version, a.created_ms, a.updated_ms,
+       a.created_by, a.updated_by, a.province_code, a.deleted,
        f.year AS fig_year, f.business_units, f.workers_male, f.workers_female,
        f.investment, f.production_value, f.material_value, f.capacity,
        f.capacity_unit, f.export_share_bp,
        array_to_string(f.export_destinations, ',') AS export_destinations
-  FROM sentra s
-  LEFT JOIN sentra_figures f ON f.sentra_id = s.id;
+  FROM sentra_api a
+  LEFT JOIN sentra_figures f ON f.sentra_id = a.id;
 
 -- ---------------------------------------------------------------- idempotency
 

@@ -241,12 +241,12 @@ static const struct {
     const char *key, *key_text, *key_param;
 } orders[3] = {
     [SENTRA__V1__SENTRA_ORDER__SENTRA_ORDER_NAME] =
-        {"s.name", "s.name", "$%d::text"},
+        {"a.name", "a.name", "$%d::text"},
     [SENTRA__V1__SENTRA_ORDER__SENTRA_ORDER_CREATED] =
-        {"s.created_at", "(extract(epoch FROM s.created_at) * 1000000)::bigint::text",
+        {"a.created_at", "(extract(epoch FROM a.created_at) * 1000000)::bigint::text",
          "'epoch'::timestamptz + $%d::bigint * interval '1 microsecond'"},
     [SENTRA__V1__SENTRA_ORDER__SENTRA_ORDER_UPDATED] =
-        {"s.updated_at", "(extract(epoch FROM s.updated_at) * 1000000)::bigint::text",
+        {"a.updated_at", "(extract(epoch FROM a.updated_at) * 1000000)::bigint::text",
          "'epoch'::timestamptz + $%d::bigint * interval '1 microsecond'"},
 };
 
@@ -260,33 +260,37 @@ static db_stmt_t *list_stmt(unsigned shape, int nf, int order, int desc, int cur
     if (*slot)
         return *slot;
 
-    char where[2048], keyp[128], cur[384], sql[8192];
+    char where[2048], where_s[2048], keyp[128], cur[384], sql[8192];
     const char *dir = desc ? "DESC" : "ASC";
     int pkey = nf + 1, pid = nf + 2, plim = nf + 3, ptot = nf + 4;
 
-    if (sentra__filter_sql(shape, "s", 1, where, sizeof where) >= sizeof where)
+    if (sentra__filter_sql(shape, "a", 1, where, sizeof where) >= sizeof where ||
+        sentra__filter_sql(shape, "s", 1, where_s, sizeof where_s) >= sizeof where_s)
         abort();
     cur[0] = '\0';
     if (cursor) {
         snprintf(keyp, sizeof keyp, orders[order].key_param, pkey);
-        snprintf(cur, sizeof cur, " AND (%s, s.id) %s (%s, $%d::uuid)",
+        snprintf(cur, sizeof cur, " AND (%s, a.id) %s (%s, $%d::uuid)",
                  orders[order].key, desc ? "<" : ">", keyp, pid);
     } else {
         /* keep every parameter referenced, so their types are known */
         snprintf(cur, sizeof cur, " AND ($%d::text IS NULL OR true) AND ($%d::uuid IS NULL OR true)",
                  pkey, pid);
     }
+    /* The page is chosen on sentra_api (the raw columns, in index order),
+     * so the output columns are computed only for its rows; its figures
+     * are joined after the LIMIT. */
     int n = snprintf(sql, sizeof sql,
         "WITH page AS ("
-        "SELECT s.id, %s AS k, %s AS kt FROM sentra s WHERE true%s%s"
-        " ORDER BY %s %s, s.id %s LIMIT $%d::int) "
-        "SELECT " SENTRA_ROW_COLUMNS ", p.kt, t.total "
+        "SELECT a.*, %s AS k, %s AS kt FROM sentra_api a WHERE true%s%s"
+        " ORDER BY %s %s, a.id %s LIMIT $%d::int) "
+        "SELECT " SENTRA_ROW_COLUMNS_OF("p", "f") ", p.kt, t.total "
         "FROM (SELECT CASE WHEN $%d::boolean THEN "
         "(SELECT count(*) FROM sentra s WHERE true%s) END AS total) t "
-        "LEFT JOIN (page p JOIN sentra_rows r ON r.id = p.id) ON true "
-        "ORDER BY p.k %s, p.id %s, r.fig_year",
+        "LEFT JOIN (page p LEFT JOIN sentra_figures f ON f.sentra_id = p.id) ON true "
+        "ORDER BY p.k %s, p.id %s, f.year",
         orders[order].key, orders[order].key_text, where, cur,
-        orders[order].key, dir, dir, plim, ptot, where, dir, dir);
+        orders[order].key, dir, dir, plim, ptot, where_s, dir, dir);
     if (n < 0 || (size_t)n >= sizeof sql)
         abort();
     db_stmt_t *st = calloc(1, sizeof *st);

@@ -35,17 +35,22 @@ enum sentra_col {
     SENTRA_NCOLS
 };
 
-/* The select list of sentra_rows, for queries that add columns after it. */
-#define SENTRA_ROW_COLUMNS \
-    "r.id, r.regency_code, r.district_code, r.village_code, r.address, " \
-    "r.latitude, r.longitude, r.name, r.commodity, r.main_product, " \
-    "r.kbli_code, r.kbli_version, r.sector_group, r.status, r.formed_on, " \
-    "r.decree_number, r.decree_date, r.decree_official, r.contact_name, " \
-    "r.contact_phone, r.version, r.created_ms, r.updated_ms, r.created_by, " \
-    "r.updated_by, r.province_code, r.deleted, r.fig_year, r.business_units, " \
-    "r.workers_male, r.workers_female, r.investment, r.production_value, " \
-    "r.material_value, r.capacity, r.capacity_unit, r.export_share_bp, " \
-    "r.export_destinations"
+/* The select list of sentra_rows, from a row `a` of the view sentra_api
+ * and a row `f` of sentra_figures (both string literals naming aliases),
+ * for queries that build the rows themselves (ListSentra computes the
+ * output columns only for its page). */
+#define SENTRA_ROW_COLUMNS_OF(a, f) \
+    a ".id, " a ".regency_code, " a ".district_code, " a ".village_code, " \
+    a ".address, " a ".latitude, " a ".longitude, " a ".name, " a ".commodity, " \
+    a ".main_product, " a ".kbli_code, " a ".kbli_version, " a ".sector_group, " \
+    a ".status, " a ".formed_on, " a ".decree_number, " a ".decree_date, " \
+    a ".decree_official, " a ".contact_name, " a ".contact_phone, " a ".version, " \
+    a ".created_ms, " a ".updated_ms, " a ".created_by, " a ".updated_by, " \
+    a ".province_code, " a ".deleted, " \
+    f ".year, " f ".business_units, " f ".workers_male, " f ".workers_female, " \
+    f ".investment, " f ".production_value, " f ".material_value, " f ".capacity, " \
+    f ".capacity_unit, " f ".export_share_bp, " \
+    "array_to_string(" f ".export_destinations, ',')"
 
 /* Parses the sentra starting at row *row of res and advances *row past its
  * rows. The message and everything in it are call_alloc() memory; its
