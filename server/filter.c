@@ -137,7 +137,8 @@ size_t sentra__filter_sql(unsigned shape, const char *a, int p,
         TERM(" AND %s.search LIKE '%%' || replace(replace(replace(lower($%d::text),"
              " '\\', '\\\\'), '%%', '\\%%'), '_', '\\_') || '%%'", a, p++);
     if (shape & SF_UPDATED_SINCE)
-        TERM(" AND %s.updated_at >= to_timestamp($%d::bigint / 1000.0)", a, p++);
+        TERM(" AND %s.updated_at >= 'epoch'::timestamptz + $%d::bigint * interval '1 millisecond'",
+             a, p++);
 #undef TERM
     return off;
 }

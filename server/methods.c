@@ -24,6 +24,8 @@ const method_t methods[] = {
     M("SentraService", "ListSentra", list_sentra_request, h_list_sentra, 0),
     M("SentraService", "GetRegion", get_region_request, h_get_region, 0),
     M("SentraService", "ListRegions", list_regions_request, h_list_regions, 0),
+    M("StatsService", "GetStatistics", get_statistics_request, h_get_statistics, 0),
+    M("StatsService", "GetTimeSeries", get_time_series_request, h_get_time_series, 0),
     M("SyncService", "PullChanges", pull_changes_request, h_pull_changes, 0),
     M("SyncService", "PushChanges", push_changes_request, h_push_changes, METHOD_WRITE),
     M("TokenService", "CreateToken", create_token_request, h_create_token, METHOD_ADMIN),

@@ -46,6 +46,9 @@ void h_list_sentra(call_t *c);
 /* handlers_region.c */
 void h_get_region(call_t *c);
 void h_list_regions(call_t *c);
+/* handlers_stats.c */
+void h_get_statistics(call_t *c);
+void h_get_time_series(call_t *c);
 /* handlers_sync.c */
 void h_pull_changes(call_t *c);
 void h_push_changes(call_t *c);
