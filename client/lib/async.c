@@ -133,6 +133,7 @@ struct sentra_async {
     unsigned backoff_initial_ms;
     unsigned backoff_max_ms;
     uint32_t max_frame;
+    unsigned max_inflight;     /* cap of calls on the wire; more wait */
     struct sconn *conn;        /* the current connection, or NULL */
     uv_timer_t reconnect_timer;/* backoff between connection attempts */
     unsigned connect_failures; /* consecutive failed connects */
@@ -254,6 +255,7 @@ static int apply_opts(sentra_async_t *a, const sentra_client_opts_t *opts)
     if (a->backoff_max_ms < a->backoff_initial_ms)
         a->backoff_max_ms = a->backoff_initial_ms;
     a->max_frame = o.max_frame ? o.max_frame : SENTRA_FRAME_DEFAULT_MAX;
+    a->max_inflight = o.max_inflight ? o.max_inflight : SENTRA__DEFAULT_MAX_INFLIGHT;
     return 0;
 }
 
@@ -470,7 +472,7 @@ static void send_call(struct sconn *c, sentra_async_call_t *call)
 static void flush_pending(sentra_async_t *a)
 {
     struct sconn *c = a->conn;
-    while (c && c->state == CONN_READY && !q_empty(&a->pending)) {
+    while (c && c->state == CONN_READY && !q_empty(&a->pending) && c->n_inflight < a->max_inflight) {
         sentra_async_call_t *call = CONTAINER_OF(a->pending.next, sentra_async_call_t, node);
         q_remove(&call->node);
         if (c->next_stream > 0x7ffffffd) {
@@ -616,6 +618,7 @@ static void call_timer_cb(uv_timer_t *t)
 
     if (call->state == CALL_FINISHING) {
         call_complete_now(call);
+        kick(a); /* a cancelled call may have made room on the wire */
         return;
     }
     if (call->deadline && now >= call->deadline) {
@@ -626,6 +629,7 @@ static void call_timer_cb(uv_timer_t *t)
                                                "deadline exceeded (client side, after %u attempt%s)",
                                                call->attempts, call->attempts == 1 ? "" : "s"),
                     NULL);
+        kick(a);
         return;
     }
     if (call->state == CALL_WAIT_RETRY && now >= call->retry_at) {
@@ -957,6 +961,9 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
         memmove(c->rbuf, c->rbuf + start, c->rlen - start);
         c->rlen -= start;
     }
+    /* Answers made room under max_inflight for calls that wait. */
+    if (c->state == CONN_READY && !q_empty(&a->pending))
+        flush_pending(a);
     /* Draining and nothing left to wait for: make way for a new connection. */
     if (c->state == CONN_DRAINING && c->n_inflight == 0)
         conn_fail(c, SENTRA_ECONNLOST, "%s", a->errmsg);

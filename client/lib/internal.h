@@ -14,6 +14,7 @@
 #define SENTRA__DEFAULT_ATTEMPTS 4u
 #define SENTRA__DEFAULT_BACKOFF_MS 100u
 #define SENTRA__DEFAULT_BACKOFF_MAX_MS 3000u
+#define SENTRA__DEFAULT_MAX_INFLIGHT 100u
 
 /* Fills st with a status made up by the library (local = 1); st is cleared
  * first. Returns err unchanged, for `return sentra__local_status(...)`. */

@@ -50,6 +50,7 @@ static struct mock {
     int cancels;
     int pongs;
     int requests;
+    int max_pending;      /* most Sleep requests held at once */
     char last_auth[128];
     char last_idem[64];
     uint32_t last_timeout_ms;
@@ -122,6 +123,11 @@ static int mock_handle(int fd, uint32_t stream, const uint8_t *p, size_t n, stru
         sentra__v1__ping_request__free_unpacked(pr, NULL);
     } else if (strcmp(m, SENTRA_M_SLEEP) == 0) {
         Sentra__V1__SleepRequest *sr = sentra__v1__sleep_request__unpack(NULL, rq->payload.len, rq->payload.data);
+        int held = 1;
+        for (int i = 0; i < MAXP; i++)
+            held += pend[i].used;
+        if (held > M.max_pending)
+            M.max_pending = held;
         for (int i = 0; i < MAXP; i++)
             if (!pend[i].used) {
                 pend[i].used = 1;
@@ -550,6 +556,7 @@ static void test_async_many(void **state)
     sentra_client_opts_t o;
     sentra_client_opts_init(&o);
     o.address = M.path;
+    o.max_inflight = 1000;
     sentra_async_t *a = sentra_async_new(&loop, &o);
     assert_non_null(a);
     static struct actx x;
@@ -597,6 +604,40 @@ static void test_async_many(void **state)
     assert_int_equal(uv_loop_close(&loop), 0);
 }
 
+/* More calls than max_inflight: the rest wait in the client, and the
+ * server never holds more than the cap. */
+static void test_async_inflight_cap(void **state)
+{
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    sentra_client_opts_t o;
+    sentra_client_opts_init(&o);
+    o.address = M.path;
+    o.max_inflight = 10;
+    sentra_async_t *a = sentra_async_new(&loop, &o);
+    static struct actx x;
+    static struct slot slots[50];
+    memset(&x, 0, sizeof x);
+    M.max_pending = 0;
+    for (int i = 0; i < 50; i++) {
+        Sentra__V1__SleepRequest s = SENTRA__V1__SLEEP_REQUEST__INIT;
+        s.ms = 40;
+        slots[i].x = &x;
+        slots[i].i = i;
+        assert_non_null(sentra_async_call(a, SENTRA_M_SLEEP, &s.base, &sentra__v1__sleep_response__descriptor,
+                                          NULL, acb2, &slots[i]));
+    }
+    int64_t t0 = now_ms();
+    uv_run(&loop, UV_RUN_DEFAULT);
+    int64_t took = now_ms() - t0;
+    assert_int_equal(x.ok, 50);
+    assert_true(M.max_pending <= 10);
+    assert_true(took >= 5 * 40 - 10); /* five waves of ten */
+    sentra_async_close(a, NULL, NULL);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    assert_int_equal(uv_loop_close(&loop), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -609,6 +650,7 @@ int main(void)
         cmocka_unit_test(test_deadline),
         cmocka_unit_test(test_connect_refused),
         cmocka_unit_test(test_async_many),
+        cmocka_unit_test(test_async_inflight_cap),
     };
     return cmocka_run_group_tests(tests, mock_start, mock_stop);
 }

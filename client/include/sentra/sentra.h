@@ -149,6 +149,10 @@ typedef struct sentra_client_opts {
     unsigned backoff_initial_ms;  /* first retry delay; default 100 */
     unsigned backoff_max_ms;      /* cap of the doubling delay; default 3000 */
     uint32_t max_frame;           /* largest frame payload; default 4 MiB */
+    unsigned max_inflight;        /* requests on the wire at once; more wait
+                                     in the client; default 100 (sentrad
+                                     refuses more than its --max-inflight,
+                                     128 by default, with RESOURCE_EXHAUSTED) */
 } sentra_client_opts_t;
 
 void sentra_client_opts_init(sentra_client_opts_t *opts);
