@@ -57,6 +57,13 @@ PIDS=$TMP/pids          # sentrad pids started by the harness, one a line
 CUR_PGID=""             # the process group of the test running now
 SHARED_PID=""
 
+# Whether our child $1 still runs (kill -0 also succeeds on a zombie).
+alive() {
+    local st
+    st=$(sed 's/.*) //' "/proc/$1/stat" 2>/dev/null | cut -c1)
+    [ -n "$st" ] && [ "$st" != Z ]
+}
+
 cleanup() {
     local rc=$? p
     trap - EXIT INT TERM HUP
@@ -68,8 +75,9 @@ cleanup() {
         done < "$PIDS"
     fi
     if [ -n "$SHARED_PID" ]; then
-        for _ in $(seq 50); do kill -0 "$SHARED_PID" 2>/dev/null || break; sleep 0.1; done
-        kill -KILL "$SHARED_PID" 2>/dev/null
+        for _ in $(seq 100); do alive "$SHARED_PID" || break; sleep 0.1; done
+        alive "$SHARED_PID" && kill -KILL "$SHARED_PID" 2>/dev/null
+        wait "$SHARED_PID" 2>/dev/null
     fi
     "$ROOT/scripts/pgcluster.sh" destroy "$PGDIR" >/dev/null 2>&1 ||
         echo "run-tests: could not delete the test cluster in $PGDIR" >&2
@@ -113,7 +121,7 @@ start_shared() {
             port=$(cat "$TMP/shared.port")
             break
         fi
-        kill -0 "$SHARED_PID" 2>/dev/null || break
+        alive "$SHARED_PID" || break
         sleep 0.1
     done
     if [ -z "$port" ]; then
@@ -212,7 +220,7 @@ if [ ${#bins[@]} = 0 ]; then
 fi
 
 # A server that died during the run is a failure of the run.
-if [ -n "$SHARED_PID" ] && ! kill -0 "$SHARED_PID" 2>/dev/null; then
+if [ -n "$SHARED_PID" ] && ! alive "$SHARED_PID"; then
     echo "run-tests: the shared sentrad died during the run; its log:" >&2
     tail -20 "$TMP/shared.log" >&2
     FAILED=$((FAILED + 1))
