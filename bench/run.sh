@@ -134,7 +134,7 @@ else
     die "scripts/gen-national.sh missing"
 fi
 log "loaded $RECORDS records in $(( ($(now_ns) - t0) / 1000000 )) ms"
-"$PSQL" "$CONN" -X -q -c "VACUUM ANALYZE" || die "vacuum failed"
+"$PSQL" "$CONN" -X -q -c "SET client_min_messages = error" -c "VACUUM ANALYZE" || die "vacuum failed"
 
 q() { "$PSQL" "$CONN" -X -A -t -q -v ON_ERROR_STOP=1 "$@"; }
 NREC=$(q -c "SELECT count(*) FROM sentra WHERE deleted_at IS NULL")
@@ -218,6 +218,25 @@ pgb() {
     sed -n 's/^tps = \([0-9.]*\) (without initial connection time)$/\1/p' <<<"$out"
 }
 
+# ---------------------------------------------------------------- idle
+
+rss_kb() { awk '/^VmRSS/ {print $2}' "/proc/$SENTRAD_PID/status"; }
+log "idle: $IDLE connections (first, on a fresh server, so the growth is theirs alone)"
+RSS0=$(rss_kb)
+"$LOADGEN" -p "$PORT" -c "$IDLE" -w idle -t 15 >"$WORK/idle.out" 2>"$WORK/idle.err" &
+IDLE_PID=$!
+for _ in $(seq 1 300); do
+    grep -q "idle connections open" "$WORK/idle.err" && break
+    kill -0 "$IDLE_PID" 2>/dev/null || break
+    sleep 0.1
+done
+sleep 2
+RSS1=$(rss_kb)
+NCONN=$(sed -n 's/^loadgen: \([0-9]*\) idle connections open/\1/p' "$WORK/idle.err")
+wait "$IDLE_PID"
+log "  sentrad VmRSS ${RSS0} kB before, ${RSS1} kB with ${NCONN:-0} idle connections"
+alive=$(kill -0 "$SENTRAD_PID" 2>/dev/null && echo yes || echo no)
+
 # ---------------------------------------------------------------- rounds
 
 for r in $(seq 1 "$RUNS"); do
@@ -239,12 +258,17 @@ for r in $(seq 1 "$RUNS"); do
     ours stats "$(lg -w stats -T "$TOK_NAT")"
     v=$(pgb -M prepared -f "$WORK/stats.sql" "$CONN"); put stats_sql.tps "$v"; log "  GROUP BY: $v tps"
 
-    ours pull "$("$LOADGEN" -p "$PORT" -c 1 -t "$SECS" -w pull --page-size 5000 -T "$TOK_NAT" 2>>"$WORK/loadgen.err")"
+    # A page of 5000 can take seconds on this machine: longer runs and
+    # deadlines, so that whole pages are counted.
+    ours pull "$("$LOADGEN" -p "$PORT" -c 1 -t $((SECS < 10 ? 10 : SECS)) -w pull --page-size 5000 \
+                 --timeout-ms 120000 -T "$TOK_NAT" 2>>"$WORK/loadgen.err")"
+    # COPY out of every live record as the service reads it (one line per
+    # record and figures year): counted in records, like the pull.
     t0=$(now_ns)
     n=$(q -c "COPY (SELECT * FROM sentra_rows WHERE NOT deleted) TO STDOUT" | wc -l)
     t1=$(now_ns)
-    v=$(awk -v n="$n" -v ns=$((t1 - t0)) 'BEGIN {printf "%.1f", n / (ns / 1e9)}')
-    put copy_out.rec "$v"; log "  COPY out: $n rows, $v rows/s"
+    v=$(awk -v n="$NREC" -v ns=$((t1 - t0)) 'BEGIN {printf "%.1f", n / (ns / 1e9)}')
+    put copy_out.rec "$v"; log "  COPY out: $NREC records ($n rows), $v records/s"
 done
 
 for r in $(seq 1 "$RUNS"); do
@@ -277,25 +301,6 @@ EOF
     put copy_in.rec "$v"; log "  COPY in: $n rows, $v rows/s"
 done
 
-# ---------------------------------------------------------------- idle
-
-rss_kb() { awk '/^VmRSS/ {print $2}' "/proc/$SENTRAD_PID/status"; }
-log "idle: $IDLE connections"
-RSS0=$(rss_kb)
-"$LOADGEN" -p "$PORT" -c "$IDLE" -w idle -t 15 >"$WORK/idle.out" 2>"$WORK/idle.err" &
-IDLE_PID=$!
-for _ in $(seq 1 300); do
-    grep -q "idle connections open" "$WORK/idle.err" && break
-    kill -0 "$IDLE_PID" 2>/dev/null || break
-    sleep 0.1
-done
-sleep 2
-RSS1=$(rss_kb)
-NCONN=$(sed -n 's/^loadgen: \([0-9]*\) idle connections open/\1/p' "$WORK/idle.err")
-wait "$IDLE_PID"
-log "  sentrad VmRSS ${RSS0} kB before, ${RSS1} kB with ${NCONN:-0} idle connections"
-alive=$(kill -0 "$SENTRAD_PID" 2>/dev/null && echo yes || echo no)
-
 # ---------------------------------------------------------------- report
 
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN {if (b + 0 > 0 && a != "nan") printf "%.2f", a / b; else print "n/a"}'; }
@@ -323,7 +328,7 @@ Medians of $RUNS runs.
 | GetSentra (random id) | $G_OURS req/s | $(med get.p50) | $(med get.p99) | pgbench -S -M prepared | $G_CEIL tps | $G_R | >= 0.8 | $(verdict "$G_R" 0.8) |
 | ListSentra (page of 50, one province) | $(med list.rps) req/s | $(med list.p50) | $(med list.p99) | - | - | - | - | - |
 | GetStatistics (by province, national) | $S_OURS req/s | $(med stats.p50) | $(med stats.p99) | pgbench, same GROUP BY | $S_CEIL tps | $S_R | - | - |
-| PullChanges (full, 5000 a page, 1 client) | $PL_OURS records/s | $(med pull.p50) | $(med pull.p99) | COPY out of sentra_rows | $PL_CEIL rows/s | $PL_R | >= 100,000 records/s | $(awk -v v="$PL_OURS" 'BEGIN {print (v + 0 >= 100000) ? "met" : "MISSED"}') |
+| PullChanges (full, 5000 a page, 1 client) | $PL_OURS records/s | $(med pull.p50) | $(med pull.p99) | COPY out of sentra_rows (all records) | $PL_CEIL records/s | $PL_R | >= 100,000 records/s | $(awk -v v="$PL_OURS" 'BEGIN {print (v + 0 >= 100000) ? "met" : "MISSED"}') |
 | PushChanges (100 a batch) | $PU_OURS records/s | $(med push.p50) | $(med push.p99) | pgbench single-row inserts | $PU_INS rows/s | $PU_R | >= 2.0 | $(verdict "$PU_R" 2.0) |
 | PushChanges vs COPY in | | | | COPY in (sentra + figures) | $PU_COPY rows/s | $PU_RC | - | - |
 | $IDLE idle connections | ${NCONN:-0} held | | | | | | RSS < 200 MB | $RSS_OK |
