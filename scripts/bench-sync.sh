@@ -54,8 +54,8 @@ LOAD_MS=$(( $(ms) - t0 ))
 "$SENTRAD" --db "$CONN" --port 0 --port-file "$WORK/port" --log-level warn \
     >"$WORK/sentrad.log" 2>&1 &
 SPID=$!
-for _ in $(seq 100); do [ -s "$WORK/port" ] && break; sleep 0.1; done
-PORT=$(cat "$WORK/port" 2>/dev/null) || die "sentrad did not start"
+for _ in $(seq 300); do [ -s "$WORK/port" ] && break; sleep 0.1; done
+PORT=$(cat "$WORK/port" 2>/dev/null) || { tail -5 "$WORK/sentrad.log" >&2; die "sentrad did not start"; }
 TOK_NAT=$("$SENTRAD" token create --db "$CONN" --role national --label bench-sync 2>/dev/null | tail -1)
 TOK_PROV=$("$SENTRAD" token create --db "$CONN" --role province --region 18 --label bench-sync 2>/dev/null | tail -1)
 [ -n "$TOK_NAT" ] && [ -n "$TOK_PROV" ] || die "token create"
