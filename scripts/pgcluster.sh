@@ -86,6 +86,8 @@ resolve_dir() {
     local d=$1
     case "$d" in /*) ;; *) d="$PWD/$d" ;; esac
     GIVEN=${d%/}
+    case "$d" in *"'"*|*"
+"*) die "DIR must not contain a quote or a newline: $d" ;; esac
     if [ -e "$d" ] || [ -L "$d" ]; then
         d=$(readlink -f -- "$d") || die "cannot resolve $1"
     fi
@@ -136,7 +138,12 @@ prepare_dir() {
 }
 
 conninfo_of() {
-    printf 'host=%s port=%s dbname=%s user=sentra\n' "$SOCK" "$PORT" "$1"
+    local h=$SOCK
+    # libpq conninfo: a value with spaces, quotes or backslashes is quoted.
+    case "$h" in
+    *" "*|*"'"*|*\\*) h="'$(printf '%s' "$h" | sed -e 's/\\/\\\\/g' -e "s/'/\\\\'/g")'" ;;
+    esac
+    printf 'host=%s port=%s dbname=%s user=sentra\n' "$h" "$PORT" "$1"
 }
 
 # ---------------------------------------------------------------- state
