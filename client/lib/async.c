@@ -305,8 +305,10 @@ sentra_async_t *sentra_async_new(uv_loop_t *loop, const sentra_client_opts_t *op
     }
     uv_timer_init(loop, &a->reconnect_timer);
     a->reconnect_timer.data = a;
-    /* The handle must not keep a caller's loop alive while idle. */
-    uv_unref((uv_handle_t *)&a->reconnect_timer);
+    /* It runs only while calls wait for a connection, and must then keep
+     * the loop alive: a call without a deadline has no timer of its own,
+     * and a loop with nothing referenced would return without ever
+     * reconnecting. It is stopped when the last call completes. */
     return a;
 }
 
@@ -529,6 +531,8 @@ static void call_complete_now(sentra_async_call_t *call)
     free(call->payload);
     free(call->idem_key);
     uv_close((uv_handle_t *)&call->timer, call_closed);
+    if (a->outstanding == 0 && !a->closing)
+        uv_timer_stop(&a->reconnect_timer);
     update_ref(a);
 }
 
@@ -688,6 +692,11 @@ sentra_async_call_t *sentra_async_call(sentra_async_t *a, const char *method,
     uv_timer_init(a->loop, &call->timer);
     call->timer.data = call;
     call->state = CALL_PENDING;
+    /* The connect backoff grows over one burst of waiting calls; a call
+     * arriving after that burst has ended starts it afresh, so that a
+     * blocking caller does not inherit the delays of earlier failures. */
+    if (a->outstanding == 0 && !a->conn)
+        a->connect_failures = 0;
     a->outstanding++;
     a->calls_alive++;
     q_push(&a->pending, &call->node);

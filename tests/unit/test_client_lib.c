@@ -502,6 +502,13 @@ static void test_connect_refused(void **state)
     assert_int_equal(st.code, SENTRA__V1__CODE__UNAVAILABLE);
     assert_non_null(strstr(st.message, "sentra-no-such-socket"));
     assert_int_equal(sentra_client_connect(c), SENTRA_ECONNECT);
+    /* Regression: with no deadline no timer of the call's own runs; the
+     * reconnect backoff must keep the loop turning until attempts run out
+     * (it once let the blocking loop spin without ever reconnecting). */
+    sentra_call_opts_t co = {-1, NULL, 0};
+    int64_t t0 = now_ms();
+    assert_int_equal(sentra_ping(c, &rq, &resp, &co, &st), SENTRA_ECONNECT);
+    assert_true(now_ms() - t0 < 5000);
     sentra_status_clear(&st);
     sentra_client_free(c);
 }
