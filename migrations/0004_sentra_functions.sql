@@ -291,7 +291,12 @@ BEGIN
     IF p_idem IS NOT NULL THEN
         prior := sentra_idem_claim(p_token, p_idem, 'create');
         IF prior IS NOT NULL THEN
-            RETURN QUERY SELECT * FROM sentra_rows WHERE id = prior ORDER BY fig_year;
+            -- the record as it is now, if the token may still read it
+            -- (a province may have moved it away since): else no row,
+            -- which the service answers NOT_FOUND
+            RETURN QUERY SELECT * FROM sentra_rows x WHERE x.id = prior
+                AND sentra_can_read(p_role, p_region, x.regency_code, x.province_code)
+                ORDER BY x.fig_year;
             RETURN;
         END IF;
     END IF;
@@ -414,7 +419,12 @@ BEGIN
     IF p_idem IS NOT NULL THEN
         prior := sentra_idem_claim(p_token, p_idem, 'update');
         IF prior IS NOT NULL THEN
-            RETURN QUERY SELECT * FROM sentra_rows WHERE id = prior ORDER BY fig_year;
+            -- the record as it is now, if the token may still read it
+            -- (a province may have moved it away since): else no row,
+            -- which the service answers NOT_FOUND
+            RETURN QUERY SELECT * FROM sentra_rows x WHERE x.id = prior
+                AND sentra_can_read(p_role, p_region, x.regency_code, x.province_code)
+                ORDER BY x.fig_year;
             RETURN;
         END IF;
     END IF;

@@ -211,6 +211,47 @@ static void list_outside_scope(void **state)
     sentra_status_clear(&st);
 }
 
+/* ---------------------------------------------------------------- replays */
+
+/* A create retried with its idempotency key after the province moved the
+ * record to another district: the replay does not reveal it. */
+static void idempotent_replay_respects_scope(void **state)
+{
+    sentra_status_t st;
+    rec_t r;
+    char key[64];
+
+    sentra_status_init(&st);
+    rec_init(&r, "scope replay");
+    snprintf(key, sizeof key, "replay-%s", fx.run);
+    Sentra__V1__Sentra *s = create_as(T_DIST, &r, key, &st);
+    assert_code(st, SENTRA__V1__CODE__OK);
+    Sentra__V1__Sentra *again = create_as(T_DIST, &r, key, &st);
+    assert_code(st, SENTRA__V1__CODE__OK);
+    assert_string_equal(again->id, s->id);
+    sentra__v1__sentra__free_unpacked(again, NULL);
+
+    const char *mask[] = {"regency_code", "district_code", "village_code"};
+    r.s.id = s->id;
+    r.s.regency_code = "18.72";
+    r.s.district_code = "";
+    r.s.village_code = "";
+    Sentra__V1__Sentra *moved = update_as(T_PROV, &r.s, mask, 3, s->version, NULL, &st);
+    assert_code(st, SENTRA__V1__CODE__OK);
+    assert_string_equal(moved->regency_code, "18.72");
+    sentra__v1__sentra__free_unpacked(moved, NULL);
+
+    rec_init(&r, "scope replay");
+    assert_null(create_as(T_DIST, &r, key, &st));
+    assert_code(st, SENTRA__V1__CODE__NOT_FOUND);
+    /* and the new district sees it */
+    Sentra__V1__Sentra *got = get_as(T_DIST_OTHER, s->id, &st);
+    assert_code(st, SENTRA__V1__CODE__OK);
+    sentra__v1__sentra__free_unpacked(got, NULL);
+    sentra__v1__sentra__free_unpacked(s, NULL);
+    sentra_status_clear(&st);
+}
+
 /* ---------------------------------------------------------------- regions */
 
 static void regions_for_everyone(void **state)
@@ -296,6 +337,7 @@ int main(void)
         cmocka_unit_test(update_outside_scope),
         cmocka_unit_test(delete_outside_scope),
         cmocka_unit_test(list_outside_scope),
+        cmocka_unit_test(idempotent_replay_respects_scope),
         cmocka_unit_test(regions_for_everyone),
         cmocka_unit_test(tokens_admin_only),
         cmocka_unit_test(without_a_valid_token),
