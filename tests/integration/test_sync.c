@@ -19,6 +19,9 @@
  *     it shows the hazard was there
  *   SIGKILL of the server in the middle of pushes, then the pushes
  *     replayed: no duplicates, nothing lost
+ *   a change held back by an older open transaction, served (to a waiting
+ *     long poll) once that transaction ends
+ *   compaction of the feed keeps every record's current version
  *
  * SYNC_TEST_SECONDS sets the length of the concurrent run (default 6).
  */
@@ -787,6 +790,94 @@ static void test_long_poll(void **state)
     sentra_client_free(w);
 }
 
+/* A transaction that took a txid before a change and stays open holds the
+ * change back (it might still write something that sorts before it); the
+ * change is served once that transaction ends, even though it ends without
+ * a NOTIFY of its own. */
+static void test_held_back_by_open_transaction(void **state)
+{
+    sentra_client_t *d = client(T_DIST), *w = client(T_DIST);
+    PGconn *blocker = pg_connect();
+    char *head = pull_all(d, "", 5000, NULL, NULL);
+    sentra_status_t st;
+
+    PQclear(pg_q(blocker, "BEGIN", 0, NULL));
+    PQclear(pg_q(blocker, "SELECT pg_current_xact_id()", 0, NULL));   /* takes a txid */
+    char id[37];
+    mut_t x;
+    uuid_new(id);
+    mut_upsert(&x, id, 0, "18.71", "held back");
+    sentra__v1__push_changes_response__free_unpacked(push_ok(w, "app-held", &x, 1, 0), NULL);
+
+    Sentra__V1__PullChangesResponse *p = pull(d, head, 100, 0, NULL, &st);
+    assert_non_null(p);
+    assert_int_equal(p->n_changes, 0);          /* committed, but not yet servable */
+    sentra__v1__pull_changes_response__free_unpacked(p, NULL);
+
+    poller_t lp = {d, head, 15000, 0, NULL};
+    pthread_t t;
+    pthread_create(&t, NULL, poller_run, &lp);
+    sleep_ms(800);
+    PQclear(pg_q(blocker, "COMMIT", 0, NULL));
+    double ended = now_ms();
+    pthread_join(t, NULL);
+    assert_non_null(lp.resp);
+    assert_int_equal(lp.resp->n_changes, 1);
+    assert_string_equal(lp.resp->changes[0]->id, id);
+    double lag = lp.returned_at - ended;
+    print_message("held-back change served %.0f ms after the blocking transaction ended\n", lag);
+    assert_true(lag < 1500);
+    sentra__v1__pull_changes_response__free_unpacked(lp.resp, NULL);
+    sentra_status_clear(&st);
+    free(head);
+    PQfinish(blocker);
+    sentra_client_free(d);
+    sentra_client_free(w);
+}
+
+/* sync_compact keeps what every cursor needs: pulled from the beginning
+ * after compaction, every record still arrives, at its current version. */
+static void test_compaction(void **state)
+{
+    sentra_client_t *d = client(T_DIST);
+    PGconn *pg = pg_connect();
+    char id[37];
+    mut_t x;
+    uuid_new(id);
+    mut_upsert(&x, id, 0, "18.71", "compact v1");
+    sentra__v1__push_changes_response__free_unpacked(push_ok(d, "app-cmp", &x, 1, 0), NULL);
+    for (int v = 1; v <= 3; v++) {
+        mut_upsert(&x, id, v, "18.71", "compact vN");
+        sentra__v1__push_changes_response__free_unpacked(push_ok(d, "app-cmp", &x, 1, 0), NULL);
+    }
+    seen_t before, after;
+    seen_init(&before);
+    seen_init(&after);
+    free(pull_all(d, "", 5000, seen_cb, &before));
+    long long rows0 = pg_int(pg, "SELECT count(*) FROM sentra_change", 0, NULL);
+    long long gone = pg_int(pg, "SELECT sync_compact(interval '0 seconds')", 0, NULL);
+    long long rows1 = pg_int(pg, "SELECT count(*) FROM sentra_change", 0, NULL);
+    long long recs = pg_int(pg, "SELECT count(DISTINCT sentra_id) FROM sentra_change", 0, NULL);
+    print_message("compaction: %lld change rows, %lld deleted, %lld left for %lld records\n",
+                  rows0, gone, rows1, recs);
+    assert_true(gone >= 3);
+    assert_int_equal(rows1, recs);              /* one row per record left */
+    free(pull_all(d, "", 5000, seen_cb, &after));
+    assert_int_equal(seen_get(&after, id, NULL), 4);
+    assert_int_equal(after.n, before.n);
+    for (size_t i = 0; i < SEEN_CAP; i++)
+        if (before.e[i].id[0]) {
+            int del0, del1;
+            int64_t v0 = seen_get(&before, before.e[i].id, &del0);
+            assert_int_equal(seen_get(&after, before.e[i].id, &del1), v0);
+            assert_int_equal(del0, del1);
+        }
+    free(before.e);
+    free(after.e);
+    PQfinish(pg);
+    sentra_client_free(d);
+}
+
 /* ---------------------------------------------------------------- moves */
 
 static void test_move_between_regencies(void **state)
@@ -1300,6 +1391,8 @@ int main(void)
         cmocka_unit_test(test_move_between_regencies),
         cmocka_unit_test(test_concurrent_writers_and_pullers),
         cmocka_unit_test(test_sigkill_mid_push),
+        cmocka_unit_test(test_held_back_by_open_transaction),
+        cmocka_unit_test(test_compaction),
     };
     return cmocka_run_group_tests_name("sync", tests, setup, teardown);
 }
