@@ -34,6 +34,10 @@
  * still running (they cannot be served yet, and the transaction that holds
  * them back may never send a NOTIFY of its own). */
 #define PULL_PENDING_RETRY_MS 200
+/* Every commit wakes every waiting pull (the NOTIFY says nothing about
+ * where the change is). A woken pull queries at most this often, so a burst
+ * of commits costs each waiter one query per interval, not one per commit. */
+#define PULL_MIN_INTERVAL_MS 100
 /* Stop adding records to a page past this many encoded bytes: the default
  * frame limit is 4 MiB. */
 #define PULL_MAX_BYTES (3u * 1024 * 1024)
@@ -155,6 +159,7 @@ typedef struct pull_state {
     const char *f_province;      /* filter, or NULL */
     const char *f_regency;
     uint64_t wait_until_ns;      /* long poll ends then (uv_hrtime); 0: no wait */
+    uint64_t queried_ns;         /* when the last query was sent */
     struct pull_state *next;     /* hash chain */
 } pull_state_t;
 
@@ -254,6 +259,15 @@ static void pull_query(call_t *c);
 
 static void pull_wake(call_t *c)
 {
+    pull_state_t *ps = pull_find(c);
+    uint64_t now = uv_hrtime(), next = ps->queried_ns + PULL_MIN_INTERVAL_MS * 1000000ull;
+
+    if (now < next && next < ps->wait_until_ns) {
+        /* Woken too soon after the last query: wait out the interval (a
+         * later NOTIFY may wake it again, to find the same). */
+        call_wait_change(c, (int)((next - now) / 1000000) + 1, pull_wake);
+        return;
+    }
     pull_query(c);
 }
 
@@ -347,6 +361,7 @@ static void pull_query(call_t *c)
     v[4] = call_printf(c, "%d", ps->limit);
     v[5] = ps->f_province;
     v[6] = ps->f_regency;
+    ps->queried_ns = uv_hrtime();
     call_query(c, &pull_stmt, 7, v, pull_done);
 }
 
