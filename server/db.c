@@ -378,6 +378,15 @@ static void pump(db_pool_t *pool)
         }
         if (best == NULL)
             break;
+        if (best->inflight > 0) {
+            /* Every ready connection is busy. Queued behind another query a
+             * fast one waits for the slow one (pipelines run in order), so
+             * rather wait for a connection that is coming up. */
+            int connecting;
+            pool_live(pool, &connecting);
+            if (connecting > 0)
+                break;
+        }
         struct db_query *q = pool->qhead;
         pool->qhead = q->next;
         if (pool->qhead == NULL)
