@@ -81,7 +81,8 @@ endif
 UNIT_BIN     := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRC))
 ITEST_BIN    := $(patsubst tests/integration/%.c,$(BUILD)/tests/%,$(ITEST_SRC))
 
-.PHONY: all run test asan asan-test stop destroy-db install clean bench fuzz demo-data tests
+.PHONY: all run test asan asan-test stop destroy-db install clean bench fuzz demo-data \
+        regions-full national-data tests
 all: $(SENTRAD) $(SENTRA_CLI) $(LIBSENTRA_A) $(LIBSENTRA_SO)
 
 # ---------------------------------------------------------------- codegen
@@ -168,6 +169,22 @@ stop:
 
 destroy-db:
 	scripts/pgcluster.sh destroy var/pg
+
+# Data for the database `make run` uses (or SENTRA_DB_URL): migrations first.
+# demo-data: the SYNTHETIC Lampung set (73 sentra, 54 designated).
+# regions-full: every sub-district and village (idn-area-data, ODbL).
+# national-data: N (default 20000) SYNTHETIC sentra over all 514 regencies.
+demo-data: all
+	bin/sentrad migrate
+	scripts/demo-data.sh "$$(bin/sentrad db-url)"
+
+regions-full: all
+	bin/sentrad migrate
+	scripts/load-regions.sh "$$(bin/sentrad db-url)"
+
+national-data: all
+	bin/sentrad migrate
+	scripts/gen-national.sh "$$(bin/sentrad db-url)" $(or $(N),20000)
 
 install: all
 	install -d $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/include/sentra \
