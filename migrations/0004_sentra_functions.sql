@@ -381,11 +381,12 @@ DECLARE
     r sentra;
 BEGIN
     SELECT * INTO r FROM sentra WHERE id = p_id FOR UPDATE;
-    IF NOT FOUND OR r.deleted_at IS NOT NULL
-       OR NOT sentra_can_read(p_role, p_region, r.regency_code, r.province_code) THEN
+    IF NOT FOUND OR r.deleted_at IS NOT NULL THEN
         RAISE EXCEPTION USING ERRCODE = 'SE005',
             MESSAGE = format('no sentra %s', p_id);
     END IF;
+    -- Writes outside the scope are PERMISSION_DENIED (issue 4), even for
+    -- records the token cannot read; reads of them stay NOT_FOUND.
     IF NOT sentra_can_write(p_role, p_region, r.regency_code) THEN
         RAISE EXCEPTION USING ERRCODE = 'SE007',
             MESSAGE = format('a %s token may not change sentra %s', p_role, p_id);

@@ -2,9 +2,9 @@
  * test_scope.c: every SentraService and TokenService method tried from a
  * token of another district, another province and a read-only role, against
  * a live server. The rules (docs/DATA_MODEL.md): records outside a token's
- * scope are NOT_FOUND for Get, Update and Delete (ids of other districts do
- * not leak) and invisible to List; creating or moving a record outside the
- * scope is PERMISSION_DENIED; national tokens read everything and write
+ * scope are NOT_FOUND for Get (ids of other districts do not leak through
+ * reads) and invisible to List; every write outside the scope (update,
+ * delete, creating or moving a record there) is PERMISSION_DENIED; national tokens read everything and write
  * nothing; only admin tokens manage tokens; no or a bad token is
  * UNAUTHENTICATED.
  */
@@ -119,7 +119,7 @@ static void update_outside_scope(void **state)
     for (size_t i = 0; i < 3; i++) {
         /* with the right version, so only the scope can refuse it */
         assert_null(update_as(outsiders[i], &r.s, mask, 1, v, NULL, &st));
-        assert_code(st, SENTRA__V1__CODE__NOT_FOUND);
+        assert_code(st, SENTRA__V1__CODE__PERMISSION_DENIED);
     }
     assert_null(update_as(T_NATIONAL, &r.s, mask, 1, v, NULL, &st));
     assert_code(st, SENTRA__V1__CODE__PERMISSION_DENIED);
@@ -157,7 +157,7 @@ static void delete_outside_scope(void **state)
     int64_t v = target_version();
     for (size_t i = 0; i < 3; i++) {
         assert_null(delete_as(outsiders[i], target->id, v, NULL, &st));
-        assert_code(st, SENTRA__V1__CODE__NOT_FOUND);
+        assert_code(st, SENTRA__V1__CODE__PERMISSION_DENIED);
     }
     assert_null(delete_as(T_NATIONAL, target->id, v, NULL, &st));
     assert_code(st, SENTRA__V1__CODE__PERMISSION_DENIED);
