@@ -158,6 +158,8 @@ typedef struct pull_state {
     int limit;                   /* records per page */
     const char *f_province;      /* filter, or NULL */
     const char *f_regency;
+    int shape;                   /* PULL_ALL, PULL_REGENCY or PULL_PROVINCE */
+    const char *key;             /* the region of a keyed shape */
     uint64_t wait_until_ns;      /* long poll ends then (uv_hrtime); 0: no wait */
     uint64_t queried_ns;         /* when the last query was sent */
     struct pull_state *next;     /* hash chain */
@@ -195,12 +197,13 @@ static void pull_forget(void *arg)
 
 /*
  * $1 role, $2 region, $3 cursor txid, $4 cursor seq, $5 limit, $6 filter
- * province, $7 filter regency.
+ * province, $7 filter regency, $8 the region key of the keyed shapes.
  *
  * h: the horizon, the xmin of this statement's snapshot (pg_current_snapshot
  * is the statement's snapshot, so the horizon and the rows read agree).
  * page: up to limit + 1 visible changes after the cursor below the horizon
- * (one more than served only tells that more are waiting). served: the
+ * (one more than served only tells that more are waiting), read in one of
+ * three shapes (PULL_ALL, PULL_REGENCY, PULL_PROVINCE below). served: the
  * first limit of them; last: each record once, at its last position in the
  * page (repeats within a page would carry the same current record).
  * meta: more, the tail (the last position below the horizon, whatever its
@@ -214,46 +217,79 @@ static void pull_forget(void *arg)
 #define PULL_META_COL SENTRA_NCOLS
 enum { PM_TXID, PM_SEQ, PM_MORE, PM_TAIL_TXID, PM_TAIL_SEQ, PM_PENDING, PM_XMAX };
 
-static db_stmt_t pull_stmt = {
-    "WITH h AS MATERIALIZED ("
-    " SELECT pg_snapshot_xmin(pg_current_snapshot()) AS xmin),"
-    " page AS MATERIALIZED ("
-    " SELECT c.txid, c.seq, c.sentra_id, c.new_version FROM sentra_change c"
-    " WHERE (c.txid, c.seq) > ($3::xid8, $4::bigint)"
-    " AND c.txid < (SELECT xmin FROM h)"
-    " AND (sync_visible($1, $2, $6, $7, c.regency_code)"
-    " OR sync_visible($1, $2, $6, $7, c.old_regency_code))"
-    " ORDER BY c.txid, c.seq LIMIT $5::int + 1),"
-    " served AS (SELECT * FROM page ORDER BY txid, seq LIMIT $5::int),"
-    " last AS (SELECT DISTINCT ON (sentra_id) * FROM served"
-    " ORDER BY sentra_id, txid DESC, seq DESC),"
-    " meta AS MATERIALIZED ("
-    " SELECT (SELECT count(*) FROM page) > $5::int AS more,"
-    " t.txid AS tail_txid, t.seq AS tail_seq,"
-    " coalesce((SELECT p.txid FROM sentra_change p ORDER BY p.txid DESC, p.seq DESC"
-    " LIMIT 1) >= h.xmin, false) AS pending,"
-    " pg_snapshot_xmax(pg_current_snapshot()) AS xmax"
-    " FROM h LEFT JOIN LATERAL ("
-    " SELECT c.txid, c.seq FROM sentra_change c WHERE c.txid < h.xmin"
-    " ORDER BY c.txid DESC, c.seq DESC LIMIT 1) t ON true)"
-    " SELECT coalesce(r.id, l.sentra_id), r.regency_code, r.district_code,"
-    " r.village_code, r.address, r.latitude, r.longitude, r.name, r.commodity,"
-    " r.main_product, r.kbli_code, r.kbli_version, r.sector_group, r.status,"
-    " r.formed_on, r.decree_number, r.decree_date, r.decree_official,"
-    " r.contact_name, r.contact_phone,"
-    " coalesce(r.version, s.version, l.new_version), r.created_ms, r.updated_ms,"
-    " r.created_by, r.updated_by, r.province_code,"
-    " coalesce(r.deleted, l.sentra_id IS NOT NULL), r.fig_year, r.business_units,"
-    " r.workers_male, r.workers_female, r.investment, r.production_value,"
-    " r.material_value, r.capacity, r.capacity_unit, r.export_share_bp,"
-    " r.export_destinations,"
-    " l.txid, l.seq, m.more, m.tail_txid, m.tail_seq, m.pending, m.xmax"
-    " FROM meta m"
-    " LEFT JOIN last l ON true"
-    " LEFT JOIN sentra s ON s.id = l.sentra_id"
-    " LEFT JOIN sentra_rows r ON r.id = l.sentra_id AND NOT r.deleted"
-    " AND sync_visible($1, $2, $6, $7, r.regency_code)"
-    " ORDER BY l.txid, l.seq, r.fig_year", 0};
+#define PULL_VISIBLE(t) \
+    "(sync_visible($1, $2, $6, $7, " t ".regency_code)" \
+    " OR sync_visible($1, $2, $6, $7, " t ".old_regency_code))"
+#define PULL_AFTER_CURSOR \
+    " (c.txid, c.seq) > ($3::xid8, $4::bigint) AND c.txid < (SELECT xmin FROM h)"
+
+/* The whole feed, filtered: national and admin tokens without a region
+ * filter (whose scope is everything anyway). */
+#define PULL_PAGE_ALL \
+    "SELECT c.txid, c.seq, c.sentra_id, c.new_version FROM sentra_change c" \
+    " WHERE" PULL_AFTER_CURSOR " AND " PULL_VISIBLE("c") \
+    " ORDER BY c.txid, c.seq LIMIT $5::int + 1"
+
+/* One region's part of the feed, through the indexes of migration 0008:
+ * the changes whose regency (KEY of regency_code) is $8, and the moves out
+ * of it (KEY of old_regency_code), each read in feed order and merged.
+ * Every visible change is in one of the two (the scope and the filter name
+ * that region or a part of it), so the tail rule stays sound. */
+#define PULL_PAGE_KEYED(key_new, key_old) \
+    "SELECT u.txid, u.seq, u.sentra_id, u.new_version FROM (" \
+    "(SELECT c.txid, c.seq, c.sentra_id, c.new_version, c.regency_code," \
+    " c.old_regency_code FROM sentra_change c WHERE " key_new " = $8 AND" \
+    PULL_AFTER_CURSOR " ORDER BY c.txid, c.seq LIMIT $5::int + 1)" \
+    " UNION ALL " \
+    "(SELECT c.txid, c.seq, c.sentra_id, c.new_version, c.regency_code," \
+    " c.old_regency_code FROM sentra_change c WHERE " key_old " = $8" \
+    " AND c.old_regency_code IS NOT NULL AND" PULL_AFTER_CURSOR \
+    " ORDER BY c.txid, c.seq LIMIT $5::int + 1)) u" \
+    " WHERE " PULL_VISIBLE("u") " ORDER BY u.txid, u.seq LIMIT $5::int + 1"
+
+#define PULL_STMT(page) \
+    "WITH h AS MATERIALIZED (" \
+    " SELECT pg_snapshot_xmin(pg_current_snapshot()) AS xmin)," \
+    " page AS MATERIALIZED (" page ")," \
+    " served AS (SELECT * FROM page ORDER BY txid, seq LIMIT $5::int)," \
+    " last AS (SELECT DISTINCT ON (sentra_id) * FROM served" \
+    " ORDER BY sentra_id, txid DESC, seq DESC)," \
+    " meta AS MATERIALIZED (" \
+    " SELECT (SELECT count(*) FROM page) > $5::int AS more," \
+    " t.txid AS tail_txid, t.seq AS tail_seq," \
+    " coalesce((SELECT p.txid FROM sentra_change p ORDER BY p.txid DESC, p.seq DESC" \
+    " LIMIT 1) >= h.xmin, false) AS pending," \
+    " pg_snapshot_xmax(pg_current_snapshot()) AS xmax" \
+    " FROM h LEFT JOIN LATERAL (" \
+    " SELECT c.txid, c.seq FROM sentra_change c WHERE c.txid < h.xmin" \
+    " ORDER BY c.txid DESC, c.seq DESC LIMIT 1) t ON true)" \
+    " SELECT coalesce(r.id, l.sentra_id), r.regency_code, r.district_code," \
+    " r.village_code, r.address, r.latitude, r.longitude, r.name, r.commodity," \
+    " r.main_product, r.kbli_code, r.kbli_version, r.sector_group, r.status," \
+    " r.formed_on, r.decree_number, r.decree_date, r.decree_official," \
+    " r.contact_name, r.contact_phone," \
+    " coalesce(r.version, s.version, l.new_version), r.created_ms, r.updated_ms," \
+    " r.created_by, r.updated_by, r.province_code," \
+    " coalesce(r.deleted, l.sentra_id IS NOT NULL), r.fig_year, r.business_units," \
+    " r.workers_male, r.workers_female, r.investment, r.production_value," \
+    " r.material_value, r.capacity, r.capacity_unit, r.export_share_bp," \
+    " r.export_destinations," \
+    " l.txid, l.seq, m.more, m.tail_txid, m.tail_seq, m.pending, m.xmax" \
+    " FROM meta m" \
+    " LEFT JOIN last l ON true" \
+    " LEFT JOIN sentra s ON s.id = l.sentra_id" \
+    " LEFT JOIN sentra_rows r ON r.id = l.sentra_id AND NOT r.deleted" \
+    " AND sync_visible($1, $2, $6, $7, r.regency_code)" \
+    " ORDER BY l.txid, l.seq, r.fig_year"
+
+enum { PULL_ALL, PULL_REGENCY, PULL_PROVINCE };
+
+static db_stmt_t pull_stmts[3] = {
+    [PULL_ALL] = {PULL_STMT(PULL_PAGE_ALL), 0},           /* 7 parameters */
+    [PULL_REGENCY] = {PULL_STMT(PULL_PAGE_KEYED("c.regency_code", "c.old_regency_code")), 0},
+    [PULL_PROVINCE] = {PULL_STMT(PULL_PAGE_KEYED("split_part(c.regency_code, '.', 1)",
+                                                 "split_part(c.old_regency_code, '.', 1)")), 0},
+};
 
 static void pull_query(call_t *c);
 
@@ -352,7 +388,7 @@ static void pull_done(call_t *c, PGresult *res)
 static void pull_query(call_t *c)
 {
     pull_state_t *ps = pull_find(c);
-    const char *v[7];
+    const char *v[8];
 
     v[0] = auth_role_name(c->auth.role);
     v[1] = c->auth.region;
@@ -361,8 +397,9 @@ static void pull_query(call_t *c)
     v[4] = call_printf(c, "%d", ps->limit);
     v[5] = ps->f_province;
     v[6] = ps->f_regency;
+    v[7] = ps->key;
     ps->queried_ns = uv_hrtime();
-    call_query(c, &pull_stmt, 7, v, pull_done);
+    call_query(c, &pull_stmts[ps->shape], ps->shape == PULL_ALL ? 7 : 8, v, pull_done);
 }
 
 void h_pull_changes(call_t *c)
@@ -409,6 +446,23 @@ void h_pull_changes(call_t *c)
               : req->limit > PULL_LIMIT_MAX ? PULL_LIMIT_MAX : req->limit;
     ps->f_province = f ? nonempty(f->province_code) : NULL;
     ps->f_regency = f ? nonempty(f->regency_code) : NULL;
+    /* The narrowest region that holds everything the caller may see here:
+     * its index range is all a pull needs to read. */
+    ps->shape = PULL_REGENCY;
+    if (c->auth.role == SENTRA__V1__ROLE__ROLE_DISTRICT) {
+        ps->key = c->auth.region;
+    } else if (ps->f_regency) {
+        ps->key = ps->f_regency;
+    } else if (c->auth.role == SENTRA__V1__ROLE__ROLE_PROVINCE) {
+        ps->shape = PULL_PROVINCE;
+        ps->key = c->auth.region;
+    } else if (ps->f_province) {
+        ps->shape = PULL_PROVINCE;
+        ps->key = ps->f_province;
+    } else {
+        ps->shape = PULL_ALL;
+        ps->key = NULL;
+    }
     if (req->wait_ms > 0) {
         /* Wait at most 60 s, and leave time before the call's deadline to
          * query once more and answer. */

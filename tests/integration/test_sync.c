@@ -1191,11 +1191,15 @@ static void test_concurrent_writers_and_pullers(void **state)
     c = client(T_DIST);
     puller_t pd = {T_DIST, &stop, {0}, 0, 0, 0, "", pull_all(c, "", 5000, NULL, NULL)};
     sentra_client_free(c);
+    c = client(T_NATIONAL);     /* the unscoped shape of the pull */
+    puller_t pn = {T_NATIONAL, &stop, {0}, 0, 0, 0, "", pull_all(c, "", 5000, NULL, NULL)};
+    sentra_client_free(c);
     naive_t nv = {&stop, seq0, NULL, seq0 + 2000000, 0};
     nv.seen = calloc((size_t)nv.cap, 1);
 
-    pthread_t tw[NW], tp, td, tn;
+    pthread_t tw[NW], tp, td, tn, tnat;
     pthread_create(&tp, NULL, puller_run, &pp);
+    pthread_create(&tnat, NULL, puller_run, &pn);
     pthread_create(&td, NULL, puller_run, &pd);
     pthread_create(&tn, NULL, naive_run, &nv);
     for (int i = 0; i < NW; i++)
@@ -1204,10 +1208,12 @@ static void test_concurrent_writers_and_pullers(void **state)
         pthread_join(tw[i], NULL);
     stop = 1;
     pthread_join(tp, NULL);
+    pthread_join(tnat, NULL);
     pthread_join(td, NULL);
     pthread_join(tn, NULL);
 
     int records = 0, commits = 0, missed = 0, stale = 0, dist_missed = 0, leaked = 0, ghosts = 0;
+    int nat_missed = 0;
     for (int i = 0; i < NW; i++) {
         if (w[i].errors)
             print_error("writer %d: %d errors, last: %s\n", i, w[i].errors, w[i].err);
@@ -1220,6 +1226,8 @@ static void test_concurrent_writers_and_pullers(void **state)
                 missed++;
             else if (v < w[i].ver[j])
                 stale++;
+            if (seen_get(&pn.seen, w[i].ids[j], NULL) != w[i].ver[j])
+                nat_missed++;
             int64_t vd = seen_get(&pd.seen, w[i].ids[j], NULL);
             if (w[i].reg[j] == 0 && vd < w[i].ver[j])
                 dist_missed++;          /* 18.71 records: the district's */
@@ -1245,13 +1253,16 @@ static void test_concurrent_writers_and_pullers(void **state)
     PQclear(res);
     print_message("concurrent run: %d s, %d writers (%d with long SQL transactions), %d commits, "
                   "%d records, %lld change rows; province puller: %d pulls, %d records served, "
-                  "missed %d, stale %d; district puller: %d pulls, missed %d, out of scope %d; "
+                  "missed %d, stale %d; national puller: %d pulls, missed or stale %d; "
+                  "district puller: %d pulls, missed %d, out of scope %d; "
                   "rolled back but served %d; naive seq cursor missed %lld\n",
                   secs, NW, NSQL, commits, records, rows, pp.pulls, pp.records, missed, stale,
-                  pd.pulls, dist_missed, leaked, ghosts, naive_missed);
+                  pn.pulls, nat_missed, pd.pulls, dist_missed, leaked, ghosts, naive_missed);
     assert_true(records > 50);
     assert_int_equal(pp.errors, 0);
     assert_int_equal(pd.errors, 0);
+    assert_int_equal(pn.errors, 0);
+    assert_int_equal(nat_missed, 0);
     assert_int_equal(missed, 0);
     assert_int_equal(stale, 0);
     assert_int_equal(dist_missed, 0);
@@ -1269,6 +1280,8 @@ static void test_concurrent_writers_and_pullers(void **state)
     free(nv.seen);
     free(pp.seen.e);
     free(pd.seen.e);
+    free(pn.seen.e);
+    free(pn.cursor);
     free(pp.cursor);
     free(pd.cursor);
     PQfinish(pg);
