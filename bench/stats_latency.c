@@ -6,9 +6,10 @@
  * response decoded. Prints one line of key=value:
  *   calls=50 median_ms=4.210 p90_ms=4.800 min_ms=3.900 rows=515 sentra=20000 designated=13954
  *
- *   stats_latency ADDR TOKEN N GROUP[,GROUP..] [PROVINCE]
+ *   stats_latency ADDR TOKEN N GROUP[,GROUP..] [PROVINCE|- [AS_OF]]
  * GROUP: province, regency, status, sector, kbli, formation_year,
- * decree_year, or "none".
+ * decree_year, or "none"; PROVINCE filters on a province ("-": none);
+ * AS_OF (YYYY-MM-DD) asks for the registry as of that date.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -38,7 +39,7 @@ int main(int argc, char **argv)
     size_t ngroups = 0;
 
     if (argc < 5) {
-        fprintf(stderr, "usage: %s ADDR TOKEN N GROUP[,GROUP..] [PROVINCE]\n", argv[0]);
+        fprintf(stderr, "usage: %s ADDR TOKEN N GROUP[,GROUP..] [PROVINCE|- [AS_OF]]\n", argv[0]);
         return 2;
     }
     int n = atoi(argv[3]);
@@ -73,10 +74,12 @@ int main(int argc, char **argv)
 
     Sentra__V1__SentraFilter filter = SENTRA__V1__SENTRA_FILTER__INIT;
     Sentra__V1__GetStatisticsRequest req = SENTRA__V1__GET_STATISTICS_REQUEST__INIT;
-    if (argc > 5) {
+    if (argc > 5 && strcmp(argv[5], "-") != 0) {
         filter.province_code = argv[5];
         req.filter = &filter;
     }
+    if (argc > 6)
+        req.as_of = argv[6];
     req.group_by = groups;
     req.n_group_by = ngroups;
 

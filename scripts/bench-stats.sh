@@ -94,18 +94,18 @@ ADDR=127.0.0.1:$(cat "$WORK/port")
 
 # ---------------------------------------------------------------- queries
 
-# base_sql KEYS NAMES WHERE: the GROUP BY an analyst would write over the
+# query FROM F KEYS NAMES WHERE DESIGNATED: the GROUP BY an analyst would write over the
 # registry's tables: each live sentra with its latest figures, grouped by
 # KEYS (expressions over s) with a total row, region names joined after.
 measures() {
-    local f=$1
-    echo "count(*) AS n, count(*) FILTER (WHERE s.designated) AS d,
+    local f=$1 des=$2
+    echo "count(*) AS n, count(*) FILTER (WHERE $des) AS d,
        coalesce(sum($f.business_units), 0)::bigint, coalesce(sum($f.workers_male), 0)::bigint,
        coalesce(sum($f.workers_female), 0)::bigint, coalesce(sum($f.investment), 0)::bigint,
        coalesce(sum($f.production_value), 0)::bigint, coalesce(sum($f.material_value), 0)::bigint"
 }
 query() {
-    local from=$1 f=$2 keys=$3 names=$4 where=$5 sel grp
+    local from=$1 f=$2 keys=$3 names=$4 where=$5 des=$6 sel grp
     if [ -n "$keys" ]; then
         sel="GROUPING($keys) AS gset, $keys,"
         grp="GROUP BY GROUPING SETS (($keys), ())"
@@ -113,20 +113,21 @@ query() {
         sel="1 AS gset,"
         grp=""
     fi
-    echo "SELECT g.*$names FROM (SELECT $sel $(measures "$f")
+    echo "SELECT g.*$names FROM (SELECT $sel $(measures "$f" "$des")
   FROM $from WHERE s.deleted_at IS NULL $where $grp) g"
 }
 BASE_FROM="sentra s LEFT JOIN LATERAL (SELECT * FROM sentra_figures x WHERE x.sentra_id = s.id
                                     ORDER BY x.year DESC LIMIT 1) f ON true"
 STAT_FROM="sentra_stat s"
 
-# name | stats_latency groups | province filter | keys | name joins
+# name | stats_latency groups | province filter | keys | name joins | as_of
 CASES=(
 "total|none|||"
 "province|province||s.province_code|, rp.name FROM_JOIN_P"
 "regency|regency||s.regency_code|, rr.name FROM_JOIN_R"
 "status,sector|status,sector||s.status, s.sector_group|"
 "province 18 by regency|regency|18|s.regency_code|, rr.name FROM_JOIN_R"
+"as of 2023-06-30, province|province||s.province_code|, rp.name FROM_JOIN_P|2023-06-30"
 )
 
 # Median of the "Time: X ms" lines psql prints for C runs of SQL.
@@ -149,9 +150,22 @@ mkdir -p "$RES"
 for r in $(seq 1 "$RUNS"); do
     i=0
     for c in "${CASES[@]}"; do
-        IFS='|' read -r name groups prov keys names <<<"$c"
+        IFS='|' read -r name groups prov keys names asof <<<"$c"
         where=""
         [ -n "$prov" ] && where="AND s.province_code = '$prov'"
+        bwhere=$where swhere=$where bfrom=$BASE_FROM sfrom=$STAT_FROM bf=f sf=s des="s.designated"
+        if [ -n "$asof" ]; then
+            # as of a date (docs/STATS.md): formed by then (registration date
+            # when no formation date), designated by a decree by then, the
+            # latest figures up to that year
+            bwhere="$where AND coalesce(s.formed_on, (s.created_at AT TIME ZONE 'Asia/Jayapura')::date) <= DATE '$asof'"
+            swhere="$where AND s.formed_on <= DATE '$asof'"
+            des="s.designated AND s.decree_date <= DATE '$asof'"
+            lat="SELECT * FROM sentra_figures x WHERE x.year <= extract(year FROM DATE '$asof')::int"
+            bfrom="sentra s LEFT JOIN LATERAL ($lat AND x.sentra_id = s.id ORDER BY x.year DESC LIMIT 1) f ON true"
+            sfrom="sentra_stat s LEFT JOIN LATERAL ($lat AND x.sentra_id = s.sentra_id ORDER BY x.year DESC LIMIT 1) f ON true"
+            sf=f
+        fi
         joins=""
         case "$names" in
         *FROM_JOIN_P*) names=", rp.name"; joins=" LEFT JOIN region rp ON rp.code = g.province_code" ;;
@@ -162,13 +176,21 @@ for r in $(seq 1 "$RUNS"); do
             nk=$(awk -F, '{print NF}' <<<"$keys")
             for j in $(seq 2 $((nk + 1))); do order="$order, $j"; done
         fi
-        base="$(query "$BASE_FROM" f "$keys" "$names" "$where")$joins $order"
-        stat="$(query "$STAT_FROM" s "$keys" "$names" "$where")$joins $order"
-        line=$("$CLIENT" "$ADDR" "$TOKEN" "$CALLS" "$groups" $prov) || die "stats_latency failed"
+        base="$(query "$bfrom" "$bf" "$keys" "$names" "$bwhere" "$des")$joins $order"
+        stat="$(query "$sfrom" "$sf" "$keys" "$names" "$swhere" "$des")$joins $order"
+        line=$("$CLIENT" "$ADDR" "$TOKEN" "$CALLS" "$groups" "${prov:--}" $asof) || die "stats_latency failed"
         echo "$(field "$line" median_ms)" >>"$RES/$i.server"
         psql_median "$base" >>"$RES/$i.psql"
         psql_median "$stat" >>"$RES/$i.stat"
-        [ "$r" = 1 ] && log "  $name: server answers $(field "$line" rows) rows, total $(field "$line" sentra) sentra, $(field "$line" designated) designated"
+        if [ "$r" = 1 ]; then
+            # The psql queries must answer what the server answers.
+            for q in "$base" "$stat"; do
+                chk=$("$PSQL" "$CONN" -X -At -F ' ' -c "SELECT n, d, count(*) OVER () - 1 FROM ($q) z ORDER BY gset DESC LIMIT 1")
+                [ "$chk" = "$(field "$line" sentra) $(field "$line" designated) $(field "$line" rows)" ] ||
+                    die "$name: psql gives (sentra designated rows) $chk, the server $(field "$line" sentra) $(field "$line" designated) $(field "$line" rows)"
+            done
+            log "  $name: $(field "$line" rows) rows, total $(field "$line" sentra) sentra, $(field "$line" designated) designated (psql agrees)"
+        fi
         i=$((i + 1))
     done
     log "round $r/$RUNS done"
@@ -178,13 +200,13 @@ done
 
 printf '\nGetStatistics vs the equivalent GROUP BY, %s sentra, national token; median of %s rounds x %s calls (ms)\n\n' \
     "$RECORDS" "$RUNS" "$CALLS"
-printf '| %-24s | %10s | %10s | %8s | %10s | %8s |\n' case server psql ratio psql-stat ratio
-printf '|%s|%s|%s|%s|%s|%s|\n' "--------------------------" "-----------:" "-----------:" "---------:" "-----------:" "---------:"
+printf '| %-26s | %10s | %10s | %8s | %10s | %8s |\n' case server psql ratio psql-stat ratio
+printf '|%s|%s|%s|%s|%s|%s|\n' "----------------------------" "-----------:" "-----------:" "---------:" "-----------:" "---------:"
 i=0
 for c in "${CASES[@]}"; do
     IFS='|' read -r name _ <<<"$c"
     s=$(median <"$RES/$i.server"); p=$(median <"$RES/$i.psql"); t=$(median <"$RES/$i.stat")
-    printf '| %-24s | %10s | %10s | %8s | %10s | %8s |\n' "$name" "$s" "$p" \
+    printf '| %-26s | %10s | %10s | %8s | %10s | %8s |\n' "$name" "$s" "$p" \
         "$(awk -v a="$s" -v b="$p" 'BEGIN {printf "%.2f", a / b}')" "$t" \
         "$(awk -v a="$s" -v b="$t" 'BEGIN {printf "%.2f", a / b}')"
     i=$((i + 1))

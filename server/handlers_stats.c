@@ -275,10 +275,18 @@ static char *build_stats_sql(uint32_t key)
         sb_add(&b, " LEFT JOIN sentra_figures f ON f.sentra_id = t.sentra_id"
                    " AND f.year = $%d::smallint", year_p);
     else if (asof_p)
-        sb_add(&b, " LEFT JOIN LATERAL (SELECT * FROM sentra_figures x"
-                   " WHERE x.sentra_id = t.sentra_id"
-                   " AND x.year <= extract(year FROM $%d::date)"
-                   " ORDER BY x.year DESC LIMIT 1) f ON true", asof_p);
+        /* The latest figures up to the as-of year: the maintained latest
+         * ones when they are not newer (no lookup), else one index probe
+         * for the greatest year before. The branches exclude each other. */
+        sb_add(&b, " LEFT JOIN LATERAL (SELECT t.business_units, t.workers_male,"
+                   " t.workers_female, t.investment, t.production_value, t.material_value"
+                   " WHERE t.fig_year <= extract(year FROM $%d::date)::int"
+                   " UNION ALL (SELECT x.business_units, x.workers_male, x.workers_female,"
+                   " x.investment, x.production_value, x.material_value"
+                   " FROM sentra_figures x WHERE t.fig_year > extract(year FROM $%d::date)::int"
+                   " AND x.sentra_id = t.sentra_id"
+                   " AND x.year <= extract(year FROM $%d::date)::int"
+                   " ORDER BY x.year DESC LIMIT 1)) f ON true", asof_p, asof_p, asof_p);
     else
         sb_add(&b, " CROSS JOIN LATERAL (SELECT t.business_units, t.workers_male,"
                    " t.workers_female, t.investment, t.production_value,"

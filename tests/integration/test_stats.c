@@ -528,6 +528,11 @@ static void test_as_of_and_year(void **state)
     Sentra__V1__GetStatisticsResponse *r = stats(K_PROV, NULL, NULL, 0, 0, "2022-09-27");
     assert_int_equal(r->total->sentra, 73);
     assert_int_equal(r->total->designated, 54);
+    /* ...with everyone's latest figures (all years are before 2022). */
+    Sentra__V1__GetStatisticsResponse *latest = stats(K_PROV, NULL, NULL, 0, 0, NULL);
+    assert_int_equal(r->total->business_units, latest->total->business_units);
+    assert_int_equal(r->total->material_value, latest->total->material_value);
+    stats_free(latest);
     stats_free(r);
 
     Sentra__V1__GroupBy g[] = { SENTRA__V1__GROUP_BY__GROUP_BY_STATUS };
