@@ -113,7 +113,9 @@ fi
 start_shared() {
     local conn port=""
     conn=$("$ROOT/scripts/pgcluster.sh" createdb "$PGDIR" shared) || return 1
-    "$SENTRAD" --db "$conn" --host 127.0.0.1 --port 0 --port-file "$TMP/shared.port" \
+    # In a session of its own: a signal sent to our process group from
+    # elsewhere on a shared machine (it happened) must not end it.
+    setsid "$SENTRAD" --db "$conn" --host 127.0.0.1 --port 0 --port-file "$TMP/shared.port" \
         --enable-debug </dev/null >>"$TMP/shared.log" 2>&1 &
     SHARED_PID=$!
     for _ in $(seq 300); do

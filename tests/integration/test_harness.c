@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -152,6 +153,20 @@ static void postgres_outage(void **state)
         n = count_regions(national, "18");
         if (n != 15)
             usleep(200 * 1000);
+    }
+    if (n != 15) {
+        /* Say why: a server that died (or was signalled) vs. one that
+         * never reconnected. */
+        int st;
+        pid_t r = waitpid(srv.pid, &st, WNOHANG);
+        fprintf(stderr, "server pid %ld %s; last lines of %s:\n", (long)srv.pid,
+                r == srv.pid ? "has exited" : "is running", srv.logpath);
+        char cmd[512];
+        snprintf(cmd, sizeof(cmd), "tail -n 15 '%s' >&2", srv.logpath);
+        if (system(cmd) != 0)
+            fprintf(stderr, "(no log)\n");
+        if (r == srv.pid)
+            srv.pid = 0;
     }
     assert_int_equal(n, 15);
 }
