@@ -522,7 +522,9 @@ static void test_deadline_expires(void **state)
         sentra_client_free(c);
         skip();
     }
-    assert_int_equal(rc, SENTRA_ETIMEDOUT);
+    /* The client's timer and the server's (the deadline travels with the
+     * request) race: either may report it first. */
+    assert_true(rc == SENTRA_ETIMEDOUT || rc == SENTRA_ESTATUS);
     assert_int_equal(st.code, SENTRA__V1__CODE__DEADLINE_EXCEEDED);
     assert_true(took >= 280 && took < 2000);
     /* the connection is still good and the server was not held up */
