@@ -312,8 +312,14 @@ static int send_query(struct db_conn *dc, struct db_query *q)
         q->phase = PH_QUERY;
     } else {
         char name[16];
-        if (q->stmt->id == 0)
-            q->stmt->id = next_stmt_id++;
+        if (__atomic_load_n(&q->stmt->id, __ATOMIC_ACQUIRE) == 0) {
+            /* Ids are process-wide (a statement keeps its id on every
+             * connection of every loop), so take one atomically. */
+            int id = __atomic_fetch_add(&next_stmt_id, 1, __ATOMIC_RELAXED);
+            int zero = 0;
+            __atomic_compare_exchange_n(&q->stmt->id, &zero, id, 0, __ATOMIC_ACQ_REL,
+                                        __ATOMIC_ACQUIRE);
+        }
         snprintf(name, sizeof(name), "s%d", q->stmt->id);
         int need_prepare = q->stmt->id >= dc->prepared_cap || !dc->prepared[q->stmt->id];
         if (need_prepare) {
