@@ -243,8 +243,8 @@ static void test_equals_list(void **state)
     Sentra__V1__SectorGroup food[] = { SENTRA__V1__SECTOR_GROUP__SECTOR_GROUP_FOOD };
     Sentra__V1__SectorGroup tex[] = { SENTRA__V1__SECTOR_GROUP__SECTOR_GROUP_TEXTILES,
                                       SENTRA__V1__SECTOR_GROUP__SECTOR_GROUP_CRAFTS };
-    Sentra__V1__SentraFilter fs[10];
-    for (int i = 0; i < 10; i++)
+    Sentra__V1__SentraFilter fs[12];
+    for (int i = 0; i < 12; i++)
         sentra__v1__sentra_filter__init(&fs[i]);
     fs[1].status = st_des; fs[1].n_status = 1;
     fs[2].status = st_fi; fs[2].n_status = 2;
@@ -255,9 +255,11 @@ static void test_equals_list(void **state)
     fs[7].regency_code = "18.04"; fs[7].designation = SENTRA__V1__DESIGNATION__DESIGNATION_DESIGNATED;
     fs[8].sector_group = tex; fs[8].n_sector_group = 2; fs[8].text = "tapis";
     fs[9].province_code = "18"; fs[9].kbli_prefix = "10"; fs[9].status = st_des; fs[9].n_status = 1;
+    fs[10].updated_since_ms = 1000;              /* all of them */
+    fs[11].updated_since_ms = 4102444800000LL;   /* 2100-01-01: none */
 
     for (int who = K_PROV; who <= K_DIST_LB; who++)
-        for (int i = 0; i < 10; i++) {
+        for (int i = 0; i < 12; i++) {
             Sentra__V1__GetStatisticsResponse *r = stats(who, &fs[i], NULL, 0, 0, NULL);
             int64_t n = list_total(who, &fs[i]);
             if (r->total->sentra != n)
@@ -624,6 +626,98 @@ static void test_bad_requests(void **state)
     sentra_client_free(anon);
 }
 
+/* Rows of sentra_stat that differ from a recomputation over the base
+ * tables (or are missing or extra). */
+static const char *const mismatch_sql =
+    "SELECT count(*) FROM ("
+    " SELECT s.id, s.regency_code, s.province_code, s.status, s.sector_group, s.kbli_code,"
+    "  s.designated, coalesce(s.formed_on, (s.created_at AT TIME ZONE 'Asia/Jayapura')::date),"
+    "  s.decree_date, s.updated_at, s.deleted_at, f.year, f.business_units, f.workers_male,"
+    "  f.workers_female, f.investment, f.production_value, f.material_value"
+    " FROM sentra s LEFT JOIN LATERAL (SELECT * FROM sentra_figures x WHERE x.sentra_id = s.id"
+    "  ORDER BY x.year DESC LIMIT 1) f ON true"
+    " EXCEPT SELECT * FROM sentra_stat) d";
+
+static void exec_ok(PGconn *db, const char *sql)
+{
+    PGresult *r = PQexec(db, sql);
+    if (PQresultStatus(r) != PGRES_COMMAND_OK && PQresultStatus(r) != PGRES_TUPLES_OK)
+        fail_msg("%s: %s", sql, PQerrorMessage(db));
+    PQclear(r);
+}
+
+/* sentra_stat is kept right by the triggers whoever writes: a record and
+ * its figures written with plain SQL (as a loader or psql would) move the
+ * statistics exactly, and sentra_stat always equals a recomputation. */
+static void test_other_writers(void **state)
+{
+    (void)state;
+    const char *id = "md5('test-stats-direct')::uuid";
+    char sql[1024];
+    assert_int_equal(q_ll(mismatch_sql), 0);
+    assert_int_equal(q_ll("SELECT (SELECT count(*) FROM sentra) - (SELECT count(*) FROM sentra_stat)"), 0);
+    Sentra__V1__GetStatisticsResponse *before = stats(K_PROV, NULL, NULL, 0, 0, NULL), *r;
+
+    PGconn *db = th_db(&srv);
+    assert_non_null(db);
+    /* A designated record with two years of figures, in one transaction. */
+    exec_ok(db, "BEGIN");
+    snprintf(sql, sizeof sql,
+             "INSERT INTO sentra (id, regency_code, name, kbli_code, kbli_version, sector_group,"
+             " status, formed_on, decree_number, decree_date)"
+             " VALUES (%s, '18.11', 'Sentra Uji Langsung (data sintetis)', '10794', 2020, 1, 2,"
+             " '2019-01-01', '1/TEST/2020', '2020-01-01')", id);
+    exec_ok(db, sql);
+    snprintf(sql, sizeof sql,
+             "INSERT INTO sentra_figures (sentra_id, year, business_units, workers_male, investment)"
+             " VALUES (%s, 2020, 6, 3, 1000), (%s, 2021, 9, 4, 2000)", id, id);
+    exec_ok(db, sql);
+    exec_ok(db, "COMMIT");
+    r = stats(K_PROV, NULL, NULL, 0, 0, NULL);
+    assert_int_equal(r->total->sentra, before->total->sentra + 1);
+    assert_int_equal(r->total->designated, before->total->designated + 1);
+    assert_int_equal(r->total->business_units, before->total->business_units + 9);
+    assert_int_equal(r->total->investment, before->total->investment + 2000);
+    stats_free(r);
+
+    /* Figures edited, then the latest year removed: 2020 is the latest. */
+    snprintf(sql, sizeof sql, "UPDATE sentra_figures SET business_units = 11 WHERE sentra_id = %s"
+             " AND year = 2021", id);
+    exec_ok(db, sql);
+    r = stats(K_PROV, NULL, NULL, 0, 0, NULL);
+    assert_int_equal(r->total->business_units, before->total->business_units + 11);
+    stats_free(r);
+    exec_ok(db, "BEGIN");
+    snprintf(sql, sizeof sql, "UPDATE sentra SET status = 1, decree_number = NULL, decree_date = NULL"
+             " WHERE id = %s", id);
+    exec_ok(db, sql);
+    snprintf(sql, sizeof sql, "DELETE FROM sentra_figures WHERE sentra_id = %s AND year = 2021", id);
+    exec_ok(db, sql);
+    exec_ok(db, "COMMIT");
+    r = stats(K_PROV, NULL, NULL, 0, 0, NULL);
+    assert_int_equal(r->total->sentra, before->total->sentra + 1);
+    assert_int_equal(r->total->designated, before->total->designated);
+    assert_int_equal(r->total->business_units, before->total->business_units + 6);
+    assert_int_equal(r->total->investment, before->total->investment + 1000);
+    stats_free(r);
+    assert_int_equal(q_ll(mismatch_sql), 0);
+
+    /* A tombstone no longer counts; a hard delete removes the row. */
+    snprintf(sql, sizeof sql, "UPDATE sentra SET deleted_at = now() WHERE id = %s", id);
+    exec_ok(db, sql);
+    r = stats(K_PROV, NULL, NULL, 0, 0, NULL);
+    assert_int_equal(r->total->sentra, before->total->sentra);
+    assert_int_equal(r->total->business_units, before->total->business_units);
+    stats_free(r);
+    assert_int_equal(q_ll(mismatch_sql), 0);
+    snprintf(sql, sizeof sql, "DELETE FROM sentra WHERE id = %s", id);
+    exec_ok(db, sql);
+    PQfinish(db);
+    assert_int_equal(q_ll(mismatch_sql), 0);
+    assert_int_equal(q_ll("SELECT count(*) FROM sentra_stat WHERE sentra_id = md5('test-stats-direct')::uuid"), 0);
+    stats_free(before);
+}
+
 /* Every combination of group-bys (127 shapes, each prepared once) sums to
  * the total, and the group rows are distinct. */
 static void test_all_shapes(void **state)
@@ -667,6 +761,7 @@ int main(void)
         cmocka_unit_test(test_as_of_and_year),
         cmocka_unit_test(test_bad_requests),
         cmocka_unit_test(test_all_shapes),
+        cmocka_unit_test(test_other_writers),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
