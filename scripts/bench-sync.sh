@@ -3,7 +3,8 @@
 # measured in one run on a private throwaway cluster:
 #
 #   pull   full PullChanges of RECORDS records (national token, pages of
-#          5000 and of 500, one client), records/s
+#          5000 and of 500, one client), records/s; a district's first
+#          pull (its region of the national feed), latency
 #          vs COPY (SELECT * FROM sentra_rows) TO STDOUT (the same rows)
 #   push   PushChanges of new records with one figures year each, 500 a
 #          batch (1 client) and 100 a batch (4 clients), records/s
@@ -58,7 +59,10 @@ for _ in $(seq 300); do [ -s "$WORK/port" ] && break; sleep 0.1; done
 PORT=$(cat "$WORK/port" 2>/dev/null) || { tail -5 "$WORK/sentrad.log" >&2; die "sentrad did not start"; }
 TOK_NAT=$("$SENTRAD" token create --db "$CONN" --role national --label bench-sync 2>/dev/null | tail -1)
 TOK_PROV=$("$SENTRAD" token create --db "$CONN" --role province --region 18 --label bench-sync 2>/dev/null | tail -1)
-[ -n "$TOK_NAT" ] && [ -n "$TOK_PROV" ] || die "token create"
+DIST=$("$PSQL" "$CONN" -X -At -c "SELECT regency_code FROM sentra GROUP BY 1 ORDER BY count(*) DESC LIMIT 1")
+DIST_N=$("$PSQL" "$CONN" -X -At -c "SELECT count(*) FROM sentra WHERE regency_code = '$DIST'")
+TOK_DIST=$("$SENTRAD" token create --db "$CONN" --role district --region "$DIST" --label bench-sync 2>/dev/null | tail -1)
+[ -n "$TOK_NAT" ] && [ -n "$TOK_PROV" ] && [ -n "$TOK_DIST" ] || die "token create"
 "$PSQL" "$CONN" -X -At -c "SELECT code FROM region WHERE parent_code = '18' AND level IN ('regency', 'city')" \
     >"$WORK/regions"
 
@@ -69,6 +73,7 @@ CHANGES=$("$PSQL" "$CONN" -X -At -c "SELECT count(*) FROM sentra_change")
 echo "bench-sync: pull..." >&2
 PULL5000=$("$LOADGEN" -p "$PORT" -c 1 -t "$SECS" -w pull --page-size 5000 -T "$TOK_NAT" 2>>"$WORK/lg.err")
 PULL500=$("$LOADGEN" -p "$PORT" -c 1 -t "$SECS" -w pull --page-size 500 -T "$TOK_NAT" 2>>"$WORK/lg.err")
+PULLD=$("$LOADGEN" -p "$PORT" -c 1 -t 5 -w pull --page-size 5000 -T "$TOK_DIST" 2>>"$WORK/lg.err")
 best=
 for _ in 1 2 3; do
     t0=$(ms)
@@ -135,6 +140,7 @@ Data: $RECORDS records (scripts/gen-national.sh, $ROWS rows of sentra_rows with 
 | --- | ---: | --- |
 | PullChanges, full pull, pages of 5000, 1 client | $(echo "$PULL5000" | kv records_per_s) | passes=$(echo "$PULL5000" | kv passes) p50_ms=$(echo "$PULL5000" | kv p50_ms) p99_ms=$(echo "$PULL5000" | kv p99_ms) errors=$(echo "$PULL5000" | kv errors) |
 | PullChanges, full pull, pages of 500, 1 client | $(echo "$PULL500" | kv records_per_s) | p50_ms=$(echo "$PULL500" | kv p50_ms) p99_ms=$(echo "$PULL500" | kv p99_ms) errors=$(echo "$PULL500" | kv errors) |
+| PullChanges, a district's whole pull ($DIST_N records of $DIST, from the empty cursor, pages of 5000) | $(echo "$PULLD" | kv records_per_s) | p50_ms=$(echo "$PULLD" | kv p50_ms) p99_ms=$(echo "$PULLD" | kv p99_ms) a pull, errors=$(echo "$PULLD" | kv errors) |
 | COPY (SELECT * FROM sentra_rows) TO STDOUT, best of 3 | $COPY_OUT_RATE rows | $ROWS rows in $COPY_OUT_MS ms |
 | PushChanges, new records, 500 a batch, 1 client | $(echo "$PUSH500" | kv records_per_s) | p50_ms=$(echo "$PUSH500" | kv p50_ms) p99_ms=$(echo "$PUSH500" | kv p99_ms) errors=$(echo "$PUSH500" | kv errors) |
 | PushChanges, new records, 100 a batch, 4 clients | $(echo "$PUSH100" | kv records_per_s) | p50_ms=$(echo "$PUSH100" | kv p50_ms) p99_ms=$(echo "$PUSH100" | kv p99_ms) errors=$(echo "$PUSH100" | kv errors) |
