@@ -613,7 +613,8 @@ static void conn_broken(struct db_conn *dc, const char *why)
         PQfinish(dc->pg);
         dc->pg = NULL;
     }
-    memset(dc->prepared, 0, (size_t)dc->prepared_cap);
+    if (dc->prepared != NULL)
+        memset(dc->prepared, 0, (size_t)dc->prepared_cap);
 
     /* Queries in flight: their outcome is unknown. The call layer answers
      * UNAVAILABLE; nothing was acknowledged, so nothing is lost. */
