@@ -9,6 +9,7 @@
  * in the database.
  *
  *   pull/push basics, scope, replay of a mutation id, validation
+ *   a repeated push racing its original: applied once either way
  *   conflicts: two district apps editing one record at once
  *   atomic batches: all or none
  *   long poll: returns promptly when a change commits, waits otherwise
@@ -651,6 +652,53 @@ static void test_atomic(void **state)
     assert_int_equal(pg_int(pg, "SELECT count(*) FROM sentra WHERE id = $1::uuid", 1, v), 1);
     PQfinish(pg);
     sentra_client_free(d);
+}
+
+/* A repeat racing its original (a client retrying while the first attempt
+ * still runs in PostgreSQL): the repeat waits for the original's
+ * transaction; if that commits, the repeat returns its outcomes and applies
+ * nothing; if it rolls back, the repeat applies. Straight through SQL, to
+ * hold the original's transaction open. */
+static void test_repeat_racing_original(void **state)
+{
+    PGconn *a = pg_connect(), *b = pg_connect();
+    for (int round = 0; round < 2; round++) {
+        int commit = round == 0;
+        char id[37], json[1024];
+        uuid_new(id);
+        snprintf(json, sizeof json,
+                 "[{\"m\":\"race-%s-%d\",\"op\":1,\"base\":0,\"id\":\"%s\",\"regency\":\"18.71\","
+                 "\"name\":\"Sentra Race %s\",\"kbli_code\":\"13912\",\"kbli_version\":\"2020\","
+                 "\"sector_group\":\"2\",\"status\":\"1\",\"figures\":[]}]",
+                 fx.run, round, id, fx.run);
+        const char *v[2] = {fx.token_id[T_DIST], json};
+        const char *sql = "SELECT outcome, version FROM sync_push($1::uuid, 'district', '18.71', "
+                          "'app-race', false, $2::jsonb)";
+        PQclear(pg_q(a, "BEGIN", 0, NULL));
+        PGresult *ra = pg_q(a, sql, 2, v);
+        assert_string_equal(PQgetvalue(ra, 0, 0), "1");
+        PQclear(ra);
+        /* the repeat, from another session: it must wait */
+        assert_int_equal(PQsendQueryParams(b, sql, 2, NULL, v, NULL, NULL, 0), 1);
+        sleep_ms(300);
+        assert_int_equal(PQconsumeInput(b), 1);
+        assert_int_equal(PQisBusy(b), 1);
+        PQclear(pg_q(a, commit ? "COMMIT" : "ROLLBACK", 0, NULL));
+        PGresult *rb = PQgetResult(b);
+        assert_int_equal(PQresultStatus(rb), PGRES_TUPLES_OK);
+        assert_string_equal(PQgetvalue(rb, 0, 0), "1");
+        assert_string_equal(PQgetvalue(rb, 0, 1), "1");
+        PQclear(rb);
+        while ((rb = PQgetResult(b)) != NULL)
+            PQclear(rb);
+        const char *vi[1] = {id};
+        assert_int_equal(pg_int(a, "SELECT count(*) FROM sentra_change WHERE sentra_id = $1::uuid",
+                                1, vi), 1);
+        print_message("repeat racing its original (original %s): applied once\n",
+                      commit ? "committed" : "rolled back");
+    }
+    PQfinish(a);
+    PQfinish(b);
 }
 
 /* ---------------------------------------------------------------- conflicts */
@@ -1409,6 +1457,7 @@ int main(void)
         cmocka_unit_test(test_push_pull_basic),
         cmocka_unit_test(test_rejections),
         cmocka_unit_test(test_atomic),
+        cmocka_unit_test(test_repeat_racing_original),
         cmocka_unit_test(test_conflicting_edits),
         cmocka_unit_test(test_long_poll),
         cmocka_unit_test(test_move_between_regencies),
