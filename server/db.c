@@ -565,6 +565,17 @@ static void conn_ready(struct db_conn *dc)
     pump(pool);
 }
 
+/* Server notices (and the FATAL sent before a forced disconnect) go to the
+ * log as one line, not raw to stderr. */
+static void on_notice(void *arg, const char *message)
+{
+    struct db_conn *dc = arg;
+    char msg[256];
+    snprintf(msg, sizeof(msg), "%s", message);
+    msg[strcspn(msg, "\n")] = '\0';
+    log_info("db_notice", "conn=%d message=\"%s\"", dc->index, msg);
+}
+
 /* Starts or advances the connection attempt. */
 static void conn_connect(struct db_conn *dc)
 {
@@ -579,6 +590,7 @@ static void conn_connect(struct db_conn *dc)
             return;
         }
         PQsetnonblocking(dc->pg, 1);
+        PQsetNoticeProcessor(dc->pg, on_notice, dc);
         dc->state = DBC_CONNECTING;
     }
     switch (PQconnectPoll(dc->pg)) {
