@@ -1342,13 +1342,15 @@ static void test_concurrent_writers_and_pullers(void **state)
 
 typedef struct killpush {
     mut_t *xs;                    /* KILL_BATCHES * KILL_BATCH */
-    int done, failed;             /* batches answered / failed */
+    volatile int done, failed;    /* batches answered / failed */
+    volatile double started;      /* when the first batch was sent */
 } killpush_t;
 
 static void *killpush_run(void *arg)
 {
     killpush_t *k = arg;
     sentra_client_t *c = client(T_DIST);
+    k->started = now_ms();
     for (int b = 0; b < KILL_BATCHES; b++) {
         sentra_status_t st;
         Sentra__V1__PushChangesResponse *r =
@@ -1374,30 +1376,21 @@ static void test_sigkill_mid_push(void **state)
         uuid_new(id);
         mut_upsert(&xs[i], id, 0, "18.71", "kill");
     }
-    /* Time one batch first (on other records), to kill inside a push. */
-    mut_t *probe = calloc(KILL_BATCH, sizeof *probe);
-    for (int i = 0; i < KILL_BATCH; i++) {
-        uuid_new(id);
-        mut_upsert(&probe[i], id, 0, "18.71", "probe");
-    }
-    sentra_client_t *c = client(T_DIST);
-    double t0 = now_ms();
-    sentra__v1__push_changes_response__free_unpacked(push_ok(c, "app-probe", probe, KILL_BATCH, 0), NULL);
-    double batch_ms = now_ms() - t0;
-    sentra_client_free(c);
-    free(probe);
 
-    killpush_t k = {xs, 0, 0};
+    /* Two batches answered, the third just sent: kill a third of a batch's
+     * time into it. */
+    killpush_t k = {xs, 0, 0, 0};
     pthread_t t;
     pthread_create(&t, NULL, killpush_run, &k);
-    int delay = (int)(batch_ms * 2.5);    /* inside the third batch */
+    while (k.done < 2 && !k.failed)
+        sleep_ms(2);
+    double batch_ms = (now_ms() - k.started) / 2;
+    int delay = (int)(batch_ms / 3);
     sleep_ms(delay);
     server_kill(SIGKILL);
     pthread_join(t, NULL);
-    print_message("SIGKILL after %d ms (one batch of %d takes %.0f ms): %d batches answered, "
-                  "%d cut off\n", delay, KILL_BATCH, batch_ms, k.done, k.failed);
-    assert_int_equal(k.failed, 1);        /* the kill did land inside a push */
-    assert_true(k.done < KILL_BATCHES);
+    print_message("SIGKILL %d ms into the third push (one batch of %d takes %.0f ms): "
+                  "%d batches answered, %d cut off\n", delay, KILL_BATCH, batch_ms, k.done, k.failed);
 
     /* What committed regardless: the transaction of the push cut off may
      * have finished in PostgreSQL after its server died. */
@@ -1407,12 +1400,14 @@ static void test_sigkill_mid_push(void **state)
     long long stored = pg_int(pg, "SELECT count(*) FROM sync_mutation WHERE token_id = $1::uuid "
                               "AND client_id = 'app-kill'", 1, cv);
     print_message("before the replay: %lld outcomes stored (%s answered)\n", stored, mids);
+    server_start(fx.port);        /* before asserting, so later tests have a server */
+    assert_int_equal(k.failed, 1);        /* the kill did land inside a push */
+    assert_true(k.done < KILL_BATCHES);
     assert_true(stored >= k.done * KILL_BATCH);
 
-    server_start(fx.port);
     /* The app replays every batch it has not seen answered, and (to be
      * sure) the answered ones too: same mutation ids, same records. */
-    c = client(T_DIST);
+    sentra_client_t *c = client(T_DIST);
     for (int b = 0; b < KILL_BATCHES; b++) {
         Sentra__V1__PushChangesResponse *r =
             push_ok(c, "app-kill", xs + b * KILL_BATCH, KILL_BATCH, b % 2);
