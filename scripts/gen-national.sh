@@ -1,6 +1,6 @@
 #!/bin/bash
 # gen-national.sh: N synthetic sentra (default 20,000) spread over all 514
-# regencies/cities, with figures for 2022, 2023 and 2024, for benchmarks at
+# regencies/cities (one each first, then at random), with figures for 2022, 2023 and 2024, for benchmarks at
 # national scale. SYNTHETIC: every name ends in "(data sintetis)".
 #
 #   scripts/gen-national.sh CONNINFO [N]
@@ -77,7 +77,10 @@ SELECT g.*, md5('sentra-national-' || g.i)::uuid AS id, r.code AS regency, r.nam
             WHEN g.r_status < 0.92 THEN 1 WHEN g.r_status < 0.97 THEN 4 ELSE 5 END::smallint AS status,
        date '2005-01-01' + floor(g.r_formed * 7100)::int AS formed_on
   FROM gen g
-  JOIN gen_reg r ON r.k = 1 + floor(g.r_reg * (SELECT count(*) FROM gen_reg))::int
+  -- the first 514 go one to each regency/city, so that every one has a
+  -- sentra once N >= 514; the rest are spread at random
+  JOIN gen_reg r ON r.k = CASE WHEN g.i <= (SELECT count(*) FROM gen_reg) THEN g.i
+                               ELSE 1 + floor(g.r_reg * (SELECT count(*) FROM gen_reg))::int END
   JOIN gen_tpl t ON t.k = 1 + floor(g.r_tpl * 20)::int;
 
 INSERT INTO sentra (id, regency_code, address, name, commodity, main_product,
