@@ -1,7 +1,8 @@
 #!/bin/bash
 # gen-national.sh: N synthetic sentra (default 20,000) spread over all 514
-# regencies/cities (one each first, then at random), with figures for 2022, 2023 and 2024, for benchmarks at
-# national scale. SYNTHETIC: every name ends in "(data sintetis)".
+# regencies/cities (one each first, then at random), with figures for 2022,
+# 2023 and 2024, for benchmarks at national scale. SYNTHETIC: every name
+# ends in "(data sintetis)".
 #
 #   scripts/gen-national.sh CONNINFO [N]
 #
