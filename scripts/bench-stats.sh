@@ -163,7 +163,11 @@ for r in $(seq 1 "$RUNS"); do
             des="s.designated AND s.decree_date <= DATE '$asof'"
             lat="SELECT * FROM sentra_figures x WHERE x.year <= extract(year FROM DATE '$asof')::int"
             bfrom="sentra s LEFT JOIN LATERAL ($lat AND x.sentra_id = s.id ORDER BY x.year DESC LIMIT 1) f ON true"
-            sfrom="sentra_stat s LEFT JOIN LATERAL ($lat AND x.sentra_id = s.sentra_id ORDER BY x.year DESC LIMIT 1) f ON true"
+            # (over sentra_stat, as the server does for the whole country:
+            # one backward pass over the figures' primary key)
+            sfrom="sentra_stat s LEFT JOIN (SELECT DISTINCT ON (x.sentra_id) x.* FROM sentra_figures x
+                   WHERE x.year <= extract(year FROM DATE '$asof')::int
+                   ORDER BY x.sentra_id DESC, x.year DESC) f ON f.sentra_id = s.sentra_id"
             sf=f
         fi
         joins=""

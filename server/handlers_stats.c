@@ -274,10 +274,21 @@ static char *build_stats_sql(uint32_t key)
     if (year_p)
         sb_add(&b, " LEFT JOIN sentra_figures f ON f.sentra_id = t.sentra_id"
                    " AND f.year = $%d::smallint", year_p);
+    else if (asof_p && !(fshape & (SF_SCOPE_REGENCY | SF_SCOPE_PROVINCE | SF_PROVINCE | SF_REGENCY)))
+        /* The latest figures up to the as-of year, for the whole country:
+         * one pass over sentra_figures in its primary key's order read
+         * backwards (so no sort), hash-joined: measured about twice as
+         * fast as a probe per sentra at 20,000 sentra. */
+        sb_add(&b, " LEFT JOIN (SELECT DISTINCT ON (x.sentra_id) x.sentra_id, x.business_units,"
+                   " x.workers_male, x.workers_female, x.investment, x.production_value,"
+                   " x.material_value FROM sentra_figures x"
+                   " WHERE x.year <= extract(year FROM $%d::date)::int"
+                   " ORDER BY x.sentra_id DESC, x.year DESC) f ON f.sentra_id = t.sentra_id", asof_p);
     else if (asof_p)
-        /* The latest figures up to the as-of year: the maintained latest
-         * ones when they are not newer (no lookup), else one index probe
-         * for the greatest year before. The branches exclude each other. */
+        /* ...for a province or a regency (a few hundred sentra): the
+         * maintained latest figures when they are not newer (no lookup),
+         * else one index probe for the greatest year before. The branches
+         * exclude each other. */
         sb_add(&b, " LEFT JOIN LATERAL (SELECT t.business_units, t.workers_male,"
                    " t.workers_female, t.investment, t.production_value, t.material_value"
                    " WHERE t.fig_year <= extract(year FROM $%d::date)::int"

@@ -563,6 +563,24 @@ static void test_as_of_and_year(void **state)
                           " AND s.deleted_at IS NULL AND coalesce(s.formed_on, s.created_at::date) <= '2020-12-31'"));
     stats_free(r);
 
+    /* The national token takes another path (one pass over all figures):
+     * the same answers. */
+    r = stats(K_NAT, NULL, NULL, 0, 0, "2020-12-31");
+    assert_int_equal(r->total->business_units,
+                     q_ll("SELECT coalesce(sum(f.business_units), 0) FROM sentra s JOIN LATERAL"
+                          " (SELECT * FROM sentra_figures x WHERE x.sentra_id = s.id AND x.year <= 2020"
+                          " ORDER BY year DESC LIMIT 1) f ON true WHERE s.deleted_at IS NULL"
+                          " AND coalesce(s.formed_on, s.created_at::date) <= '2020-12-31'"));
+    assert_int_equal(r->total->sentra,
+                     q_ll("SELECT count(*) FROM sentra WHERE deleted_at IS NULL"
+                          " AND coalesce(formed_on, created_at::date) <= '2020-12-31'"));
+    stats_free(r);
+    r = stats(K_NAT, NULL, NULL, 0, 0, "2022-09-27");
+    Sentra__V1__GetStatisticsResponse *now = stats(K_NAT, NULL, NULL, 0, 0, NULL);
+    assert_int_equal(r->total->investment, now->total->investment);
+    stats_free(now);
+    stats_free(r);
+
     Sentra__V1__GroupBy gy[] = { SENTRA__V1__GROUP_BY__GROUP_BY_FORMATION_YEAR };
     r = stats(K_PROV, NULL, gy, 1, 2020, NULL);
     assert_int_equal(r->total->sentra, 73);   /* every sentra counts, with or without figures */
