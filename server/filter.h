@@ -24,8 +24,6 @@
  *               main_product), trigram-indexed: a case-insensitive
  *               substring match)
  *   updated     s.updated_at >= 'epoch' + $n milliseconds
- * server/handlers_sentra.c (ListSentra) writes the same conditions in its
- * own "$n IS NULL OR ..." form; change both together.
  * Filters a token cannot see past intersect with its scope (a district
  * token filtering on another province gets nothing, not an error).
  */
