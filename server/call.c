@@ -481,7 +481,33 @@ static void on_auth(call_t *c, PGresult *res)
     dispatch(c);
 }
 
+/* Arms the deadline timer of a call that is still waiting for something. */
+static void arm_deadline(call_t *c)
+{
+    uv_timer_t *t = malloc(sizeof(*t));
+    if (t == NULL)
+        abort();
+    uv_timer_init(c->srv->loop, t);
+    t->data = c;
+    uv_timer_start(t, on_deadline, (uint64_t)call_ms_left(c), 0);
+    c->timer = t;
+    c->refs++;
+}
+
+static void start(call_t *c, const Sentra__V1__Request *req);
+
 void call_start(call_t *c, const Sentra__V1__Request *req)
+{
+    /* Most refusals and the methods that need no database answer before
+     * start() returns: only a call still waiting needs a deadline timer. */
+    c->refs++;
+    start(c, req);
+    if (!(c->flags & CALL_F_ANSWERED) && c->timer == NULL)
+        arm_deadline(c);
+    call_unref(c);
+}
+
+static void start(call_t *c, const Sentra__V1__Request *req)
 {
     server_t *srv = c->srv;
     const config_t *cfg = srv->cfg;
@@ -496,14 +522,6 @@ void call_start(call_t *c, const Sentra__V1__Request *req)
 
     uint32_t ms = req->timeout_ms ? req->timeout_ms : (uint32_t)cfg->default_deadline_ms;
     c->deadline_ns = c->start_ns + (uint64_t)ms * 1000000;
-    uv_timer_t *t = malloc(sizeof(*t));
-    if (t == NULL)
-        abort();
-    uv_timer_init(srv->loop, t);
-    t->data = c;
-    uv_timer_start(t, on_deadline, ms, 0);
-    c->timer = t;
-    c->refs++;
 
     c->msg = protobuf_c_message_unpack(m->input, NULL, req->payload.len, req->payload.data);
     if (c->msg == NULL) {
