@@ -212,11 +212,20 @@ static void pull_forget(void *arg)
  * horizon, waiting for an older transaction) and xmax (a cursor at or above
  * it comes from another database).
  * Each record: its current row when the caller may read it, else a
- * tombstone (deleted, or moved out of the caller's scope).
+ * tombstone (deleted, or moved out of the caller's scope). One row per
+ * record: the columns of sentra_rows up to "deleted" (the same values the
+ * view gives), then its figures packed into one column
+ * (SENTRA_FIGURES_PACKED_OF), then the feed position and meta. A record's
+ * columns are NULL unless v.ok (live and visible to the caller), so that
+ * one join of sentra serves records and tombstones alike: one row per
+ * record instead of one per figures year measured about twice as fast
+ * (docs/BENCHMARKS.md, "Write path and pull performance").
  */
-#define PULL_META_COL SENTRA_NCOLS
+#define PULL_FIGS_COL (SENTRA_COL_DELETED + 1)
+#define PULL_META_COL (PULL_FIGS_COL + 1)
 enum { PM_TXID, PM_SEQ, PM_MORE, PM_TAIL_TXID, PM_TAIL_SEQ, PM_PENDING, PM_XMAX };
 
+#define PULL_IF_OK(expr) " CASE WHEN v.ok THEN " expr " END"
 #define PULL_VISIBLE(t) \
     "(sync_visible($1, $2, $6, $7, " t ".regency_code)" \
     " OR sync_visible($1, $2, $6, $7, " t ".old_regency_code))"
@@ -263,24 +272,31 @@ enum { PM_TXID, PM_SEQ, PM_MORE, PM_TAIL_TXID, PM_TAIL_SEQ, PM_PENDING, PM_XMAX 
     " FROM h LEFT JOIN LATERAL (" \
     " SELECT c.txid, c.seq FROM sentra_change c WHERE c.txid < h.xmin" \
     " ORDER BY c.txid DESC, c.seq DESC LIMIT 1) t ON true)" \
-    " SELECT coalesce(r.id, l.sentra_id), r.regency_code, r.district_code," \
-    " r.village_code, r.address, r.latitude, r.longitude, r.name, r.commodity," \
-    " r.main_product, r.kbli_code, r.kbli_version, r.sector_group, r.status," \
-    " r.formed_on, r.decree_number, r.decree_date, r.decree_official," \
-    " r.contact_name, r.contact_phone," \
-    " coalesce(r.version, s.version, l.new_version), r.created_ms, r.updated_ms," \
-    " r.created_by, r.updated_by, r.province_code," \
-    " coalesce(r.deleted, l.sentra_id IS NOT NULL), r.fig_year, r.business_units," \
-    " r.workers_male, r.workers_female, r.investment, r.production_value," \
-    " r.material_value, r.capacity, r.capacity_unit, r.export_share_bp," \
-    " r.export_destinations," \
+    " SELECT l.sentra_id," \
+    PULL_IF_OK("s.regency_code") "," PULL_IF_OK("s.district_code") "," \
+    PULL_IF_OK("s.village_code") "," PULL_IF_OK("s.address") "," \
+    PULL_IF_OK("s.latitude") "," PULL_IF_OK("s.longitude") "," \
+    PULL_IF_OK("s.name") "," PULL_IF_OK("s.commodity") "," \
+    PULL_IF_OK("s.main_product") "," PULL_IF_OK("s.kbli_code") "," \
+    PULL_IF_OK("s.kbli_version") "," PULL_IF_OK("s.sector_group") "," \
+    PULL_IF_OK("s.status") "," PULL_IF_OK("to_char(s.formed_on, 'YYYY-MM-DD')") "," \
+    PULL_IF_OK("s.decree_number") "," PULL_IF_OK("to_char(s.decree_date, 'YYYY-MM-DD')") "," \
+    PULL_IF_OK("s.decree_official") "," PULL_IF_OK("s.contact_name") "," \
+    PULL_IF_OK("s.contact_phone") "," \
+    " coalesce(s.version, l.new_version)," \
+    PULL_IF_OK("(extract(epoch FROM s.created_at) * 1000)::bigint") "," \
+    PULL_IF_OK("(extract(epoch FROM s.updated_at) * 1000)::bigint") "," \
+    PULL_IF_OK("s.created_by") "," PULL_IF_OK("s.updated_by") "," \
+    PULL_IF_OK("s.province_code") "," \
+    " l.sentra_id IS NOT NULL AND NOT coalesce(v.ok, false)," \
+    PULL_IF_OK(SENTRA_FIGURES_PACKED_OF("s")) "," \
     " l.txid, l.seq, m.more, m.tail_txid, m.tail_seq, m.pending, m.xmax" \
     " FROM meta m" \
     " LEFT JOIN last l ON true" \
     " LEFT JOIN sentra s ON s.id = l.sentra_id" \
-    " LEFT JOIN sentra_rows r ON r.id = l.sentra_id AND NOT r.deleted" \
-    " AND sync_visible($1, $2, $6, $7, r.regency_code)" \
-    " ORDER BY l.txid, l.seq, r.fig_year"
+    " LEFT JOIN LATERAL (SELECT s.deleted_at IS NULL" \
+    " AND sync_visible($1, $2, $6, $7, s.regency_code) AS ok) v ON true" \
+    " ORDER BY l.txid, l.seq"
 
 enum { PULL_ALL, PULL_REGENCY, PULL_PROVINCE };
 
@@ -343,9 +359,10 @@ static void pull_done(call_t *c, PGresult *res)
     while (row < n) {
         uint64_t t = col_u64(res, row, PULL_META_COL + PM_TXID);
         int64_t s = (int64_t)col_u64(res, row, PULL_META_COL + PM_SEQ);
-        Sentra__V1__Sentra *rec = sentra__from_rows(c, res, &row);
+        Sentra__V1__Sentra *rec = sentra__from_packed_row(c, res, row, PULL_FIGS_COL);
         if (rec == NULL)
             break;
+        row++;
         size_t sz = protobuf_c_message_get_packed_size(&rec->base) + 8;
         if (resp.n_changes > 0 && bytes + sz > PULL_MAX_BYTES) {
             more = 1;           /* the rest next time, from last_* */

@@ -5,7 +5,8 @@
  * Rows are parsed in place: strings of the message point into the PGresult
  * (the handler serializes the reply inside its query callback, while the
  * result is alive), so a GetSentra costs a few allocations, not one per
- * field.
+ * field. PullChanges reads one row per record, its figures packed into one
+ * column (SENTRA_FIGURES_PACKED_OF), through sentra__from_packed_row.
  */
 #include "sentra_row.h"
 
@@ -51,18 +52,9 @@ struct sentra_block {
     Sentra__V1__Decree dec;
 };
 
-Sentra__V1__Sentra *sentra__from_rows(call_t *c, const PGresult *res, int *rowp)
+/* The record's own columns (0 .. SENTRA_COL_DELETED) of one row. */
+static Sentra__V1__Sentra *record_of(call_t *c, const PGresult *res, int row)
 {
-    int row = *rowp, n = PQntuples(res), end;
-
-    if (row < 0 || row >= n || PQnfields(res) < SENTRA_NCOLS)
-        return NULL;
-    const char *id = PQgetvalue(res, row, SENTRA_COL_ID);
-    for (end = row + 1; end < n; end++)
-        if (strcmp(PQgetvalue(res, end, SENTRA_COL_ID), id) != 0)
-            break;
-    *rowp = end;
-
     struct sentra_block *b = call_alloc(c, sizeof *b);
     Sentra__V1__Sentra *s = &b->s;
     sentra__v1__sentra__init(s);
@@ -103,6 +95,38 @@ Sentra__V1__Sentra *sentra__from_rows(call_t *c, const PGresult *res, int *rowp)
     s->updated_by = col(res, row, SENTRA_COL_UPDATED_BY);
     s->province_code = col(res, row, SENTRA_COL_PROVINCE);
     s->deleted = col(res, row, SENTRA_COL_DELETED)[0] == 't';
+    return s;
+}
+
+/* Splits "MY,SG" (two-letter codes: a CHECK constraint) in place. */
+static void split_destinations(call_t *c, Sentra__V1__Figures *g, char *d)
+{
+    size_t nd = 1;
+    char *save = NULL;
+
+    if (d[0] == '\0')
+        return;
+    for (const char *p = d; *p; p++)
+        nd += *p == ',';
+    g->export_destinations = call_alloc(c, nd * sizeof(char *));
+    for (char *tok = strtok_r(d, ",", &save); tok && g->n_export_destinations < nd;
+         tok = strtok_r(NULL, ",", &save))
+        g->export_destinations[g->n_export_destinations++] = tok;
+}
+
+Sentra__V1__Sentra *sentra__from_rows(call_t *c, const PGresult *res, int *rowp)
+{
+    int row = *rowp, n = PQntuples(res), end;
+
+    if (row < 0 || row >= n || PQnfields(res) < SENTRA_NCOLS)
+        return NULL;
+    const char *id = PQgetvalue(res, row, SENTRA_COL_ID);
+    for (end = row + 1; end < n; end++)
+        if (strcmp(PQgetvalue(res, end, SENTRA_COL_ID), id) != 0)
+            break;
+    *rowp = end;
+
+    Sentra__V1__Sentra *s = record_of(c, res, row);
 
     /* Figures: one per row, unless the single row has none (LEFT JOIN). */
     size_t nf = 0;
@@ -130,19 +154,64 @@ Sentra__V1__Sentra *sentra__from_rows(call_t *c, const PGresult *res, int *rowp)
         g->capacity = col_i64(res, r, SENTRA_COL_CAPACITY);
         g->capacity_unit = col(res, r, SENTRA_COL_CAPACITY_UNIT);
         g->export_share_bp = (int32_t)col_i64(res, r, SENTRA_COL_EXPORT_SHARE_BP);
-        /* "MY,SG": two-letter codes (a CHECK constraint), so a plain split. */
         const char *d = col(res, r, SENTRA_COL_EXPORT_DESTINATIONS);
-        if (d[0]) {
-            size_t nd = 1;
-            for (const char *p = d; *p; p++)
-                nd += *p == ',';
-            char *copy = call_strdup(c, d), *save = NULL;
-            g->export_destinations = call_alloc(c, nd * sizeof(char *));
-            for (char *tok = strtok_r(copy, ",", &save); tok && g->n_export_destinations < nd;
-                 tok = strtok_r(NULL, ",", &save))
-                g->export_destinations[g->n_export_destinations++] = tok;
-        }
+        if (d[0])
+            split_destinations(c, g, call_strdup(c, d));
         s->figures[i++] = g;
+    }
+    return s;
+}
+
+/* The fields of one packed figures entry, in SENTRA_FIGURES_PACKED_OF order. */
+enum { PF_YEAR, PF_UNITS, PF_MALE, PF_FEMALE, PF_INVESTMENT, PF_PRODUCTION,
+       PF_MATERIAL, PF_CAPACITY, PF_EXPORT_SHARE, PF_DESTINATIONS, PF_UNIT, PF_N };
+
+Sentra__V1__Sentra *sentra__from_packed_row(call_t *c, const PGresult *res, int row,
+                                            int figs_col)
+{
+    if (row < 0 || row >= PQntuples(res) || PQnfields(res) <= figs_col ||
+        figs_col <= SENTRA_COL_DELETED)
+        return NULL;
+    Sentra__V1__Sentra *s = record_of(c, res, row);
+    if (PQgetisnull(res, row, figs_col) || PQgetlength(res, row, figs_col) == 0)
+        return s;
+
+    /* One copy, cut in place: the strings of the figures point into it. */
+    char *text = call_strdup(c, PQgetvalue(res, row, figs_col));
+    size_t nf = 1;
+    for (const char *p = text; *p; p++)
+        nf += *p == '\x1e';
+    Sentra__V1__Figures *f = call_alloc(c, nf * sizeof *f);
+    s->figures = call_alloc(c, nf * sizeof *s->figures);
+    for (char *entry = text; entry != NULL && s->n_figures < nf;) {
+        char *next = strchr(entry, '\x1e');
+        if (next)
+            *next++ = '\0';
+        /* The fields; the last (capacity_unit) is the rest of the entry. */
+        char *fld[PF_N];
+        int k = 0;
+        fld[k++] = entry;
+        for (char *p = entry; k < PF_N && (p = strchr(p, '\x1f')) != NULL; ) {
+            *p++ = '\0';
+            fld[k++] = p;
+        }
+        for (; k < PF_N; k++)
+            fld[k] = (char *)"";    /* cannot happen: concat_ws of NOT NULL columns */
+        Sentra__V1__Figures *g = &f[s->n_figures];
+        sentra__v1__figures__init(g);
+        g->year = (int32_t)strtol(fld[PF_YEAR], NULL, 10);
+        g->business_units = strtoll(fld[PF_UNITS], NULL, 10);
+        g->workers_male = strtoll(fld[PF_MALE], NULL, 10);
+        g->workers_female = strtoll(fld[PF_FEMALE], NULL, 10);
+        g->investment = strtoll(fld[PF_INVESTMENT], NULL, 10);
+        g->production_value = strtoll(fld[PF_PRODUCTION], NULL, 10);
+        g->material_value = strtoll(fld[PF_MATERIAL], NULL, 10);
+        g->capacity = strtoll(fld[PF_CAPACITY], NULL, 10);
+        g->export_share_bp = (int32_t)strtol(fld[PF_EXPORT_SHARE], NULL, 10);
+        g->capacity_unit = fld[PF_UNIT];
+        split_destinations(c, g, fld[PF_DESTINATIONS]);
+        s->figures[s->n_figures++] = g;
+        entry = next;
     }
     return s;
 }

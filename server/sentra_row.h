@@ -59,6 +59,30 @@ enum sentra_col {
  * *row is out of range. */
 Sentra__V1__Sentra *sentra__from_rows(call_t *c, const PGresult *res, int *row);
 
+/* The figures of sentra `s` (an alias naming a sentra row, a string
+ * literal) packed into one text value, for statements that return one row
+ * per record instead of one per figures year (PullChanges: a third of the
+ * rows, and the record's columns sent once): the figures in year order,
+ * separated by \x1e; in each, the fields below separated by \x1f. Control
+ * characters cannot occur inside a field: numbers, export destinations are
+ * two-letter codes, and capacity_unit (last, so it could even hold a
+ * separator) has none (constraint sentra_figures_unit_text). '' when the
+ * record has no figures. sentra__from_packed_row reads it. */
+#define SENTRA_FIGURES_PACKED_OF(s) \
+    "array_to_string(ARRAY(SELECT concat_ws(E'\\x1f', f.year, f.business_units," \
+    " f.workers_male, f.workers_female, f.investment, f.production_value," \
+    " f.material_value, f.capacity, f.export_share_bp," \
+    " array_to_string(f.export_destinations, ','), f.capacity_unit)" \
+    " FROM sentra_figures f WHERE f.sentra_id = " s ".id ORDER BY f.year), E'\\x1e')"
+
+/* Parses the sentra of row `row` of res whose columns 0 .. SENTRA_COL_DELETED
+ * are those of sentra_rows and column figs_col holds its figures as
+ * SENTRA_FIGURES_PACKED_OF builds them (NULL: none). Memory as for
+ * sentra__from_rows (the figures' strings are copied into call memory).
+ * Returns NULL when res has too few columns or row is out of range. */
+Sentra__V1__Sentra *sentra__from_packed_row(call_t *c, const PGresult *res, int row,
+                                            int figs_col);
+
 /* Parameters of the write functions, after their leading (token, role,
  * region, idempotency key, id[, expected version, mask]) ones. */
 enum sentra_param {
