@@ -9,13 +9,17 @@
 #   push   PushChanges of new records with one figures year each, 500 a
 #          batch (1 client) and 100 a batch (4 clients), records/s
 #          vs COPY of the same number of rows into sentra + sentra_figures
-#          (every trigger firing, as for a push), and into plain tables
+#          (every trigger firing, as for a push), and into plain tables,
+#          and vs pgbench's single-row INSERT (one row a transaction into a
+#          narrow table, 1 and 4 clients: issue 8's yardstick for pushes)
 #
 #   scripts/bench-sync.sh [RECORDS] [SECONDS]     default 100000 and 15
 #
 # Environment: SENTRAD (bin/sentrad), LOADGEN (build/bench/loadgen),
-# SENTRA_PG_FAST=1 for a cluster without fsync (default: durable, as in
-# production). Numbers are printed, never asserted. Needs make all loadgen.
+# SENTRA_MIGRATIONS (default: migrations/ beside SENTRAD; a directory with
+# fewer files measures an earlier schema), SENTRA_PG_FAST=1 for a cluster
+# without fsync (default: durable, as in production). Numbers are printed,
+# never asserted. Needs make all loadgen.
 set -u
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -26,6 +30,7 @@ SENTRAD=${SENTRAD:-bin/sentrad}
 LOADGEN=${LOADGEN:-build/bench/loadgen}
 PGBIN=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)
 PSQL=$PGBIN/psql
+PGBENCH=$PGBIN/pgbench
 
 die() { echo "bench-sync: $*" >&2; exit 1; }
 [ -x "$SENTRAD" ] || die "no $SENTRAD (make all)"
@@ -126,8 +131,17 @@ COMMIT;
 EOF
 COPY_PLAIN_MS=$(( $(ms) - t0 ))
 
+# pgbench: one single-row INSERT a transaction, as many as it can.
+"$PSQL" "$CONN" -X -q -c "CREATE TABLE bench_pgb (id bigserial PRIMARY KEY, v text NOT NULL)" || die "pgbench table"
+echo "INSERT INTO bench_pgb (v) VALUES ('bench');" >"$WORK/pgb.sql"
+tps() { awk '/^tps/ { printf "%.0f", $3; exit }'; }
+PGB1=$("$PGBENCH" -n -c 1 -j 1 -T "$SECS" -f "$WORK/pgb.sql" "$CONN" 2>>"$WORK/lg.err" | tps)
+PGB4=$("$PGBENCH" -n -c 4 -j 4 -T "$SECS" -f "$WORK/pgb.sql" "$CONN" 2>>"$WORK/lg.err" | tps)
+
 rate() { awk -v n="$1" -v ms="$2" 'BEGIN { printf "%.0f", (ms > 0 ? n * 1000 / ms : 0) }'; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a > 0 && b > 0) printf "%.2f", a / b; else printf "?" }'; }
 COPY_OUT_RATE=$(rate "$ROWS" "$COPY_OUT_MS")
+COPY_OUT_RECS=$(rate "$RECORDS" "$COPY_OUT_MS")
 COPY_IN_RATE=$(rate "$NCOPY" "$COPY_IN_MS")
 COPY_PLAIN_RATE=$(rate "$NCOPY" "$COPY_PLAIN_MS")
 
@@ -146,6 +160,10 @@ Data: $RECORDS records (scripts/gen-national.sh, $ROWS rows of sentra_rows with 
 | PushChanges, new records, 100 a batch, 4 clients | $(echo "$PUSH100" | kv records_per_s) | p50_ms=$(echo "$PUSH100" | kv p50_ms) p99_ms=$(echo "$PUSH100" | kv p99_ms) errors=$(echo "$PUSH100" | kv errors) |
 | COPY into sentra + sentra_figures (all triggers) | $COPY_IN_RATE | $NCOPY records in $COPY_IN_MS ms |
 | COPY into plain tables (no triggers, no indexes) | $COPY_PLAIN_RATE | $NCOPY records in $COPY_PLAIN_MS ms |
+| pgbench, single-row INSERT a transaction, 1 client | ${PGB1:-?} rows | -n -c 1 -T $SECS |
+| pgbench, single-row INSERT a transaction, 4 clients | ${PGB4:-?} rows | -n -c 4 -T $SECS |
+
+Ratios: full pull (5000 a page) / COPY out, records/s over records/s ($COPY_OUT_RECS) $(ratio "$(echo "$PULL5000" | kv records_per_s)" "$COPY_OUT_RECS"); push 500 a batch, 1 client / pgbench 1 client $(ratio "$(echo "$PUSH500" | kv records_per_s)" "$PGB1"); push 100 a batch, 4 clients / pgbench 4 clients $(ratio "$(echo "$PUSH100" | kv records_per_s)" "$PGB4").
 EOF
 [ -s "$WORK/lg.err" ] && { echo; echo "loadgen stderr (first lines):"; head -5 "$WORK/lg.err"; }
 exit 0
