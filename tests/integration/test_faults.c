@@ -74,6 +74,32 @@ static long rss_kb(pid_t pid)
     return kb;
 }
 
+/* Whether the server runs under valgrind (SENTRAD a wrapper that execs
+ * it): its RSS then counts valgrind's shadow memory and freed-block
+ * quarantine, and the memory bounds below mean nothing. */
+static int under_valgrind(pid_t pid)
+{
+    char path[64], comm[64] = "";
+    snprintf(path, sizeof(path), "/proc/%d/comm", (int)pid);
+    FILE *f = fopen(path, "r");
+    if (f == NULL)
+        return 0;
+    if (fgets(comm, sizeof(comm), f) == NULL)
+        comm[0] = '\0';
+    fclose(f);
+    return strncmp(comm, "memcheck", 8) == 0 || strncmp(comm, "valgrind", 8) == 0;
+}
+
+/* during - before stays under limit_kb, unless under valgrind. */
+static void assert_growth(long before, long during, long limit_kb)
+{
+    if (under_valgrind(srv.pid)) {
+        print_message("under valgrind: memory bound not checked (%ld kB growth)\n", during - before);
+        return;
+    }
+    assert_true(during - before < limit_kb);
+}
+
 static int send_all(int fd, const void *buf, size_t len)
 {
     const uint8_t *p = buf;
@@ -502,7 +528,7 @@ static void test_client_never_reads(void **state)
      * a read buffer for this client: a few MB, far below what was sent
      * when the client sends much more. */
     long during = rss_kb(srv.pid);
-    assert_true(during - before < 64 * 1024);
+    assert_growth(before, during, 64 * 1024);
 
     /* Others are served meanwhile. */
     for (int i = 0; i < 5; i++)
@@ -580,8 +606,8 @@ static void test_thousand_dropped_connections(void **state)
     long after = rss_kb(srv.pid);
     print_message("1000 connections: server RSS %ld kB before, %ld kB open, %ld kB after\n",
                   before, during, after);
-    assert_true(during - before < 64 * 1024);
-    assert_true(after - before < 64 * 1024);
+    assert_growth(before, during, 64 * 1024);
+    assert_growth(before, after, 64 * 1024);
     assert_int_equal(kill(srv.pid, 0), 0);
 }
 
