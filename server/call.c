@@ -650,10 +650,35 @@ void call_wait_change(call_t *c, int ms, void (*cb)(call_t *c))
     c->srv->waiters = c;
 }
 
-void sentra__call_wake_all(struct server *srv)
+/* Whether a change to the regencies listed in payload ("18.71,18.72", or
+ * empty: unknown) may concern c: a district token reads one regency, a
+ * province token the regencies of its province, others everything. */
+static int wait_concerns(const call_t *c, const char *payload)
 {
-    /* Snapshot the list, holding a reference on each call: a woken call may
-     * answer (and be freed) or park again (and must not be woken twice). */
+    if (payload == NULL || payload[0] == '\0')
+        return 1;
+    int role = c->auth.role;
+    if (role != SENTRA__V1__ROLE__ROLE_DISTRICT && role != SENTRA__V1__ROLE__ROLE_PROVINCE)
+        return 1;
+    size_t n = strlen(c->auth.region);
+    for (const char *p = payload; *p;) {
+        size_t len = strcspn(p, ",");
+        if (role == SENTRA__V1__ROLE__ROLE_DISTRICT ? (len == n && strncmp(p, c->auth.region, n) == 0)
+                                                    : (len > n && strncmp(p, c->auth.region, n) == 0 &&
+                                                       p[n] == '.'))
+            return 1;
+        p += len;
+        if (*p == ',')
+            p++;
+    }
+    return 0;
+}
+
+void sentra__call_wake_all(struct server *srv, const char *payload)
+{
+    /* Snapshot the waiters concerned, holding a reference on each call: a
+     * woken call may answer (and be freed) or park again (and must not be
+     * woken twice). */
     size_t n = 0;
     for (call_t *c = srv->waiters; c != NULL; c = c->wnext)
         n++;
@@ -664,6 +689,8 @@ void sentra__call_wake_all(struct server *srv)
         abort();
     n = 0;
     for (call_t *c = srv->waiters; c != NULL; c = c->wnext) {
+        if (!wait_concerns(c, payload))
+            continue;
         c->refs++;
         v[n++] = c;
     }

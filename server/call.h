@@ -121,14 +121,17 @@ int call_db_error(call_t *c, PGresult *res);
 void call_query(call_t *c, db_stmt_t *stmt, int nparams,
                 const char *const *values, call_db_cb cb);
 
-/* Parks the call until a change to sentra commits (the change-log trigger
- * sends NOTIFY sentra_change) or ms pass, whichever is first, then runs cb.
- * If the call ends first (cancel, deadline, connection gone) cb never runs.
- * For long polls: one wait per call at a time; no query may be in flight. */
+/* Parks the call until a change to sentra its token may read commits (the
+ * change-log trigger sends NOTIFY sentra_change naming the regencies
+ * touched) or ms pass, whichever is first, then runs cb. If the call ends
+ * first (cancel, deadline, connection gone) cb never runs. For long polls:
+ * one wait per call at a time; no query may be in flight. */
 void call_wait_change(call_t *c, int ms, void (*cb)(call_t *c));
 
-/* Wakes every waiting call (server.c, on NOTIFY sentra_change). */
-void sentra__call_wake_all(struct server *srv);
+/* Wakes the waiting calls a change concerns (server.c, on NOTIFY
+ * sentra_change): payload lists regency codes, comma-separated; NULL or ""
+ * wakes every waiter. */
+void sentra__call_wake_all(struct server *srv, const char *payload);
 
 /* ---------------------------------------------------------------- memory */
 

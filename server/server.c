@@ -34,7 +34,7 @@ static void on_notify(void *arg, const char *channel, const char *payload)
     if (channel == NULL || strcmp(channel, "sentra_change") == 0) {
         /* Long polls re-check; when notifications were lost (channel NULL)
          * they re-check too, which is always safe. */
-        sentra__call_wake_all(srv);
+        sentra__call_wake_all(srv, channel != NULL ? payload : NULL);
         if (channel != NULL)
             return;
     }
@@ -109,7 +109,7 @@ void server_stop(server_t *srv)
     }
     /* Long polls answer now (with what they have) instead of holding the
      * stop for their whole wait. */
-    sentra__call_wake_all(srv);
+    sentra__call_wake_all(srv, NULL);
     uv_timer_start(&srv->grace, on_grace, (uint64_t)srv->cfg->grace_ms, 0);
     finish_stop(srv);
 }
