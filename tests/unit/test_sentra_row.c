@@ -30,7 +30,7 @@ static PGresult *rows_result(int nrows)
 {
     PGresult *res = PQmakeEmptyPGresult(NULL, PGRES_TUPLES_OK);
     PGresAttDesc att[SENTRA_NCOLS];
-    static char names[SENTRA_NCOLS][8];
+    static char names[SENTRA_NCOLS][16];
 
     memset(att, 0, sizeof att);
     for (int i = 0; i < SENTRA_NCOLS; i++) {
