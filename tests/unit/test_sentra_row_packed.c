@@ -32,7 +32,7 @@ static PGresult *packed_result(int nrows)
 {
     PGresult *res = PQmakeEmptyPGresult(NULL, PGRES_TUPLES_OK);
     PGresAttDesc att[NCOLS];
-    static char names[NCOLS][8];
+    static char names[NCOLS][16];
 
     memset(att, 0, sizeof att);
     for (int i = 0; i < NCOLS; i++) {
