@@ -81,7 +81,7 @@ endif
 UNIT_BIN     := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRC))
 ITEST_BIN    := $(patsubst tests/integration/%.c,$(BUILD)/tests/%,$(ITEST_SRC))
 
-.PHONY: all run test asan asan-test stop destroy-db install clean bench fuzz demo-data \
+.PHONY: all run test valgrind-test asan asan-test stop destroy-db install clean bench fuzz demo-data \
         regions-full national-data tests
 all: $(SENTRAD) $(SENTRA_CLI) $(LIBSENTRA_A) $(LIBSENTRA_SO)
 
@@ -150,6 +150,11 @@ tests: all $(UNIT_BIN) $(ITEST_BIN)
 
 test: tests
 	BUILD=$(BUILD) SENTRAD=$(SENTRAD) SENTRA_CLI=$(SENTRA_CLI) scripts/run-tests.sh
+
+# The suite with every test program and every sentrad under valgrind's
+# memcheck (slow: tens of minutes); any error or leak fails it.
+valgrind-test: tests
+	VALGRIND=1 BUILD=$(BUILD) SENTRAD=$(SENTRAD) SENTRA_CLI=$(SENTRA_CLI) scripts/run-tests.sh
 
 asan:
 	$(MAKE) BUILD=build-asan OPT="-O1 -g -fno-omit-frame-pointer" \

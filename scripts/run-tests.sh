@@ -25,7 +25,12 @@
 # counts as one failed test. The last line is "N passed, N failed"; the exit
 # status is non-zero when anything failed.
 #
-# Options (environment): TEST_TIMEOUT (seconds per program, default 300),
+# VALGRIND=1 (`make valgrind-test`) runs every test program and every
+# sentrad under valgrind's memcheck: any error or leak (definite or
+# indirect) that valgrind reports, in any process, fails the run.
+#
+# Options (environment): TEST_TIMEOUT (seconds per program, default 300,
+# 1200 under valgrind),
 # TESTS (a shell pattern on program names, e.g. TESTS='test_migrate*'),
 # KEEP_TEST_TMP=1 (keep the temporary directory and its logs).
 set -u
@@ -33,7 +38,12 @@ set -u
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
 BUILD=${BUILD:-build}
-TEST_TIMEOUT=${TEST_TIMEOUT:-300}
+VALGRIND=${VALGRIND:-0}
+if [ "$VALGRIND" = 1 ]; then
+    TEST_TIMEOUT=${TEST_TIMEOUT:-1200}
+else
+    TEST_TIMEOUT=${TEST_TIMEOUT:-300}
+fi
 TESTS=${TESTS:-*}
 
 abspath() { case "$1" in /*) echo "$1" ;; *) echo "$ROOT/$1" ;; esac; }
@@ -53,6 +63,19 @@ TMP=$(mktemp -d /tmp/sentra-test.XXXXXX) || { echo "run-tests: mktemp failed" >&
 # The cluster runs as user postgres when we are root: let it through.
 chmod 755 "$TMP"
 PGDIR=$TMP/pg
+
+# Under valgrind: every process writes its own log; a clean one stays empty.
+VG=()
+if [ "$VALGRIND" = 1 ]; then
+    command -v valgrind >/dev/null ||
+        { echo "run-tests: VALGRIND=1 needs valgrind (apt-get install valgrind)" >&2; exit 1; }
+    VG=(valgrind --quiet --error-exitcode=99 --leak-check=full
+        --show-leak-kinds=definite,indirect --errors-for-leak-kinds=definite,indirect
+        --child-silent-after-fork=yes --log-file="$TMP/valgrind.%p.log")
+    printf '#!/bin/sh\nexec %s "%s" "$@"\n' "${VG[*]}" "$sentrad" > "$TMP/sentrad-valgrind"
+    chmod 755 "$TMP/sentrad-valgrind"
+    SENTRAD=$TMP/sentrad-valgrind
+fi
 PIDS=$TMP/pids          # sentrad pids started by the harness, one a line
 CUR_PGID=""             # the process group of the test running now
 SHARED_PID=""
@@ -207,7 +230,7 @@ for b in "$BUILD"/tests/test_*; do
     bins+=("$b")
 done
 for b in "${bins[@]}"; do
-    run_one "$(basename "$b")" "$b"
+    run_one "$(basename "$b")" "${VG[@]}" "$b"
 done
 for s in "$ROOT"/tests/integration/*.sh; do
     n=$(basename "$s")
@@ -227,6 +250,24 @@ if [ -n "$SHARED_PID" ] && ! alive "$SHARED_PID"; then
     tail -20 "$TMP/shared.log" >&2
     FAILED=$((FAILED + 1))
     FAILURES+=("shared sentrad")
+fi
+
+# Under valgrind, stop the shared server now so that its leak check runs,
+# then count every process whose log is not empty.
+if [ "$VALGRIND" = 1 ]; then
+    if [ -n "$SHARED_PID" ] && alive "$SHARED_PID"; then
+        kill -TERM "$SHARED_PID"
+        for _ in $(seq 300); do alive "$SHARED_PID" || break; sleep 0.1; done
+        wait "$SHARED_PID" 2>/dev/null
+        SHARED_PID=""
+    fi
+    for log in "$TMP"/valgrind.*.log; do
+        [ -s "$log" ] || continue
+        echo "run-tests: valgrind reports in $(basename "$log"):" >&2
+        head -60 "$log" >&2
+        FAILED=$((FAILED + 1))
+        FAILURES+=("valgrind $(basename "$log")")
+    done
 fi
 
 echo
