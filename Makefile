@@ -154,6 +154,7 @@ test: tests
 # The suite with every test program and every sentrad under valgrind's
 # memcheck (slow: tens of minutes); any error or leak fails it.
 valgrind-test: tests
+	scripts/deps.sh --bench
 	VALGRIND=1 BUILD=$(BUILD) SENTRAD=$(SENTRAD) SENTRA_CLI=$(SENTRA_CLI) scripts/run-tests.sh
 
 asan:

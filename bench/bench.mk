@@ -16,4 +16,5 @@ $(LOADGEN): bench/loadgen.c $(COMMON_OBJ) $(PB_H)
 	$(CC) $(ALL_CFLAGS) -o $@ bench/loadgen.c $(COMMON_OBJ) $(LDFLAGS) $(PKG_LIBS) -lm
 
 bench: all $(LOADGEN)
+	scripts/deps.sh --bench
 	LOADGEN=$(LOADGEN) SENTRAD=$(SENTRAD) bench/run.sh $(BENCH_ARGS) | tee $(BUILD)/bench/last.md

@@ -45,14 +45,19 @@ case "${1:---check}" in
     [ -z "$m" ] || { echo "sentra: still missing:$m" >&2; exit 1; }
     ;;
 --bench)
-    # Extra tools for `make bench` and `make fuzz`.
-    for c in redis-benchmark clang valgrind; do
-        command -v $c >/dev/null 2>&1 && continue
-        [ "$(id -u)" = 0 ] || { echo "install redis-server clang valgrind libclang-rt-14-dev" >&2; exit 1; }
-        DEBIAN_FRONTEND=noninteractive apt-get update -qq >&2
-        apt-get install -y -qq redis-server clang valgrind libclang-rt-14-dev >&2 || exit 1
-        break
+    # Extra tools for `make bench`, `make fuzz` and `make valgrind-test`.
+    need=""
+    for c in redis-server redis-benchmark clang valgrind; do
+        command -v $c >/dev/null 2>&1 || need=yes
     done
+    ls /usr/lib/llvm-*/lib/clang/*/lib/linux/libclang_rt.fuzzer-x86_64.a >/dev/null 2>&1 || need=yes
+    [ -z "$need" ] && exit 0
+    if [ "$(id -u)" != 0 ]; then
+        echo "sentra: as root, run: apt-get install -y redis-server clang valgrind libclang-rt-14-dev" >&2
+        exit 1
+    fi
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq >&2 && apt-get install -y -qq redis-server clang valgrind libclang-rt-14-dev >&2 || exit 1
     ;;
 *)
     echo "usage: $0 --check | --install | --bench" >&2

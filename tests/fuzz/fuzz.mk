@@ -18,6 +18,7 @@ fuzz: fuzz-build
 	FUZZ_SECONDS=$(FUZZ_SECONDS) tests/fuzz/run.sh build-fuzz/fuzz $(FUZZ_TARGETS)
 
 fuzz-build:
+	scripts/deps.sh --bench
 	$(MAKE) BUILD=build-fuzz CC=clang OPT="-O1 -g -fno-omit-frame-pointer" SAN="$(FUZZ_SAN)" \
 	    $(patsubst %,build-fuzz/fuzz/fuzz_%,$(FUZZ_TARGETS))
 
