@@ -214,7 +214,9 @@ static void pull_forget(void *arg)
  * Each record: its current row when the caller may read it, else a
  * tombstone (deleted, or moved out of the caller's scope). One row per
  * record: the columns of sentra_rows up to "deleted" (the same values the
- * view gives), then its figures packed into one column
+ * view gives: the expressions below are those of the view sentra_api in
+ * migrations/0004_sentra_functions.sql, change both together), then its
+ * figures packed into one column
  * (SENTRA_FIGURES_PACKED_OF), then the feed position and meta. A record's
  * columns are NULL unless v.ok (live and visible to the caller), so that
  * one join of sentra serves records and tombstones alike: one row per
