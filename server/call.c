@@ -39,7 +39,6 @@ struct call_cleanup {
 
 #define MAX_IDEMPOTENCY_KEY 128
 #define MAX_TOKEN_LEN 256
-#define AUTH_TTL_MS 60000
 
 static void call_free(call_t *c)
 {
