@@ -51,7 +51,8 @@ int db_pool_ready(const db_pool_t *pool);
 
 /* Queues a query. values[i] may be NULL for SQL NULL; they are copied, so
  * the caller may free them on return. Returns a handle valid until the
- * callback runs. Never calls cb before it returns. */
+ * callback runs. Never calls cb before it returns. Must not be called after
+ * db_pool_close (the server closes the pool only once no call is left). */
 db_query_t *db_query(db_pool_t *pool, db_stmt_t *stmt, int nparams,
                      const char *const *values, db_cb cb, void *arg);
 
