@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include "call.h"
@@ -160,12 +161,32 @@ static int listen_unix(server_t *srv)
     return 0;
 }
 
+/* Raises the open-file limit towards what max_connections needs (as Redis
+ * does for maxclients): the soft limit is often 1024, the hard one higher. */
+static void raise_fd_limit(const config_t *cfg)
+{
+    struct rlimit rl;
+    rlim_t want = (rlim_t)cfg->max_connections + (rlim_t)cfg->db_pool_size + 64;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur >= want)
+        return;
+    rlim_t old = rl.rlim_cur;
+    rl.rlim_cur = rl.rlim_max == RLIM_INFINITY || rl.rlim_max >= want ? want : rl.rlim_max;
+    if (setrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur < want)
+        log_warn("fd_limit_low", "max_connections=%d open_files=%llu wanted=%llu "
+                 "hint=\"raise the hard limit (ulimit -Hn) or lower --max-connections\"",
+                 cfg->max_connections, (unsigned long long)rl.rlim_cur, (unsigned long long)want);
+    else
+        log_info("fd_limit_raised", "from=%llu to=%llu", (unsigned long long)old,
+                 (unsigned long long)rl.rlim_cur);
+}
+
 int server_start(server_t *srv, uv_loop_t *loop, config_t *cfg, const char *conninfo)
 {
     int r;
     memset(srv, 0, sizeof(*srv));
     srv->loop = loop;
     srv->cfg = cfg;
+    raise_fd_limit(cfg);
     srv->auth = auth_cache_new();
     srv->db = db_pool_new(loop, conninfo, cfg->db_pool_size, cfg->db_pipeline_depth);
     if (srv->auth == NULL || srv->db == NULL)
