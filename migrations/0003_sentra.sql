@@ -58,7 +58,20 @@ CREATE TABLE sentra (
     CHECK ((latitude IS NULL) = (longitude IS NULL)),
     -- designated (2) and revitalised (3) sentra hold a decree
     CHECK (status NOT IN (2, 3) OR (decree_number IS NOT NULL AND decree_date IS NOT NULL)),
-    CHECK (decree_date IS NULL OR formed_on IS NULL OR decree_date >= formed_on)
+    CHECK (decree_date IS NULL OR formed_on IS NULL OR decree_date >= formed_on),
+    -- The remaining rules of server/validate.c (docs/DATA_MODEL.md,
+    -- "Validation"): one-line texts hold no control characters (the address
+    -- may hold line breaks and tabs), and dates start in 1945. Valid UTF-8 is
+    -- held by the database encoding itself.
+    CONSTRAINT sentra_one_line_texts CHECK (
+        name !~ '[[:cntrl:]]' AND commodity !~ '[[:cntrl:]]'
+        AND main_product !~ '[[:cntrl:]]' AND contact_name !~ '[[:cntrl:]]'
+        AND coalesce(decree_number, '') !~ '[[:cntrl:]]'
+        AND coalesce(decree_official, '') !~ '[[:cntrl:]]'),
+    CONSTRAINT sentra_address_text CHECK (
+        address !~ '[\x01-\x08\x0b\x0c\x0e-\x1f\x7f]'),
+    CONSTRAINT sentra_dates_from_1945 CHECK (
+        formed_on >= DATE '1945-01-01' AND decree_date >= DATE '1945-01-01')
 );
 
 -- Scope and list orders. Live rows only for the list orders: tombstones are
@@ -86,14 +99,16 @@ CREATE TABLE sentra_figures (
     export_destinations text[] NOT NULL DEFAULT '{}'
                         CHECK (array_to_string(export_destinations, ',') ~ '^([A-Z]{2}(,[A-Z]{2})*)?$'
                                AND cardinality(export_destinations) <= 250),
-    PRIMARY KEY (sentra_id, year)
+    PRIMARY KEY (sentra_id, year),
+    CONSTRAINT sentra_figures_unit_text CHECK (capacity_unit !~ '[[:cntrl:]]')
 );
 
 -- Every change to a sentra: who, when, old and new version. txid is the
 -- writing transaction's 64-bit id; sync orders the feed by (txid, seq) and
 -- serves only transactions below the oldest one still running, so that a
 -- reader never skips a change that commits late (see docs/SYNC.md).
--- Filled by the trigger sentra_log below, so every writer is logged.
+-- Filled by the triggers sentra_log_ins and sentra_log below, so every
+-- writer is logged.
 CREATE TABLE sentra_change (
     seq         bigserial PRIMARY KEY,
     txid        xid8 NOT NULL DEFAULT pg_current_xact_id(),
@@ -102,7 +117,15 @@ CREATE TABLE sentra_change (
     old_version bigint,
     new_version bigint NOT NULL,
     token_id    uuid,
-    changed_at  timestamptz NOT NULL DEFAULT now()
+    changed_at  timestamptz NOT NULL DEFAULT now(),
+    -- Where the record was when it changed, so a pull can filter the feed by
+    -- scope without joining the record, and a record moved to another
+    -- regency reaches both its old readers (as a tombstone: it left their
+    -- scope) and its new ones. regency_code is written by sentra_log /
+    -- sentra_log_inserted; old_regency_code is set (by sync_change_scope,
+    -- migrations/0006_sync.sql) only on the change that moved the record.
+    regency_code     text,
+    old_regency_code text
 );
 
 CREATE INDEX sentra_change_feed ON sentra_change (txid, seq);
@@ -144,21 +167,47 @@ CREATE TRIGGER sentra_bump BEFORE UPDATE ON sentra
     FOR EACH ROW EXECUTE FUNCTION sentra_bump();
 
 -- The change log, written for every writer. op: C create, U update, D delete
--- (deleted_at set). who: the token that wrote (updated_by).
+-- (deleted_at set). who: the token that wrote (updated_by). The change row
+-- carries the record's regency from the start, so that sync_change_scope
+-- (migrations/0006_sync.sql) need not read the record back; it still finds
+-- the previous change's regency for updates.
+--
+-- Updates are logged per row (the trigger needs OLD). Inserts are logged per
+-- statement, from the statement's transition table: an INSERT of many
+-- records (a set-wise push, sync_push_new_records in migrations/
+-- 0006_sync.sql; COPY; a bulk load) writes their change rows in one INSERT,
+-- in the order the records were inserted, instead of one PL/pgSQL call and
+-- one INSERT per record (and so fires the NOTIFY trigger sync_notify once
+-- per statement, not once per record). The trigger sentra_log fires on
+-- UPDATE only, so the function's INSERT branch (the same row as
+-- sentra_log_inserted writes) is not reached through it.
 CREATE FUNCTION sentra_log() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     IF TG_OP = 'INSERT' THEN
-        INSERT INTO sentra_change (sentra_id, op, old_version, new_version, token_id)
-        VALUES (NEW.id, 'C', NULL, NEW.version, NEW.updated_by);
+        INSERT INTO sentra_change (sentra_id, op, old_version, new_version, token_id,
+                                   regency_code)
+        VALUES (NEW.id, 'C', NULL, NEW.version, NEW.updated_by, NEW.regency_code);
     ELSE
-        INSERT INTO sentra_change (sentra_id, op, old_version, new_version, token_id)
+        INSERT INTO sentra_change (sentra_id, op, old_version, new_version, token_id,
+                                   regency_code)
         VALUES (NEW.id,
                 CASE WHEN NEW.deleted_at IS NOT NULL AND OLD.deleted_at IS NULL
                      THEN 'D' ELSE 'U' END,
-                OLD.version, NEW.version, NEW.updated_by);
+                OLD.version, NEW.version, NEW.updated_by, NEW.regency_code);
     END IF;
     RETURN NULL;
 END $$;
 
-CREATE TRIGGER sentra_log AFTER INSERT OR UPDATE ON sentra
+CREATE FUNCTION sentra_log_inserted() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO sentra_change (sentra_id, op, old_version, new_version, token_id,
+                               regency_code)
+    SELECT n.id, 'C', NULL, n.version, n.updated_by, n.regency_code FROM new_rows n;
+    RETURN NULL;
+END $$;
+
+CREATE TRIGGER sentra_log_ins AFTER INSERT ON sentra
+    REFERENCING NEW TABLE AS new_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION sentra_log_inserted();
+CREATE TRIGGER sentra_log AFTER UPDATE ON sentra
     FOR EACH ROW EXECUTE FUNCTION sentra_log();

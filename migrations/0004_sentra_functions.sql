@@ -108,12 +108,15 @@ BEGIN
 END $$;
 
 -- The figures of a stored record as the JSON array sentra_violations takes.
-CREATE FUNCTION sentra_figures_json(p_id uuid) RETURNS jsonb LANGUAGE sql STABLE AS $$
-    SELECT coalesce(jsonb_agg(jsonb_build_object('year', year,
-                                                 'business_units', business_units)),
-                    '[]'::jsonb)
-      FROM sentra_figures WHERE sentra_id = p_id
-$$;
+-- PL/pgSQL rather than LANGUAGE sql, like sentra_put_figures: see there.
+CREATE FUNCTION sentra_figures_json(p_id uuid) RETURNS jsonb
+LANGUAGE plpgsql STABLE AS $$
+BEGIN
+    RETURN (SELECT coalesce(jsonb_agg(jsonb_build_object('year', year,
+                                                         'business_units', business_units)),
+                            '[]'::jsonb)
+              FROM sentra_figures WHERE sentra_id = p_id);
+END $$;
 
 CREATE FUNCTION sentra_raise_violations(v text[]) RETURNS void LANGUAGE plpgsql AS $$
 BEGIN
@@ -350,8 +353,13 @@ BEGIN
 END $$;
 
 -- Replaces the figures of a sentra with a JSON array of Figures objects.
+-- PL/pgSQL on purpose (docs/BENCHMARKS.md, "Write path and pull
+-- performance"): a LANGUAGE sql function that is not inlined (one holding a
+-- FROM, an INSERT or a DELETE) is parsed and planned again at every call in
+-- PostgreSQL 15, while PL/pgSQL keeps each statement's plan for the session.
 CREATE FUNCTION sentra_put_figures(p_id uuid, p_figures jsonb) RETURNS void
-LANGUAGE sql AS $$
+LANGUAGE plpgsql AS $$
+BEGIN
     DELETE FROM sentra_figures WHERE sentra_id = p_id;
     INSERT INTO sentra_figures (sentra_id, year, business_units, workers_male,
                                 workers_female, investment, production_value,
@@ -367,7 +375,7 @@ LANGUAGE sql AS $$
            workers_female integer, investment bigint, production_value bigint,
            material_value bigint, capacity bigint, capacity_unit text,
            export_share_bp integer, export_destinations text[]);
-$$;
+END $$;
 
 -- Loads a live record for a write by (role, region), locked. A record the
 -- token cannot read, or a tombstone, is NOT_FOUND (so ids of other

@@ -1,27 +1,27 @@
--- Sync for district apps: the change feed's scope columns and wake-up
--- signal, the exactly-once store of pushed mutations, the batched push
--- function and feed compaction. docs/SYNC.md explains the guarantee and
--- why it holds; server/handlers_sync.c runs the pull statement and calls
--- sync_push (one SQL call per request).
+-- Sync for district apps: the change feed's scope trigger, regional
+-- indexes and wake-up signal, the exactly-once store of pushed mutations,
+-- the batched push function (with its set-wise path for new records) and
+-- feed compaction. docs/SYNC.md explains the guarantee and why it holds;
+-- server/handlers_sync.c runs the pull statement and calls sync_push (one
+-- SQL call per request).
 --
 -- The feed itself is sentra_change (migrations/0003_sentra.sql), written by
--- the trigger sentra_log for every writer. A pull serves its rows ordered by
--- (txid, seq), only those with txid below the xmin of the reading
--- statement's snapshot: every such transaction has finished, and every
--- transaction that had not (or had not started) gets a txid >= that xmin,
--- so a change that becomes visible later always sorts after everything
--- already served.
+-- the triggers sentra_log_ins and sentra_log for every writer. A pull serves
+-- its rows ordered by (txid, seq), only those with txid below the xmin of
+-- the reading statement's snapshot: every such transaction has finished,
+-- and every transaction that had not (or had not started) gets a txid >=
+-- that xmin, so a change that becomes visible later always sorts after
+-- everything already served.
 
 -- ---------------------------------------------------------------- feed scope
 
--- Where the record was when it changed, so a pull can filter the feed by
--- scope without joining the record, and a record moved to another regency
--- reaches both its old readers (as a tombstone: it left their scope) and its
--- new ones. old_regency_code is set only on the change that moved it.
-ALTER TABLE sentra_change
-    ADD COLUMN regency_code text,
-    ADD COLUMN old_regency_code text;
-
+-- Where the record was when it changed: sentra_change.regency_code and
+-- old_regency_code (migrations/0003_sentra.sql), so a pull can filter the
+-- feed by scope without joining the record, and a record moved to another
+-- regency reaches both its old readers (as a tombstone: it left their scope)
+-- and its new ones. The change-log triggers write regency_code; this
+-- trigger fills it for any other writer and sets old_regency_code, only on
+-- the change that moved the record.
 CREATE FUNCTION sync_change_scope() RETURNS trigger LANGUAGE plpgsql AS $$
 DECLARE
     prev text;
@@ -44,19 +44,51 @@ END $$;
 CREATE TRIGGER sync_change_scope BEFORE INSERT ON sentra_change
     FOR EACH ROW EXECUTE FUNCTION sync_change_scope();
 
-UPDATE sentra_change c SET regency_code = s.regency_code
-  FROM sentra s WHERE s.id = c.sentra_id AND c.regency_code IS NULL;
+-- Indexes that let a pull scoped to one regency or one province read only
+-- that region's part of the feed, in feed order, instead of walking the
+-- national feed and filtering it (server/handlers_sync.c picks the shape
+-- from the token's scope and the filter; docs/SYNC.md). The
+-- old_regency_code ones are partial: only moves set that column.
+CREATE INDEX sentra_change_regency
+    ON sentra_change (regency_code, txid, seq);
+CREATE INDEX sentra_change_old_regency
+    ON sentra_change (old_regency_code, txid, seq) WHERE old_regency_code IS NOT NULL;
+CREATE INDEX sentra_change_province
+    ON sentra_change (split_part(regency_code, '.', 1), txid, seq);
+CREATE INDEX sentra_change_old_province
+    ON sentra_change (split_part(old_regency_code, '.', 1), txid, seq)
+    WHERE old_regency_code IS NOT NULL;
 
 -- Long polls: the server LISTENs on sentra_change and wakes its waiting
 -- pulls. NOTIFY is delivered at commit (never for a rolled-back change) and
--- repeats within one transaction collapse into one.
+-- repeats within one transaction collapse into one. The payload names the
+-- regencies/cities the statement's changes touched (a moved record names
+-- its old regency too), comma-separated, so that long polls wake only the
+-- pulls a change concerns: a server wakes a district token's pull only for
+-- its regency, a province token's only for its province; national pulls
+-- wake for every change. An empty payload still means "anything may have
+-- changed" (server/call.c wait_concerns). With 514 districts polling at
+-- once, a payload-less NOTIFY made every one of them query again at one
+-- district's edit.
 CREATE FUNCTION sync_notify() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE
+    codes text;
 BEGIN
-    PERFORM pg_notify('sentra_change', '');
+    SELECT string_agg(DISTINCT code, ',') INTO codes
+      FROM (SELECT regency_code AS code FROM new_changes
+            UNION ALL
+            SELECT old_regency_code FROM new_changes) c
+     WHERE code IS NOT NULL;
+    -- NOTIFY payloads stop at 8000 bytes; all 514 codes take about 3.1 kB.
+    IF codes IS NULL OR length(codes) > 7900 THEN
+        codes := '';
+    END IF;
+    PERFORM pg_notify('sentra_change', codes);
     RETURN NULL;
 END $$;
 
 CREATE TRIGGER sync_notify AFTER INSERT ON sentra_change
+    REFERENCING NEW TABLE AS new_changes
     FOR EACH STATEMENT EXECUTE FUNCTION sync_notify();
 
 -- May (role, region), with an optional province/regency filter, see a
@@ -228,6 +260,105 @@ BEGIN
     RETURN r;
 END $$;
 
+-- PushChanges of new records, applied set-wise: the same records, figures,
+-- change rows, statistics and stored outcomes as sync_push's loop, for
+-- about half the work per record (docs/BENCHMARKS.md, "Write path and pull
+-- performance"). The loop applies a batch one mutation at a time, each
+-- through sentra_create in a subtransaction of its own: per record, some 25
+-- statements, two subtransactions and a statement-level statistics trigger
+-- run three times. A batch that only creates records, all inside the
+-- token's scope (the common case: a district app's first sync, or a day of
+-- field work), is tried first as a few statements over the whole batch: the
+-- claims, one INSERT of the records, one of their figures, the deferred
+-- designation rule, the outcomes. The rules hold as for any writer: the row
+-- triggers and constraints of migrations/0003_sentra.sql and
+-- 0004_sentra_functions.sql check every record, the designation rule runs
+-- before the outcomes are stored. If anything at all fails (a record the
+-- rules refuse, an id already used, a mutation id seen before, a concurrent
+-- writer), the attempt is undone as a whole and the batch goes through the
+-- loop, which finds and reports each outcome exactly as it always did.
+--
+-- Returns true when every mutation of the batch was applied here, false
+-- (with nothing changed) when the batch must go through the loop.
+CREATE FUNCTION sync_push_new_records(p_token uuid, p_role text, p_region text,
+                                      p_client text, p_batch jsonb)
+RETURNS boolean LANGUAGE plpgsql AS $$
+DECLARE
+    n int := jsonb_array_length(p_batch);
+    k int;
+BEGIN
+    -- Only new records (op 1, base 0, an id, not refused by the service),
+    -- each in a regency this token may write: sentra_create would refuse
+    -- the others before writing anything, the table cannot.
+    IF n = 0 OR EXISTS (
+        SELECT 1 FROM jsonb_array_elements(p_batch) AS x(e)
+         WHERE e ? 'reject' OR jsonb_typeof(e) <> 'object'
+            OR (e ->> 'op') IS DISTINCT FROM '1'
+            OR coalesce(e ->> 'base', '0') <> '0'
+            OR (e ->> 'id') IS NULL OR (e ->> 'm') IS NULL
+            OR NOT coalesce(sentra_can_write(p_role, p_region, e ->> 'regency'), false)) THEN
+        RETURN false;
+    END IF;
+    BEGIN
+        -- Claim every mutation id; one seen before (or being pushed right
+        -- now: this waits for that transaction) sends the batch to the loop.
+        INSERT INTO sync_mutation (token_id, client_id, mutation_id, outcome)
+        SELECT p_token, p_client, x.e ->> 'm', 0
+          FROM jsonb_array_elements(p_batch) WITH ORDINALITY AS x(e, o)
+         ORDER BY x.o
+        ON CONFLICT DO NOTHING;
+        GET DIAGNOSTICS k = ROW_COUNT;
+        IF k <> n THEN
+            RAISE EXCEPTION USING ERRCODE = 'SY002', MESSAGE = 'not new';
+        END IF;
+        -- As sentra_create stores them (same defaults), in batch order, so
+        -- the change rows follow the batch as they did.
+        INSERT INTO sentra (id, regency_code, district_code, village_code, address,
+                            latitude, longitude, name, commodity, main_product,
+                            kbli_code, kbli_version, sector_group, status, formed_on,
+                            decree_number, decree_date, decree_official,
+                            contact_name, contact_phone, created_by, updated_by)
+        SELECT (m ->> 'id')::uuid, m ->> 'regency', m ->> 'district', m ->> 'village',
+               coalesce(m ->> 'address', ''), (m ->> 'lat')::float8, (m ->> 'lon')::float8,
+               m ->> 'name', coalesce(m ->> 'commodity', ''), coalesce(m ->> 'main_product', ''),
+               m ->> 'kbli_code', (m ->> 'kbli_version')::smallint,
+               (m ->> 'sector_group')::smallint, (m ->> 'status')::smallint,
+               (m ->> 'formed_on')::date, m ->> 'decree_number', (m ->> 'decree_date')::date,
+               m ->> 'decree_official', coalesce(m ->> 'contact_name', ''),
+               coalesce(m ->> 'contact_phone', ''), p_token, p_token
+          FROM jsonb_array_elements(p_batch) WITH ORDINALITY AS x(m, o)
+         ORDER BY x.o;
+        -- As sentra_put_figures stores them.
+        INSERT INTO sentra_figures (sentra_id, year, business_units, workers_male,
+                                    workers_female, investment, production_value,
+                                    material_value, capacity, capacity_unit,
+                                    export_share_bp, export_destinations)
+        SELECT (x.m ->> 'id')::uuid, f.year, coalesce(f.business_units, 0),
+               coalesce(f.workers_male, 0), coalesce(f.workers_female, 0),
+               coalesce(f.investment, 0), coalesce(f.production_value, 0),
+               coalesce(f.material_value, 0), coalesce(f.capacity, 0),
+               coalesce(f.capacity_unit, ''), coalesce(f.export_share_bp, 0),
+               coalesce(f.export_destinations, '{}')
+          FROM jsonb_array_elements(p_batch) WITH ORDINALITY AS x(m, o),
+               jsonb_to_recordset(coalesce(x.m -> 'figures', '[]')) AS f(
+                   year smallint, business_units integer, workers_male integer,
+                   workers_female integer, investment bigint, production_value bigint,
+                   material_value bigint, capacity bigint, capacity_unit text,
+                   export_share_bp integer, export_destinations text[])
+         ORDER BY x.o;
+        -- The designation rule (deferred triggers), now, inside this attempt.
+        SET CONSTRAINTS ALL IMMEDIATE;
+        SET CONSTRAINTS ALL DEFERRED;
+        UPDATE sync_mutation s SET outcome = 1, sentra_id = (x.e ->> 'id')::uuid, version = 1
+          FROM jsonb_array_elements(p_batch) AS x(e)
+         WHERE s.token_id = p_token AND s.client_id = p_client AND s.mutation_id = x.e ->> 'm';
+        RETURN true;
+    EXCEPTION WHEN OTHERS THEN
+        -- Everything above is undone; the loop decides each outcome.
+        RETURN false;
+    END;
+END $$;
+
 -- PushChanges. p_batch: a JSON array of mutations, each an object with
 --   m          mutation id (text, required)
 --   op         1 upsert, 2 delete
@@ -246,6 +377,9 @@ END $$;
 -- refusal rolls the batch back and every mutation that would have applied
 -- is reported REJECTED with the violation "atomic: ..." (and is not stored,
 -- so the client may send it again as it is).
+-- A batch of new records only is first tried set-wise
+-- (sync_push_new_records, above); any other batch, or one that attempt
+-- gives back, goes through the loop.
 CREATE FUNCTION sync_push(p_token uuid, p_role text, p_region text, p_client text,
                           p_atomic boolean, p_batch jsonb)
 RETURNS TABLE (rec sentra_rows, idx int, outcome smallint, version bigint,
@@ -266,6 +400,13 @@ BEGIN
     END IF;
     IF random() < 0.01 THEN
         DELETE FROM sync_mutation WHERE created_at < now() - interval '30 days';
+    END IF;
+    IF sync_push_new_records(p_token, p_role, p_region, p_client, p_batch) THEN
+        RETURN QUERY
+            SELECT NULL::sentra_rows, (x.o - 1)::int, 1::smallint, 1::bigint, NULL::text
+              FROM jsonb_array_elements(p_batch) WITH ORDINALITY AS x(e, o)
+             ORDER BY x.o;
+        RETURN;
     END IF;
     BEGIN
         FOR m IN SELECT e FROM jsonb_array_elements(p_batch) AS x(e) LOOP

@@ -241,9 +241,10 @@ enum { PM_TXID, PM_SEQ, PM_MORE, PM_TAIL_TXID, PM_TAIL_SEQ, PM_PENDING, PM_XMAX 
     " WHERE" PULL_AFTER_CURSOR " AND " PULL_VISIBLE("c") \
     " ORDER BY c.txid, c.seq LIMIT $5::int + 1"
 
-/* One region's part of the feed, through the indexes of migration 0008:
- * the changes whose regency (KEY of regency_code) is $8, and the moves out
- * of it (KEY of old_regency_code), each read in feed order and merged.
+/* One region's part of the feed, through the regional indexes of
+ * sentra_change (migrations/0006_sync.sql, "feed scope"): the changes
+ * whose regency (KEY of regency_code) is $8, and the moves out of it (KEY
+ * of old_regency_code), each read in feed order and merged.
  * Every visible change is in one of the two (the scope and the filter name
  * that region or a part of it), so the tail rule stays sound. */
 #define PULL_PAGE_KEYED(key_new, key_old) \

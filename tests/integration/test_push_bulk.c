@@ -1,6 +1,6 @@
 /*
  * test_push_bulk.c: sync_push's set-wise path for batches of new records
- * (migrations/0011_sync_push_new_records.sql) leaves exactly what the
+ * (migrations/0006_sync.sql, sync_push_new_records) leaves exactly what the
  * mutation-by-mutation loop leaves. Two fresh databases get the same
  * records: one as a batch of creates only (the set-wise path), the other
  * with one refused mutation added (which sends the batch through the loop);
