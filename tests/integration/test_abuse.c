@@ -50,35 +50,11 @@ static int have_server;
 
 /* ---------------------------------------------------------------- helpers */
 
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static int connect_raw(void)
 {
     int fd = th_connect_raw(&srv);
     assert_true(fd >= 0);
     return fd;
-}
-
-/* Writes everything; returns 0, or -1 if the peer has gone (allowed when
- * the server closes on us mid-write). */
-static int send_all(int fd, const void *buf, size_t len)
-{
-    const uint8_t *p = buf;
-    while (len > 0) {
-        ssize_t n = send(fd, p, len, MSG_NOSIGNAL);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0)
-            return -1;
-        p += n;
-        len -= (size_t)n;
-    }
-    return 0;
 }
 
 static void send_raw_frame(int fd, uint8_t type, uint8_t flags, uint16_t reserved,
@@ -91,7 +67,7 @@ static void send_raw_frame(int fd, uint8_t type, uint8_t flags, uint16_t reserve
     buf[7] = (uint8_t)reserved;
     if (len > 0)
         memcpy(buf + SENTRA_FRAME_HEADER_LEN, payload, len);
-    send_all(fd, buf, SENTRA_FRAME_HEADER_LEN + (size_t)len);
+    th_send_all(fd, buf, SENTRA_FRAME_HEADER_LEN + (size_t)len);
     free(buf);
 }
 
@@ -143,31 +119,6 @@ static void send_sleep(int fd, uint32_t sid, uint32_t ms, uint32_t timeout_ms)
     send_request(fd, sid, "/sentra.v1.SystemService/Sleep", &sr.base, timeout_ms);
 }
 
-/* Reads exactly len bytes before the deadline. Returns 1, 0 on EOF or
- * reset, -1 on timeout. */
-static int read_full(int fd, uint8_t *buf, size_t len, int64_t deadline)
-{
-    size_t got = 0;
-    while (got < len) {
-        int left = (int)(deadline - now_ms());
-        if (left <= 0)
-            return -1;
-        struct pollfd pfd = { .fd = fd, .events = POLLIN };
-        int r = poll(&pfd, 1, left);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r == 0)
-            return -1;
-        ssize_t n = recv(fd, buf + got, len - got, 0);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0)
-            return 0;
-        got += (size_t)n;
-    }
-    return 1;
-}
-
 typedef struct {
     uint8_t type;
     uint32_t sid;
@@ -179,9 +130,9 @@ typedef struct {
 static int read_frame(int fd, rframe_t *f, int timeout_ms)
 {
     uint8_t h[SENTRA_FRAME_HEADER_LEN];
-    int64_t deadline = now_ms() + timeout_ms;
+    int64_t deadline = th_now_ms() + timeout_ms;
     memset(f, 0, sizeof(*f));
-    int r = read_full(fd, h, sizeof(h), deadline);
+    int r = th_read_full(fd, h, sizeof(h), deadline);
     if (r != 1)
         return r;
     f->len = (uint32_t)h[0] << 24 | (uint32_t)h[1] << 16 | (uint32_t)h[2] << 8 | h[3];
@@ -191,7 +142,7 @@ static int read_frame(int fd, rframe_t *f, int timeout_ms)
     assert_true(f->len <= SENTRA_FRAME_DEFAULT_MAX);
     f->payload = malloc(f->len + 1);
     assert_non_null(f->payload);
-    r = read_full(fd, f->payload, f->len, deadline);
+    r = th_read_full(fd, f->payload, f->len, deadline);
     if (r != 1) {
         free(f->payload);
         f->payload = NULL;
@@ -257,9 +208,9 @@ static int expect_goaway_close(int fd, int *responses)
     free(f.payload);
     /* Then the server closes: EOF (or a reset), not a timeout. */
     uint8_t b[256];
-    int64_t deadline = now_ms() + IO_TIMEOUT_MS;
+    int64_t deadline = th_now_ms() + IO_TIMEOUT_MS;
     for (;;) {
-        int r = read_full(fd, b, 1, deadline);
+        int r = th_read_full(fd, b, 1, deadline);
         assert_int_not_equal(r, -1);
         if (r == 0)
             break;
@@ -348,7 +299,7 @@ static void test_garbage(void **state)
     };
     for (size_t i = 0; i < sizeof(inputs) / sizeof(inputs[0]); i++) {
         int fd = connect_raw();
-        send_all(fd, inputs[i].bytes, inputs[i].len);
+        th_send_all(fd, inputs[i].bytes, inputs[i].len);
         if (inputs[i].len >= SENTRA_FRAME_HEADER_LEN) {
             int code = expect_goaway_close(fd, NULL);
             assert_true(code == SENTRA_INVALID_ARGUMENT || code == SENTRA_RESOURCE_EXHAUSTED);
@@ -357,7 +308,7 @@ static void test_garbage(void **state)
              * client leaves. */
             shutdown(fd, SHUT_WR);
             uint8_t b;
-            assert_int_equal(read_full(fd, &b, 1, now_ms() + IO_TIMEOUT_MS), 0);
+            assert_int_equal(th_read_full(fd, &b, 1, th_now_ms() + IO_TIMEOUT_MS), 0);
         }
         close(fd);
         ping_new_connection();
@@ -371,23 +322,23 @@ static void test_truncated(void **state)
     uint8_t buf[SENTRA_FRAME_HEADER_LEN + 50];
     memset(buf, 'x', sizeof(buf));
     sentra_frame_header(buf, SENTRA_FRAME_REQUEST, 0, 1, 100);
-    send_all(fd, buf, sizeof(buf));
+    th_send_all(fd, buf, sizeof(buf));
     shutdown(fd, SHUT_WR);
     uint8_t b;
-    assert_int_equal(read_full(fd, &b, 1, now_ms() + IO_TIMEOUT_MS), 0);
+    assert_int_equal(th_read_full(fd, &b, 1, th_now_ms() + IO_TIMEOUT_MS), 0);
     close(fd);
     ping_new_connection();
 
     /* Half a header, then an abrupt close. */
     fd = connect_raw();
-    send_all(fd, buf, 5);
+    th_send_all(fd, buf, 5);
     close(fd);
     ping_new_connection();
 
     /* A partial frame left hanging on an open connection does not block
      * others. */
     fd = connect_raw();
-    send_all(fd, buf, sizeof(buf));
+    th_send_all(fd, buf, sizeof(buf));
     ping_new_connection();
     close(fd);
 }
@@ -399,7 +350,7 @@ static void test_huge_and_negative_lengths(void **state)
         int fd = connect_raw();
         uint8_t h[SENTRA_FRAME_HEADER_LEN];
         sentra_frame_header(h, SENTRA_FRAME_REQUEST, 0, 7, lengths[i]);
-        send_all(fd, h, sizeof(h));
+        th_send_all(fd, h, sizeof(h));
         /* RESOURCE_EXHAUSTED for that stream, then GOAWAY and close. */
         assert_int_equal(expect_response(fd, 7), SENTRA_RESOURCE_EXHAUSTED);
         assert_int_equal(expect_goaway_close(fd, NULL), SENTRA_RESOURCE_EXHAUSTED);
@@ -588,7 +539,7 @@ static void test_bytewise_and_batched(void **state)
     memcpy(frame + SENTRA_FRAME_HEADER_LEN, p, len);
     int fd = connect_raw();
     for (size_t i = 0; i < SENTRA_FRAME_HEADER_LEN + len; i++) {
-        send_all(fd, frame + i, 1);
+        th_send_all(fd, frame + i, 1);
         usleep(1000);
     }
     assert_int_equal(expect_response(fd, 1), SENTRA_OK);
@@ -601,7 +552,7 @@ static void test_bytewise_and_batched(void **state)
         sentra_frame_header(batch + i * one, SENTRA_FRAME_REQUEST, 0, 2 + i, (uint32_t)len);
         memcpy(batch + i * one + SENTRA_FRAME_HEADER_LEN, p, len);
     }
-    send_all(fd, batch, 100 * one);
+    th_send_all(fd, batch, 100 * one);
     int seen[102] = { 0 };
     for (int i = 0; i < 100; i++) {
         rframe_t f;
@@ -657,10 +608,10 @@ static void test_cancel_stops_sql(void **state)
         running = running_sleeps();
     }
     assert_int_equal(running, 1);
-    int64_t t0 = now_ms();
+    int64_t t0 = th_now_ms();
     send_raw_frame(fd, SENTRA_FRAME_CANCEL, 0, 0, 1, NULL, 0);
     assert_int_equal(expect_response(fd, 1), SENTRA_CANCELLED);
-    int64_t took = now_ms() - t0;
+    int64_t took = th_now_ms() - t0;
     assert_true(took < 5000); /* promptly: far below the 30 s sleep */
     assert_int_equal(wait_no_sleeps(), 0);
     /* The connection goes on; a CANCEL for an unknown stream is ignored. */
@@ -673,10 +624,10 @@ static void test_cancel_stops_sql(void **state)
 static void test_deadline_stops_sql(void **state)
 {
     int fd = connect_raw();
-    int64_t t0 = now_ms();
+    int64_t t0 = th_now_ms();
     send_sleep(fd, 1, 30000, 300);
     assert_int_equal(expect_response(fd, 1), SENTRA_DEADLINE_EXCEEDED);
-    int64_t took = now_ms() - t0;
+    int64_t took = th_now_ms() - t0;
     assert_true(took >= 250);
     assert_true(took < 5000);
     assert_int_equal(wait_no_sleeps(), 0);
@@ -762,7 +713,7 @@ static void test_sigterm_during_load(void **state)
             free(f.payload);
         }
         uint8_t b;
-        assert_int_equal(read_full(fds[i], &b, 1, now_ms() + IO_TIMEOUT_MS), 0);
+        assert_int_equal(th_read_full(fds[i], &b, 1, th_now_ms() + IO_TIMEOUT_MS), 0);
         close(fds[i]);
     }
     /* It exits by itself, with status 0. */

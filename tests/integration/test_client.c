@@ -54,13 +54,6 @@ static const char *envor(const char *k, const char *d)
     return v && *v ? v : d;
 }
 
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* Runs a shell command and returns its first output line (trimmed). */
 static int run_line(const char *cmd, char *out, size_t len)
 {
@@ -514,9 +507,9 @@ static void test_deadline_expires(void **state)
     sentra_status_t st;
     sentra_status_init(&st);
     sentra_call_opts_t co = {300, NULL, 0};
-    int64_t t0 = now_ms();
+    int64_t t0 = th_now_ms();
     int rc = sentra_sleep(c, &rq, &r, &co, &st);
-    int64_t took = now_ms() - t0;
+    int64_t took = th_now_ms() - t0;
     if (rc == SENTRA_ESTATUS && st.code == SENTRA__V1__CODE__UNIMPLEMENTED) {
         sentra_status_clear(&st);
         sentra_client_free(c);
@@ -530,9 +523,9 @@ static void test_deadline_expires(void **state)
     /* the connection is still good and the server was not held up */
     ping_ok(c);
     rq.ms = 50;
-    t0 = now_ms();
+    t0 = th_now_ms();
     assert_int_equal(sentra_sleep(c, &rq, &r, NULL, &st), 0);
-    assert_true(now_ms() - t0 < 2000);
+    assert_true(th_now_ms() - t0 < 2000);
     sentra__v1__sleep_response__free_unpacked(r, NULL);
     assert_int_equal(sentra_client_connections(c), 1);
     sentra_status_clear(&st);
@@ -584,7 +577,7 @@ static void test_async_many_in_flight(void **state)
     /* 1000 pings and 40 short sleeps, all started at once: more than the
      * server's per-connection cap (128), so the client's max_inflight (100)
      * must hold the rest back instead of earning RESOURCE_EXHAUSTED. */
-    int64_t t0 = now_ms();
+    int64_t t0 = th_now_ms();
     for (int n = 0; n < 1040; n++) {
         slots[n].t = &t;
         slots[n].i = n;
@@ -603,7 +596,7 @@ static void test_async_many_in_flight(void **state)
     }
     assert_int_equal(sentra_async_outstanding(a), 1040);
     uv_run(&loop, UV_RUN_DEFAULT);
-    int64_t took = now_ms() - t0;
+    int64_t took = th_now_ms() - t0;
     assert_int_equal(t.done, 1040);
     assert_int_equal(t.twice, 0);
     assert_int_equal(t.ok, 1040);

@@ -52,13 +52,6 @@ static char *district_token;
 
 /* ---------------------------------------------------------------- helpers */
 
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static long rss_kb(pid_t pid)
 {
     char path[64], line[256];
@@ -98,21 +91,6 @@ static void assert_growth(long before, long during, long limit_kb)
         return;
     }
     assert_true(during - before < limit_kb);
-}
-
-static int send_all(int fd, const void *buf, size_t len)
-{
-    const uint8_t *p = buf;
-    while (len > 0) {
-        ssize_t n = send(fd, p, len, MSG_NOSIGNAL);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0)
-            return -1;
-        p += n;
-        len -= (size_t)n;
-    }
-    return 0;
 }
 
 /* A whole REQUEST frame (malloc'd) for method with msg as payload. */
@@ -159,32 +137,9 @@ static int send_request(int fd, uint32_t sid, const char *method, const Protobuf
 {
     size_t len;
     uint8_t *f = request_frame(sid, method, msg, token, idem_key, 10000, &len);
-    int r = send_all(fd, f, len);
+    int r = th_send_all(fd, f, len);
     free(f);
     return r;
-}
-
-static int read_full(int fd, uint8_t *buf, size_t len, int64_t deadline)
-{
-    size_t got = 0;
-    while (got < len) {
-        int left = (int)(deadline - now_ms());
-        if (left <= 0)
-            return -1;
-        struct pollfd pfd = { .fd = fd, .events = POLLIN };
-        int r = poll(&pfd, 1, left);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r == 0)
-            return -1;
-        ssize_t n = recv(fd, buf + got, len - got, 0);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0)
-            return 0;
-        got += (size_t)n;
-    }
-    return 1;
 }
 
 /* Reads the next RESPONSE (answering keepalive PINGs, skipping GOAWAY).
@@ -192,25 +147,25 @@ static int read_full(int fd, uint8_t *buf, size_t len, int64_t deadline)
  * timeout. */
 static int read_response(int fd, uint32_t *sid, Sentra__V1__Response **resp)
 {
-    int64_t deadline = now_ms() + IO_TIMEOUT_MS;
+    int64_t deadline = th_now_ms() + IO_TIMEOUT_MS;
     for (;;) {
         uint8_t h[SENTRA_FRAME_HEADER_LEN];
-        int r = read_full(fd, h, sizeof(h), deadline);
+        int r = th_read_full(fd, h, sizeof(h), deadline);
         if (r != 1)
             return r;
         uint32_t len = (uint32_t)h[0] << 24 | (uint32_t)h[1] << 16 | (uint32_t)h[2] << 8 | h[3];
         assert_true(len <= SENTRA_FRAME_DEFAULT_MAX);
         uint8_t *p = malloc(len + 1);
         assert_non_null(p);
-        r = read_full(fd, p, len, deadline);
+        r = th_read_full(fd, p, len, deadline);
         if (r != 1) {
             free(p);
             return r;
         }
         if (h[4] == SENTRA_FRAME_PING) {
             h[4] = SENTRA_FRAME_PONG;
-            send_all(fd, h, sizeof(h));
-            send_all(fd, p, len);
+            th_send_all(fd, h, sizeof(h));
+            th_send_all(fd, p, len);
         }
         if (h[4] == SENTRA_FRAME_RESPONSE) {
             *sid = (uint32_t)h[8] << 24 | (uint32_t)h[9] << 16 | (uint32_t)h[10] << 8 | h[11];
@@ -313,7 +268,7 @@ static void test_postgres_restart(void **state)
     assert_int_equal(th_pg_stop(), 0);
     /* Meanwhile: UNAVAILABLE for the database, NOT_SERVING, Ping fine. */
     int code = -1, st = -1;
-    for (int64_t end = now_ms() + 15000; now_ms() < end;) {
+    for (int64_t end = th_now_ms() + 15000; th_now_ms() < end;) {
         code = db_call();
         st = health();
         if (code == SENTRA_UNAVAILABLE && st == SENTRA__V1__SERVING_STATUS__SERVING_STATUS_NOT_SERVING)
@@ -329,7 +284,7 @@ static void test_postgres_restart(void **state)
     assert_int_equal(pong, SENTRA_OK);
 
     /* It recovers by itself. */
-    for (int64_t end = now_ms() + 30000; now_ms() < end;) {
+    for (int64_t end = th_now_ms() + 30000; th_now_ms() < end;) {
         code = db_call();
         st = health();
         if (code == SENTRA_NOT_FOUND && st == SENTRA__V1__SERVING_STATUS__SERVING_STATUS_SERVING)
@@ -383,7 +338,7 @@ static int run_writes(struct write_state *ws, int n, int kill_after, int replay)
             uint8_t *f;
             size_t len;
             create_frame(&ws[next], (uint32_t)next + 1, &f, &len);
-            int r = send_all(fd, f, len);
+            int r = th_send_all(fd, f, len);
             free(f);
             if (r != 0)
                 break;
@@ -439,7 +394,7 @@ static void test_sigkill_then_replay(void **state)
 {
     struct write_state *ws = calloc(NWRITES, sizeof(*ws));
     assert_non_null(ws);
-    unsigned tag = (unsigned)getpid() ^ (unsigned)now_ms();
+    unsigned tag = (unsigned)getpid() ^ (unsigned)th_now_ms();
     for (int i = 0; i < NWRITES; i++) {
         snprintf(ws[i].name, sizeof(ws[i].name), "Sentra Fault %08x %03d", tag, i);
         snprintf(ws[i].key, sizeof(ws[i].key), "fault-%08x-%03d", tag, i);
@@ -502,14 +457,14 @@ static void test_client_never_reads(void **state)
     uint8_t *frame = request_frame(sid, "/sentra.v1.SystemService/Ping", &p.base, NULL, NULL, 0,
                                    &flen);
     size_t off = 0;
-    int64_t last_progress = now_ms(), start = now_ms();
+    int64_t last_progress = th_now_ms(), start = th_now_ms();
     const size_t cap = 512u << 20; /* a server that never stops reading fails here */
-    while (now_ms() - last_progress < 1000 && sent < cap && now_ms() - start < 60000) {
+    while (th_now_ms() - last_progress < 1000 && sent < cap && th_now_ms() - start < 60000) {
         ssize_t n = send(fd, frame + off, flen - off, MSG_NOSIGNAL);
         if (n > 0) {
             off += (size_t)n;
             sent += (size_t)n;
-            last_progress = now_ms();
+            last_progress = th_now_ms();
             if (off == flen) {
                 free(frame);
                 frame = request_frame(++sid, "/sentra.v1.SystemService/Ping", &p.base, NULL,
@@ -564,19 +519,19 @@ static void test_thousand_dropped_connections(void **state)
         case 0: /* nothing sent */
             break;
         case 1: /* half a header */
-            send_all(fds[i], ping_frame, 6);
+            th_send_all(fds[i], ping_frame, 6);
             break;
         case 2: /* half a frame */
-            send_all(fds[i], ping_frame, plen - 1);
+            th_send_all(fds[i], ping_frame, plen - 1);
             break;
         case 3: /* a request answered but never read */
-            send_all(fds[i], ping_frame, plen);
+            th_send_all(fds[i], ping_frame, plen);
             break;
         case 4: /* a slow request in flight (only some: the pool is small) */
             if (i % 50 == 4)
-                send_all(fds[i], sleep_frame, flen);
+                th_send_all(fds[i], sleep_frame, flen);
             else
-                send_all(fds[i], ping_frame, plen);
+                th_send_all(fds[i], ping_frame, plen);
             break;
         }
     }
@@ -596,7 +551,7 @@ static void test_thousand_dropped_connections(void **state)
     /* The server stays up and serves; the dropped requests' SQL stops. */
     assert_int_equal(ping(), SENTRA_OK);
     int code = -1;
-    for (int64_t end = now_ms() + 10000; now_ms() < end && code != SENTRA_NOT_FOUND;) {
+    for (int64_t end = th_now_ms() + 10000; th_now_ms() < end && code != SENTRA_NOT_FOUND;) {
         code = db_call();
         if (code != SENTRA_NOT_FOUND)
             usleep(100 * 1000);

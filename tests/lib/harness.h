@@ -16,6 +16,8 @@
 #ifndef SENTRA_TEST_HARNESS_H
 #define SENTRA_TEST_HARNESS_H
 
+#include <stddef.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 #include <libpq-fe.h>
@@ -81,6 +83,17 @@ int th_pg_start(void);
 
 /* A plain blocking TCP socket connected to the server, or -1. */
 int th_connect_raw(th_server_t *s);
+
+/* Milliseconds on the monotonic clock. */
+int64_t th_now_ms(void);
+
+/* Writes all of buf to fd; returns 0, or -1 when the peer has gone (which
+ * abuse tests allow: the server may close on them mid-write). */
+int th_send_all(int fd, const void *buf, size_t len);
+
+/* Reads exactly len bytes before deadline (th_now_ms() clock). Returns 1,
+ * 0 on EOF or reset, -1 on timeout. */
+int th_read_full(int fd, uint8_t *buf, size_t len, int64_t deadline);
 
 /* Runs argv (argv[0] a path) with stdin from /dev/null, collects at most
  * outlen-1 bytes of its stdout into out (NUL-terminated, trailing newline
