@@ -379,6 +379,32 @@ void call_query(call_t *c, db_stmt_t *stmt, int nparams,
     c->query = db_query(c->srv->db, stmt, nparams, values, on_query, c);
 }
 
+struct ahead {
+    db_query_t *q;
+    call_ahead_cb cb;
+    void *arg;
+};
+
+static void on_ahead(void *arg, int status, PGresult *res)
+{
+    struct ahead *a = arg;
+    (void)res;
+    a->cb(a->arg, status == DB_OK ? db_query_take_result(a->q) : NULL);
+    free(a);
+}
+
+void call_query_ahead(call_t *c, db_stmt_t *stmt, int nparams,
+                      const char *const *values, call_ahead_cb cb, void *arg)
+{
+    struct ahead *a = malloc(sizeof *a);
+    if (a == NULL)
+        abort();
+    a->cb = cb;
+    a->arg = arg;
+    /* db_query never calls back before it returns: a->q is set in time. */
+    a->q = db_query(c->srv->db, stmt, nparams, values, on_ahead, a);
+}
+
 /* ---------------------------------------------------------------- helpers */
 
 const char *auth_role_name(int role)

@@ -121,6 +121,14 @@ int call_db_error(call_t *c, PGresult *res);
 void call_query(call_t *c, db_stmt_t *stmt, int nparams,
                 const char *const *values, call_db_cb cb);
 
+/* Runs stmt on behalf of no call: the read-ahead of a pull
+ * (handlers_sync.c), which outlives the call that starts it. c only names
+ * the server. cb runs once, from the loop, with the result, which it then
+ * owns (PQclear), or with NULL when the database could not run it. */
+typedef void (*call_ahead_cb)(void *arg, PGresult *res);
+void call_query_ahead(call_t *c, db_stmt_t *stmt, int nparams,
+                      const char *const *values, call_ahead_cb cb, void *arg);
+
 /* Parks the call until a change to sentra its token may read commits (the
  * change-log trigger sends NOTIFY sentra_change naming the regencies
  * touched) or ms pass, whichever is first, then runs cb. If the call ends

@@ -128,6 +128,13 @@ static void on_defer(uv_timer_t *t)
     }
 }
 
+PGresult *db_query_take_result(db_query_t *q)
+{
+    PGresult *res = q->result;
+    q->result = NULL;
+    return res;
+}
+
 /* Finishes q later, from the loop, with DB_CANCELLED or DB_UNAVAILABLE. */
 static void defer_finish(db_pool_t *pool, struct db_query *q)
 {

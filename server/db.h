@@ -56,6 +56,10 @@ int db_pool_ready(const db_pool_t *pool);
 db_query_t *db_query(db_pool_t *pool, db_stmt_t *stmt, int nparams,
                      const char *const *values, db_cb cb, void *arg);
 
+/* Inside q's callback (status DB_OK): takes its result, which the pool
+ * then leaves alone; the caller frees it with PQclear. */
+PGresult *db_query_take_result(db_query_t *q);
+
 /* Cancels a query: a queued one is dropped, a running one gets a PostgreSQL
  * cancel request. The callback then runs once with DB_CANCELLED (soon, from
  * the loop, never from inside this function). */

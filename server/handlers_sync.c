@@ -162,6 +162,7 @@ typedef struct pull_state {
     const char *key;             /* the region of a keyed shape */
     uint64_t wait_until_ns;      /* long poll ends then (uv_hrtime); 0: no wait */
     uint64_t queried_ns;         /* when the last query was sent */
+    struct readahead *ra;        /* the read-ahead this pull waits for */
     struct pull_state *next;     /* hash chain */
 } pull_state_t;
 
@@ -182,9 +183,12 @@ static pull_state_t *pull_find(const call_t *c)
     return NULL;
 }
 
+static void ra_unwait(pull_state_t *ps);
+
 static void pull_forget(void *arg)
 {
     pull_state_t *ps = arg;
+    ra_unwait(ps);
     for (pull_state_t **pp = &pulls[pull_bucket(ps->c)]; *pp != NULL; pp = &(*pp)->next)
         if (*pp == ps) {
             *pp = ps->next;
@@ -211,23 +215,19 @@ static void pull_forget(void *arg)
  * between was for this caller), pending (committed changes above the
  * horizon, waiting for an older transaction) and xmax (a cursor at or above
  * it comes from another database).
- * Each record: its current row when the caller may read it, else a
+ * Each record: its current state when the caller may read it, else a
  * tombstone (deleted, or moved out of the caller's scope). One row per
- * record: the columns of sentra_rows up to "deleted" (the same values the
- * view gives: the expressions below are those of the view sentra_api in
- * migrations/0004_sentra_functions.sql, change both together), then its
- * figures packed into one column
- * (SENTRA_FIGURES_PACKED_OF), then the feed position and meta. A record's
- * columns are NULL unless v.ok (live and visible to the caller), so that
- * one join of sentra serves records and tombstones alike: one row per
- * record instead of one per figures year measured about twice as fast
- * (docs/BENCHMARKS.md, "Write path and pull performance").
+ * record: the columns of enum sentra_pull_col (server/sentra_row.h), the
+ * record as sentra_pull keeps it printed (migrations/0007_pull_rows.sql:
+ * printing it here was two thirds of the statement's time), then the feed
+ * position and meta. The packed record is NULL unless v.ok (live and
+ * visible to the caller), so that one join serves records and tombstones
+ * alike. The rows come in no particular order: pull_done puts them in feed
+ * order (sorting them in SQL took a fifth of the statement's time).
  */
-#define PULL_FIGS_COL (SENTRA_COL_DELETED + 1)
-#define PULL_META_COL (PULL_FIGS_COL + 1)
+#define PULL_META_COL SENTRA_PULL_NCOLS
 enum { PM_TXID, PM_SEQ, PM_MORE, PM_TAIL_TXID, PM_TAIL_SEQ, PM_PENDING, PM_XMAX };
 
-#define PULL_IF_OK(expr) " CASE WHEN v.ok THEN " expr " END"
 #define PULL_VISIBLE(t) \
     "(sync_visible($1, $2, $6, $7, " t ".regency_code)" \
     " OR sync_visible($1, $2, $6, $7, " t ".old_regency_code))"
@@ -275,31 +275,15 @@ enum { PM_TXID, PM_SEQ, PM_MORE, PM_TAIL_TXID, PM_TAIL_SEQ, PM_PENDING, PM_XMAX 
     " FROM h LEFT JOIN LATERAL (" \
     " SELECT c.txid, c.seq FROM sentra_change c WHERE c.txid < h.xmin" \
     " ORDER BY c.txid DESC, c.seq DESC LIMIT 1) t ON true)" \
-    " SELECT l.sentra_id," \
-    PULL_IF_OK("s.regency_code") "," PULL_IF_OK("s.district_code") "," \
-    PULL_IF_OK("s.village_code") "," PULL_IF_OK("s.address") "," \
-    PULL_IF_OK("s.latitude") "," PULL_IF_OK("s.longitude") "," \
-    PULL_IF_OK("s.name") "," PULL_IF_OK("s.commodity") "," \
-    PULL_IF_OK("s.main_product") "," PULL_IF_OK("s.kbli_code") "," \
-    PULL_IF_OK("s.kbli_version") "," PULL_IF_OK("s.sector_group") "," \
-    PULL_IF_OK("s.status") "," PULL_IF_OK("to_char(s.formed_on, 'YYYY-MM-DD')") "," \
-    PULL_IF_OK("s.decree_number") "," PULL_IF_OK("to_char(s.decree_date, 'YYYY-MM-DD')") "," \
-    PULL_IF_OK("s.decree_official") "," PULL_IF_OK("s.contact_name") "," \
-    PULL_IF_OK("s.contact_phone") "," \
-    " coalesce(s.version, l.new_version)," \
-    PULL_IF_OK("(extract(epoch FROM s.created_at) * 1000)::bigint") "," \
-    PULL_IF_OK("(extract(epoch FROM s.updated_at) * 1000)::bigint") "," \
-    PULL_IF_OK("s.created_by") "," PULL_IF_OK("s.updated_by") "," \
-    PULL_IF_OK("s.province_code") "," \
+    " SELECT l.sentra_id, coalesce(p.version, l.new_version)," \
     " l.sentra_id IS NOT NULL AND NOT coalesce(v.ok, false)," \
-    PULL_IF_OK(SENTRA_FIGURES_PACKED_OF("s")) "," \
+    " CASE WHEN v.ok THEN p.packed END," \
     " l.txid, l.seq, m.more, m.tail_txid, m.tail_seq, m.pending, m.xmax" \
     " FROM meta m" \
     " LEFT JOIN last l ON true" \
-    " LEFT JOIN sentra s ON s.id = l.sentra_id" \
-    " LEFT JOIN LATERAL (SELECT s.deleted_at IS NULL" \
-    " AND sync_visible($1, $2, $6, $7, s.regency_code) AS ok) v ON true" \
-    " ORDER BY l.txid, l.seq"
+    " LEFT JOIN sentra_pull p ON p.sentra_id = l.sentra_id" \
+    " LEFT JOIN LATERAL (SELECT NOT p.deleted" \
+    " AND sync_visible($1, $2, $6, $7, p.regency_code) AS ok) v ON true"
 
 enum { PULL_ALL, PULL_REGENCY, PULL_PROVINCE };
 
@@ -311,6 +295,200 @@ static db_stmt_t pull_stmts[3] = {
 };
 
 static void pull_query(call_t *c);
+static void pull_done(call_t *c, PGresult *res);
+static int pull_params(call_t *c, const pull_state_t *ps, const char **v);
+
+/* ---------------------------------------------------------------- read-ahead */
+
+/*
+ * A full pull is a chain of requests, each naming the cursor that the
+ * answer before it returned. When an answer says more, the query for the
+ * next page starts at once, while that answer is packed, travels and is
+ * digested by the client: the database works during the round trip
+ * instead of after it. The next request of the chain (same token, filter,
+ * page size and cursor) takes that result, or waits for the query still
+ * running; any other request queries as usual. The result is the answer
+ * the request would have had a moment earlier, which a pull may give:
+ * every change after the cursor below an earlier horizon, in feed order
+ * (docs/SYNC.md). An unclaimed read-ahead is dropped after RA_TTL_MS, and
+ * at most RA_MAX exist at once (each holds up to a page of rows, a few MB
+ * at 5000 a page). docs/BENCHMARKS.md has what it is worth.
+ */
+#define RA_MAX 8
+#define RA_TTL_MS 5000
+#define RA_CODE_MAX 16          /* region codes are shorter */
+
+typedef struct readahead {
+    char token_id[sizeof(((auth_t *)0)->token_id)];
+    int shape, limit;
+    char f_province[RA_CODE_MAX];  /* the filter; "" for none */
+    char f_regency[RA_CODE_MAX];
+    uint64_t txid;               /* the cursor it answers */
+    int64_t seq;
+    uint64_t born_ns;
+    int running;                 /* its query has not answered yet */
+    int dropped;                 /* out of the list: its answer frees it */
+    PGresult *res;               /* the answer; NULL: none could be had */
+    pull_state_t *waiter;        /* the pull waiting for it, if any */
+    struct readahead *next;
+} readahead_t;
+
+static readahead_t *ra_list;
+static int ra_count;
+
+static void ra_unlink(readahead_t *ra)
+{
+    for (readahead_t **pp = &ra_list; *pp != NULL; pp = &(*pp)->next)
+        if (*pp == ra) {
+            *pp = ra->next;
+            ra_count--;
+            return;
+        }
+}
+
+/* Forgets ra (no pull waits for it); a running one is freed by its answer. */
+static void ra_drop(readahead_t *ra)
+{
+    ra_unlink(ra);
+    if (ra->running) {
+        ra->dropped = 1;
+        return;
+    }
+    if (ra->res != NULL)
+        PQclear(ra->res);
+    free(ra);
+}
+
+static void ra_expire(uint64_t now)
+{
+    readahead_t *next;
+    for (readahead_t *ra = ra_list; ra != NULL; ra = next) {
+        next = ra->next;
+        if (ra->waiter == NULL && now - ra->born_ns > RA_TTL_MS * 1000000ull)
+            ra_drop(ra);
+    }
+}
+
+static int ra_code_copy(char *dst, const char *src)
+{
+    size_t n = src ? strlen(src) : 0;
+    if (n >= RA_CODE_MAX)
+        return 0;
+    memcpy(dst, src ? src : "", n + 1);
+    return 1;
+}
+
+/* Would ra answer the query of pull ps of call c? */
+static int ra_matches(const readahead_t *ra, const call_t *c, const pull_state_t *ps)
+{
+    return ra->txid == ps->txid && ra->seq == ps->seq && ra->shape == ps->shape &&
+           ra->limit == ps->limit && strcmp(ra->token_id, c->auth.token_id) == 0 &&
+           strcmp(ra->f_province, ps->f_province ? ps->f_province : "") == 0 &&
+           strcmp(ra->f_regency, ps->f_regency ? ps->f_regency : "") == 0;
+}
+
+/* Answers the pull of c with ra's result (ra is out of the list; freed). */
+static void ra_deliver(call_t *c, readahead_t *ra)
+{
+    PGresult *res = ra->res;
+    free(ra);
+    if (res == NULL) {
+        /* The read-ahead found no database: ask the usual way. */
+        pull_state_t *ps = pull_find(c);
+        const char *v[8];
+        int n = pull_params(c, ps, v);
+        call_query(c, &pull_stmts[ps->shape], n, v, pull_done);
+        return;
+    }
+    pull_done(c, res);
+    PQclear(res);
+}
+
+static void ra_answered(void *arg, PGresult *res)
+{
+    readahead_t *ra = arg;
+    pull_state_t *ps = ra->waiter;
+
+    if (ra->dropped) {
+        if (res != NULL)
+            PQclear(res);
+        free(ra);
+        return;
+    }
+    ra->running = 0;
+    ra->res = res;
+    if (ps == NULL)
+        return;                 /* kept for the request to come */
+    ra->waiter = NULL;
+    ps->ra = NULL;
+    ra_unlink(ra);
+    ra_deliver(ps->c, ra);
+}
+
+/* Starts reading ahead the page after the one ps has just answered. */
+static void ra_start(call_t *c, const pull_state_t *ps)
+{
+    const char *v[8];
+
+    ra_expire(uv_hrtime());
+    if (ra_count >= RA_MAX)
+        return;
+    readahead_t *ra = calloc(1, sizeof *ra);
+    if (ra == NULL)
+        abort();
+    if (!ra_code_copy(ra->f_province, ps->f_province) ||
+        !ra_code_copy(ra->f_regency, ps->f_regency)) {
+        free(ra);
+        return;
+    }
+    memcpy(ra->token_id, c->auth.token_id, sizeof ra->token_id);
+    ra->shape = ps->shape;
+    ra->limit = ps->limit;
+    ra->txid = ps->txid;
+    ra->seq = ps->seq;
+    ra->born_ns = uv_hrtime();
+    ra->running = 1;
+    ra->next = ra_list;
+    ra_list = ra;
+    ra_count++;
+    int n = pull_params(c, ps, v);
+    call_query_ahead(c, &pull_stmts[ps->shape], n, v, ra_answered, ra);
+}
+
+/* Answers the pull ps of c from a read-ahead, now or when it comes in;
+ * returns 0 when there is none for it. */
+static int ra_take(call_t *c, pull_state_t *ps)
+{
+    ra_expire(uv_hrtime());
+    for (readahead_t *ra = ra_list; ra != NULL; ra = ra->next) {
+        if (ra->waiter != NULL || !ra_matches(ra, c, ps))
+            continue;
+        if (ra->running) {
+            ra->waiter = ps;
+            ps->ra = ra;
+        } else {
+            ra_unlink(ra);
+            ra_deliver(c, ra);
+        }
+        return 1;
+    }
+    return 0;
+}
+
+/* The pull ps is going away: its read-ahead stays for another request. */
+static void ra_unwait(pull_state_t *ps)
+{
+    if (ps->ra != NULL) {
+        ps->ra->waiter = NULL;
+        ps->ra = NULL;
+    }
+}
+
+void h_sync_shutdown(void)
+{
+    while (ra_list != NULL)
+        ra_drop(ra_list);
+}
 
 static void pull_wake(call_t *c)
 {
@@ -328,7 +506,39 @@ static void pull_wake(call_t *c)
 
 static uint64_t col_u64(const PGresult *res, int row, int col)
 {
-    return PQgetisnull(res, row, col) ? 0 : strtoull(PQgetvalue(res, row, col), NULL, 10);
+    return PQgetisnull(res, row, col) ? 0 : (uint64_t)sentra__dec_i64(PQgetvalue(res, row, col));
+}
+
+/* A row of the page and its feed position. */
+typedef struct pull_pos {
+    uint64_t txid;
+    int64_t seq;
+    int row;
+} pull_pos_t;
+
+static int pos_cmp(const void *a, const void *b)
+{
+    const pull_pos_t *x = a, *y = b;
+    return pos_after(x->txid, x->seq, y->txid, y->seq) ? 1
+         : pos_after(y->txid, y->seq, x->txid, x->seq) ? -1 : 0;
+}
+
+/* The n rows of res in feed order. */
+static pull_pos_t *pull_order(call_t *c, const PGresult *res, int n)
+{
+    pull_pos_t *pos = call_alloc(c, (size_t)(n > 0 ? n : 1) * sizeof *pos);
+    int sorted = 1;
+
+    for (int i = 0; i < n; i++) {
+        pos[i].txid = col_u64(res, i, PULL_META_COL + PM_TXID);
+        pos[i].seq = (int64_t)col_u64(res, i, PULL_META_COL + PM_SEQ);
+        pos[i].row = i;
+        if (i > 0 && !pos_after(pos[i].txid, pos[i].seq, pos[i - 1].txid, pos[i - 1].seq))
+            sorted = 0;
+    }
+    if (!sorted)
+        qsort(pos, (size_t)n, sizeof *pos, pos_cmp);
+    return pos;
 }
 
 static void pull_done(call_t *c, PGresult *res)
@@ -359,10 +569,11 @@ static void pull_done(call_t *c, PGresult *res)
         n = 0;                  /* the single meta row of an empty page */
 
     resp.changes = call_alloc(c, (size_t)(n > 0 ? n : 1) * sizeof *resp.changes);
+    pull_pos_t *pos = pull_order(c, res, n);
     while (row < n) {
-        uint64_t t = col_u64(res, row, PULL_META_COL + PM_TXID);
-        int64_t s = (int64_t)col_u64(res, row, PULL_META_COL + PM_SEQ);
-        Sentra__V1__Sentra *rec = sentra__from_packed_row(c, res, row, PULL_FIGS_COL);
+        uint64_t t = pos[row].txid;
+        int64_t s = pos[row].seq;
+        Sentra__V1__Sentra *rec = sentra__from_pull(c, res, pos[row].row);
         if (rec == NULL)
             break;
         row++;
@@ -402,14 +613,14 @@ static void pull_done(call_t *c, PGresult *res)
     }
     resp.next_cursor = cursor_encode(c, ps->txid, ps->seq);
     resp.more = more;
+    if (more)
+        ra_start(c, ps);        /* the next page, while this one travels */
     call_reply(c, &resp.base);
 }
 
-static void pull_query(call_t *c)
+/* The parameters of the pull statement for ps; returns their number. */
+static int pull_params(call_t *c, const pull_state_t *ps, const char **v)
 {
-    pull_state_t *ps = pull_find(c);
-    const char *v[8];
-
     v[0] = auth_role_name(c->auth.role);
     v[1] = c->auth.region;
     v[2] = call_printf(c, "%" PRIu64, ps->txid);
@@ -418,8 +629,19 @@ static void pull_query(call_t *c)
     v[5] = ps->f_province;
     v[6] = ps->f_regency;
     v[7] = ps->key;
+    return ps->shape == PULL_ALL ? 7 : 8;
+}
+
+static void pull_query(call_t *c)
+{
+    pull_state_t *ps = pull_find(c);
+    const char *v[8];
+
     ps->queried_ns = uv_hrtime();
-    call_query(c, &pull_stmts[ps->shape], ps->shape == PULL_ALL ? 7 : 8, v, pull_done);
+    if (ra_take(c, ps))
+        return;
+    int n = pull_params(c, ps, v);
+    call_query(c, &pull_stmts[ps->shape], n, v, pull_done);
 }
 
 void h_pull_changes(call_t *c)

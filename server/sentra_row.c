@@ -5,8 +5,8 @@
  * Rows are parsed in place: strings of the message point into the PGresult
  * (the handler serializes the reply inside its query callback, while the
  * result is alive), so a GetSentra costs a few allocations, not one per
- * field. PullChanges reads one row per record, its figures packed into one
- * column (SENTRA_FIGURES_PACKED_OF), through sentra__from_packed_row.
+ * field. PullChanges reads each record printed once, when it was written
+ * (table sentra_pull), through sentra__from_pull.
  */
 #include "sentra_row.h"
 
@@ -24,7 +24,7 @@ static char *col(const PGresult *res, int row, int c)
 
 static int64_t col_i64(const PGresult *res, int row, int c)
 {
-    return PQgetisnull(res, row, c) ? 0 : strtoll(PQgetvalue(res, row, c), NULL, 10);
+    return PQgetisnull(res, row, c) ? 0 : sentra__dec_i64(PQgetvalue(res, row, c));
 }
 
 int sentra__kbli_year(int v)
@@ -52,50 +52,63 @@ struct sentra_block {
     Sentra__V1__Decree dec;
 };
 
-/* The record's own columns (0 .. SENTRA_COL_DELETED) of one row. */
-static Sentra__V1__Sentra *record_of(call_t *c, const PGresult *res, int row)
+/* A sentra from the values of its columns 0 .. SENTRA_COL_DELETED (NULL
+ * for SQL NULL); strings point into v's text. */
+static Sentra__V1__Sentra *record_from(call_t *c, char *const *v)
 {
+#define STR(k) (v[k] != NULL ? v[k] : (char *)"")
+#define I64(k) (v[k] != NULL ? sentra__dec_i64(v[k]) : 0)
     struct sentra_block *b = call_alloc(c, sizeof *b);
     Sentra__V1__Sentra *s = &b->s;
     sentra__v1__sentra__init(s);
-    s->id = col(res, row, SENTRA_COL_ID);
-    s->regency_code = col(res, row, SENTRA_COL_REGENCY);
-    s->district_code = col(res, row, SENTRA_COL_DISTRICT);
-    s->village_code = col(res, row, SENTRA_COL_VILLAGE);
-    s->address = col(res, row, SENTRA_COL_ADDRESS);
-    if (!PQgetisnull(res, row, SENTRA_COL_LAT) && !PQgetisnull(res, row, SENTRA_COL_LON)) {
+    s->id = STR(SENTRA_COL_ID);
+    s->regency_code = STR(SENTRA_COL_REGENCY);
+    s->district_code = STR(SENTRA_COL_DISTRICT);
+    s->village_code = STR(SENTRA_COL_VILLAGE);
+    s->address = STR(SENTRA_COL_ADDRESS);
+    if (v[SENTRA_COL_LAT] != NULL && v[SENTRA_COL_LON] != NULL) {
         sentra__v1__geo_point__init(&b->loc);
-        b->loc.latitude = strtod(PQgetvalue(res, row, SENTRA_COL_LAT), NULL);
-        b->loc.longitude = strtod(PQgetvalue(res, row, SENTRA_COL_LON), NULL);
+        b->loc.latitude = strtod(v[SENTRA_COL_LAT], NULL);
+        b->loc.longitude = strtod(v[SENTRA_COL_LON], NULL);
         s->location = &b->loc;
     }
-    s->name = col(res, row, SENTRA_COL_NAME);
-    s->commodity = col(res, row, SENTRA_COL_COMMODITY);
-    s->main_product = col(res, row, SENTRA_COL_MAIN_PRODUCT);
-    s->kbli_code = col(res, row, SENTRA_COL_KBLI_CODE);
-    s->kbli_version = sentra__kbli_enum((int)col_i64(res, row, SENTRA_COL_KBLI_VERSION));
-    s->sector_group = (int)col_i64(res, row, SENTRA_COL_SECTOR_GROUP);
-    s->status = (int)col_i64(res, row, SENTRA_COL_STATUS);
-    s->formed_on = col(res, row, SENTRA_COL_FORMED_ON);
-    if (!PQgetisnull(res, row, SENTRA_COL_DECREE_NUMBER) ||
-        !PQgetisnull(res, row, SENTRA_COL_DECREE_DATE) ||
-        !PQgetisnull(res, row, SENTRA_COL_DECREE_OFFICIAL)) {
+    s->name = STR(SENTRA_COL_NAME);
+    s->commodity = STR(SENTRA_COL_COMMODITY);
+    s->main_product = STR(SENTRA_COL_MAIN_PRODUCT);
+    s->kbli_code = STR(SENTRA_COL_KBLI_CODE);
+    s->kbli_version = sentra__kbli_enum((int)I64(SENTRA_COL_KBLI_VERSION));
+    s->sector_group = (int)I64(SENTRA_COL_SECTOR_GROUP);
+    s->status = (int)I64(SENTRA_COL_STATUS);
+    s->formed_on = STR(SENTRA_COL_FORMED_ON);
+    if (v[SENTRA_COL_DECREE_NUMBER] != NULL || v[SENTRA_COL_DECREE_DATE] != NULL ||
+        v[SENTRA_COL_DECREE_OFFICIAL] != NULL) {
         sentra__v1__decree__init(&b->dec);
-        b->dec.number = col(res, row, SENTRA_COL_DECREE_NUMBER);
-        b->dec.date = col(res, row, SENTRA_COL_DECREE_DATE);
-        b->dec.official = col(res, row, SENTRA_COL_DECREE_OFFICIAL);
+        b->dec.number = STR(SENTRA_COL_DECREE_NUMBER);
+        b->dec.date = STR(SENTRA_COL_DECREE_DATE);
+        b->dec.official = STR(SENTRA_COL_DECREE_OFFICIAL);
         s->decree = &b->dec;
     }
-    s->contact_name = col(res, row, SENTRA_COL_CONTACT_NAME);
-    s->contact_phone = col(res, row, SENTRA_COL_CONTACT_PHONE);
-    s->version = col_i64(res, row, SENTRA_COL_VERSION);
-    s->created_at_ms = col_i64(res, row, SENTRA_COL_CREATED_MS);
-    s->updated_at_ms = col_i64(res, row, SENTRA_COL_UPDATED_MS);
-    s->created_by = col(res, row, SENTRA_COL_CREATED_BY);
-    s->updated_by = col(res, row, SENTRA_COL_UPDATED_BY);
-    s->province_code = col(res, row, SENTRA_COL_PROVINCE);
-    s->deleted = col(res, row, SENTRA_COL_DELETED)[0] == 't';
+    s->contact_name = STR(SENTRA_COL_CONTACT_NAME);
+    s->contact_phone = STR(SENTRA_COL_CONTACT_PHONE);
+    s->version = I64(SENTRA_COL_VERSION);
+    s->created_at_ms = I64(SENTRA_COL_CREATED_MS);
+    s->updated_at_ms = I64(SENTRA_COL_UPDATED_MS);
+    s->created_by = STR(SENTRA_COL_CREATED_BY);
+    s->updated_by = STR(SENTRA_COL_UPDATED_BY);
+    s->province_code = STR(SENTRA_COL_PROVINCE);
+    s->deleted = STR(SENTRA_COL_DELETED)[0] == 't';
     return s;
+#undef STR
+#undef I64
+}
+
+/* The record's own columns (0 .. SENTRA_COL_DELETED) of one row. */
+static Sentra__V1__Sentra *record_of(call_t *c, const PGresult *res, int row)
+{
+    char *v[SENTRA_COL_DELETED + 1];
+    for (int k = 0; k <= SENTRA_COL_DELETED; k++)
+        v[k] = PQgetisnull(res, row, k) ? NULL : PQgetvalue(res, row, k);
+    return record_from(c, v);
 }
 
 /* Splits "MY,SG" (two-letter codes: a CHECK constraint) in place. */
@@ -162,23 +175,19 @@ Sentra__V1__Sentra *sentra__from_rows(call_t *c, const PGresult *res, int *rowp)
     return s;
 }
 
-/* The fields of one packed figures entry, in SENTRA_FIGURES_PACKED_OF order. */
+/* The fields of one packed figures entry, in the order of sentra_pull_src
+ * (migrations/0007_pull_rows.sql). */
 enum { PF_YEAR, PF_UNITS, PF_MALE, PF_FEMALE, PF_INVESTMENT, PF_PRODUCTION,
        PF_MATERIAL, PF_CAPACITY, PF_EXPORT_SHARE, PF_DESTINATIONS, PF_UNIT, PF_N };
 
-Sentra__V1__Sentra *sentra__from_packed_row(call_t *c, const PGresult *res, int row,
-                                            int figs_col)
+/* The figures of s from their packed text (cut in place; the strings of
+ * the figures point into it). */
+static void figures_from_packed(call_t *c, Sentra__V1__Sentra *s, char *text)
 {
-    if (row < 0 || row >= PQntuples(res) || PQnfields(res) <= figs_col ||
-        figs_col <= SENTRA_COL_DELETED)
-        return NULL;
-    Sentra__V1__Sentra *s = record_of(c, res, row);
-    if (PQgetisnull(res, row, figs_col) || PQgetlength(res, row, figs_col) == 0)
-        return s;
-
-    /* One copy, cut in place: the strings of the figures point into it. */
-    char *text = call_strdup(c, PQgetvalue(res, row, figs_col));
     size_t nf = 1;
+
+    if (text[0] == '\0')
+        return;
     for (const char *p = text; *p; p++)
         nf += *p == '\x1e';
     Sentra__V1__Figures *f = call_alloc(c, nf * sizeof *f);
@@ -199,20 +208,55 @@ Sentra__V1__Sentra *sentra__from_packed_row(call_t *c, const PGresult *res, int 
             fld[k] = (char *)"";    /* cannot happen: concat_ws of NOT NULL columns */
         Sentra__V1__Figures *g = &f[s->n_figures];
         sentra__v1__figures__init(g);
-        g->year = (int32_t)strtol(fld[PF_YEAR], NULL, 10);
-        g->business_units = strtoll(fld[PF_UNITS], NULL, 10);
-        g->workers_male = strtoll(fld[PF_MALE], NULL, 10);
-        g->workers_female = strtoll(fld[PF_FEMALE], NULL, 10);
-        g->investment = strtoll(fld[PF_INVESTMENT], NULL, 10);
-        g->production_value = strtoll(fld[PF_PRODUCTION], NULL, 10);
-        g->material_value = strtoll(fld[PF_MATERIAL], NULL, 10);
-        g->capacity = strtoll(fld[PF_CAPACITY], NULL, 10);
-        g->export_share_bp = (int32_t)strtol(fld[PF_EXPORT_SHARE], NULL, 10);
+        g->year = (int32_t)sentra__dec_i64(fld[PF_YEAR]);
+        g->business_units = sentra__dec_i64(fld[PF_UNITS]);
+        g->workers_male = sentra__dec_i64(fld[PF_MALE]);
+        g->workers_female = sentra__dec_i64(fld[PF_FEMALE]);
+        g->investment = sentra__dec_i64(fld[PF_INVESTMENT]);
+        g->production_value = sentra__dec_i64(fld[PF_PRODUCTION]);
+        g->material_value = sentra__dec_i64(fld[PF_MATERIAL]);
+        g->capacity = sentra__dec_i64(fld[PF_CAPACITY]);
+        g->export_share_bp = (int32_t)sentra__dec_i64(fld[PF_EXPORT_SHARE]);
         g->capacity_unit = fld[PF_UNIT];
         split_destinations(c, g, fld[PF_DESTINATIONS]);
         s->figures[s->n_figures++] = g;
         entry = next;
     }
+}
+
+Sentra__V1__Sentra *sentra__from_pull(call_t *c, const PGresult *res, int row)
+{
+    char *v[SENTRA_COL_DELETED + 1] = {0};
+
+    if (row < 0 || row >= PQntuples(res) || PQnfields(res) < SENTRA_PULL_NCOLS)
+        return NULL;
+    v[SENTRA_COL_ID] = PQgetvalue(res, row, SENTRA_PULL_ID);
+    v[SENTRA_COL_VERSION] = PQgetvalue(res, row, SENTRA_PULL_VERSION);
+    v[SENTRA_COL_DELETED] = PQgetvalue(res, row, SENTRA_PULL_DELETED);
+    if (PQgetisnull(res, row, SENTRA_PULL_PACKED))
+        return record_from(c, v);           /* a tombstone: id and version */
+
+    /* One copy, cut in place: the strings of the message point into it.
+     * Fields REGENCY .. PROVINCE end with \x1f, the last with \x1d; ''
+     * stands for NULL (no column that can be NULL can be ''). */
+    char *p = call_strdup(c, PQgetvalue(res, row, SENTRA_PULL_PACKED)), *figs = NULL;
+    for (int k = SENTRA_COL_REGENCY; k <= SENTRA_COL_PROVINCE; k++) {
+        size_t n = strcspn(p, "\x1f\x1d");
+        char sep = p[n];
+        p[n] = '\0';
+        if (k != SENTRA_COL_VERSION)
+            v[k] = n > 0 ? p : NULL;
+        if (sep == '\0')
+            break;                          /* short: the rest stays NULL */
+        p += n + 1;
+        if (sep == '\x1d') {
+            figs = p;
+            break;
+        }
+    }
+    Sentra__V1__Sentra *s = record_from(c, v);
+    if (figs != NULL)
+        figures_from_packed(c, s, figs);
     return s;
 }
 

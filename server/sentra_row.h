@@ -13,6 +13,8 @@
 #ifndef SENTRA_SENTRA_ROW_H
 #define SENTRA_SENTRA_ROW_H
 
+#include <stdint.h>
+
 #include <libpq-fe.h>
 
 #include "call.h"
@@ -59,29 +61,19 @@ enum sentra_col {
  * *row is out of range. */
 Sentra__V1__Sentra *sentra__from_rows(call_t *c, const PGresult *res, int *row);
 
-/* The figures of sentra `s` (an alias naming a sentra row, a string
- * literal) packed into one text value, for statements that return one row
- * per record instead of one per figures year (PullChanges: a third of the
- * rows, and the record's columns sent once): the figures in year order,
- * separated by \x1e; in each, the fields below separated by \x1f. Control
- * characters cannot occur inside a field: numbers, export destinations are
- * two-letter codes, and capacity_unit (last, so it could even hold a
- * separator) has none (constraint sentra_figures_unit_text). '' when the
- * record has no figures. sentra__from_packed_row reads it. */
-#define SENTRA_FIGURES_PACKED_OF(s) \
-    "array_to_string(ARRAY(SELECT concat_ws(E'\\x1f', f.year, f.business_units," \
-    " f.workers_male, f.workers_female, f.investment, f.production_value," \
-    " f.material_value, f.capacity, f.export_share_bp," \
-    " array_to_string(f.export_destinations, ','), f.capacity_unit)" \
-    " FROM sentra_figures f WHERE f.sentra_id = " s ".id ORDER BY f.year), E'\\x1e')"
+/* The columns a pull reads for a record (server/handlers_sync.c): its id,
+ * version and whether it is gone for the caller (deleted or out of scope),
+ * then, when it is not, the record as the table sentra_pull keeps it
+ * printed (migrations/0007_pull_rows.sql; NULL for a tombstone). */
+enum sentra_pull_col {
+    SENTRA_PULL_ID, SENTRA_PULL_VERSION, SENTRA_PULL_DELETED, SENTRA_PULL_PACKED,
+    SENTRA_PULL_NCOLS
+};
 
-/* Parses the sentra of row `row` of res whose columns 0 .. SENTRA_COL_DELETED
- * are those of sentra_rows and column figs_col holds its figures as
- * SENTRA_FIGURES_PACKED_OF builds them (NULL: none). Memory as for
- * sentra__from_rows (the figures' strings are copied into call memory).
+/* Parses the record of row `row` of a pull's result (columns above). Memory
+ * as for sentra__from_rows (the packed text is copied into call memory).
  * Returns NULL when res has too few columns or row is out of range. */
-Sentra__V1__Sentra *sentra__from_packed_row(call_t *c, const PGresult *res, int row,
-                                            int figs_col);
+Sentra__V1__Sentra *sentra__from_pull(call_t *c, const PGresult *res, int row);
 
 /* Parameters of the write functions, after their leading (token, role,
  * region, idempotency key, id[, expected version, mask]) ones. */
@@ -102,6 +94,20 @@ enum sentra_param {
 void sentra__params(call_t *c, const Sentra__V1__Sentra *s, const char **values);
 
 /* KBLI edition: proto enum <-> the year stored in SQL (0 / 0 when unknown). */
+/* A decimal integer as PostgreSQL prints one (an optional '-', digits):
+ * strtoll without its locale, base and error handling, which showed at
+ * the top of a pull's profile. Stops at the first other character. */
+static inline int64_t sentra__dec_i64(const char *p)
+{
+    uint64_t v = 0;
+    int neg = *p == '-';
+
+    p += neg;
+    while (*p >= '0' && *p <= '9')
+        v = v * 10 + (uint64_t)(*p++ - '0');
+    return neg ? (int64_t)(0 - v) : (int64_t)v;
+}
+
 int sentra__kbli_year(int version_enum);
 int sentra__kbli_enum(int year);
 

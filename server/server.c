@@ -16,6 +16,7 @@
 #include "call.h"
 #include "conn.h"
 #include "log.h"
+#include "methods.h"
 #include "server.h"
 #include "status.h"
 
@@ -69,6 +70,7 @@ static void finish_stop(server_t *srv)
     uv_close((uv_handle_t *)&srv->sigint, NULL);
     db_pool_close(srv->db);
     srv->db = NULL;
+    h_sync_shutdown();          /* the pool has answered every read-ahead */
 }
 
 void server_conn_gone(server_t *srv, struct conn *c)

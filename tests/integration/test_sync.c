@@ -9,6 +9,7 @@
  * in the database.
  *
  *   pull/push basics, scope, replay of a mutation id, validation
+ *   every pulled record is byte for byte what GetSentra returns
  *   a repeated push racing its original: applied once either way
  *   conflicts: two district apps editing one record at once
  *   atomic batches: all or none
@@ -1446,10 +1447,127 @@ static void test_sigkill_mid_push(void **state)
     PQfinish(pg);
 }
 
+/* ---------------------------------------------------------------- pull = get */
+
+typedef struct same_ctx {
+    sentra_client_t *c;
+    int live, gone;
+} same_ctx_t;
+
+/* Each pulled record is, byte for byte, what GetSentra returns (the pull
+ * reads the copy printed at write time, migrations/0007_pull_rows.sql;
+ * GetSentra reads the tables). */
+static void same_as_get(const Sentra__V1__Sentra *s, void *arg)
+{
+    same_ctx_t *x = arg;
+    if (s->deleted) {
+        x->gone++;
+        return;
+    }
+    Sentra__V1__GetSentraRequest req = SENTRA__V1__GET_SENTRA_REQUEST__INIT;
+    Sentra__V1__Sentra *g = NULL;
+    sentra_status_t st;
+    req.id = s->id;
+    sentra_status_init(&st);
+    assert_int_equal(sentra_get_sentra(x->c, &req, &g, NULL, &st), 0);
+    sentra_status_clear(&st);
+    size_t n1 = protobuf_c_message_get_packed_size(&s->base);
+    size_t n2 = protobuf_c_message_get_packed_size(&g->base);
+    uint8_t *b1 = malloc(n1 + 1), *b2 = malloc(n2 + 1);
+    protobuf_c_message_pack(&s->base, b1);
+    protobuf_c_message_pack(&g->base, b2);
+    if (n1 != n2 || memcmp(b1, b2, n1) != 0)
+        print_error("record %s: pulled (%zu bytes) and got (%zu bytes) differ\n", s->id, n1, n2);
+    assert_int_equal(n1, n2);
+    assert_memory_equal(b1, b2, n1);
+    free(b1);
+    free(b2);
+    protobuf_c_message_free_unpacked(&g->base, NULL);
+    x->live++;
+}
+
+static void test_pull_equals_get(void **state)
+{
+    sentra_client_t *d = client(T_DIST);
+    char *head = pull_all(d, "", 5000, NULL, NULL);
+    mut_t xs[3];
+    char id[3][37];
+    Sentra__V1__GeoPoint loc = SENTRA__V1__GEO_POINT__INIT;
+    Sentra__V1__Decree dec = SENTRA__V1__DECREE__INIT;
+    Sentra__V1__Figures f1 = SENTRA__V1__FIGURES__INIT, f2 = SENTRA__V1__FIGURES__INIT;
+    Sentra__V1__Figures *figs[2] = {&f1, &f2};
+    char *dest[2] = {"MY", "SG"};
+
+    loc.latitude = -5.4321987654321;
+    loc.longitude = 105.2600000001;
+    dec.number = "SK/77/HK/2023";
+    dec.date = "2023-06-01";
+    dec.official = "Walikota Bandar Lampung";
+    f1.year = 2023;
+    f1.business_units = 9;
+    f1.workers_male = 4;
+    f1.workers_female = 17;
+    f1.investment = 123456789012LL;
+    f1.production_value = 987654321;
+    f2.year = 2024;
+    f2.business_units = 12;
+    f2.capacity = 4000;
+    f2.capacity_unit = "karung, 50 kg (±)";
+    f2.export_share_bp = 1250;
+    f2.n_export_destinations = 2;
+    f2.export_destinations = dest;
+    for (int i = 0; i < 3; i++) {
+        uuid_new(id[i]);
+        mut_upsert(&xs[i], id[i], 0, "18.71", i == 0 ? "eq-a" : i == 1 ? "eq-b" : "eq-c");
+    }
+    /* one with everything, one designated, one bare */
+    xs[0].s.location = &loc;
+    xs[0].s.address = "Jl. Kopi No. 5\nRT 02\tRW 03";
+    xs[0].s.district_code = "18.71.01";
+    xs[0].s.commodity = "Tapis";
+    xs[0].s.main_product = "Kain tapis";
+    xs[0].s.contact_name = "Bu Sari";
+    xs[0].s.contact_phone = "+62 812-7000";
+    xs[0].s.formed_on = "2019-03-15";
+    xs[0].s.n_figures = 2;
+    xs[0].s.figures = figs;
+    xs[1].s.status = SENTRA__V1__STATUS__STATUS_DESIGNATED;
+    xs[1].s.decree = &dec;
+    xs[1].s.formed_on = "2020-01-02";
+    xs[1].s.n_figures = 1;
+    xs[1].s.figures = figs;
+    Sentra__V1__PushChangesResponse *r = push_ok(d, "app-eq", xs, 3, 0);
+    sentra__v1__push_changes_response__free_unpacked(r, NULL);
+
+    /* Another writer changes figures straight in SQL, and one record goes. */
+    PGconn *pg = pg_connect();
+    const char *v[1] = {id[0]};
+    PQclear(pg_q(pg, "UPDATE sentra_figures SET material_value = 31337 WHERE sentra_id = $1", 1, v));
+    PQclear(pg_q(pg, "UPDATE sentra SET name = name || ' (diubah)' WHERE id = $1", 1, v));
+    PQfinish(pg);
+    mut_delete(&xs[0], id[2], 1);
+    r = push_ok(d, "app-eq", xs, 1, 0);
+    sentra__v1__push_changes_response__free_unpacked(r, NULL);
+
+    /* One page: each record once (the deleted one as a tombstone). */
+    same_ctx_t x = {d, 0, 0};
+    free(pull_all(d, head, 500, same_as_get, &x));
+    assert_int_equal(x.live, 2);
+    assert_int_equal(x.gone, 1);
+    /* From the beginning, pages of 3 (read ahead by the server): every
+     * record of the district, some more than once. */
+    same_ctx_t all = {d, 0, 0};
+    free(pull_all(d, "", 3, same_as_get, &all));
+    assert_true(all.live >= 2);
+    free(head);
+    sentra_client_free(d);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_push_pull_basic),
+        cmocka_unit_test(test_pull_equals_get),
         cmocka_unit_test(test_rejections),
         cmocka_unit_test(test_atomic),
         cmocka_unit_test(test_repeat_racing_original),
