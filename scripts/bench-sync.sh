@@ -11,7 +11,9 @@
 #          vs COPY of the same number of rows into sentra + sentra_figures
 #          (every trigger firing, as for a push), and into plain tables,
 #          and vs pgbench's single-row INSERT (one row a transaction into a
-#          narrow table, 1 and 4 clients: issue 8's yardstick for pushes)
+#          narrow table, 1 and 4 clients), and vs pgbench inserting one
+#          record and its figures a transaction into the real tables (the
+#          yardstick make bench uses)
 #
 #   scripts/bench-sync.sh [RECORDS] [SECONDS]     default 100000 and 15
 #
@@ -87,6 +89,15 @@ for _ in 1 2 3; do
     [ -z "$best" ] || [ "$t" -lt "$best" ] && best=$t
 done
 COPY_OUT_MS=$best
+# What the pull itself reads: each record printed once (sentra_pull).
+best=
+for _ in 1 2 3; do
+    t0=$(ms)
+    "$PSQL" "$CONN" -X -q -c "COPY (SELECT sentra_id, version, deleted, packed FROM sentra_pull) TO STDOUT" >/dev/null
+    t=$(( $(ms) - t0 ))
+    [ -z "$best" ] || [ "$t" -lt "$best" ] && best=$t
+done
+COPY_PULL_MS=$best
 
 # ---------------------------------------------------------------- push
 echo "bench-sync: push..." >&2
@@ -137,11 +148,28 @@ echo "INSERT INTO bench_pgb (v) VALUES ('bench');" >"$WORK/pgb.sql"
 tps() { awk '/^tps/ { printf "%.0f", $3; exit }'; }
 PGB1=$("$PGBENCH" -n -c 1 -j 1 -T "$SECS" -f "$WORK/pgb.sql" "$CONN" 2>>"$WORK/lg.err" | tps)
 PGB4=$("$PGBENCH" -n -c 4 -j 4 -T "$SECS" -f "$WORK/pgb.sql" "$CONN" 2>>"$WORK/lg.err" | tps)
+# The same kind of record, one a transaction, into the real tables (every
+# rule, trigger and index: what a client without batches would do; the
+# yardstick of make bench).
+cat >"$WORK/rec.sql" <<'SQL'
+\set n random(1, 1000000000)
+WITH s AS (INSERT INTO sentra (id, regency_code, name, commodity, main_product, kbli_code,
+                               kbli_version, sector_group, status, formed_on)
+           VALUES (gen_random_uuid(), '18.71', 'Sentra Pgbench ' || :n, 'Keripik pisang',
+                   'Keripik', '10792', 2020, 1, 1, '2021-03-15')
+           RETURNING id)
+INSERT INTO sentra_figures (sentra_id, year, business_units, workers_male, workers_female,
+                            investment, production_value)
+SELECT id, 2024, 12, 20, 31, 250000000, 900000000 FROM s;
+SQL
+REC1=$("$PGBENCH" -n -c 1 -j 1 -T "$SECS" -f "$WORK/rec.sql" "$CONN" 2>>"$WORK/lg.err" | tps)
+REC4=$("$PGBENCH" -n -c 4 -j 4 -T "$SECS" -f "$WORK/rec.sql" "$CONN" 2>>"$WORK/lg.err" | tps)
 
 rate() { awk -v n="$1" -v ms="$2" 'BEGIN { printf "%.0f", (ms > 0 ? n * 1000 / ms : 0) }'; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a > 0 && b > 0) printf "%.2f", a / b; else printf "?" }'; }
 COPY_OUT_RATE=$(rate "$ROWS" "$COPY_OUT_MS")
 COPY_OUT_RECS=$(rate "$RECORDS" "$COPY_OUT_MS")
+COPY_PULL_RATE=$(rate "$RECORDS" "$COPY_PULL_MS")
 COPY_IN_RATE=$(rate "$NCOPY" "$COPY_IN_MS")
 COPY_PLAIN_RATE=$(rate "$NCOPY" "$COPY_PLAIN_MS")
 
@@ -156,14 +184,17 @@ Data: $RECORDS records (scripts/gen-national.sh, $ROWS rows of sentra_rows with 
 | PullChanges, full pull, pages of 500, 1 client | $(echo "$PULL500" | kv records_per_s) | p50_ms=$(echo "$PULL500" | kv p50_ms) p99_ms=$(echo "$PULL500" | kv p99_ms) errors=$(echo "$PULL500" | kv errors) |
 | PullChanges, a district's whole pull ($DIST_N records of $DIST, from the empty cursor, pages of 5000) | $(echo "$PULLD" | kv records_per_s) | p50_ms=$(echo "$PULLD" | kv p50_ms) p99_ms=$(echo "$PULLD" | kv p99_ms) a pull, errors=$(echo "$PULLD" | kv errors) |
 | COPY (SELECT * FROM sentra_rows) TO STDOUT, best of 3 | $COPY_OUT_RATE rows | $ROWS rows in $COPY_OUT_MS ms |
+| COPY (SELECT ... FROM sentra_pull) TO STDOUT, best of 3 (what the pull reads) | $COPY_PULL_RATE | $RECORDS records in $COPY_PULL_MS ms |
 | PushChanges, new records, 500 a batch, 1 client | $(echo "$PUSH500" | kv records_per_s) | p50_ms=$(echo "$PUSH500" | kv p50_ms) p99_ms=$(echo "$PUSH500" | kv p99_ms) errors=$(echo "$PUSH500" | kv errors) |
 | PushChanges, new records, 100 a batch, 4 clients | $(echo "$PUSH100" | kv records_per_s) | p50_ms=$(echo "$PUSH100" | kv p50_ms) p99_ms=$(echo "$PUSH100" | kv p99_ms) errors=$(echo "$PUSH100" | kv errors) |
 | COPY into sentra + sentra_figures (all triggers) | $COPY_IN_RATE | $NCOPY records in $COPY_IN_MS ms |
 | COPY into plain tables (no triggers, no indexes) | $COPY_PLAIN_RATE | $NCOPY records in $COPY_PLAIN_MS ms |
 | pgbench, single-row INSERT a transaction, 1 client | ${PGB1:-?} rows | -n -c 1 -T $SECS |
 | pgbench, single-row INSERT a transaction, 4 clients | ${PGB4:-?} rows | -n -c 4 -T $SECS |
+| pgbench, one record and its figures a transaction, 1 client | ${REC1:-?} records | -n -c 1 -T $SECS, into sentra + sentra_figures |
+| pgbench, one record and its figures a transaction, 4 clients | ${REC4:-?} records | -n -c 4 -T $SECS |
 
-Ratios: full pull (5000 a page) / COPY out, records/s over records/s ($COPY_OUT_RECS) $(ratio "$(echo "$PULL5000" | kv records_per_s)" "$COPY_OUT_RECS"); push 500 a batch, 1 client / pgbench 1 client $(ratio "$(echo "$PUSH500" | kv records_per_s)" "$PGB1"); push 100 a batch, 4 clients / pgbench 4 clients $(ratio "$(echo "$PUSH100" | kv records_per_s)" "$PGB4").
+Ratios: full pull (5000 a page) / COPY out, records/s over records/s ($COPY_OUT_RECS) $(ratio "$(echo "$PULL5000" | kv records_per_s)" "$COPY_OUT_RECS"); push 500 a batch, 1 client / pgbench 1 client $(ratio "$(echo "$PUSH500" | kv records_per_s)" "$PGB1"); push 100 a batch, 4 clients / pgbench 4 clients $(ratio "$(echo "$PUSH100" | kv records_per_s)" "$PGB4"); push / one record a transaction, 1 client $(ratio "$(echo "$PUSH500" | kv records_per_s)" "$REC1"), 4 clients $(ratio "$(echo "$PUSH100" | kv records_per_s)" "$REC4").
 EOF
 [ -s "$WORK/lg.err" ] && { echo; echo "loadgen stderr (first lines):"; head -5 "$WORK/lg.err"; }
 exit 0

@@ -471,7 +471,7 @@ static void dispatch(call_t *c)
 static db_stmt_t auth_stmt = {
     "SELECT id, role, coalesce(region_code, '') FROM api_token"
     " WHERE secret_hash = sha256(convert_to($1, 'UTF8')) AND revoked_at IS NULL",
-    0
+    0, 1
 };
 
 static const char *call_secret(const Sentra__V1__Request *req)

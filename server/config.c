@@ -35,7 +35,7 @@ static const struct opt opts[] = {
     { "migrations", "SENTRA_MIGRATIONS", OPT_STR, F(migrations_dir), NULL, 0, 0,
       "migrations directory (default: migrations/ beside bin/)" },
     { "db-pool", "SENTRA_DB_POOL", OPT_INT, F(db_pool_size), "4", 1, 256, "PostgreSQL connections" },
-    { "db-pipeline", "SENTRA_DB_PIPELINE", OPT_INT, F(db_pipeline_depth), "8", 1, 1024,
+    { "db-pipeline", "SENTRA_DB_PIPELINE", OPT_INT, F(db_pipeline_depth), "16", 1, 1024,
       "queries in flight per PostgreSQL connection" },
     { "max-frame", "SENTRA_MAX_FRAME", OPT_INT, F(max_frame), "4194304", 1024, 1073741824,
       "largest frame payload accepted, bytes" },

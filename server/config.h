@@ -16,7 +16,7 @@ typedef struct config {
     char *data_dir;           /* SENTRA_VAR, --var; private cluster and state; default "var" */
     char *migrations_dir;     /* SENTRA_MIGRATIONS, --migrations; default "migrations" */
     int db_pool_size;         /* --db-pool; default 4 */
-    int db_pipeline_depth;    /* --db-pipeline; queries in flight per db connection; default 8 */
+    int db_pipeline_depth;    /* --db-pipeline; queries in flight per db connection; default 16 */
     uint32_t max_frame;       /* --max-frame; bytes; default 4 MiB */
     int max_connections;      /* --max-connections; default 20000 */
     int max_inflight;         /* --max-inflight; requests in flight per connection; default 128 */

@@ -3,8 +3,9 @@
  * event loop.
  *
  * Each pool connection runs in libpq pipeline mode; its socket is watched
- * with uv_poll. Queries wait in one FIFO and go to the least busy
- * connection, up to db_pipeline_depth in flight each. Every query is its own
+ * with uv_poll. Queries wait in one FIFO and go to a connection with room,
+ * up to db_pipeline_depth in flight each: quick ones gather on the busiest
+ * connection that runs only quick ones, others go to the least busy. Every query is its own
  * implicit transaction (a Sync follows it). Statements are prepared lazily,
  * once per connection, the first time a connection runs them.
  *
@@ -22,10 +23,12 @@ typedef struct db_query db_query_t;
 
 /* A statement: define one per query as a static in the file that uses it.
  * The pool fills in id on first use; never share a db_stmt_t between two
- * different SQL texts. */
+ * different SQL texts. quick marks a statement that always answers in well
+ * under a millisecond (a lookup by key): see pump() in db.c. */
 typedef struct db_stmt {
     const char *sql;      /* $1..$n parameters, all sent as text */
     int id;               /* 0 until first used; assigned by the pool */
+    int quick;            /* 1: a key lookup, cheap to queue behind */
 } db_stmt_t;
 
 enum db_status {

@@ -54,7 +54,7 @@ static void fail_field(call_t *c, const char *field, const char *reason)
 
 /* ---------------------------------------------------------------- get */
 
-static db_stmt_t get_stmt = {"SELECT " REGION_COLS " FROM region WHERE code = $1", 0};
+static db_stmt_t get_stmt = {"SELECT " REGION_COLS " FROM region WHERE code = $1", 0, 1};
 
 static void get_done(call_t *c, PGresult *res)
 {
@@ -95,7 +95,7 @@ static db_stmt_t list_stmt = {
     "            ELSE true END) "
     "AND ($2::text IS NULL OR level = $2) "
     "AND ($3::text IS NULL OR code > $3) "
-    "ORDER BY code LIMIT $4::int", 0};
+    "ORDER BY code LIMIT $4::int", 0, 0};
 
 static int list_page_size(const Sentra__V1__ListRegionsRequest *req)
 {

@@ -869,7 +869,7 @@ enum { PC_IDX, PC_OUTCOME, PC_VERSION, PC_VIOLATIONS };
 
 static db_stmt_t push_stmt = {
     "SELECT (p.rec).*, p.idx, p.outcome, p.version, p.violations"
-    " FROM sync_push($1::uuid, $2, $3, $4, $5::boolean, $6::jsonb) p", 0};
+    " FROM sync_push($1::uuid, $2, $3, $4, $5::boolean, $6::jsonb) p", 0, 0};
 
 /* "field: reason" lines into FieldViolations (call memory; strings copied). */
 static void parse_violations(call_t *c, const char *text, Sentra__V1__MutationResult *r)

@@ -67,7 +67,7 @@ void h_get_descriptor_set(call_t *c)
     call_reply(c, &resp.base);
 }
 
-static db_stmt_t sleep_stmt = { "SELECT pg_sleep($1::double precision / 1000)", 0 };
+static db_stmt_t sleep_stmt = { "SELECT pg_sleep($1::double precision / 1000)", 0, 0 };
 
 static void on_slept(call_t *c, PGresult *res)
 {

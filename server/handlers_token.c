@@ -58,7 +58,7 @@ static void fail_field(call_t *c, const char *field, const char *reason)
 static db_stmt_t create_stmt = {
     "INSERT INTO api_token (secret_hash, role, region_code, label) "
     "SELECT sha256(convert_to($1, 'UTF8')), $2, $3, $4 WHERE $5 = 'admin' "
-    "RETURNING " TOKEN_COLS ", $1", 0};
+    "RETURNING " TOKEN_COLS ", $1", 0, 0};
 
 static void create_done(call_t *c, PGresult *res)
 {
@@ -132,7 +132,7 @@ void h_create_token(call_t *c)
 /* ---------------------------------------------------------------- list */
 
 static db_stmt_t list_stmt = {
-    "SELECT " TOKEN_COLS " FROM api_token WHERE $1 = 'admin' ORDER BY created_at, id", 0};
+    "SELECT " TOKEN_COLS " FROM api_token WHERE $1 = 'admin' ORDER BY created_at, id", 0, 0};
 
 static void list_done(call_t *c, PGresult *res)
 {
@@ -169,7 +169,7 @@ void h_list_tokens(call_t *c)
  * api_token_notify trigger tells every server to drop its cached tokens. */
 static db_stmt_t revoke_stmt = {
     "UPDATE api_token SET revoked_at = coalesce(revoked_at, now()) "
-    "WHERE id = $1::uuid AND $2 = 'admin' RETURNING " TOKEN_COLS, 0};
+    "WHERE id = $1::uuid AND $2 = 'admin' RETURNING " TOKEN_COLS, 0, 0};
 
 static void revoke_done(call_t *c, PGresult *res)
 {

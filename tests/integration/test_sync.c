@@ -9,7 +9,8 @@
  * in the database.
  *
  *   pull/push basics, scope, replay of a mutation id, validation
- *   every pulled record is byte for byte what GetSentra returns
+ *   every pulled record is byte for byte what ListSentra (from the tables)
+ *     and GetSentra return
  *   a repeated push racing its original: applied once either way
  *   conflicts: two district apps editing one record at once
  *   atomic batches: all or none
@@ -1451,12 +1452,71 @@ static void test_sigkill_mid_push(void **state)
 
 typedef struct same_ctx {
     sentra_client_t *c;
+    Sentra__V1__ListSentraResponse *pages[64];
+    size_t npages;
     int live, gone;
 } same_ctx_t;
 
-/* Each pulled record is, byte for byte, what GetSentra returns (the pull
- * reads the copy printed at write time, migrations/0007_pull_rows.sql;
- * GetSentra reads the tables). */
+/* Every live record of regency 18.71 as ListSentra returns it: read from
+ * the tables (the view sentra_api and the figures), not from the printed
+ * copy that PullChanges and GetSentra read. */
+static void list_district(same_ctx_t *x)
+{
+    Sentra__V1__SentraFilter f = SENTRA__V1__SENTRA_FILTER__INIT;
+    char *token = strdup("");
+    f.regency_code = "18.71";
+    do {
+        Sentra__V1__ListSentraRequest req = SENTRA__V1__LIST_SENTRA_REQUEST__INIT;
+        Sentra__V1__ListSentraResponse *r = NULL;
+        sentra_status_t st;
+        req.filter = &f;
+        req.page_size = 1000;
+        req.page_token = token;
+        sentra_status_init(&st);
+        assert_int_equal(sentra_list_sentra(x->c, &req, &r, NULL, &st), 0);
+        sentra_status_clear(&st);
+        assert_true(x->npages < 64);
+        x->pages[x->npages++] = r;
+        free(token);
+        token = strdup(r->next_page_token);
+    } while (token[0]);
+    free(token);
+}
+
+static void list_free(same_ctx_t *x)
+{
+    for (size_t i = 0; i < x->npages; i++)
+        sentra__v1__list_sentra_response__free_unpacked(x->pages[i], NULL);
+    x->npages = 0;
+}
+
+static const Sentra__V1__Sentra *listed(const same_ctx_t *x, const char *id)
+{
+    for (size_t i = 0; i < x->npages; i++)
+        for (size_t k = 0; k < x->pages[i]->n_sentra; k++)
+            if (strcmp(x->pages[i]->sentra[k]->id, id) == 0)
+                return x->pages[i]->sentra[k];
+    return NULL;
+}
+
+static void assert_same_bytes(const Sentra__V1__Sentra *a, const Sentra__V1__Sentra *b,
+                              const char *what)
+{
+    size_t n1 = protobuf_c_message_get_packed_size(&a->base);
+    size_t n2 = protobuf_c_message_get_packed_size(&b->base);
+    uint8_t *b1 = malloc(n1 + 1), *b2 = malloc(n2 + 1);
+    protobuf_c_message_pack(&a->base, b1);
+    protobuf_c_message_pack(&b->base, b2);
+    if (n1 != n2 || memcmp(b1, b2, n1) != 0)
+        print_error("record %s: pulled (%zu bytes) and %s (%zu bytes) differ\n", a->id, n1, what, n2);
+    assert_int_equal(n1, n2);
+    assert_memory_equal(b1, b2, n1);
+    free(b1);
+    free(b2);
+}
+
+/* Each pulled record is, byte for byte, what ListSentra returns from the
+ * tables, and what GetSentra returns. */
 static void same_as_get(const Sentra__V1__Sentra *s, void *arg)
 {
     same_ctx_t *x = arg;
@@ -1464,6 +1524,12 @@ static void same_as_get(const Sentra__V1__Sentra *s, void *arg)
         x->gone++;
         return;
     }
+    const Sentra__V1__Sentra *l = listed(x, s->id);
+    if (l == NULL)
+        print_error("record %s: pulled but not listed\n", s->id);
+    assert_non_null(l);
+    assert_same_bytes(s, l, "listed");
+
     Sentra__V1__GetSentraRequest req = SENTRA__V1__GET_SENTRA_REQUEST__INIT;
     Sentra__V1__Sentra *g = NULL;
     sentra_status_t st;
@@ -1471,17 +1537,7 @@ static void same_as_get(const Sentra__V1__Sentra *s, void *arg)
     sentra_status_init(&st);
     assert_int_equal(sentra_get_sentra(x->c, &req, &g, NULL, &st), 0);
     sentra_status_clear(&st);
-    size_t n1 = protobuf_c_message_get_packed_size(&s->base);
-    size_t n2 = protobuf_c_message_get_packed_size(&g->base);
-    uint8_t *b1 = malloc(n1 + 1), *b2 = malloc(n2 + 1);
-    protobuf_c_message_pack(&s->base, b1);
-    protobuf_c_message_pack(&g->base, b2);
-    if (n1 != n2 || memcmp(b1, b2, n1) != 0)
-        print_error("record %s: pulled (%zu bytes) and got (%zu bytes) differ\n", s->id, n1, n2);
-    assert_int_equal(n1, n2);
-    assert_memory_equal(b1, b2, n1);
-    free(b1);
-    free(b2);
+    assert_same_bytes(s, g, "got");
     protobuf_c_message_free_unpacked(&g->base, NULL);
     x->live++;
 }
@@ -1550,15 +1606,17 @@ static void test_pull_equals_get(void **state)
     sentra__v1__push_changes_response__free_unpacked(r, NULL);
 
     /* One page: each record once (the deleted one as a tombstone). */
-    same_ctx_t x = {d, 0, 0};
+    same_ctx_t x = {.c = d};
+    list_district(&x);
     free(pull_all(d, head, 500, same_as_get, &x));
     assert_int_equal(x.live, 2);
     assert_int_equal(x.gone, 1);
     /* From the beginning, pages of 3 (read ahead by the server): every
      * record of the district, some more than once. */
-    same_ctx_t all = {d, 0, 0};
-    free(pull_all(d, "", 3, same_as_get, &all));
-    assert_true(all.live >= 2);
+    x.live = x.gone = 0;
+    free(pull_all(d, "", 3, same_as_get, &x));
+    assert_true(x.live >= 2);
+    list_free(&x);
     free(head);
     sentra_client_free(d);
 }
