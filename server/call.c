@@ -486,6 +486,11 @@ static const char *call_secret(const Sentra__V1__Request *req)
         v += 7;
         while (*v == ' ')
             v++;
+        /* Tokens are printable ASCII ("snt_" and base32): anything else is
+         * refused here, not by the database's text input. */
+        for (const char *p = v; *p; p++)
+            if (*p < '!' || *p > '~')
+                return NULL;
         return *v && strlen(v) <= MAX_TOKEN_LEN ? v : NULL;
     }
     return NULL;

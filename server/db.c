@@ -50,6 +50,8 @@ struct db_query {
     int cancelled;           /* db_query_cancel was called */
     int cancel_sent;         /* a cancel request went to the server for it */
     PGresult *result;        /* the result to deliver (ours to clear) */
+    int grouped;             /* sent without a Sync of its own (see group_close) */
+    int marker;              /* not a query: the Sync closing a group */
     struct db_query *next;   /* in the pool queue, the conn pipeline or the done list */
 };
 
@@ -66,6 +68,7 @@ struct db_conn {
     struct db_query *head, *tail;  /* pipeline: sent, waiting for results */
     int inflight;
     int slow_inflight;       /* of them, not quick (see pump) */
+    int group_open;          /* quick queries sent since the last Sync */
     unsigned char *prepared; /* prepared[id] is 1 once Parse was sent here */
     int prepared_cap;
     int listening;           /* this connection carries the LISTENs */
@@ -80,6 +83,7 @@ struct db_pool {
     struct db_query *qhead, *qtail;  /* waiting for a connection */
     struct db_query *done;           /* to deliver from the defer timer */
     uv_timer_t defer;
+    uv_prepare_t sync;               /* closes open groups before the loop blocks */
     int closing;
     int open_handles;                /* handles still to close before free */
     char **channels;                 /* LISTEN channels */
@@ -94,6 +98,7 @@ static void conn_connect(struct db_conn *dc);
 static void conn_broken(struct db_conn *dc, const char *why);
 static void on_poll(uv_poll_t *h, int status, int events);
 static void pump(db_pool_t *pool);
+static void conn_flush(struct db_conn *dc);
 
 /* ---------------------------------------------------------------- queries */
 
@@ -312,12 +317,72 @@ static int query_quick(const struct db_query *q)
     return q->stmt != NULL && q->stmt->quick;
 }
 
+static void pipeline_append(struct db_conn *dc, struct db_query *q)
+{
+    q->conn = dc;
+    q->next = NULL;
+    if (dc->tail != NULL)
+        dc->tail->next = q;
+    else
+        dc->head = q;
+    dc->tail = q;
+}
+
+/*
+ * Groups. Each query is its own implicit transaction: a Sync follows it,
+ * and libpq 15 sends the buffer at every Sync (PQpipelineSync flushes), so
+ * each query cost a send(), and PostgreSQL flushed each result apart.
+ * Quick statements (key lookups, see pick_conn) are sent without a Sync of
+ * their own instead, and one Sync closes all those sent to a connection in
+ * the same turn of the event loop (on_sync, a prepare handle: just before
+ * the loop would block). They run in one implicit transaction, which for
+ * lookups changes nothing (each statement still takes its own snapshot),
+ * except that an error in one aborts those after it in the group: those
+ * are sent again (conn_read_results). A Sync marker in the pipeline stands
+ * for the group's Sync result.
+ */
+static int group_close(struct db_conn *dc)
+{
+    struct db_query *m = calloc(1, sizeof(*m));
+    if (m == NULL)
+        abort();
+    if (!PQpipelineSync(dc->pg)) {
+        free(m);
+        return -1;
+    }
+    m->pool = dc->pool;
+    m->marker = 1;
+    m->phase = PH_SYNC;
+    pipeline_append(dc, m);
+    dc->group_open = 0;
+    return 0;
+}
+
+static void on_sync(uv_prepare_t *h)
+{
+    db_pool_t *pool = h->data;
+    uv_prepare_stop(h);
+    for (int i = 0; i < pool->size; i++) {
+        struct db_conn *dc = &pool->conns[i];
+        if (dc->state != DBC_READY || !dc->group_open)
+            continue;
+        if (group_close(dc) != 0)
+            conn_broken(dc, PQerrorMessage(dc->pg));
+        else
+            conn_flush(dc);
+    }
+}
+
 /* Puts q into dc's pipeline. Returns 0, or -1 when libpq refused (the
  * connection is then treated as broken by the caller). */
 static int send_query(struct db_conn *dc, struct db_query *q)
 {
     PGconn *pg = dc->pg;
     const char *const *vals = (const char *const *)q->values;
+    int group = query_quick(q);
+
+    if (!group && dc->group_open && group_close(dc) != 0)
+        return -1;
 
     if (q->stmt == NULL) {
         if (!PQsendQueryParams(pg, q->text, q->nparams, NULL, vals, NULL, NULL, 0))
@@ -344,16 +409,20 @@ static int send_query(struct db_conn *dc, struct db_query *q)
             return -1;
         q->phase = need_prepare ? PH_PREPARE : PH_QUERY;
     }
-    if (!PQpipelineSync(pg))
+    if (group) {
+        /* A Flush, so that PostgreSQL sends this result as soon as it has
+         * it rather than at the group's Sync. */
+        if (!PQsendFlushRequest(pg))
+            return -1;
+        q->grouped = 1;
+        dc->group_open = 1;
+        if (!uv_is_active((uv_handle_t *)&dc->pool->sync))
+            uv_prepare_start(&dc->pool->sync, on_sync);
+    } else if (!PQpipelineSync(pg)) {
         return -1;
+    }
 
-    q->conn = dc;
-    q->next = NULL;
-    if (dc->tail != NULL)
-        dc->tail->next = q;
-    else
-        dc->head = q;
-    dc->tail = q;
+    pipeline_append(dc, q);
     dc->inflight++;
     dc->slow_inflight += !query_quick(q);
     return 0;
@@ -436,7 +505,8 @@ static void pump(db_pool_t *pool)
             conn_broken(best, PQerrorMessage(best->pg));
             continue;
         }
-        conn_flush(best);
+        if (!q->grouped)
+            conn_flush(best);       /* a group goes out in on_sync */
     }
 
     /* Nothing can run these: fail them rather than let them wait for their
@@ -453,6 +523,35 @@ static void pump(db_pool_t *pool)
 }
 
 /* ---------------------------------------------------------------- receiving */
+
+/* q, at the head of dc's pipeline, has all its results: deliver it, or
+ * send it again when it failed for another query's sake. */
+static void query_done(struct db_conn *dc, struct db_query *q)
+{
+    dc->head = q->next;
+    if (dc->head == NULL)
+        dc->tail = NULL;
+    dc->inflight--;
+    dc->slow_inflight -= !query_quick(q);
+
+    const char *state = q->result ? PQresultErrorField(q->result, PG_DIAG_SQLSTATE) : NULL;
+    int aborted = q->result != NULL && PQresultStatus(q->result) == PGRES_PIPELINE_ABORTED;
+    int unprepared = state != NULL && strcmp(state, "26000") == 0 && q->stmt != NULL;
+    if (!q->cancelled && (aborted || unprepared || (state != NULL && strcmp(state, "57014") == 0))) {
+        /* Hit by a cancel meant for another query, or skipped because an
+         * earlier query of its group failed (its Parse too, perhaps, which
+         * a later query then missed): run it again. */
+        if (unprepared && q->stmt->id < dc->prepared_cap)
+            dc->prepared[q->stmt->id] = 0;
+        PQclear(q->result);
+        q->result = NULL;
+        q->cancel_sent = 0;
+        q->grouped = 0;
+        queue_push(dc->pool, q, 1);
+    } else {
+        finish(q);
+    }
+}
 
 /* Takes the results libpq has ready. */
 static void conn_read_results(struct db_conn *dc)
@@ -473,12 +572,21 @@ static void conn_read_results(struct db_conn *dc)
                 q->result = res;
                 dc->prepared[q->stmt->id] = 0;
             } else {
+                /* Skipped with its group (see query_done): not prepared. */
+                if (PQresultStatus(res) == PGRES_PIPELINE_ABORTED)
+                    dc->prepared[q->stmt->id] = 0;
                 PQclear(res);
             }
             break;
         case PH_QUERY:
             if (res == NULL) {
-                q->phase = PH_SYNC;
+                if (q->grouped) {
+                    query_done(dc, q);      /* its group's Sync comes later */
+                    if (dc->head != NULL && dc->head->cancelled)
+                        send_cancel(dc);
+                } else {
+                    q->phase = PH_SYNC;
+                }
             } else if (q->result == NULL) {
                 q->result = res;
             } else {
@@ -495,21 +603,13 @@ static void conn_read_results(struct db_conn *dc)
                 break;
             }
             PQclear(res);
-            dc->head = q->next;
-            if (dc->head == NULL)
-                dc->tail = NULL;
-            dc->inflight--;
-            dc->slow_inflight -= !query_quick(q);
-
-            const char *state = q->result ? PQresultErrorField(q->result, PG_DIAG_SQLSTATE) : NULL;
-            if (!q->cancelled && state != NULL && strcmp(state, "57014") == 0) {
-                /* Hit by a cancel meant for another query: run it again. */
-                PQclear(q->result);
-                q->result = NULL;
-                q->cancel_sent = 0;
-                queue_push(dc->pool, q, 1);
+            if (q->marker) {
+                dc->head = q->next;
+                if (dc->head == NULL)
+                    dc->tail = NULL;
+                query_free(q);
             } else {
-                finish(q);
+                query_done(dc, q);
             }
             if (dc->head != NULL && dc->head->cancelled)
                 send_cancel(dc);
@@ -673,6 +773,7 @@ static void conn_broken(struct db_conn *dc, const char *why)
     dc->tail = NULL;
     dc->inflight = 0;
     dc->slow_inflight = 0;
+    dc->group_open = 0;
     if (dc->listening && pool->notify_cb != NULL)
         pool->notify_cb(pool->notify_arg, NULL, NULL);
     dc->listening = 0;
@@ -712,7 +813,9 @@ db_pool_t *db_pool_new(uv_loop_t *loop, const char *conninfo, int size, int dept
     }
     uv_timer_init(loop, &pool->defer);
     pool->defer.data = pool;
-    pool->open_handles = 1;
+    uv_prepare_init(loop, &pool->sync);
+    pool->sync.data = pool;
+    pool->open_handles = 2;
     for (int i = 0; i < pool->size; i++) {
         struct db_conn *dc = &pool->conns[i];
         dc->pool = pool;
@@ -828,4 +931,5 @@ void db_pool_close(db_pool_t *pool)
     /* Deliver what is deferred now: the loop is winding down. */
     on_defer(&pool->defer);
     uv_close((uv_handle_t *)&pool->defer, defer_closed);
+    uv_close((uv_handle_t *)&pool->sync, defer_closed);
 }

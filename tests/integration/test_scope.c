@@ -309,10 +309,13 @@ static void tokens_admin_only(void **state)
 static void without_a_valid_token(void **state)
 {
     sentra_status_t st;
-    const char *bad[] = {"", "snt_not_a_real_token", "Bearer x"};
+    /* the last two are not even token-shaped: bytes that are not UTF-8
+     * (once answered INVALID_ARGUMENT by the database's text input) and a
+     * control character */
+    const char *bad[] = {"", "snt_not_a_real_token", "Bearer x", "snt_\xff\xfe\x80", "snt_a\x01b"};
 
     sentra_status_init(&st);
-    for (size_t i = 0; i < 3; i++) {
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         sentra_client_t *cl = client_with(bad[i]);
         Sentra__V1__GetSentraRequest g = SENTRA__V1__GET_SENTRA_REQUEST__INIT;
         Sentra__V1__Sentra *s = NULL;
