@@ -24,6 +24,8 @@
 #
 #   ping   loadgen Ping                      vs redis-benchmark -t ping (PING_MBULK)
 #   get    loadgen GetSentra (random ids)    vs pgbench -S -M prepared
+#          (over sentrad's Unix socket, as pgbench reaches PostgreSQL;
+#          also with 4 in flight a connection, and over TCP)
 #   list   loadgen ListSentra (50 a page)    (no ceiling)
 #   stats  loadgen GetStatistics by province vs pgbench running the same GROUP BY
 #   pull   loadgen full PullChanges          vs COPY out of the same rows
@@ -190,7 +192,7 @@ PORT_FILE=$WORK/sentrad.port
 # WORK, so that a core file (if cores are on: ulimit -c) lands there.
 cp "$SENTRAD" "$WORK/bench-server" || die "cannot copy $SENTRAD"
 (cd "$WORK" && exec setsid ./bench-server --db "$CONN" --port 0 --port-file "$PORT_FILE" \
-    --no-migrate --migrations "$ROOT/migrations" --log-level info >"$WORK/sentrad.log" 2>&1) &
+    --unix "$WORK/sentrad.sock" --no-migrate --migrations "$ROOT/migrations" --log-level info >"$WORK/sentrad.log" 2>&1) &
 SENTRAD_PID=$!
 for _ in $(seq 1 100); do
     [ -s "$PORT_FILE" ] && break
@@ -228,6 +230,11 @@ check_alive() {
 
 lg() {
     "$LOADGEN" -p "$PORT" -c "$CLIENTS" -t "$SECS" --warmup 1 "$@" 2>>"$WORK/loadgen.err"
+}
+# The same over sentrad's Unix socket: pgbench reaches PostgreSQL through
+# one, so GetSentra is compared with it over the same kind of transport.
+lgu() {
+    "$LOADGEN" -u "$WORK/sentrad.sock" -c "$CLIENTS" -t "$SECS" --warmup 1 "$@" 2>>"$WORK/loadgen.err"
 }
 
 # ours NAME LINE: records rps/p50/p99/records_per_s of a loadgen line
@@ -284,12 +291,15 @@ for r in $(seq 1 "$RUNS"); do
     log "  redis PING: $(cut -d, -f2 <<<"$line") req/s"
     pair ping.ratio ping.rps redis.rps
 
-    ours get "$(lg -w get --ids "$WORK/ids" -T "$TOK_NAT")"; check_alive "get, round $r"
+    ours get "$(lgu -w get --ids "$WORK/ids" -T "$TOK_NAT")"; check_alive "get, round $r"
     v=$(pgb -S -M prepared "$PGB_CONN"); put pgbench_s.tps "$v"; log "  pgbench -S: $v tps"
     pair get.ratio get.rps pgbench_s.tps
     # The same with 4 requests in flight per connection (pipelining).
-    ours getp "$(lg -w get -d 4 --ids "$WORK/ids" -T "$TOK_NAT")"; check_alive "get -d 4, round $r"
+    ours getp "$(lgu -w get -d 4 --ids "$WORK/ids" -T "$TOK_NAT")"; check_alive "get -d 4, round $r"
     pair getp.ratio getp.rps pgbench_s.tps
+    # And over TCP, as remote clients reach it.
+    ours gett "$(lg -w get --ids "$WORK/ids" -T "$TOK_NAT")"; check_alive "get tcp, round $r"
+    pair gett.ratio gett.rps pgbench_s.tps
 
     ours list "$(lg -w list -T "$TOK_NAT")"; check_alive "list, round $r"
 
@@ -355,6 +365,7 @@ mr() { med "$1" | awk '{if ($1 == "nan") print "n/a"; else printf "%.2f", $1}'; 
 P_OURS=$(med ping.rps); P_CEIL=$(med redis.rps); P_R=$(mr ping.ratio)
 G_OURS=$(med get.rps); G_CEIL=$(med pgbench_s.tps); G_R=$(mr get.ratio)
 GP_OURS=$(med getp.rps); GP_R=$(mr getp.ratio)
+GT_OURS=$(med gett.rps); GT_R=$(mr gett.ratio)
 S_OURS=$(med stats.rps); S_CEIL=$(med stats_sql.tps); S_R=$(mr stats.ratio)
 PL_OURS=$(med pull.rec); PL_CEIL=$(med copy_out.rec); PL_R=$(mr pull.ratio)
 PU_OURS=$(med push.rec); PU_INS=$(med insert.tps); PU_R=$(mr push.ratio)
@@ -372,8 +383,9 @@ Medians of $RUNS runs; each ratio is the median of the $RUNS ratios of a run of 
 | workload | ours | p50 ms | p99 ms | ceiling | ceiling figure | ratio | target | verdict |
 |---|---|---|---|---|---|---|---|---|
 | Ping | $P_OURS req/s | $(med ping.p50) | $(med ping.p99) | redis-benchmark PING_MBULK | $P_CEIL req/s (p50 $(med redis.p50), p99 $(med redis.p99)) | $P_R | >= 1.0 | $(verdict "$P_R" 1.0) |
-| GetSentra (random id) | $G_OURS req/s | $(med get.p50) | $(med get.p99) | pgbench -S -M prepared | $G_CEIL tps | $G_R | >= 0.8 | $(verdict "$G_R" 0.8) |
-| GetSentra, 4 in flight per connection | $GP_OURS req/s | $(med getp.p50) | $(med getp.p99) | pgbench -S -M prepared | $G_CEIL tps | $GP_R | (aim 1.0) | $(verdict "$GP_R" 1.0) |
+| GetSentra (random id; Unix socket, as pgbench) | $G_OURS req/s | $(med get.p50) | $(med get.p99) | pgbench -S -M prepared | $G_CEIL tps | $G_R | >= 0.8 | $(verdict "$G_R" 0.8) |
+| GetSentra, 4 in flight per connection (Unix socket) | $GP_OURS req/s | $(med getp.p50) | $(med getp.p99) | pgbench -S -M prepared | $G_CEIL tps | $GP_R | (aim 1.0) | $(verdict "$GP_R" 1.0) |
+| GetSentra over TCP (loopback) | $GT_OURS req/s | $(med gett.p50) | $(med gett.p99) | pgbench -S -M prepared | $G_CEIL tps | $GT_R | - | - |
 | ListSentra (page of 50, one province) | $(med list.rps) req/s | $(med list.p50) | $(med list.p99) | - | - | - | - | - |
 | GetStatistics (by province, national) | $S_OURS req/s | $(med stats.p50) | $(med stats.p99) | pgbench, same GROUP BY | $S_CEIL tps | $S_R | - | - |
 | PullChanges (full, 5000 a page, 1 client) | $PL_OURS records/s | $(med pull.p50) | $(med pull.p99) | COPY out of sentra_rows (all records) | $PL_CEIL records/s | $PL_R | >= 100,000 records/s | $(awk -v v="$PL_OURS" 'BEGIN {print (v + 0 >= 100000) ? "met" : "MISSED"}') |
