@@ -25,12 +25,14 @@ CREATE TABLE sentra_pull (
 -- packed: the columns of the view sentra_api from regency_code to
 -- province_code (server/sentra_row.h, SENTRA_COL_REGENCY to
 -- SENTRA_COL_PROVINCE), each printed as that view prints it, '' for NULL,
--- separated by U+001F; then U+001D and the figures years as
--- SENTRA_FIGURES_PACKED_OF packs them (fields by U+001F, years by U+001E,
--- in year order). No text column can hold U+001D to U+001F (the CHECK
--- constraints of migrations/0003_sentra.sql refuse control characters, the
--- address all but tab, newline and carriage return), so the separators are
--- unambiguous. server/sentra_row.c sentra__from_pull reads it.
+-- separated by U+001F; then U+001D and the figures years in year order,
+-- separated by U+001E, each as year, business_units, workers_male,
+-- workers_female, investment, production_value, material_value,
+-- capacity, export_share_bp, export_destinations (joined by commas) and
+-- capacity_unit, separated by U+001F. No text column can hold U+001D to
+-- U+001F (the CHECK constraints of migrations/0003_sentra.sql refuse
+-- control characters, the address all but tab, newline and carriage
+-- return), so the separators are unambiguous. server/sentra_row.c sentra__from_pull reads it.
 CREATE VIEW sentra_pull_src AS
 SELECT s.id AS sentra_id, s.regency_code, s.version, s.deleted_at IS NOT NULL AS deleted,
        format(replace('%s %s %s %s %s %s %s %s %s %s %s %s %s %s %s %s %s %s %s %s %s %s %s %s %s',
