@@ -81,23 +81,20 @@ echo "bench-sync: pull..." >&2
 PULL5000=$("$LOADGEN" -p "$PORT" -c 1 -t "$SECS" -w pull --page-size 5000 -T "$TOK_NAT" 2>>"$WORK/lg.err")
 PULL500=$("$LOADGEN" -p "$PORT" -c 1 -t "$SECS" -w pull --page-size 500 -T "$TOK_NAT" 2>>"$WORK/lg.err")
 PULLD=$("$LOADGEN" -p "$PORT" -c 1 -t 5 -w pull --page-size 5000 -T "$TOK_DIST" 2>>"$WORK/lg.err")
-best=
-for _ in 1 2 3; do
-    t0=$(ms)
-    "$PSQL" "$CONN" -X -q -c "COPY (SELECT * FROM sentra_rows ORDER BY id, fig_year) TO STDOUT" >/dev/null
-    t=$(( $(ms) - t0 ))
-    [ -z "$best" ] || [ "$t" -lt "$best" ] && best=$t
-done
-COPY_OUT_MS=$best
+# best_copy_ms QUERY: the fastest of three COPY (QUERY) TO STDOUT, in ms
+best_copy_ms() {
+    local best= t t0
+    for _ in 1 2 3; do
+        t0=$(ms)
+        "$PSQL" "$CONN" -X -q -c "COPY ($1) TO STDOUT" >/dev/null
+        t=$(( $(ms) - t0 ))
+        [ -z "$best" ] || [ "$t" -lt "$best" ] && best=$t
+    done
+    echo "$best"
+}
+COPY_OUT_MS=$(best_copy_ms "SELECT * FROM sentra_rows ORDER BY id, fig_year")
 # What the pull itself reads: each record printed once (sentra_pull).
-best=
-for _ in 1 2 3; do
-    t0=$(ms)
-    "$PSQL" "$CONN" -X -q -c "COPY (SELECT sentra_id, version, deleted, packed FROM sentra_pull) TO STDOUT" >/dev/null
-    t=$(( $(ms) - t0 ))
-    [ -z "$best" ] || [ "$t" -lt "$best" ] && best=$t
-done
-COPY_PULL_MS=$best
+COPY_PULL_MS=$(best_copy_ms "SELECT sentra_id, version, deleted, packed FROM sentra_pull")
 
 # ---------------------------------------------------------------- push
 echo "bench-sync: push..." >&2
@@ -148,22 +145,10 @@ echo "INSERT INTO bench_pgb (v) VALUES ('bench');" >"$WORK/pgb.sql"
 tps() { awk '/^tps/ { printf "%.0f", $3; exit }'; }
 PGB1=$("$PGBENCH" -n -c 1 -j 1 -T "$SECS" -f "$WORK/pgb.sql" "$CONN" 2>>"$WORK/lg.err" | tps)
 PGB4=$("$PGBENCH" -n -c 4 -j 4 -T "$SECS" -f "$WORK/pgb.sql" "$CONN" 2>>"$WORK/lg.err" | tps)
-# The same kind of record, one a transaction, into the real tables (every
-# rule, trigger and index: what a client without batches would do; the
-# yardstick of make bench).
-cat >"$WORK/rec.sql" <<'SQL'
-\set n random(1, 1000000000)
-WITH s AS (INSERT INTO sentra (id, regency_code, name, commodity, main_product, kbli_code,
-                               kbli_version, sector_group, status, formed_on)
-           VALUES (gen_random_uuid(), '18.71', 'Sentra Pgbench ' || :n, 'Keripik pisang',
-                   'Keripik', '10792', 2020, 1, 1, '2021-03-15')
-           RETURNING id)
-INSERT INTO sentra_figures (sentra_id, year, business_units, workers_male, workers_female,
-                            investment, production_value)
-SELECT id, 2024, 12, 20, 31, 250000000, 900000000 FROM s;
-SQL
-REC1=$("$PGBENCH" -n -c 1 -j 1 -T "$SECS" -f "$WORK/rec.sql" "$CONN" 2>>"$WORK/lg.err" | tps)
-REC4=$("$PGBENCH" -n -c 4 -j 4 -T "$SECS" -f "$WORK/rec.sql" "$CONN" 2>>"$WORK/lg.err" | tps)
+# One record and its figures a transaction, into the real tables: the
+# yardstick of make bench (bench/insert_record.sql).
+REC1=$("$PGBENCH" -n -c 1 -j 1 -T "$SECS" -f bench/insert_record.sql "$CONN" 2>>"$WORK/lg.err" | tps)
+REC4=$("$PGBENCH" -n -c 4 -j 4 -T "$SECS" -f bench/insert_record.sql "$CONN" 2>>"$WORK/lg.err" | tps)
 
 rate() { awk -v n="$1" -v ms="$2" 'BEGIN { printf "%.0f", (ms > 0 ? n * 1000 / ms : 0) }'; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a > 0 && b > 0) printf "%.2f", a / b; else printf "?" }'; }

@@ -96,12 +96,12 @@ void h_create_sentra(call_t *c)
 
 /* ---------------------------------------------------------------- get */
 
-/* Scope in the WHERE clause: a record the token may not read is simply not
- * found, exactly like a missing or deleted one. */
 /* The record as sentra_pull keeps it printed (migrations/0007_pull_rows.sql),
- * the text PullChanges sends too: one index probe and one text column,
- * where reading sentra_rows (the record joined to its figures, about 40
- * columns printed per figures year) took PostgreSQL twice the time. */
+ * the text PullChanges sends too: one key probe and one text column. Reading
+ * sentra_rows (the record joined to its figures, about 40 columns printed
+ * per figures year), GetSentra ran at 19,000 to 21,000 a second against
+ * 33,000 to 36,000 (docs/BENCHMARKS.md). Scope in the WHERE clause: a record the token may
+ * not read is simply not found, exactly like a missing or deleted one. */
 static db_stmt_t get_stmt = {
     "SELECT p.sentra_id, p.version, p.deleted, p.packed FROM sentra_pull p "
     "WHERE p.sentra_id = $1::uuid AND NOT p.deleted "

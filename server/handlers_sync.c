@@ -295,6 +295,7 @@ static db_stmt_t pull_stmts[3] = {
 };
 
 static void pull_query(call_t *c);
+static void pull_query_db(call_t *c, pull_state_t *ps);
 static void pull_done(call_t *c, PGresult *res);
 static int pull_params(call_t *c, const pull_state_t *ps, const char **v);
 
@@ -394,10 +395,7 @@ static void ra_deliver(call_t *c, readahead_t *ra)
     free(ra);
     if (res == NULL) {
         /* The read-ahead found no database: ask the usual way. */
-        pull_state_t *ps = pull_find(c);
-        const char *v[8];
-        int n = pull_params(c, ps, v);
-        call_query(c, &pull_stmts[ps->shape], n, v, pull_done);
+        pull_query_db(c, pull_find(c));
         return;
     }
     pull_done(c, res);
@@ -632,16 +630,21 @@ static int pull_params(call_t *c, const pull_state_t *ps, const char **v)
     return ps->shape == PULL_ALL ? 7 : 8;
 }
 
+/* Queries the page of ps now. */
+static void pull_query_db(call_t *c, pull_state_t *ps)
+{
+    const char *v[8];
+    int n = pull_params(c, ps, v);
+    call_query(c, &pull_stmts[ps->shape], n, v, pull_done);
+}
+
 static void pull_query(call_t *c)
 {
     pull_state_t *ps = pull_find(c);
-    const char *v[8];
 
     ps->queried_ns = uv_hrtime();
-    if (ra_take(c, ps))
-        return;
-    int n = pull_params(c, ps, v);
-    call_query(c, &pull_stmts[ps->shape], n, v, pull_done);
+    if (!ra_take(c, ps))
+        pull_query_db(c, ps);
 }
 
 void h_pull_changes(call_t *c)
