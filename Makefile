@@ -8,7 +8,7 @@
 #   make destroy-db delete the private cluster (var/pg) and its data
 #   make install PREFIX=/usr/local
 #
-# Sources are found by directory: every server/*.c goes into sentrad, every
+# Sources are found by directory: every .c under server/ goes into sentrad, every
 # client/lib/*.c into libsentra, every client/cli/*.c into sentra-cli, every
 # common/*.c into both, and every tests/unit/test_*.c becomes a test program.
 
@@ -49,11 +49,15 @@ PB_C       := $(patsubst proto/%.proto,$(GEN)/%.pb-c.c,$(PROTOS))
 PB_H       := $(PB_C:.c=.h)
 DESC_C     := $(GEN)/descriptor_set.c
 
-INCS       := -I$(GEN) -Icommon -Iserver -Iclient/include -Iclient/lib -Iclient/cli
+# server/ has rooms (docs/DESIGN.md): transport/ (bytes to calls), core/
+# (calls, methods, tokens), db/ (the pool, migrations), services/ (the
+# handlers). Headers are included by name from any of them.
+SERVER_DIRS:= server server/core server/transport server/db server/services
+INCS       := -I$(GEN) -Icommon $(addprefix -I,$(SERVER_DIRS)) -Iclient/include -Iclient/lib -Iclient/cli
 ALL_CFLAGS  = $(CFLAGS) $(INCS) $(PKG_CFLAGS)
 
 COMMON_SRC := $(wildcard common/*.c)
-SERVER_SRC := $(filter-out server/main.c,$(wildcard server/*.c))
+SERVER_SRC := $(filter-out server/main.c,$(foreach d,$(SERVER_DIRS),$(wildcard $(d)/*.c)))
 LIB_SRC    := $(wildcard client/lib/*.c)
 CLI_SRC    := $(wildcard client/cli/*.c)
 UNIT_SRC   := $(wildcard tests/unit/test_*.c)

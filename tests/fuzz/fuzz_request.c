@@ -3,7 +3,7 @@
  *
  * The input is the payload of a REQUEST frame. It goes through what
  * conn.c and call.c do before a handler runs: unpack sentra.v1.Request,
- * look the method up in the dispatch table (server/methods.c), unpack the
+ * look the method up in the dispatch table (server/core/methods.c), unpack the
  * method's request message with the table's descriptor, read the metadata
  * the way the token check does. Then everything decoded is packed again
  * and unpacked again, which must succeed and give the same bytes: a

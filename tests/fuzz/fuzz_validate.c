@@ -5,7 +5,7 @@
  * The first input byte picks a request message type (the list below, in
  * the order of the .proto files; seeds depend on it, so only add at
  * the end); the rest is unpacked as that message, then handed to the checks its handler runs before touching the
- * database (server/validate.c, server/filter.c): record rules for creates,
+ * database (server/services/validate.c, server/services/filter.c): record rules for creates,
  * updates and pushed mutations, update masks, filters, ids, region codes,
  * dates and UTF-8. The filter's SQL text is built for the shape the input
  * implies, into buffers of every small size, to check its truncation.

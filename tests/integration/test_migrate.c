@@ -1,5 +1,5 @@
 /*
- * test_migrate.c: the migrations runner (server/migrate.c) against real
+ * test_migrate.c: the migrations runner (server/db/migrate.c) against real
  * databases in the test cluster: the project's own migrations apply and
  * re-apply as a no-op, the region reference data has the right counts, and
  * every refusal (edited, unknown newer, misnamed, duplicated, out of order,

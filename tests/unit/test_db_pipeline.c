@@ -1,5 +1,5 @@
 /*
- * test_db_pipeline.c: the PostgreSQL pool (server/db.c) against a real
+ * test_db_pipeline.c: the PostgreSQL pool (server/db/db.c) against a real
  * PostgreSQL (a database of its own in the test cluster), without a server:
  * quick statements sent in one turn of the loop share one Sync (a group),
  * so a failure in a group must fail only its own query, and the queries

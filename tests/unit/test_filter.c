@@ -1,5 +1,5 @@
 /*
- * test_filter.c: the SQL text of every SentraFilter shape (server/filter.c):
+ * test_filter.c: the SQL text of every SentraFilter shape (server/services/filter.c):
  * parameters numbered $first.. in order with none skipped, one term per
  * condition, the live-row condition always present, each term reading
  * its column through the alias, and the size query (len 0) agreeing with the text written.

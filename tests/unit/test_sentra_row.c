@@ -1,5 +1,5 @@
 /*
- * test_sentra_row.c: server/sentra_row.c without a database. Results are
+ * test_sentra_row.c: server/services/sentra_row.c without a database. Results are
  * built client-side with libpq's PQmakeEmptyPGresult/PQsetvalue in the
  * shape of the view sentra_rows, and in the shape a pull reads (the record
  * printed into one text by the table sentra_pull,

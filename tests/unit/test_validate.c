@@ -1,5 +1,5 @@
 /*
- * test_validate.c: every rule of server/validate.c. Each failing input
+ * test_validate.c: every rule of server/services/validate.c. Each failing input
  * breaks one rule of an otherwise valid record and must yield exactly one
  * violation, on exactly the expected field path.
  */

@@ -217,7 +217,7 @@ static void pull_forget(void *arg)
  * it comes from another database).
  * Each record: its current state when the caller may read it, else a
  * tombstone (deleted, or moved out of the caller's scope). One row per
- * record: the columns of enum sentra_pull_col (server/sentra_row.h), the
+ * record: the columns of enum sentra_pull_col (server/services/sentra_row.h), the
  * record as sentra_pull keeps it printed (migrations/0007_pull_rows.sql:
  * printing it here was two thirds of the statement's time), then the feed
  * position and meta. The packed record is NULL unless v.ok (live and

@@ -61,7 +61,7 @@ enum sentra_col {
  * *row is out of range. */
 Sentra__V1__Sentra *sentra__from_rows(call_t *c, const PGresult *res, int *row);
 
-/* The columns a pull reads for a record (server/handlers_sync.c): its id,
+/* The columns a pull reads for a record (server/services/handlers_sync.c): its id,
  * version and whether it is gone for the caller (deleted or out of scope),
  * then, when it is not, the record as the table sentra_pull keeps it
  * printed (migrations/0007_pull_rows.sql; NULL for a tombstone). */

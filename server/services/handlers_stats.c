@@ -5,7 +5,7 @@
  * sentra with its classification and latest figures, kept right by
  * triggers. Each request is one SQL statement built from fixed fragments:
  * the group-by columns come from a whitelist indexed by the GroupBy enum,
- * the filter conditions from server/filter.c, and every value travels as a
+ * the filter conditions from server/services/filter.c, and every value travels as a
  * $n parameter. The text depends only on the request's "shape" (which
  * group-bys, which filters, whether a reporting year and an as-of date are
  * given), so one prepared statement is cached per shape, for the life of
