@@ -6,7 +6,7 @@
  *
  *   offset 0  u32  length     payload bytes that follow the header
  *   offset 4  u8   type       SENTRA_FRAME_*
- *   offset 5  u8   flags      none defined yet; senders write 0, receivers ignore
+ *   offset 5  u8   flags      SENTRA_FRAME_F_*; receivers ignore bits they do not know
  *   offset 6  u16  reserved   must be 0
  *   offset 8  u32  stream_id  request id chosen by the client; 0 for
  *                             connection-level frames (PING, PONG, GOAWAY)
@@ -22,6 +22,10 @@
 #define SENTRA_FRAME_HEADER_LEN 12
 #define SENTRA_FRAME_DEFAULT_MAX (4u * 1024 * 1024)
 #define SENTRA_PING_MAX_PAYLOAD 64
+
+/* RESPONSE: a message of a server stream; more RESPONSE frames follow on
+ * this stream id, the last (without the flag) carrying the status. */
+#define SENTRA_FRAME_F_MORE 0x01
 
 enum sentra_frame_type {
     SENTRA_FRAME_REQUEST = 1,  /* payload: sentra.v1.Request */

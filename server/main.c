@@ -1,10 +1,12 @@
 /*
  * main.c: sentrad's entry point: settings, subcommands, and the serve loop.
  *
- * Where things are: a request enters in conn.c (on_read -> on_request),
- * becomes a call in call.c (call_start), reaches its handler through the
- * table in methods.c, meets PostgreSQL through db.c (call_query), and its
- * reply leaves through call_reply -> conn_send_response.
+ * Where things are: a request enters in transport/conn.c (on_read, which
+ * hands the bytes to the connection's protocol: transport/native.c's
+ * on_request), becomes a call in core/call.c (call_start), reaches its
+ * handler through the table in core/methods.c, meets PostgreSQL through
+ * db/db.c (call_query), and its reply leaves through call_reply -> the
+ * transport's sink -> conn_write.
  */
 #include <libgen.h>
 #include <limits.h>

@@ -5,9 +5,10 @@
  *   call_start  -> method lookup -> payload decode -> deadline timer
  *               -> token check (cache, else one query) -> handler
  *   handler     -> call_query ... -> call_reply / call_fail
- *   answer      -> Response packed here, sent by the transport (conn.c)
+ *   answer      -> call_answer_t handed to the transport's sink, which
+ *                  encodes it (transport/native.c: a RESPONSE frame)
  *
- * A call is reference counted: its connection holds one reference until it
+ * A call is reference counted: its transport holds one reference until it
  * is answered or detached, a query in flight one, the deadline timer one
  * until its handle has closed. It is freed when the last one drops, which
  * is also when the handler's call_alloc() memory and call_on_free() hooks
@@ -19,8 +20,6 @@
 #include <string.h>
 
 #include "call.h"
-#include "conn.h"
-#include "frame.h"
 #include "log.h"
 #include "methods.h"
 #include "server.h"
@@ -39,6 +38,8 @@ struct call_cleanup {
 
 #define MAX_IDEMPOTENCY_KEY 128
 #define MAX_TOKEN_LEN 256
+#define MAX_MD_ENTRIES 64              /* metadata entries kept for a call */
+#define MAX_MD_BYTES (16 * 1024)       /* and their bytes */
 
 static void call_free(call_t *c)
 {
@@ -140,59 +141,30 @@ static void finish(call_t *c, int code)
     }
     timer_stop(c);
     wait_end(c);
+    c->writable_cb = NULL;
     if (c->query != NULL && code != SENTRA_OK)
         db_query_cancel(c->query);
-    if (c->conn != NULL) {
-        struct conn *conn = c->conn;
-        c->conn = NULL;
-        conn_call_done(conn, c); /* drops the connection's reference */
+    if (c->sink_arg != NULL) {
+        c->sink->done(c);        /* drops the transport's reference */
+        c->sink_arg = NULL;
     }
 }
 
-/* Packs a Response with an optional payload and hands it to the transport. */
+/* Hands the answer to the transport, which encodes it. */
 static void send_response(call_t *c, int code, const char *message,
                           const violations_t *v, int64_t current_version,
                           const ProtobufCMessage *payload)
 {
-    if (c->conn == NULL)
+    if (c->sink_arg == NULL)
         return;
-    Sentra__V1__Response r = SENTRA__V1__RESPONSE__INIT;
-    uint8_t *inner = NULL;
-    if (payload != NULL) {
-        size_t n = protobuf_c_message_get_packed_size(payload);
-        inner = malloc(n ? n : 1);
-        if (inner == NULL)
-            abort();
-        protobuf_c_message_pack(payload, inner);
-        r.payload.data = inner;
-        r.payload.len = n;
-    }
-    r.code = (Sentra__V1__Code)code;
-    r.message = (char *)(message ? message : "");
-    if (v != NULL) {
-        r.n_violations = v->n;
-        r.violations = v->items;
-    }
-    r.current_version = current_version;
-
-    size_t len = sentra__v1__response__get_packed_size(&r);
-    if (len > c->srv->cfg->max_frame) {
-        /* Too large to send: say so rather than break the frame limit. */
-        free(inner);
-        Sentra__V1__Response small = SENTRA__V1__RESPONSE__INIT;
-        small.code = SENTRA__V1__CODE__RESOURCE_EXHAUSTED;
-        small.message = "response larger than the maximum frame size; ask for less (smaller page)";
-        r = small;
-        inner = NULL;
-        len = sentra__v1__response__get_packed_size(&r);
-        code = SENTRA_RESOURCE_EXHAUSTED;
-    }
-    uint8_t *buf = malloc(SENTRA_FRAME_HEADER_LEN + len);
-    if (buf == NULL)
-        abort();
-    sentra__v1__response__pack(&r, buf + SENTRA_FRAME_HEADER_LEN);
-    free(inner);
-    conn_send_response(c->conn, c->stream_id, buf, len);
+    call_answer_t a = {
+        .code = code,
+        .message = message ? message : "",
+        .violations = v != NULL && v->n > 0 ? v : NULL,
+        .current_version = current_version,
+        .payload = code == SENTRA_OK ? payload : NULL,
+    };
+    c->sink->answer(c, &a);
 }
 
 void call_reply(call_t *c, const ProtobufCMessage *resp)
@@ -201,6 +173,30 @@ void call_reply(call_t *c, const ProtobufCMessage *resp)
         return;
     send_response(c, SENTRA_OK, NULL, NULL, 0, resp);
     finish(c, SENTRA_OK);
+}
+
+int call_send(call_t *c, const ProtobufCMessage *m)
+{
+    if ((c->flags & CALL_F_ANSWERED) || c->sink_arg == NULL || c->sink->message == NULL)
+        return -1;
+    return c->sink->message(c, m) ? 1 : 0;
+}
+
+void call_on_writable(call_t *c, void (*cb)(call_t *c))
+{
+    if (!(c->flags & CALL_F_ANSWERED))
+        c->writable_cb = cb;
+}
+
+void call_writable(call_t *c)
+{
+    void (*cb)(call_t *) = c->writable_cb;
+    if (cb == NULL || (c->flags & CALL_F_ANSWERED))
+        return;
+    c->writable_cb = NULL;
+    c->refs++;
+    cb(c);
+    call_unref(c);
 }
 
 static void fail_v(call_t *c, int code, const violations_t *v, int64_t version,
@@ -426,13 +422,22 @@ int64_t call_ms_left(const call_t *c)
 
 /* ---------------------------------------------------------------- starting */
 
-call_t *call_new(struct server *srv, struct conn *conn, uint32_t stream_id)
+const char *call_metadata(const call_t *c, const char *key)
+{
+    for (size_t i = 0; i < c->n_md; i++)
+        if (strcmp(c->md[i].key, key) == 0)
+            return c->md[i].value;
+    return NULL;
+}
+
+call_t *call_new(struct server *srv, const call_sink_t *sink, void *sink_arg, uint32_t stream_id)
 {
     call_t *c = calloc(1, sizeof(*c));
     if (c == NULL)
         abort();
     c->srv = srv;
-    c->conn = conn;
+    c->sink = sink;
+    c->sink_arg = sink_arg;
     c->stream_id = stream_id;
     c->refs = 1;
     c->idempotency_key = "";
@@ -474,10 +479,10 @@ static db_stmt_t auth_stmt = {
     0, 1
 };
 
-static const char *call_secret(const Sentra__V1__Request *req)
+static const char *call_secret(const call_request_t *req)
 {
-    for (size_t i = 0; i < req->n_metadata; i++) {
-        const Sentra__V1__Metadata *md = req->metadata[i];
+    for (size_t i = 0; i < req->n_md; i++) {
+        const call_md_t *md = &req->md[i];
         if (md->key == NULL || strcasecmp(md->key, "authorization") != 0)
             continue;
         const char *v = md->value ? md->value : "";
@@ -524,9 +529,9 @@ static void arm_deadline(call_t *c)
     c->refs++;
 }
 
-static void start(call_t *c, const Sentra__V1__Request *req);
+static void start(call_t *c, const call_request_t *req);
 
-void call_start(call_t *c, const Sentra__V1__Request *req)
+void call_start(call_t *c, const call_request_t *req)
 {
     /* Most refusals and the methods that need no database answer before
      * start() returns: only a call still waiting needs a deadline timer. */
@@ -537,10 +542,67 @@ void call_start(call_t *c, const Sentra__V1__Request *req)
     call_unref(c);
 }
 
-static void start(call_t *c, const Sentra__V1__Request *req)
+/* The request's value for key (case-insensitive), or NULL. */
+static const char *req_md(const call_request_t *req, const char *key)
+{
+    for (size_t i = 0; i < req->n_md; i++)
+        if (req->md[i].key != NULL && strcasecmp(req->md[i].key, key) == 0)
+            return req->md[i].value ? req->md[i].value : "";
+    return NULL;
+}
+
+/* Keeps the request's metadata for handlers (call_metadata). Returns 0, or
+ * -1 when there is more than a call keeps. */
+static int keep_metadata(call_t *c, const call_request_t *req)
+{
+    size_t bytes = 0;
+    if (req->n_md > MAX_MD_ENTRIES)
+        return -1;
+    for (size_t i = 0; i < req->n_md; i++)
+        bytes += strlen(req->md[i].key ? req->md[i].key : "") +
+                 strlen(req->md[i].value ? req->md[i].value : "") + 2;
+    if (bytes > MAX_MD_BYTES)
+        return -1;
+    if (req->n_md == 0)
+        return 0;
+    call_md_t *md = call_alloc(c, req->n_md * sizeof(*md));
+    for (size_t i = 0; i < req->n_md; i++) {
+        char *k = call_strdup(c, req->md[i].key ? req->md[i].key : "");
+        for (char *p = k; *p; p++)
+            if (*p >= 'A' && *p <= 'Z')
+                *p = (char)(*p - 'A' + 'a');
+        md[i].key = k;
+        md[i].value = call_strdup(c, req->md[i].value ? req->md[i].value : "");
+    }
+    c->md = md;
+    c->n_md = req->n_md;
+    return 0;
+}
+
+/* Decodes the request message in the method's type; NULL when it is not
+ * one (reason in err). */
+static ProtobufCMessage *decode(call_t *c, const call_request_t *req, char *err, size_t errlen)
+{
+    const ProtobufCMessageDescriptor *d = c->method->input;
+    ProtobufCMessage *m = NULL;
+    switch (req->codec) {
+    case CALL_CODEC_PROTO:
+        m = protobuf_c_message_unpack(d, NULL, req->len, req->payload);
+        if (m == NULL)
+            snprintf(err, errlen, "payload is not a valid %s", d->name);
+        break;
+    default:
+        snprintf(err, errlen, "this server does not read that encoding");
+        break;
+    }
+    return m;
+}
+
+static void start(call_t *c, const call_request_t *req)
 {
     server_t *srv = c->srv;
     const config_t *cfg = srv->cfg;
+    char err[256];
     srv->requests++;
 
     const method_t *m = method_find(req->method ? req->method : "");
@@ -553,18 +615,26 @@ static void start(call_t *c, const Sentra__V1__Request *req)
     uint32_t ms = req->timeout_ms ? req->timeout_ms : (uint32_t)cfg->default_deadline_ms;
     c->deadline_ns = c->start_ns + (uint64_t)ms * 1000000;
 
-    c->msg = protobuf_c_message_unpack(m->input, NULL, req->payload.len, req->payload.data);
+    c->msg = decode(c, req, err, sizeof(err));
     if (c->msg == NULL) {
-        call_fail(c, SENTRA_INVALID_ARGUMENT, "payload is not a valid %s", m->input->name);
+        call_fail(c, SENTRA_INVALID_ARGUMENT, "%s", err);
         return;
     }
-    if (req->idempotency_key && req->idempotency_key[0]) {
-        if (strlen(req->idempotency_key) > MAX_IDEMPOTENCY_KEY) {
+    if (keep_metadata(c, req) != 0) {
+        call_fail(c, SENTRA_INVALID_ARGUMENT, "more than %d metadata entries or %d bytes of metadata",
+                  MAX_MD_ENTRIES, MAX_MD_BYTES);
+        return;
+    }
+    const char *key = req_md(req, "idempotency-key");
+    if (key == NULL)
+        key = req_md(req, "x-idempotency-key");
+    if (key != NULL && key[0]) {
+        if (strlen(key) > MAX_IDEMPOTENCY_KEY) {
             call_fail(c, SENTRA_INVALID_ARGUMENT, "idempotency key longer than %d bytes",
                       MAX_IDEMPOTENCY_KEY);
             return;
         }
-        c->idempotency_key = call_strdup(c, req->idempotency_key);
+        c->idempotency_key = call_strdup(c, key);
     }
     if (m->flags & METHOD_PUBLIC) {
         dispatch(c);
@@ -599,7 +669,8 @@ void call_cancel(call_t *c, int code)
 
 void call_detach(call_t *c)
 {
-    c->conn = NULL;
+    c->sink_arg = NULL;
+    c->writable_cb = NULL;
     if (!(c->flags & CALL_F_ANSWERED)) {
         c->flags |= CALL_F_ANSWERED | CALL_F_CANCELLED;
         c->code = SENTRA_CANCELLED;

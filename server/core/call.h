@@ -5,8 +5,15 @@
  * A handler receives a call whose request message is already decoded and
  * whose token is already checked, may run queries through call_query(), and
  * ends by answering exactly once with call_reply() or one of the call_fail
- * functions. Handlers know nothing of frames or connections: the transport
- * (conn.c) creates calls and sends what they answer.
+ * functions. Handlers know nothing of frames, streams or connections: a
+ * transport (the native framing in transport/native.c, and any other)
+ * creates calls with call_new() + call_start() and turns what they answer
+ * into its own bytes through the call_sink_t it gave.
+ *
+ * Server streaming (methods marked METHOD_STREAM): the handler sends
+ * messages with call_send(), waits with call_on_writable() when the
+ * transport says it is full, and ends the stream with call_reply(c, NULL)
+ * or a call_fail.
  *
  * Cancellation: when the client cancels, the deadline passes or the
  * connection closes, the call layer answers (if still possible), cancels the
@@ -41,8 +48,60 @@ typedef struct auth {
 } auth_t;
 
 typedef struct call call_t;
+typedef struct violations violations_t;
 
 typedef void (*call_db_cb)(call_t *c, PGresult *res);
+
+/* ---------------------------------------------------------------- transport side */
+
+/* How a request's message is encoded. */
+enum call_codec {
+    CALL_CODEC_PROTO = 0,        /* binary protobuf */
+    CALL_CODEC_JSON = 1          /* proto3's canonical JSON mapping */
+};
+
+/* One metadata entry as a transport read it (NUL-terminated strings). */
+typedef struct call_md {
+    const char *key;             /* lower-case */
+    const char *value;
+} call_md_t;
+
+/* A request as any transport hands it to call_start(). Nothing here is
+ * kept: call_start() copies what it needs before it returns. */
+typedef struct call_request {
+    const char *method;          /* "/sentra.v1.SentraService/GetSentra" */
+    const uint8_t *payload;      /* the method's request message ... */
+    size_t len;
+    int codec;                   /* ... encoded as CALL_CODEC_* */
+    uint32_t timeout_ms;         /* relative deadline; 0: the server's default */
+    const call_md_t *md;         /* metadata: authorization, idempotency key, */
+    size_t n_md;                 /* custom entries (kept for handlers) */
+} call_request_t;
+
+/* What a call answers, for its transport to encode. */
+typedef struct call_answer {
+    int code;                          /* SENTRA_* status */
+    const char *message;               /* "" on OK */
+    const violations_t *violations;    /* INVALID_ARGUMENT; NULL when none */
+    int64_t current_version;           /* ABORTED on a version conflict; else 0 */
+    const ProtobufCMessage *payload;   /* OK: the response; NULL at the end of a stream */
+} call_answer_t;
+
+/* The transport's side of a call. Each function gets the call; the
+ * transport finds its own state in c->sink_arg. */
+typedef struct call_sink {
+    const char *name;                  /* "native", "grpc", "connect", ... for logs */
+    /* The final answer (exactly once, unless the transport went away). */
+    void (*answer)(call_t *c, const call_answer_t *a);
+    /* One message of a server stream. Returns 0 when another may follow
+     * at once, 1 when the transport holds as much as it may: the handler
+     * waits for call_on_writable() before the next (what was given is
+     * sent either way). */
+    int (*message)(call_t *c, const ProtobufCMessage *m);
+    /* The call is finished with the transport (answered or cancelled):
+     * the transport drops its reference (call_unref) and forgets c. */
+    void (*done)(call_t *c);
+} call_sink_t;
 
 struct call {
     /* ---- read-only for handlers ---- */
@@ -54,9 +113,13 @@ struct call {
     uint64_t start_ns;             /* when the request arrived */
     uint64_t deadline_ns;          /* absolute, uv_hrtime() clock */
 
-    /* ---- private to call.c and conn.c ---- */
-    struct conn *conn;             /* NULL once the connection is gone */
-    uint32_t stream_id;            /* the client's id for this request */
+    const call_md_t *md;           /* the request's metadata (call memory) */
+    size_t n_md;
+
+    /* ---- private to call.c and the transport ---- */
+    const call_sink_t *sink;       /* the transport's functions */
+    void *sink_arg;                /* its state for this call; NULL once it is gone */
+    uint32_t stream_id;            /* the client's id for this request (logs) */
     unsigned flags;                /* CALL_F_* below */
     int refs;                      /* conn list + pending query + timer */
     db_query_t *query;             /* the query in flight, if any */
@@ -70,6 +133,8 @@ struct call {
     void (*wait_cb)(call_t *);     /* call_wait_change continuation */
     void *wait_timer;              /* its timer (uv_timer_t *) */
     struct call *wnext, *wprev;    /* in the server's list of waiting calls */
+    void (*writable_cb)(call_t *); /* call_on_writable continuation */
+    struct call *tnext, *tprev;    /* the transport's list (its own to use) */
 };
 
 #define CALL_F_ANSWERED  0x01   /* a reply was sent (or could not be) */
@@ -84,11 +149,22 @@ void call_reply(call_t *c, const ProtobufCMessage *resp);
 void call_fail(call_t *c, int code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
+/* Sends one message of a server stream (METHOD_STREAM methods only; does
+ * not take ownership of m). Returns 0 when the next may be sent at once, 1
+ * when the transport is full: wait with call_on_writable() (m was sent
+ * anyway). Returns -1 when the call is already over (answered, cancelled,
+ * the client gone): stop. */
+int call_send(call_t *c, const ProtobufCMessage *m);
+
+/* Runs cb once the transport can take more (after call_send returned 1).
+ * If the call ends first, cb never runs. */
+void call_on_writable(call_t *c, void (*cb)(call_t *c));
+
 /* A list of field violations for INVALID_ARGUMENT (and push results). */
-typedef struct violations {
+struct violations {
     Sentra__V1__FieldViolation **items;
     size_t n, cap;
-} violations_t;
+};
 
 /* Adds "field: description". Copies both. */
 void violations_add(violations_t *v, const char *field, const char *fmt, ...)
@@ -154,6 +230,9 @@ void call_on_free(call_t *c, void (*fn)(void *), void *ptr);
 
 /* ---------------------------------------------------------------- helpers */
 
+/* The value of the request's metadata entry key (lower-case), or NULL. */
+const char *call_metadata(const call_t *c, const char *key);
+
 /* Role name as stored in SQL: "district", "province", "national", "admin". */
 const char *auth_role_name(int role);
 
@@ -162,11 +241,26 @@ int64_t call_ms_left(const call_t *c);
 
 /* ---------------------------------------------------------------- transport side */
 
-/* Used by conn.c (and any other transport). */
-call_t *call_new(struct server *srv, struct conn *conn, uint32_t stream_id);
-void call_start(call_t *c, const Sentra__V1__Request *req);
-void call_cancel(call_t *c, int code);    /* CANCELLED or DEADLINE_EXCEEDED */
-void call_detach(call_t *c);              /* the connection is going away */
+/* A new call for a transport: one reference, the transport's, dropped in
+ * sink->done (or through call_detach). sink_arg is the transport's state
+ * for it; stream_id names it in logs. */
+call_t *call_new(struct server *srv, const call_sink_t *sink, void *sink_arg, uint32_t stream_id);
+
+/* Runs the request: the answer may come before this returns. */
+void call_start(call_t *c, const call_request_t *req);
+
+/* The client cancelled (CANCELLED) or its deadline passed
+ * (DEADLINE_EXCEEDED): answers that code (the sink still gets it) and stops
+ * the work. */
+void call_cancel(call_t *c, int code);
+
+/* The transport is going away: the call is cancelled without an answer
+ * and the transport's reference dropped (sink->done is not called). */
+void call_detach(call_t *c);
+
+/* The transport can take more messages of c's stream (call_on_writable). */
+void call_writable(call_t *c);
+
 void call_unref(call_t *c);
 
 #endif

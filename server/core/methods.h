@@ -17,6 +17,7 @@ typedef void (*handler_fn)(call_t *c);
 #define METHOD_DEBUG  0x02   /* served only with --enable-debug */
 #define METHOD_WRITE  0x04   /* changes data: refused to the national role */
 #define METHOD_ADMIN  0x08   /* token management: the admin role only */
+#define METHOD_STREAM 0x10   /* server streaming: call_send() messages, then the status */
 
 typedef struct method {
     const char *name;                             /* "/sentra.v1.SentraService/GetSentra" */

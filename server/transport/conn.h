@@ -1,7 +1,19 @@
 /*
- * conn.h: one client connection: reads frames, starts calls, writes
- * replies. The only transport today; call.c talks to it through
- * conn_send_response() and conn_call_done().
+ * conn.h: one accepted client socket (TCP or Unix), and the protocols that
+ * run on it.
+ *
+ * conn.c owns the socket: it reads, writes, counts what is queued, keeps
+ * the connection's timer and its place in the server's list. It knows no
+ * protocol. The first bytes a client sends choose one (conn_sniff): the
+ * native framing (transport/native.c) and, as they are added, others; each
+ * is a conn_proto_t whose functions conn.c calls. A protocol turns bytes
+ * into calls (core/call.h) and answers into bytes, which it hands back with
+ * conn_write().
+ *
+ * Memory: reads land in one shared buffer; only bytes a protocol did not
+ * consume yet (a partial frame) are kept in the connection. A client that
+ * does not read its answers stops being read once CONN_WQ_HIGH bytes are
+ * queued for it, and is read again below CONN_WQ_LOW.
  */
 #ifndef SENTRA_CONN_H
 #define SENTRA_CONN_H
@@ -11,27 +23,105 @@
 #include <uv.h>
 
 struct server;
-struct call;
 struct conn;
+
+#define CONN_WQ_HIGH (1024 * 1024)   /* stop reading above this many queued bytes */
+#define CONN_WQ_LOW (256 * 1024)     /* resume below this */
+
+/* A protocol spoken on a connection. Every function is optional but
+ * on_bytes. */
+typedef struct conn_proto {
+    const char *name;                /* "native", ... (logs) */
+    /* The connection chose this protocol: set up c->proto_state. Returns
+     * 0, or -1 (the connection is then closed). */
+    int (*open)(struct conn *c);
+    /* Bytes from the client, data[0..len): returns how many were used; the
+     * rest are given again, with what follows, at the next read (a partial
+     * frame). Stops early when conn_reading_held() says so. */
+    size_t (*on_bytes)(struct conn *c, const uint8_t *data, size_t len);
+    /* The write queue fell below CONN_WQ_LOW: streams may send again. */
+    void (*on_writable)(struct conn *c);
+    /* Once or twice a second, with the loop's time. */
+    void (*tick)(struct conn *c, uint64_t now_ms);
+    /* A graceful stop (server stopping, idle): tell the client, finish
+     * what is in flight, then conn_close_after_write(). */
+    void (*drain)(struct conn *c, int code, const char *reason);
+    /* The socket is closing: detach every call (call_detach). */
+    void (*closing)(struct conn *c);
+    /* Frees c->proto_state (after the last handle closed). */
+    void (*free)(struct conn *c);
+} conn_proto_t;
+
+enum conn_state {
+    CONN_OPEN,      /* serving */
+    CONN_DRAINING,  /* going away: answering what is in flight, then closing */
+    CONN_CLOSING    /* handles closing; freed in the last close callback */
+};
+
+#define CONN_F_PAUSED      0x01  /* reading stopped: too much queued to write */
+#define CONN_F_CLOSE_AFTER 0x02  /* close once the write queue is empty */
+#define CONN_F_TCP         0x04  /* handle is a uv_tcp_t (else a uv_pipe_t) */
+#define CONN_F_HELD        0x08  /* reading stopped by the protocol (conn_hold) */
+
+struct conn {
+    union {
+        uv_handle_t handle;
+        uv_stream_t stream;
+        uv_tcp_t tcp;
+        uv_pipe_t pipe;
+    } h;                        /* the socket; h.handle.data == this */
+    uv_timer_t timer;           /* the protocol's tick, close linger */
+    struct server *srv;         /* owner */
+    enum conn_state state;      /* see enum */
+    unsigned flags;             /* CONN_F_* */
+    int handles;                /* handles still open (socket, timer) */
+    const conn_proto_t *proto;  /* NULL until the first bytes chose one */
+    void *proto_state;          /* the protocol's own state */
+    uint8_t *rbuf;              /* bytes not yet used by the protocol */
+    size_t rlen, rcap;          /* bytes held, bytes allocated */
+    size_t wqueued;             /* bytes handed to uv_write, not yet written */
+    uint64_t opened_ms;         /* accepted at (loop time) */
+    uint64_t last_read_ms;      /* last bytes received */
+    uint64_t close_at_ms;       /* CLOSE_AFTER deadline */
+    struct conn *next, *prev;   /* in srv->conns */
+    char peer[64];              /* "ip:port" or "unix" */
+};
 
 /* Accepts a pending connection on listener. */
 void conn_accept(struct server *srv, uv_stream_t *listener);
 
-/* Queues a RESPONSE frame: buf holds SENTRA_FRAME_HEADER_LEN free bytes
- * followed by len payload bytes; the connection takes ownership of buf. */
-void conn_send_response(struct conn *c, uint32_t stream_id, uint8_t *buf, size_t len);
+/* Queues len bytes of buf for the client and takes ownership of buf
+ * (malloc'ed; freed once written, or at once when the connection is
+ * closing). */
+void conn_write(struct conn *c, uint8_t *buf, size_t len);
 
-/* The call is finished with this connection (answered or cancelled). */
-void conn_call_done(struct conn *c, struct call *call);
+/* Stops (held = 1) or resumes (0) reading on the protocol's behalf; bytes
+ * already read but not used are given to on_bytes again on resume. */
+void conn_hold(struct conn *c, int held);
 
-/* Sends GOAWAY and closes once the calls in flight are answered. */
+/* Whether on_bytes should stop now and leave the rest for later (the
+ * connection is closing, paused or held). */
+int conn_reading_held(const struct conn *c);
+
+/* A graceful stop: the protocol's drain, or a plain close when no protocol
+ * was chosen yet. */
 void conn_drain(struct conn *c, int code, const char *reason);
 
-/* Closes now: calls in flight are detached and cancelled. */
+/* Stops reading and closes once the write queue is empty (at most a couple
+ * of seconds later). */
+void conn_close_after_write(struct conn *c);
+
+/* Closes now: the protocol's closing() detaches its calls. */
 void conn_close(struct conn *c);
+
+/* The loop's time in milliseconds. */
+uint64_t conn_now_ms(const struct conn *c);
 
 /* For server.c: walking and unlinking its list of connections. */
 struct conn *sentra__conn_next(struct conn *c);
 void sentra__conn_unlink(struct server *srv, struct conn *c);
+
+/* The protocols. */
+extern const conn_proto_t sentra__native_proto;   /* native.c */
 
 #endif

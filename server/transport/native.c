@@ -1,0 +1,401 @@
+/*
+ * native.c: sentra's own framing (docs/PROTOCOL.md) on a connection.
+ *
+ * The codec (common/frame.c) cuts the bytes conn.c hands over into frames;
+ * each REQUEST frame's envelope (sentra.v1.Request) becomes a call
+ * (core/call.c), and what the call answers leaves as a RESPONSE frame
+ * through the sink below. CANCEL, PING/PONG, GOAWAY, the keepalive and the
+ * idle timeout are this protocol's; conn.c knows none of them.
+ *
+ * A server stream (METHOD_STREAM) is answered by several RESPONSE frames
+ * with the request's stream id: each message in one whose flags carry
+ * SENTRA_FRAME_F_MORE, then the status in one without it.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "call.h"
+#include "config.h"
+#include "conn.h"
+#include "frame.h"
+#include "log.h"
+#include "server.h"
+
+/* The protocol's state for one connection. */
+typedef struct native {
+    call_t *calls;              /* calls in flight (tnext/tprev) */
+    int ncalls;                 /* how many */
+    uint32_t max_stream_id;     /* highest request stream id seen */
+    uint64_t last_request_ms;   /* last request started (idle timeout) */
+    uint64_t ping_sent_ms;      /* when our keepalive PING left */
+    int ping_outstanding;       /* a PING of ours awaits its PONG */
+} native_t;
+
+static native_t *state(struct conn *c)
+{
+    return c->proto_state;
+}
+
+/* ---------------------------------------------------------------- sending */
+
+static void send_frame(struct conn *c, uint8_t type, uint8_t flags, uint32_t stream_id,
+                       const void *payload, size_t len)
+{
+    uint8_t *buf = malloc(SENTRA_FRAME_HEADER_LEN + len);
+    if (buf == NULL)
+        abort();
+    sentra_frame_header(buf, type, flags, stream_id, (uint32_t)len);
+    if (len > 0)
+        memcpy(buf + SENTRA_FRAME_HEADER_LEN, payload, len);
+    conn_write(c, buf, SENTRA_FRAME_HEADER_LEN + len);
+}
+
+/* Packs r into a RESPONSE frame for stream_id. */
+static void send_response(struct conn *c, uint32_t stream_id, uint8_t flags,
+                          const Sentra__V1__Response *r)
+{
+    size_t len = sentra__v1__response__get_packed_size(r);
+    uint8_t *buf = malloc(SENTRA_FRAME_HEADER_LEN + len);
+    if (buf == NULL)
+        abort();
+    sentra__v1__response__pack(r, buf + SENTRA_FRAME_HEADER_LEN);
+    sentra_frame_header(buf, SENTRA_FRAME_RESPONSE, flags, stream_id, (uint32_t)len);
+    conn_write(c, buf, SENTRA_FRAME_HEADER_LEN + len);
+}
+
+/* A RESPONSE that needs no call: refusals before a call exists. */
+static void send_status(struct conn *c, uint32_t stream_id, int code, const char *msg)
+{
+    Sentra__V1__Response r = SENTRA__V1__RESPONSE__INIT;
+    r.code = (Sentra__V1__Code)code;
+    r.message = (char *)msg;
+    send_response(c, stream_id, 0, &r);
+}
+
+static void send_goaway(struct conn *c, int code, const char *reason)
+{
+    Sentra__V1__GoAway g = SENTRA__V1__GO_AWAY__INIT;
+    g.last_stream_id = state(c)->max_stream_id;
+    g.code = (Sentra__V1__Code)code;
+    g.reason = (char *)reason;
+    size_t len = sentra__v1__go_away__get_packed_size(&g);
+    uint8_t *buf = malloc(SENTRA_FRAME_HEADER_LEN + len);
+    if (buf == NULL)
+        abort();
+    sentra_frame_header(buf, SENTRA_FRAME_GOAWAY, 0, 0, (uint32_t)len);
+    sentra__v1__go_away__pack(&g, buf + SENTRA_FRAME_HEADER_LEN);
+    conn_write(c, buf, SENTRA_FRAME_HEADER_LEN + len);
+}
+
+/* ---------------------------------------------------------------- the sink */
+
+/* A Response carrying payload (packed here) or the answer's status; one
+ * too large for a frame becomes RESOURCE_EXHAUSTED. */
+static void sink_send(call_t *call, uint8_t flags, const call_answer_t *a,
+                      const ProtobufCMessage *payload)
+{
+    struct conn *c = call->sink_arg;
+    Sentra__V1__Response r = SENTRA__V1__RESPONSE__INIT;
+    uint8_t *inner = NULL;
+
+    if (payload != NULL) {
+        size_t n = protobuf_c_message_get_packed_size(payload);
+        inner = malloc(n ? n : 1);
+        if (inner == NULL)
+            abort();
+        protobuf_c_message_pack(payload, inner);
+        r.payload.data = inner;
+        r.payload.len = n;
+    }
+    if (a != NULL) {
+        r.code = (Sentra__V1__Code)a->code;
+        r.message = (char *)a->message;
+        if (a->violations != NULL) {
+            r.n_violations = a->violations->n;
+            r.violations = a->violations->items;
+        }
+        r.current_version = a->current_version;
+    }
+    if (sentra__v1__response__get_packed_size(&r) > c->srv->cfg->max_frame) {
+        /* Too large to send: say so rather than break the frame limit. */
+        Sentra__V1__Response small = SENTRA__V1__RESPONSE__INIT;
+        small.code = SENTRA__V1__CODE__RESOURCE_EXHAUSTED;
+        small.message = "response larger than the maximum frame size; ask for less (smaller page)";
+        send_response(c, call->stream_id, 0, &small);
+    } else {
+        send_response(c, call->stream_id, flags, &r);
+    }
+    free(inner);
+}
+
+static void sink_answer(call_t *call, const call_answer_t *a)
+{
+    sink_send(call, 0, a, a->payload);
+}
+
+static int sink_message(call_t *call, const ProtobufCMessage *m)
+{
+    struct conn *c = call->sink_arg;
+    sink_send(call, SENTRA_FRAME_F_MORE, NULL, m);
+    return (c->flags & CONN_F_PAUSED) != 0;
+}
+
+static void unlink_call(native_t *n, call_t *call)
+{
+    if (call->tprev != NULL)
+        call->tprev->tnext = call->tnext;
+    else
+        n->calls = call->tnext;
+    if (call->tnext != NULL)
+        call->tnext->tprev = call->tprev;
+    call->tnext = call->tprev = NULL;
+    n->ncalls--;
+}
+
+static void sink_done(call_t *call)
+{
+    struct conn *c = call->sink_arg;
+    native_t *n = state(c);
+    unlink_call(n, call);
+    call_unref(call);
+    if (c->state == CONN_DRAINING && n->ncalls == 0)
+        conn_close_after_write(c);
+}
+
+static const call_sink_t native_sink = {
+    .name = "native",
+    .answer = sink_answer,
+    .message = sink_message,
+    .done = sink_done,
+};
+
+/* ---------------------------------------------------------------- frames */
+
+static void detach_all(struct conn *c)
+{
+    native_t *n = state(c);
+    while (n->calls != NULL) {
+        call_t *call = n->calls;
+        unlink_call(n, call);
+        call_detach(call);
+    }
+}
+
+/* A violation of the protocol: GOAWAY naming it, then close. Calls in
+ * flight are cancelled: nothing more from this peer can be trusted. */
+static void protocol_error(struct conn *c, int code, const char *reason)
+{
+    log_info("conn_protocol_error", "peer=%s reason=\"%s\"", c->peer, reason);
+    if (c->state == CONN_CLOSING)
+        return;
+    detach_all(c);
+    c->state = CONN_DRAINING;
+    send_goaway(c, code, reason);
+    conn_close_after_write(c);
+}
+
+static void on_request(struct conn *c, const sentra_frame_t *f)
+{
+    native_t *n = state(c);
+    if (f->stream_id <= n->max_stream_id) {
+        protocol_error(c, SENTRA_INVALID_ARGUMENT, "stream ids must increase");
+        return;
+    }
+    n->max_stream_id = f->stream_id;
+    if (c->state != CONN_OPEN) {
+        send_status(c, f->stream_id, SENTRA_UNAVAILABLE, "server is going away; retry on a new connection");
+        return;
+    }
+    if (n->ncalls >= c->srv->cfg->max_inflight) {
+        send_status(c, f->stream_id, SENTRA_RESOURCE_EXHAUSTED, "too many requests in flight on this connection");
+        return;
+    }
+    Sentra__V1__Request *req = sentra__v1__request__unpack(NULL, f->length, f->payload);
+    if (req == NULL) {
+        send_status(c, f->stream_id, SENTRA_INVALID_ARGUMENT, "request envelope is not a valid sentra.v1.Request");
+        return;
+    }
+    n->last_request_ms = conn_now_ms(c);
+
+    /* The envelope's metadata, and its idempotency key as one more entry. */
+    call_md_t md_small[8], *md = md_small;
+    size_t nmd = req->n_metadata + (req->idempotency_key && req->idempotency_key[0] ? 1 : 0);
+    if (nmd > sizeof(md_small) / sizeof(md_small[0]) && (md = malloc(nmd * sizeof(*md))) == NULL)
+        abort();
+    size_t k = 0;
+    for (size_t i = 0; i < req->n_metadata; i++) {
+        md[k].key = req->metadata[i]->key ? req->metadata[i]->key : "";
+        md[k].value = req->metadata[i]->value ? req->metadata[i]->value : "";
+        k++;
+    }
+    if (req->idempotency_key && req->idempotency_key[0]) {
+        md[k].key = "idempotency-key";
+        md[k].value = req->idempotency_key;
+        k++;
+    }
+    call_request_t r = {
+        .method = req->method ? req->method : "",
+        .payload = req->payload.data,
+        .len = req->payload.len,
+        .codec = CALL_CODEC_PROTO,
+        .timeout_ms = req->timeout_ms,
+        .md = md,
+        .n_md = k,
+    };
+
+    call_t *call = call_new(c->srv, &native_sink, c, f->stream_id);
+    call->tnext = n->calls;
+    if (n->calls != NULL)
+        n->calls->tprev = call;
+    n->calls = call;
+    n->ncalls++;
+    call_start(call, &r);
+    if (md != md_small)
+        free(md);
+    sentra__v1__request__free_unpacked(req, NULL);
+}
+
+static void on_cancel(struct conn *c, uint32_t stream_id)
+{
+    for (call_t *call = state(c)->calls; call != NULL; call = call->tnext) {
+        if (call->stream_id == stream_id) {
+            call_cancel(call, SENTRA_CANCELLED);
+            return;
+        }
+    }
+    /* Already answered, or never seen: nothing to do. */
+}
+
+static void on_frame(struct conn *c, const sentra_frame_t *f)
+{
+    switch (f->type) {
+    case SENTRA_FRAME_REQUEST:
+        on_request(c, f);
+        break;
+    case SENTRA_FRAME_CANCEL:
+        on_cancel(c, f->stream_id);
+        break;
+    case SENTRA_FRAME_PING:
+        state(c)->last_request_ms = conn_now_ms(c);
+        send_frame(c, SENTRA_FRAME_PONG, 0, 0, f->payload, f->length);
+        break;
+    case SENTRA_FRAME_PONG:
+        state(c)->ping_outstanding = 0;
+        break;
+    case SENTRA_FRAME_GOAWAY:
+        /* The client is leaving; it will close. Answer what is in flight. */
+        break;
+    case SENTRA_FRAME_RESPONSE:
+        protocol_error(c, SENTRA_INVALID_ARGUMENT, "clients do not send RESPONSE frames");
+        break;
+    }
+}
+
+/* Decodes and handles the frames in data[0..len); returns the bytes used. */
+static size_t on_bytes(struct conn *c, const uint8_t *data, size_t len)
+{
+    native_t *n = state(c);
+    size_t off = 0;
+    while (off < len && !conn_reading_held(c)) {
+        sentra_frame_t f;
+        size_t used;
+        int r = sentra_frame_decode(data + off, len - off, c->srv->cfg->max_frame, &f, &used);
+        if (r == SENTRA_FRAME_NEED_MORE)
+            break;
+        if (r == SENTRA_FRAME_OK) {
+            on_frame(c, &f);
+            off += used;
+            continue;
+        }
+        char reason[160];
+        if (r == SENTRA_FRAME_ETOOBIG) {
+            snprintf(reason, sizeof(reason), "frame of %u bytes exceeds the maximum frame size of %u bytes",
+                     f.length, c->srv->cfg->max_frame);
+            if (f.type == SENTRA_FRAME_REQUEST && f.stream_id > n->max_stream_id) {
+                n->max_stream_id = f.stream_id;
+                send_status(c, f.stream_id, SENTRA_RESOURCE_EXHAUSTED, reason);
+            }
+            protocol_error(c, SENTRA_RESOURCE_EXHAUSTED, reason);
+        } else {
+            snprintf(reason, sizeof(reason), "protocol error: %s", sentra_frame_strerror(r));
+            protocol_error(c, SENTRA_INVALID_ARGUMENT, reason);
+        }
+        return len;
+    }
+    return off;
+}
+
+/* ---------------------------------------------------------------- the protocol */
+
+static int native_open(struct conn *c)
+{
+    native_t *n = calloc(1, sizeof(*n));
+    if (n == NULL)
+        return -1;
+    n->last_request_ms = conn_now_ms(c);
+    c->proto_state = n;
+    return 0;
+}
+
+static void native_writable(struct conn *c)
+{
+    /* Streams that waited for room go on, each at most once. */
+    for (call_t *call = state(c)->calls; call != NULL;) {
+        call_t *next = call->tnext;
+        call_writable(call);
+        if (c->flags & CONN_F_PAUSED)
+            break;
+        call = next;
+    }
+}
+
+static void native_tick(struct conn *c, uint64_t now)
+{
+    native_t *n = state(c);
+    const config_t *cfg = c->srv->cfg;
+
+    if (n->ping_outstanding && now - n->ping_sent_ms >= (uint64_t)cfg->keepalive_ms) {
+        log_info("conn_keepalive_timeout", "peer=%s", c->peer);
+        conn_close(c);
+        return;
+    }
+    if (n->ncalls == 0 && c->state == CONN_OPEN &&
+        now - n->last_request_ms >= (uint64_t)cfg->idle_timeout_ms) {
+        conn_drain(c, SENTRA_UNAVAILABLE, "idle timeout");
+        return;
+    }
+    if (!n->ping_outstanding && now - c->last_read_ms >= (uint64_t)cfg->keepalive_ms) {
+        uint8_t payload[8];
+        for (int i = 0; i < 8; i++)
+            payload[i] = (uint8_t)(now >> (56 - 8 * i));
+        n->ping_outstanding = 1;
+        n->ping_sent_ms = now;
+        send_frame(c, SENTRA_FRAME_PING, 0, 0, payload, sizeof(payload));
+    }
+}
+
+static void native_drain(struct conn *c, int code, const char *reason)
+{
+    c->state = CONN_DRAINING;
+    send_goaway(c, code, reason);
+    if (state(c)->ncalls == 0)
+        conn_close_after_write(c);
+}
+
+static void native_free(struct conn *c)
+{
+    free(c->proto_state);
+    c->proto_state = NULL;
+}
+
+const conn_proto_t sentra__native_proto = {
+    .name = "native",
+    .open = native_open,
+    .on_bytes = on_bytes,
+    .on_writable = native_writable,
+    .tick = native_tick,
+    .drain = native_drain,
+    .closing = detach_all,
+    .free = native_free,
+};
