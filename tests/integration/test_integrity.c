@@ -143,12 +143,15 @@ static void sql_fails(PGconn *c, char sqlstate[6], char *constraint, size_t clen
     PQclear(r);
 }
 
-/* Waits (at most 10 s) until the backend of `waiter` waits for a lock, as
- * seen from `obs`. Returns 1 when it did. */
-static int waits_for_lock(PGconn *obs, PGconn *waiter)
+/* Waits (at most 10 s) until the statement sent on `waiter` has either
+ * finished or waits for a lock (as seen from `obs`): then it has run
+ * while the other session's transaction was open. Returns 1 when so. */
+static int ran_meanwhile(PGconn *obs, PGconn *waiter)
 {
     int pid = PQbackendPID(waiter);
     for (int i = 0; i < 1000; i++) {
+        if (!PQconsumeInput(waiter) || !PQisBusy(waiter))
+            return 1;
         if (sql_ll(obs, "SELECT count(*) FROM pg_stat_activity WHERE pid = %d"
                         " AND wait_event_type = 'Lock'", pid) == 1)
             return 1;
@@ -372,7 +375,7 @@ static void test_race_figures_then_sector(void **state)
     char sql[256];
     snprintf(sql, sizeof sql, "UPDATE sentra SET sector_group = 4 WHERE id = '%s'", id);
     assert_int_equal(PQsendQuery(b, sql), 1);
-    assert_true(waits_for_lock(obs, b));
+    assert_true(ran_meanwhile(obs, b));
     sql_ok(a, "COMMIT");
     sent_ok(b);
 
@@ -417,7 +420,7 @@ static void test_race_sector_then_figures(void **state)
     snprintf(sql, sizeof sql, "INSERT INTO sentra_figures (sentra_id, year, business_units,"
                               " workers_male) VALUES ('%s', 2024, 50, 777)", id);
     assert_int_equal(PQsendQuery(b, sql), 1);
-    assert_true(waits_for_lock(obs, b));
+    assert_true(ran_meanwhile(obs, b));
     sql_ok(a, "COMMIT");
     sent_ok(b);
 
