@@ -12,6 +12,7 @@
  * the process. docs/STATS.md describes the meaning of every measure and of
  * as_of.
  */
+#include <errno.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -262,12 +263,16 @@ static char *build_stats_sql(uint32_t key)
                    " AND t.decree_date <= $%d::date) AS d", asof_p);
     else
         sb_add(&b, ", count(*) AS n, count(*) FILTER (WHERE t.designated) AS d");
-    sb_add(&b, ", coalesce(sum(f.business_units), 0)::bigint"
-               ", coalesce(sum(f.workers_male), 0)::bigint"
-               ", coalesce(sum(f.workers_female), 0)::bigint"
-               ", coalesce(sum(f.investment), 0)::bigint"
-               ", coalesce(sum(f.production_value), 0)::bigint"
-               ", coalesce(sum(f.material_value), 0)::bigint");
+    /* Sums as PostgreSQL computes them (bigint for the integer counts,
+     * numeric for the bigint money), never cast: a cast to bigint failed
+     * the whole statement when a sum passed 2^63 - 1. fill_measures
+     * refuses sums the reply's int64 cannot carry. */
+    sb_add(&b, ", coalesce(sum(f.business_units), 0)"
+               ", coalesce(sum(f.workers_male), 0)"
+               ", coalesce(sum(f.workers_female), 0)"
+               ", coalesce(sum(f.investment), 0)"
+               ", coalesce(sum(f.production_value), 0)"
+               ", coalesce(sum(f.material_value), 0)");
     sb_add(&b, "%s", from_clause(fshape));
     /* Which figures: the latest (kept on the row), a chosen year, or the
      * latest up to the as-of date's year. */
@@ -401,18 +406,53 @@ static int64_t col_i64(PGresult *res, int r, int col)
     return PQgetisnull(res, r, col) ? 0 : strtoll(PQgetvalue(res, r, col), NULL, 10);
 }
 
-static void fill_measures(Sentra__V1__StatsRow *row, PGresult *res, int r, int m)
+/* A sum column as int64 (NULL: 0). Returns 0, or -1 when the value does
+ * not fit (a numeric sum beyond 2^63 - 1). */
+static int col_sum(PGresult *res, int r, int col, int64_t *out)
 {
-    row->sentra = col_i64(res, r, m);
-    row->designated = col_i64(res, r, m + 1);
+    const char *v;
+    char *end;
+    long long x;
+
+    *out = 0;
+    if (PQgetisnull(res, r, col))
+        return 0;
+    v = PQgetvalue(res, r, col);
+    errno = 0;
+    x = strtoll(v, &end, 10);
+    if (errno == ERANGE || end == v || *end != '\0')
+        return -1;
+    *out = x;
+    return 0;
+}
+
+/* The measures of row r (columns from m). Returns NULL, or the name of a
+ * measure whose sum the reply cannot carry. With money bounded to
+ * VALIDATE_MONEY_MAX a sum passes 2^63 - 1 only over more than 92,000
+ * figures at that bound (docs/STATS.md). */
+static const char *fill_measures(Sentra__V1__StatsRow *row, PGresult *res, int r, int m)
+{
+    static const char *const names[M_COLS] = {
+        "sentra", "designated", "business_units", "workers_male", "workers_female",
+        "investment", "production_value", "material_value",
+    };
+    int64_t v[M_COLS];
+
+    for (int k = 0; k < M_COLS; k++)
+        if (col_sum(res, r, m + k, &v[k]) != 0)
+            return names[k];
+    row->sentra = v[0];
+    row->designated = v[1];
     row->designation_rate = row->sentra ? (double)row->designated / (double)row->sentra : 0.0;
-    row->business_units = col_i64(res, r, m + 2);
-    row->workers_male = col_i64(res, r, m + 3);
-    row->workers_female = col_i64(res, r, m + 4);
-    row->workers_total = row->workers_male + row->workers_female;
-    row->investment = col_i64(res, r, m + 5);
-    row->production_value = col_i64(res, r, m + 6);
-    row->material_value = col_i64(res, r, m + 7);
+    row->business_units = v[2];
+    row->workers_male = v[3];
+    row->workers_female = v[4];
+    if (__builtin_add_overflow(v[3], v[4], &row->workers_total))
+        return "workers_total";
+    row->investment = v[5];
+    row->production_value = v[6];
+    row->material_value = v[7];
+    return NULL;
 }
 
 static void stats_done(call_t *c, PGresult *res)
@@ -421,6 +461,7 @@ static void stats_done(call_t *c, PGresult *res)
     Sentra__V1__GetStatisticsResponse resp = SENTRA__V1__GET_STATISTICS_RESPONSE__INIT;
     Sentra__V1__StatsRow *total = call_alloc(c, sizeof(*total));
     stats_req_t sr = { 0 };
+    const char *over = NULL;
     int n, ngroups = 0, mcol, col = 1;
 
     if (call_db_error(c, res))
@@ -448,7 +489,8 @@ static void stats_done(call_t *c, PGresult *res)
     resp.rows = call_alloc(c, (size_t)(n > 0 ? n : 1) * sizeof(*resp.rows));
     for (int r = 0; r < n; r++) {
         if (strcmp(PQgetvalue(res, r, 0), "0") != 0 || ngroups == 0) {
-            fill_measures(total, res, r, mcol);
+            if ((over = fill_measures(total, res, r, mcol)) != NULL)
+                break;
             continue;
         }
         Sentra__V1__StatsRow *row = call_alloc(c, sizeof(*row));
@@ -458,8 +500,16 @@ static void stats_done(call_t *c, PGresult *res)
         row->labels = call_alloc(c, req->n_group_by * sizeof(char *));
         for (size_t i = 0; i < req->n_group_by; i++)
             row_key(c, res, r, (int)req->group_by[i], &sr, &row->keys[i], &row->labels[i]);
-        fill_measures(row, res, r, mcol);
+        if ((over = fill_measures(row, res, r, mcol)) != NULL)
+            break;
         resp.rows[resp.n_rows++] = row;
+    }
+    if (over != NULL) {
+        call_fail(c, SENTRA_OUT_OF_RANGE,
+                  "the sum of %s over the sentra counted exceeds 2^63 - 1, the most a reply"
+                  " carries: some figures are implausible (narrow the filter to find them)",
+                  over);
+        return;
     }
     resp.total = total;
     call_reply(c, &resp.base);

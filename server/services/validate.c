@@ -348,9 +348,9 @@ static int check_figures(validate_ctx_t *vc, const Sentra__V1__Sentra *s)
         COUNT(business_units, INT32_MAX);
         COUNT(workers_male, INT32_MAX);
         COUNT(workers_female, INT32_MAX);
-        COUNT(investment, INT64_MAX);
-        COUNT(production_value, INT64_MAX);
-        COUNT(material_value, INT64_MAX);
+        COUNT(investment, VALIDATE_MONEY_MAX);
+        COUNT(production_value, VALIDATE_MONEY_MAX);
+        COUNT(material_value, VALIDATE_MONEY_MAX);
         COUNT(capacity, INT64_MAX);
 #undef COUNT
         snprintf(f, sizeof f, "figures[%zu].capacity_unit", i);

@@ -35,6 +35,12 @@ typedef struct validate_ctx {
  * SQL function sentra_today() uses the same rule. */
 int validate_today(void);
 
+/* The largest money figure (investment, production and material value, in
+ * whole rupiah) a record may hold: Rp 100 trillion. The CHECK
+ * sentra_figures_money_bound (migrations/0009_integrity.sql) holds the same
+ * bound for every writer; docs/DATA_MODEL.md says why this one. */
+#define VALIDATE_MONEY_MAX INT64_C(100000000000000)
+
 /* ---------------------------------------------------------------- fields */
 
 /* The updatable fields of a sentra, as bits. A field mask path names one of
