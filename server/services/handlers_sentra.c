@@ -124,10 +124,10 @@ void h_create_sentra(call_t *c)
     VALIDATOR(vc, viol);
 
     create_validate(c, &vc);
-    if (vc.count > 0 && req->sentra && sentra__region_codes(req->sentra, VF_ALL, &rc)) {
+    if (vc.count > 0 && req->sentra && sentra__region_codes(req->sentra, VF_ALL, &rc) &&
+        sentra__region_check(c, &rc, 1, NULL, create_refused)) {
         /* Refused: but say in the same answer whether its regions exist. */
         violations_free(&viol);
-        sentra__region_check(c, &rc, 1, NULL, create_refused);
         return;
     }
     if (fail_if_invalid(c, &vc, &viol))
@@ -235,13 +235,13 @@ void h_update_sentra(call_t *c)
     VALIDATOR(vc, viol);
 
     fields = update_validate(c, &vc);
-    if (vc.count > 0 && fields && sentra__region_codes(req->sentra, fields, &rc)) {
-        /* A sub-district written without its regency is checked against
-         * the stored one. */
-        const char *stored = !(fields & VF_REGENCY_CODE) && validate_uuid(req->sentra->id)
-                                 ? req->sentra->id : NULL;
+    /* A sub-district written without its regency is checked against the
+     * stored one. */
+    const char *stored = fields && !(fields & VF_REGENCY_CODE) && validate_uuid(req->sentra->id)
+                             ? req->sentra->id : NULL;
+    if (vc.count > 0 && fields && sentra__region_codes(req->sentra, fields, &rc) &&
+        sentra__region_check(c, &rc, 1, stored, update_refused)) {
         violations_free(&viol);
-        sentra__region_check(c, &rc, 1, stored, update_refused);
         return;
     }
     if (fail_if_invalid(c, &vc, &viol))

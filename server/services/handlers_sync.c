@@ -1063,9 +1063,7 @@ void h_push_changes(call_t *c)
             m->sentra != NULL && sentra__region_codes(m->sentra, VF_ALL, &rc[i]))
             ask = 1;
     }
-    if (ask)
-        sentra__region_check(c, rc, req->n_mutations, NULL, push_regions_done);
-    else
+    if (!ask || !sentra__region_check(c, rc, req->n_mutations, NULL, push_regions_done))
         push_send(c, NULL, nviol);
 }
 

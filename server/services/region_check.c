@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "region_check.h"
+#include "server.h"
 #include "validate.h"
 
 int sentra__region_codes(const Sentra__V1__Sentra *s, unsigned fields, region_codes_t *out)
@@ -68,11 +69,13 @@ static const char *code_array(call_t *c, const region_codes_t *codes, size_t n, 
     return s;
 }
 
-void sentra__region_check(call_t *c, const region_codes_t *codes, size_t n,
-                          const char *stored_id, call_db_cb cb)
+int sentra__region_check(call_t *c, const region_codes_t *codes, size_t n,
+                         const char *stored_id, call_db_cb cb)
 {
     const char *v[6];
 
+    if (db_pool_ready(c->srv->db) == 0)
+        return 0;
     v[0] = code_array(c, codes, n, 0);
     v[1] = code_array(c, codes, n, 1);
     v[2] = code_array(c, codes, n, 2);
@@ -80,4 +83,5 @@ void sentra__region_check(call_t *c, const region_codes_t *codes, size_t n,
     v[4] = auth_role_name(c->auth.role);
     v[5] = c->auth.region;
     call_query(c, &check_stmt, 6, v, cb);
+    return 1;
 }

@@ -39,9 +39,12 @@ int sentra__region_codes(const Sentra__V1__Sentra *s, unsigned fields, region_co
  * district_code or village_code. stored_id (may be NULL) names the stored
  * record of an update that does not write its regency: its sub-district is
  * then checked against the stored regency, if the token may read it. The
- * result may be an SQL error: the caller then answers without these lines. */
-void sentra__region_check(call_t *c, const region_codes_t *codes, size_t n,
-                          const char *stored_id, call_db_cb cb);
+ * result may be an SQL error: the caller then answers without these lines.
+ * Returns 1 when the query was sent, 0 (cb never runs) when no database
+ * connection is up: the caller answers what it found itself, rather than
+ * UNAVAILABLE for a request it knows to be wrong. */
+int sentra__region_check(call_t *c, const region_codes_t *codes, size_t n,
+                         const char *stored_id, call_db_cb cb);
 
 enum { REGION_CHECK_COL_INDEX, REGION_CHECK_COL_FIELD, REGION_CHECK_COL_REASON };
 
