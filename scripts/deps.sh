@@ -6,7 +6,7 @@ set -u
 
 PKGS="build-essential pkg-config libuv1-dev libprotobuf-c-dev protobuf-c-compiler
 protobuf-compiler libpq-dev postgresql postgresql-contrib libjansson-dev
-libcsv-dev libcmocka-dev xxd"
+libcsv-dev libcmocka-dev xxd python3-protobuf"
 
 missing() {
     m=""
@@ -17,6 +17,8 @@ missing() {
         command -v "$cmd" >/dev/null 2>&1 || m="$m $cmd"
     done
     [ -f /usr/include/csv.h ] || m="$m libcsv"
+    # a strict protobuf decoder for the tests (tests/integration/strict_decoder.py)
+    /usr/bin/python3 -c 'import google.protobuf' 2>/dev/null || m="$m python3-protobuf"
     pgbin=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)
     [ -n "$pgbin" ] && [ -x "$pgbin/initdb" ] || m="$m postgresql-server"
     echo "$m"

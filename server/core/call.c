@@ -22,7 +22,10 @@
 #include "call.h"
 #include "log.h"
 #include "methods.h"
+#include "pbscan.h"
 #include "server.h"
+#include "token_cli.h"
+#include "utf8.h"
 #include "sentra/v1/sentra.pb-c.h"
 
 struct call_block {
@@ -37,7 +40,6 @@ struct call_cleanup {
 };
 
 #define MAX_IDEMPOTENCY_KEY 128
-#define MAX_TOKEN_LEN 256
 #define MAX_MD_ENTRIES 64              /* metadata entries kept for a call */
 #define MAX_MD_BYTES (16 * 1024)       /* and their bytes */
 
@@ -199,13 +201,26 @@ void call_writable(call_t *c)
     call_unref(c);
 }
 
+/* Formats into buf (len > 0) as valid UTF-8: a cut falls between
+ * characters, and a byte that is not UTF-8 (which no caller should pass)
+ * becomes '?'. */
+static void format_text(char *buf, size_t len, const char *fmt, va_list ap)
+{
+    int n = vsnprintf(buf, len, fmt, ap);
+    if (n < 0)
+        buf[0] = '\0';
+    else if ((size_t)n >= len)
+        buf[sentra__utf8_clip(buf, len - 1)] = '\0';
+    sentra__utf8_scrub(buf);
+}
+
 static void fail_v(call_t *c, int code, const violations_t *v, int64_t version,
                    const char *fmt, va_list ap)
 {
     if (c->flags & CALL_F_ANSWERED)
         return;
     char msg[1024];
-    vsnprintf(msg, sizeof(msg), fmt, ap);
+    format_text(msg, sizeof(msg), fmt, ap);
     send_response(c, code, msg, v, version, NULL);
     finish(c, code);
 }
@@ -240,6 +255,20 @@ void call_fail_violations(call_t *c, const violations_t *v)
         call_fail(c, SENTRA_INVALID_ARGUMENT, "invalid request");
         return;
     }
+    if (v->more > 0) {
+        /* The listed ones, then one entry for the rest (call memory). */
+        violations_t all = *v;
+        Sentra__V1__FieldViolation *rest = call_alloc(c, sizeof *rest);
+        sentra__v1__field_violation__init(rest);
+        rest->field = "";
+        rest->description = call_printf(c, "and %zu more violations not listed", v->more);
+        all.items = call_alloc(c, (v->n + 1) * sizeof *all.items);
+        memcpy(all.items, v->items, v->n * sizeof *all.items);
+        all.items[all.n++] = rest;
+        fail_violations(c, &all, "%zu invalid fields, first %s: %s", v->n + v->more,
+                        v->items[0]->field, v->items[0]->description);
+        return;
+    }
     if (v->n == 1)
         fail_violations(c, v, "invalid %s: %s", v->items[0]->field, v->items[0]->description);
     else
@@ -249,6 +278,10 @@ void call_fail_violations(call_t *c, const violations_t *v)
 
 void violations_add(violations_t *v, const char *field, const char *fmt, ...)
 {
+    if (v->n >= CALL_MAX_VIOLATIONS) {
+        v->more++;          /* counted, never formatted */
+        return;
+    }
     if (v->n == v->cap) {
         size_t cap = v->cap ? v->cap * 2 : 8;
         void *p = realloc(v->items, cap * sizeof(*v->items));
@@ -261,16 +294,27 @@ void violations_add(violations_t *v, const char *field, const char *fmt, ...)
     char desc[512];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(desc, sizeof(desc), fmt, ap);
+    format_text(desc, sizeof(desc), fmt, ap);
     va_end(ap);
     if (fv == NULL)
         abort();
     sentra__v1__field_violation__init(fv);
     fv->field = strdup(field);
+    if (fv->field != NULL)
+        sentra__utf8_scrub(fv->field);
     fv->description = strdup(desc);
     if (fv->field == NULL || fv->description == NULL)
         abort();
     v->items[v->n++] = fv;
+}
+
+void violations_report(void *arg, const char *field, const char *reason)
+{
+    violations_t *v = arg;
+    if (field == NULL)
+        v->more++;
+    else
+        violations_add(v, field, "%s", reason);
 }
 
 void violations_free(violations_t *v)
@@ -282,7 +326,151 @@ void violations_free(violations_t *v)
     }
     free(v->items);
     v->items = NULL;
-    v->n = v->cap = 0;
+    v->n = v->cap = v->more = 0;
+}
+
+/* ---------------------------------------------------------------- database errors */
+
+/* PostgreSQL's text for the log: quotes become ', control characters
+ * spaces, and it stays valid UTF-8 (it may quote what a client sent). */
+static void log_text(char *out, size_t len, const char *in)
+{
+    size_t n = sentra__utf8_clip(in ? in : "", len - 1);
+    memcpy(out, in ? in : "", n);
+    out[n] = '\0';
+    for (char *p = out; *p; p++)
+        if (*p == '"')
+            *p = '\'';
+        else if ((unsigned char)*p < 0x20)
+            *p = ' ';
+    sentra__utf8_scrub(out);
+}
+
+/* Columns of the tables clients write, by the request field they come
+ * from. A constraint PostgreSQL names "<table>_<column>..." (its own
+ * "sentra_name_check", "sentra_regency_code_fkey", and ours such as
+ * "sentra_name_text") belongs to that field. */
+static const struct {
+    const char *table, *column, *field;
+} column_fields[] = {
+    {"sentra", "regency_code", "regency_code"},
+    {"sentra", "district_code", "district_code"},
+    {"sentra", "village_code", "village_code"},
+    {"sentra", "address", "address"},
+    {"sentra", "latitude", "location.latitude"},
+    {"sentra", "longitude", "location.longitude"},
+    {"sentra", "name", "name"},
+    {"sentra", "commodity", "commodity"},
+    {"sentra", "main_product", "main_product"},
+    {"sentra", "kbli_code", "kbli_code"},
+    {"sentra", "kbli_version", "kbli_version"},
+    {"sentra", "sector_group", "sector_group"},
+    {"sentra", "status", "status"},
+    {"sentra", "formed_on", "formed_on"},
+    {"sentra", "decree_number", "decree.number"},
+    {"sentra", "decree_date", "decree.date"},
+    {"sentra", "decree_official", "decree.official"},
+    {"sentra", "contact_name", "contact_name"},
+    {"sentra", "contact_phone", "contact_phone"},
+    {"sentra_figures", "year", "figures"},
+    {"sentra_figures", "business_units", "figures"},
+    {"sentra_figures", "workers_male", "figures"},
+    {"sentra_figures", "workers_female", "figures"},
+    {"sentra_figures", "investment", "figures"},
+    {"sentra_figures", "production_value", "figures"},
+    {"sentra_figures", "material_value", "figures"},
+    {"sentra_figures", "capacity_unit", "figures"},
+    {"sentra_figures", "capacity", "figures"},
+    {"sentra_figures", "export_share_bp", "figures"},
+    {"sentra_figures", "export_destinations", "figures"},
+    {"api_token", "region_code", "region_code"},
+    {"api_token", "label", "label"},
+    {"idempotency", "key", "idempotency_key"},
+    {"sync_mutation", "client_id", "client_id"},
+    {"sync_mutation", "mutation_id", "mutation_id"},
+};
+
+/* The request field of a constraint (or of a column, for NOT NULL), or
+ * NULL; *column gets the column's name. */
+static const char *constraint_field(const char *table, const char *constraint,
+                                    const char *column, const char **col_out)
+{
+    size_t best = 0;
+    const char *field = NULL;
+
+    if (table == NULL)
+        return NULL;
+    for (size_t i = 0; i < sizeof column_fields / sizeof *column_fields; i++) {
+        size_t tl = strlen(column_fields[i].table), cl = strlen(column_fields[i].column);
+        if (strcmp(table, column_fields[i].table) != 0)
+            continue;
+        int match = column != NULL
+            ? strcmp(column, column_fields[i].column) == 0
+            : constraint != NULL && strncmp(constraint, table, tl) == 0 &&
+                  constraint[tl] == '_' &&
+                  strncmp(constraint + tl + 1, column_fields[i].column, cl) == 0 &&
+                  (constraint[tl + 1 + cl] == '_' || constraint[tl + 1 + cl] == '\0');
+        if (match && cl > best) {   /* the longest: "capacity_unit" over "capacity" */
+            best = cl;
+            field = column_fields[i].field;
+            *col_out = column_fields[i].column;
+        }
+    }
+    return field;
+}
+
+/* What a class 22 error says about the value, in words of our own. */
+static const char *data_error_text(const char *state)
+{
+    if (strcmp(state, "22021") == 0 || strcmp(state, "22P05") == 0)
+        return "a text value is not valid UTF-8";
+    if (strcmp(state, "22007") == 0 || strcmp(state, "22008") == 0)
+        return "a date or time is out of range";
+    if (strcmp(state, "22003") == 0 || strcmp(state, "22015") == 0)
+        return "a number is out of range";
+    if (strcmp(state, "22001") == 0)
+        return "a text value is too long";
+    if (strcmp(state, "22P02") == 0)
+        return "a value does not have the form its field needs";
+    return "a value is not acceptable";
+}
+
+/* A refusal by PostgreSQL itself (classes 22 and 23): the request broke a
+ * rule the C checks did not catch. */
+static void fail_db_refusal(call_t *c, PGresult *res, const char *state)
+{
+    const char *table = PQresultErrorField(res, PG_DIAG_TABLE_NAME);
+    const char *constraint = PQresultErrorField(res, PG_DIAG_CONSTRAINT_NAME);
+    const char *column = PQresultErrorField(res, PG_DIAG_COLUMN_NAME);
+    const char *col = NULL, *field = NULL;
+
+    if (strncmp(state, "23", 2) == 0)
+        field = constraint_field(table, constraint, column, &col);
+    if (strcmp(state, "23505") == 0) {
+        if (field != NULL)
+            call_fail(c, SENTRA_ALREADY_EXISTS, "%s already exists", field);
+        else
+            call_fail(c, SENTRA_ALREADY_EXISTS, "already exists");
+        return;
+    }
+    if (field == NULL) {
+        call_fail(c, SENTRA_INVALID_ARGUMENT, "invalid request: %s",
+                  strncmp(state, "22", 2) == 0 ? data_error_text(state)
+                                              : "it breaks a rule of the registry");
+        return;
+    }
+    violations_t v = { 0 };
+    const char *why = strcmp(state, "23502") == 0 ? "is required"
+                    : strcmp(state, "23503") == 0 ? "is not a known value"
+                    : "breaks a rule of the registry";
+    if (strcmp(field, "figures") == 0)
+        violations_add(&v, field, "%s %s", col, why);
+    else if (strcmp(col, "regency_code") == 0 && strcmp(state, "23503") == 0)
+        violations_add(&v, field, "is not a known region");
+    else
+        violations_add(&v, field, "%s", why);
+    call_fail_violations(c, &v);
+    violations_free(&v);
 }
 
 int call_db_error(call_t *c, PGresult *res)
@@ -293,12 +481,15 @@ int call_db_error(call_t *c, PGresult *res)
     const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
     const char *msg = PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
     const char *detail = PQresultErrorField(res, PG_DIAG_MESSAGE_DETAIL);
+    const char *where = PQresultErrorField(res, PG_DIAG_SOURCE_FUNCTION);
+    const char *method = c->method ? c->method->name : "?";
     if (state == NULL)
         state = "";
     if (msg == NULL)
         msg = "database error";
 
     if (state[0] == 'S' && state[1] == 'E') {
+        /* Ours: raised by the SQL functions for the client to read. */
         int code = atoi(state + 2);
         if (code == SENTRA_ABORTED) {
             call_fail_conflict(c, detail ? strtoll(detail, NULL, 10) : 0, "%s", msg);
@@ -329,20 +520,37 @@ int call_db_error(call_t *c, PGresult *res)
         } else {
             call_fail(c, SENTRA_INTERNAL, "%s", msg);
         }
-    } else if (strcmp(state, "23505") == 0) {
+        return 1;
+    }
+
+    /* PostgreSQL's own words, which name constraints and quote input: the
+     * log gets them, the client a plain message. */
+    char text[512], det[512];
+    log_text(text, sizeof text, msg);
+    log_text(det, sizeof det, detail);
+    if (strcmp(state, "23505") == 0 && where != NULL && strcmp(where, "exec_stmt_raise") == 0) {
+        /* A RAISE of ours with a standard code ("a sentra with id ... already exists"). */
         call_fail(c, SENTRA_ALREADY_EXISTS, "%s", msg);
-    } else if (strncmp(state, "23", 2) == 0 || strncmp(state, "22", 2) == 0) {
-        call_fail(c, SENTRA_INVALID_ARGUMENT, "%s", msg);
+        return 1;
+    }
+    if (strncmp(state, "22", 2) == 0 || strncmp(state, "23", 2) == 0) {
+        const char *cons = PQresultErrorField(res, PG_DIAG_CONSTRAINT_NAME);
+        log_warn("db_refused", "method=%s sqlstate=%s constraint=%s error=\"%s\" detail=\"%s\"",
+                 method, state, cons ? cons : "-", text, det);
+        fail_db_refusal(c, res, state);
     } else if (strcmp(state, "40001") == 0 || strcmp(state, "40P01") == 0) {
-        call_fail(c, SENTRA_ABORTED, "%s; retry", msg);
+        log_info("db_conflict", "method=%s sqlstate=%s error=\"%s\"", method, state, text);
+        call_fail(c, SENTRA_ABORTED, "the request collided with a concurrent one; retry");
     } else if (strcmp(state, "57014") == 0) {
         call_fail(c, SENTRA_CANCELLED, "statement cancelled");
-    } else if (strncmp(state, "08", 2) == 0 || strcmp(state, "57P01") == 0) {
-        call_fail(c, SENTRA_UNAVAILABLE, "database unavailable: %s", msg);
+    } else if (strncmp(state, "08", 2) == 0 || strcmp(state, "57P01") == 0 ||
+               strcmp(state, "57P02") == 0 || strcmp(state, "57P03") == 0) {
+        log_warn("db_unavailable", "method=%s sqlstate=%s error=\"%s\"", method, state, text);
+        call_fail(c, SENTRA_UNAVAILABLE, "database unavailable");
     } else {
-        log_error("db_error", "method=%s sqlstate=%s error=\"%s\"",
-                  c->method ? c->method->name : "?", state, msg);
-        call_fail(c, SENTRA_INTERNAL, "internal database error (sqlstate %s)", state);
+        log_error("db_error", "method=%s sqlstate=%s error=\"%s\" detail=\"%s\"",
+                  method, state, text, det);
+        call_fail(c, SENTRA_INTERNAL, "internal database error (sqlstate %s; logged)", state);
     }
     return 1;
 }
@@ -479,6 +687,18 @@ static db_stmt_t auth_stmt = {
     0, 1
 };
 
+/* 1 when v has the shape of a token: "snt_" and 52 characters of RFC
+ * 4648's base32 alphabet in lower case (token_cli.h). */
+static int token_shaped(const char *v)
+{
+    if (strncmp(v, "snt_", 4) != 0 || strlen(v) != SENTRA_TOKEN_SECRET_LEN)
+        return 0;
+    for (v += 4; *v; v++)
+        if (!((*v >= 'a' && *v <= 'z') || (*v >= '2' && *v <= '7')))
+            return 0;
+    return 1;
+}
+
 static const char *call_secret(const call_request_t *req)
 {
     for (size_t i = 0; i < req->n_md; i++) {
@@ -491,12 +711,9 @@ static const char *call_secret(const call_request_t *req)
         v += 7;
         while (*v == ' ')
             v++;
-        /* Tokens are printable ASCII ("snt_" and base32): anything else is
-         * refused here, not by the database's text input. */
-        for (const char *p = v; *p; p++)
-            if (*p < '!' || *p > '~')
-                return NULL;
-        return *v && strlen(v) <= MAX_TOKEN_LEN ? v : NULL;
+        /* Every token is made by sentra__token_secret: anything of another
+         * shape is refused here, before any lookup. */
+        return token_shaped(v) ? v : NULL;
     }
     return NULL;
 }
@@ -598,6 +815,27 @@ static ProtobufCMessage *decode(call_t *c, const call_request_t *req, char *err,
     return m;
 }
 
+static void add_nul(void *arg, const char *path)
+{
+    violations_add(arg, path, "contains a NUL byte (U+0000), which no text field may hold");
+}
+
+/* Refuses a binary request whose string fields hold NUL bytes, which the
+ * decoded strings would silently drop (pbscan.h). Returns 1 when it did. */
+static int refuse_nul(call_t *c, const call_request_t *req)
+{
+    if (req->codec != CALL_CODEC_PROTO)
+        return 0;
+    violations_t v = { 0 };
+    int n = sentra__pbscan_nul(c->method->input, req->payload, req->len,
+                               (c->method->flags & METHOD_RECORD_PATHS) ? "sentra" : NULL,
+                               add_nul, &v);
+    if (n > 0)
+        call_fail_violations(c, &v);
+    violations_free(&v);
+    return n > 0;
+}
+
 static void start(call_t *c, const call_request_t *req)
 {
     server_t *srv = c->srv;
@@ -607,7 +845,14 @@ static void start(call_t *c, const call_request_t *req)
 
     const method_t *m = method_find(req->method ? req->method : "");
     if (m == NULL || ((m->flags & METHOD_DEBUG) && !cfg->enable_debug)) {
-        call_fail(c, SENTRA_UNIMPLEMENTED, "unknown method \"%.200s\"", req->method ? req->method : "");
+        /* Quoted back only when it is short, printable ASCII, as every
+         * method name is: never bytes that could break the answer. */
+        const char *name = req->method ? req->method : "";
+        if (sentra__printable_ascii(name) && strlen(name) <= 200)
+            call_fail(c, SENTRA_UNIMPLEMENTED, "unknown method \"%s\"", name);
+        else
+            call_fail(c, SENTRA_UNIMPLEMENTED, "unknown method (its name is not shown: "
+                                               "not 1 to 200 printable ASCII characters)");
         return;
     }
     c->method = m;
@@ -620,6 +865,8 @@ static void start(call_t *c, const call_request_t *req)
         call_fail(c, SENTRA_INVALID_ARGUMENT, "%s", err);
         return;
     }
+    if (refuse_nul(c, req))
+        return;
     if (keep_metadata(c, req) != 0) {
         call_fail(c, SENTRA_INVALID_ARGUMENT, "more than %d metadata entries or %d bytes of metadata",
                   MAX_MD_ENTRIES, MAX_MD_BYTES);
@@ -644,7 +891,8 @@ static void start(call_t *c, const call_request_t *req)
     const char *secret = call_secret(req);
     if (secret == NULL) {
         call_fail(c, SENTRA_UNAUTHENTICATED,
-                  "missing or malformed \"authorization: Bearer <token>\" metadata");
+                  "missing or malformed \"authorization: Bearer <token>\" metadata"
+                  " (a token is snt_ and 52 base32 characters)");
         return;
     }
     if (auth_cache_get(srv->auth, secret, uv_hrtime() / 1000000, &c->auth)) {

@@ -145,7 +145,10 @@ struct call {
 /* Answers OK with resp serialized. Does not take ownership of resp. */
 void call_reply(call_t *c, const ProtobufCMessage *resp);
 
-/* Answers with code (not OK) and a printf-style message. */
+/* Answers with code (not OK) and a printf-style message. The message is
+ * cut to 1023 bytes on a character boundary and any byte that is not UTF-8
+ * becomes '?' (Response.message is a proto3 string), but handlers must not
+ * quote client input that is not valid, printable text in the first place. */
 void call_fail(call_t *c, int code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
@@ -160,19 +163,31 @@ int call_send(call_t *c, const ProtobufCMessage *m);
  * If the call ends first, cb never runs. */
 void call_on_writable(call_t *c, void (*cb)(call_t *c));
 
-/* A list of field violations for INVALID_ARGUMENT (and push results). */
+/* A list of field violations for INVALID_ARGUMENT (and push results). At
+ * most CALL_MAX_VIOLATIONS are kept; the others are only counted in more,
+ * and the answer ends with one entry saying how many were left out, so a
+ * request of a million bad values costs a short answer, not a million. */
 struct violations {
-    Sentra__V1__FieldViolation **items;
-    size_t n, cap;
+    Sentra__V1__FieldViolation **items;  /* the first ones found */
+    size_t n, cap;                       /* items used, allocated */
+    size_t more;                         /* found beyond CALL_MAX_VIOLATIONS */
 };
 
-/* Adds "field: description". Copies both. */
+#define CALL_MAX_VIOLATIONS 100
+
+/* Adds "field: description" (both copied; cut to valid UTF-8), or only
+ * counts it in v->more once CALL_MAX_VIOLATIONS are listed. */
 void violations_add(violations_t *v, const char *field, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 void violations_free(violations_t *v);
 
+/* A validate_report_fn (validate.h) for the violations_t at v: adds
+ * (field, reason), or counts one more not listed when field is NULL. */
+void violations_report(void *v, const char *field, const char *reason);
+
 /* Answers INVALID_ARGUMENT listing v (which it does not free), with a message
- * summing them up. */
+ * summing them up; when v->more > 0, a last entry with an empty field says
+ * "and N more violations not listed". */
 void call_fail_violations(call_t *c, const violations_t *v);
 
 /* Answers ABORTED carrying the version the server holds now. */
@@ -183,9 +198,15 @@ void call_fail_conflict(call_t *c, int64_t current_version, const char *fmt, ...
  * The mapping: SQLSTATE "SE" + 3 digits is a deliberate error from our SQL
  * functions carrying the gRPC code in its digits (SE005 NOT_FOUND, SE007
  * PERMISSION_DENIED, SE010 ABORTED with the current version in DETAIL, SE003
- * INVALID_ARGUMENT with "field: reason" lines in DETAIL); 23505 ->
- * ALREADY_EXISTS; other class 23 and class 22 -> INVALID_ARGUMENT; 40001 and
- * 40P01 -> ABORTED; 57014 -> CANCELLED; anything else -> INTERNAL (logged). */
+ * INVALID_ARGUMENT with "field: reason" lines in DETAIL), whose message and
+ * details are ours and go to the client. Everything else is PostgreSQL's
+ * own text, which never does (it names constraints and quotes input): it
+ * is logged, and the client gets a plain message: 23505 -> ALREADY_EXISTS
+ * (the message of our own RAISE is kept); other class 23 -> INVALID_ARGUMENT
+ * with a violation on the field the constraint belongs to when known;
+ * class 22 -> INVALID_ARGUMENT naming the kind of value; 40001 and 40P01 ->
+ * ABORTED; 57014 -> CANCELLED; class 08, 57P01..57P03 -> UNAVAILABLE;
+ * anything else -> INTERNAL. */
 int call_db_error(call_t *c, PGresult *res);
 
 /* ---------------------------------------------------------------- database */

@@ -18,6 +18,8 @@ typedef void (*handler_fn)(call_t *c);
 #define METHOD_WRITE  0x04   /* changes data: refused to the national role */
 #define METHOD_ADMIN  0x08   /* token management: the admin role only */
 #define METHOD_STREAM 0x10   /* server streaming: call_send() messages, then the status */
+#define METHOD_RECORD_PATHS 0x20 /* violations name the request's "sentra" fields
+                                  * without "sentra." ("name", "figures[0].year") */
 
 typedef struct method {
     const char *name;                             /* "/sentra.v1.SentraService/GetSentra" */

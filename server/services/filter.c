@@ -12,17 +12,13 @@
 
 /* ---------------------------------------------------------------- checking */
 
-static void report_violation(void *arg, const char *field, const char *reason)
-{
-    violations_add((violations_t *)arg, field, "%s", reason);
-}
-
 int sentra__filter_check(const Sentra__V1__SentraFilter *f, violations_t *v)
 {
     validate_ctx_t vc = { 0 };
     vc.today = validate_today();
-    vc.report = report_violation;
+    vc.report = violations_report;
     vc.arg = v;
+    vc.max = CALL_MAX_VIOLATIONS;
     return validate_filter(&vc, f, "filter.");
 }
 

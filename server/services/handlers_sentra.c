@@ -15,17 +15,14 @@
 
 #include "call.h"
 #include "filter.h"
+#include "log.h"
 #include "methods.h"
+#include "region_check.h"
 #include "sentra_row.h"
 #include "validate.h"
 #include "sentra/v1/sentra.pb-c.h"
 
 /* ---------------------------------------------------------------- helpers */
-
-static void add_violation(void *arg, const char *field, const char *reason)
-{
-    violations_add(arg, field, "%s", reason);
-}
 
 /* Answers INVALID_ARGUMENT if vc found anything; returns 1 when it did. */
 static int fail_if_invalid(call_t *c, validate_ctx_t *vc, violations_t *v)
@@ -39,12 +36,36 @@ static int fail_if_invalid(call_t *c, validate_ctx_t *vc, violations_t *v)
 
 #define VALIDATOR(vc, v)                                                   \
     violations_t v = {0};                                                  \
-    validate_ctx_t vc = {.today = validate_today(), .report = add_violation, \
-                         .arg = &v}
+    validate_ctx_t vc = {.today = validate_today(), .report = violations_report, \
+                         .arg = &v, .max = CALL_MAX_VIOLATIONS}
 
 static const char *idem(const call_t *c)
 {
     return c->idempotency_key && c->idempotency_key[0] ? c->idempotency_key : NULL;
+}
+
+/* The idempotency key is stored as text: the text rule applies (UTF-8, no
+ * control or formatting character). The call layer caps its bytes. */
+static void check_idem(call_t *c, validate_ctx_t *vc)
+{
+    if (idem(c))
+        validate_text(vc, "idempotency_key", c->idempotency_key, 0, 128, TEXT_SINGLE_LINE);
+}
+
+/* Adds the lines of a region check (region_check.h) to the violations of a
+ * refused record; an error there leaves the C violations to answer alone. */
+static void merge_region_rows(call_t *c, validate_ctx_t *vc, PGresult *res)
+{
+    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+        log_warn("region_check_failed", "method=%s error=\"%s\"", c->method->name,
+                 PQresultErrorField(res, PG_DIAG_SQLSTATE) ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : "?");
+        return;
+    }
+    for (int r = 0; r < PQntuples(res); r++) {
+        vc->count++;
+        violations_report(vc->arg, PQgetvalue(res, r, REGION_CHECK_COL_FIELD),
+                          PQgetvalue(res, r, REGION_CHECK_COL_REASON));
+    }
 }
 
 /* Replies with the single sentra in res, or NOT_FOUND. */
@@ -71,17 +92,43 @@ static db_stmt_t create_stmt = {
     "$16::smallint, $17::smallint, $18::smallint, $19::date, $20, $21::date, "
     "$22, $23, $24, $25::jsonb)", 0, 0};
 
+/* Every rule of a create that needs no database. */
+static void create_validate(call_t *c, validate_ctx_t *vc)
+{
+    const Sentra__V1__CreateSentraRequest *req = (const void *)c->msg;
+
+    if (req->sentra == NULL) {
+        violations_report(vc->arg, "sentra", "is required");
+        vc->count++;
+    } else {
+        validate_sentra(vc, req->sentra, VF_ALL, 0);
+    }
+    check_idem(c, vc);
+}
+
+/* A refused create, once the database has checked its regions. */
+static void create_refused(call_t *c, PGresult *res)
+{
+    VALIDATOR(vc, viol);
+
+    create_validate(c, &vc);
+    merge_region_rows(c, &vc, res);
+    fail_if_invalid(c, &vc, &viol);
+}
+
 void h_create_sentra(call_t *c)
 {
     const Sentra__V1__CreateSentraRequest *req = (const void *)c->msg;
     const char *v[5 + SENTRA_NPARAMS];
+    region_codes_t rc;
     VALIDATOR(vc, viol);
 
-    if (req->sentra == NULL) {
-        violations_add(&viol, "sentra", "is required");
-        vc.count++;
-    } else {
-        validate_sentra(&vc, req->sentra, VF_ALL, 0);
+    create_validate(c, &vc);
+    if (vc.count > 0 && req->sentra && sentra__region_codes(req->sentra, VF_ALL, &rc) &&
+        sentra__region_check(c, &rc, 1, NULL, create_refused)) {
+        /* Refused: but say in the same answer whether its regions exist. */
+        violations_free(&viol);
+        return;
     }
     if (fail_if_invalid(c, &vc, &viol))
         return;
@@ -147,24 +194,55 @@ static db_stmt_t update_stmt = {
     "$18::smallint, $19::smallint, $20::smallint, $21::date, $22, $23::date, "
     "$24, $25, $26, $27::jsonb)", 0, 0};
 
+/* Every rule of an update that needs no database; returns the fields
+ * written (0 when the mask is bad or the record missing). */
+static unsigned update_validate(call_t *c, validate_ctx_t *vc)
+{
+    const Sentra__V1__UpdateSentraRequest *req = (const void *)c->msg;
+    unsigned fields = 0;
+
+    if (req->sentra == NULL) {
+        violations_report(vc->arg, "sentra", "is required");
+        vc->count++;
+    } else {
+        fields = validate_mask(vc, (const char *const *)req->update_mask, req->n_update_mask);
+        if (fields)
+            validate_sentra(vc, req->sentra, fields, 1);
+    }
+    if (req->expected_version <= 0) {
+        violations_report(vc->arg, "expected_version", "is required (the version last read)");
+        vc->count++;
+    }
+    check_idem(c, vc);
+    return fields;
+}
+
+static void update_refused(call_t *c, PGresult *res)
+{
+    VALIDATOR(vc, viol);
+
+    update_validate(c, &vc);
+    merge_region_rows(c, &vc, res);
+    fail_if_invalid(c, &vc, &viol);
+}
+
 void h_update_sentra(call_t *c)
 {
     const Sentra__V1__UpdateSentraRequest *req = (const void *)c->msg;
     const char *v[7 + SENTRA_NPARAMS];
-    unsigned fields = 0;
+    unsigned fields;
+    region_codes_t rc;
     VALIDATOR(vc, viol);
 
-    if (req->sentra == NULL) {
-        violations_add(&viol, "sentra", "is required");
-        vc.count++;
-    } else {
-        fields = validate_mask(&vc, (const char *const *)req->update_mask, req->n_update_mask);
-        if (fields)
-            validate_sentra(&vc, req->sentra, fields, 1);
-    }
-    if (req->expected_version <= 0) {
-        violations_add(&viol, "expected_version", "is required (the version last read)");
-        vc.count++;
+    fields = update_validate(c, &vc);
+    /* A sub-district written without its regency is checked against the
+     * stored one. */
+    const char *stored = fields && !(fields & VF_REGENCY_CODE) && validate_uuid(req->sentra->id)
+                             ? req->sentra->id : NULL;
+    if (vc.count > 0 && fields && sentra__region_codes(req->sentra, fields, &rc) &&
+        sentra__region_check(c, &rc, 1, stored, update_refused)) {
+        violations_free(&viol);
+        return;
     }
     if (fail_if_invalid(c, &vc, &viol))
         return;
@@ -228,6 +306,7 @@ void h_delete_sentra(call_t *c)
         violations_add(&viol, "expected_version", "is required (the version last read)");
         vc.count++;
     }
+    check_idem(c, &vc);
     if (fail_if_invalid(c, &vc, &viol))
         return;
     v[0] = c->auth.token_id;
@@ -340,6 +419,23 @@ static int hexval(char ch)
     return -1;
 }
 
+/* A time order's cursor key: microseconds since 1970 as printed by the
+ * list statement, within PostgreSQL's timestamps of years 1 to 9999, so a
+ * forged token can make neither a cast nor the date arithmetic fail. */
+static int time_key_ok(const char *k)
+{
+    const char *d = k[0] == '-' ? k + 1 : k;
+    size_t n = strlen(d);
+
+    if (n == 0 || n > 18)
+        return 0;
+    for (size_t i = 0; i < n; i++)
+        if (d[i] < '0' || d[i] > '9')
+            return 0;
+    long long v = strtoll(k, NULL, 10);     /* 18 digits: no overflow */
+    return v >= -62135596800000000LL && v <= 253402300799999999LL;
+}
+
 /* Decodes a page token "<order><dir>|<key>|<uuid>" (hex). Returns 1 and
  * points *key and *id into call memory, or 0 when malformed or made for
  * another order. */
@@ -365,6 +461,8 @@ static int page_token_decode(call_t *c, const char *tok, int order, int desc,
         return 0;
     *bar1 = *bar2 = '\0';
     if (!validate_uuid(bar2 + 1) || !validate_utf8(bar1 + 1, strlen(bar1 + 1), NULL))
+        return 0;
+    if (order != SENTRA__V1__SENTRA_ORDER__SENTRA_ORDER_NAME && !time_key_ok(bar1 + 1))
         return 0;
     *key = bar1 + 1;
     *id = bar2 + 1;

@@ -525,14 +525,19 @@ void h_get_statistics(call_t *c)
     int ymd;
 
     sentra__filter_check(req->filter, &v);
-    for (size_t i = 0; i < req->n_group_by; i++) {
-        int g = (int)req->group_by[i];
-        if (g < 1 || g > N_GROUP_BY)
-            violations_add(&v, call_printf(c, "group_by[%zu]", i), "is not a known grouping");
-        else if (groups & (1u << (g - 1)))
-            violations_add(&v, call_printf(c, "group_by[%zu]", i), "repeats an earlier grouping");
-        else
-            groups |= 1u << (g - 1);
+    if (req->n_group_by > N_GROUP_BY) {
+        /* Each grouping at most once: counted before any is looked at. */
+        violations_add(&v, "group_by", "has more than %d entries (one per grouping)", N_GROUP_BY);
+    } else {
+        for (size_t i = 0; i < req->n_group_by; i++) {
+            int g = (int)req->group_by[i];
+            if (g < 1 || g > N_GROUP_BY)
+                violations_add(&v, call_printf(c, "group_by[%zu]", i), "is not a known grouping");
+            else if (groups & (1u << (g - 1)))
+                violations_add(&v, call_printf(c, "group_by[%zu]", i), "repeats an earlier grouping");
+            else
+                groups |= 1u << (g - 1);
+        }
     }
     if (req->reporting_year != 0 && (req->reporting_year < 1945 || req->reporting_year > 2100))
         violations_add(&v, "reporting_year", "must be 0 (each sentra's latest figures) or a year from 1945 to 2100");

@@ -22,7 +22,9 @@
 #include <uv.h>
 
 #include "call.h"
+#include "log.h"
 #include "methods.h"
+#include "region_check.h"
 #include "sentra_row.h"
 #include "validate.h"
 #include "sentra/v1/sentra.pb-c.h"
@@ -43,13 +45,11 @@
 #define PULL_MAX_BYTES (3u * 1024 * 1024)
 #define PUSH_MAX_MUTATIONS 500
 #define PUSH_MAX_ID 200
+/* Violations kept per refused mutation (the rest are counted in a last
+ * line): they are stored with its outcome for 30 days. */
+#define PUSH_MAX_VIOLATIONS 20
 
 /* ---------------------------------------------------------------- helpers */
-
-static void add_violation(void *arg, const char *field, const char *reason)
-{
-    violations_add(arg, field, "%s", reason);
-}
 
 static const char *nonempty(const char *s)
 {
@@ -652,7 +652,8 @@ void h_pull_changes(call_t *c)
     const Sentra__V1__PullChangesRequest *req = (const void *)c->msg;
     const Sentra__V1__SentraFilter *f = req->filter;
     violations_t viol = {0};
-    validate_ctx_t vc = {.today = validate_today(), .report = add_violation, .arg = &viol};
+    validate_ctx_t vc = {.today = validate_today(), .report = violations_report, .arg = &viol,
+                         .max = CALL_MAX_VIOLATIONS};
     uint64_t txid = 0;
     int64_t seq = 0;
 
@@ -668,12 +669,26 @@ void h_pull_changes(call_t *c)
         validate_filter(&vc, f, "filter.");
         /* A record drifting in and out of a status or text filter has no
          * change to announce its leaving: only region filters, which the
-         * feed tracks (a move yields a tombstone for the old region). */
-        if (f->n_status || f->n_sector_group || nonempty(f->kbli_prefix) ||
-            f->designation || nonempty(f->text) || f->updated_since_ms) {
-            violations_add(&viol, "filter", "PullChanges filters only by province_code and regency_code");
-            vc.count++;
-        }
+         * feed tracks (a move yields a tombstone for the old region). Each
+         * other filter field is refused by name. */
+        const struct {
+            int set;
+            const char *field;
+        } unsupported[] = {
+            {f->n_status > 0, "filter.status"},
+            {f->n_sector_group > 0, "filter.sector_group"},
+            {nonempty(f->kbli_prefix) != NULL, "filter.kbli_prefix"},
+            {f->designation != 0, "filter.designation"},
+            {nonempty(f->text) != NULL, "filter.text"},
+            {f->updated_since_ms != 0, "filter.updated_since_ms"},
+        };
+        for (size_t i = 0; i < sizeof unsupported / sizeof *unsupported; i++)
+            if (unsupported[i].set) {
+                violations_add(&viol, unsupported[i].field,
+                               "is not a PullChanges filter: it filters only by "
+                               "province_code and regency_code");
+                vc.count++;
+            }
     }
     if (vc.count > 0) {
         call_fail_violations(c, &viol);
@@ -785,35 +800,45 @@ static const char *const param_keys[SENTRA_NPARAMS] = {
     [SENTRA_PARAM_CONTACT_PHONE] = "contact_phone", [SENTRA_PARAM_FIGURES] = "figures",
 };
 
-/* Collects one mutation's violations as "field: reason" lines. */
+/* Collects one mutation's violations as "field: reason" lines, at most
+ * PUSH_MAX_VIOLATIONS of them: they are stored with the outcome for 30
+ * days (sync_mutation), so a mutation of 25,000 bad values must not store
+ * 25,000 lines. */
 typedef struct reject_buf {
     jbuf_t b;
     const char *prefix;          /* "sentra." for the record's fields */
+    int lines;                   /* lines in b */
+    int more;                    /* violations past PUSH_MAX_VIOLATIONS */
 } reject_buf_t;
 
 static void reject_add(void *arg, const char *field, const char *reason)
 {
     reject_buf_t *r = arg;
+    if (field == NULL || r->lines >= PUSH_MAX_VIOLATIONS) {
+        r->more++;              /* counted (validate.c did not format it) */
+        return;
+    }
     if (r->b.len)
         jb_raw(&r->b, "\n");
     jb_raw(&r->b, r->prefix);
     jb_raw(&r->b, field);
     jb_raw(&r->b, ": ");
     jb_raw(&r->b, reason);
+    r->lines++;
 }
 
-/* Appends mutation m as a JSON object: refused by the checks here ("reject"
- * with its violations), or the record's fields as sync_push reads them. */
 #define REJECT(field, reason) (reject_add(&rj, (field), (reason)), vc.count++)
 
-static void push_mutation_json(call_t *c, jbuf_t *b, const Sentra__V1__Mutation *m)
+/* Checks mutation m as the service does before sync_push, collecting its
+ * violations in *out (NULL: count only; else the caller frees out->b.p).
+ * Returns how many it has. */
+static int mutation_check(const Sentra__V1__Mutation *m, reject_buf_t *out)
 {
-    reject_buf_t rj = {{0}, ""};
-    validate_ctx_t vc = {.today = validate_today(), .report = reject_add, .arg = &rj};
+    reject_buf_t rj = {{0}, "", 0, 0};
+    validate_ctx_t vc = {.today = validate_today(), .report = reject_add, .arg = &rj,
+                         .max = PUSH_MAX_VIOLATIONS};
     const Sentra__V1__Sentra *s = m->sentra;
 
-    jb_raw(b, "{\"m\":");
-    jb_str(b, m->mutation_id);
     if (m->base_version < 0)
         REJECT("base_version", "must not be negative");
     if (m->op == SENTRA__V1__MUTATION_OP__MUTATION_OP_UPSERT) {
@@ -834,14 +859,44 @@ static void push_mutation_json(call_t *c, jbuf_t *b, const Sentra__V1__Mutation 
     } else {
         REJECT("op", "must be MUTATION_OP_UPSERT or MUTATION_OP_DELETE");
     }
-    if (vc.count > 0) {
+    if (out != NULL)
+        *out = rj;
+    else
+        free(rj.b.p);
+    return vc.count;
+}
+
+/* Appends mutation m (number idx of the batch) as a JSON object: refused by
+ * the checks here (refused: "reject" with its violations, then the lines of
+ * the region check regions (may be NULL) for idx, read from *row on), or
+ * the record's fields as sync_push reads them. */
+static void push_mutation_json(call_t *c, jbuf_t *b, const Sentra__V1__Mutation *m,
+                               size_t idx, int refused, PGresult *regions, int *row)
+{
+    reject_buf_t rj;
+    const Sentra__V1__Sentra *s = m->sentra;
+
+    jb_raw(b, "{\"m\":");
+    jb_str(b, m->mutation_id);
+    if (refused) {
+        mutation_check(m, &rj);
+        rj.prefix = "sentra.";
+        while (regions != NULL && *row < PQntuples(regions) &&
+               strtoul(PQgetvalue(regions, *row, REGION_CHECK_COL_INDEX), NULL, 10) == idx) {
+            reject_add(&rj, PQgetvalue(regions, *row, REGION_CHECK_COL_FIELD),
+                       PQgetvalue(regions, *row, REGION_CHECK_COL_REASON));
+            (*row)++;
+        }
+        if (rj.more > 0) {
+            jb_raw(&rj.b, "\n");
+            jb_raw(&rj.b, call_printf(c, "and %d more violations not listed", rj.more));
+        }
         jb_raw(b, ",\"reject\":");
         jb_str(b, rj.b.p ? rj.b.p : "invalid");
         jb_raw(b, "}");
         free(rj.b.p);
         return;
     }
-    free(rj.b.p);
     jb_raw(b, ",\"op\":");
     jb_raw(b, m->op == SENTRA__V1__MUTATION_OP__MUTATION_OP_DELETE ? "2" : "1");
     jb_raw(b, ",\"base\":");
@@ -949,6 +1004,9 @@ static void push_done(call_t *c, PGresult *res)
     call_reply(c, &resp.base);
 }
 
+static void push_send(call_t *c, PGresult *regions, const int *nviol);
+static void push_regions_done(call_t *c, PGresult *regions);
+
 void h_push_changes(call_t *c)
 {
     const Sentra__V1__PushChangesRequest *req = (const void *)c->msg;
@@ -993,12 +1051,49 @@ void h_push_changes(call_t *c)
         return;
     }
 
+    /* Mutations the checks here refuse are refused whole, but the same
+     * outcome also says whether their regions exist: ask the database
+     * about those first (region_check.h), one statement for the batch. */
+    region_codes_t *rc = call_alloc(c, req->n_mutations * sizeof *rc);
+    int *nviol = call_alloc(c, req->n_mutations * sizeof *nviol), ask = 0;
+    for (size_t i = 0; i < req->n_mutations; i++) {
+        const Sentra__V1__Mutation *m = req->mutations[i];
+        nviol[i] = mutation_check(m, NULL);
+        if (nviol[i] > 0 && m->op == SENTRA__V1__MUTATION_OP__MUTATION_OP_UPSERT &&
+            m->sentra != NULL && sentra__region_codes(m->sentra, VF_ALL, &rc[i]))
+            ask = 1;
+    }
+    if (!ask || !sentra__region_check(c, rc, req->n_mutations, NULL, push_regions_done))
+        push_send(c, NULL, nviol);
+}
+
+/* The region check answered: the checks run again (the rare path of a
+ * refused batch) to collect the violations beside its lines. */
+static void push_regions_done(call_t *c, PGresult *regions)
+{
+    push_send(c, regions, NULL);
+}
+
+/* Sends the batch to sync_push, with the region lines of refused mutations
+ * (regions: rows of region_check.h, or NULL). nviol: the number of
+ * violations of each mutation, or NULL to count them here. */
+static void push_send(call_t *c, PGresult *regions, const int *nviol)
+{
+    const Sentra__V1__PushChangesRequest *req = (const void *)c->msg;
     jbuf_t b = {0};
+    int row = 0;
+
+    if (regions != NULL && PQresultStatus(regions) != PGRES_TUPLES_OK) {
+        log_warn("region_check_failed", "method=%s sqlstate=%s", c->method->name,
+                 PQresultErrorField(regions, PG_DIAG_SQLSTATE) ? PQresultErrorField(regions, PG_DIAG_SQLSTATE) : "?");
+        regions = NULL;         /* answer what the checks here found */
+    }
     jb_raw(&b, "[");
     for (size_t i = 0; i < req->n_mutations; i++) {
         if (i)
             jb_raw(&b, ",");
-        push_mutation_json(c, &b, req->mutations[i]);
+        int n = nviol ? nviol[i] : mutation_check(req->mutations[i], NULL);
+        push_mutation_json(c, &b, req->mutations[i], i, n > 0, regions, &row);
     }
     jb_raw(&b, "]");
 

@@ -119,6 +119,16 @@ void h_create_token(call_t *c)
         fail_field(c, "label", "must be valid UTF-8 of at most 200 characters");
         return;
     }
+    /* Admins read labels in listings: the text rule of every other one-line
+     * field (validate_text_char). */
+    validate_ctx_t vc = {.report = violations_report};
+    violations_t lv = {0};
+    vc.arg = &lv;
+    if (!validate_text(&vc, "label", req->label, 0, 200, TEXT_SINGLE_LINE)) {
+        call_fail_violations(c, &lv);
+        violations_free(&lv);
+        return;
+    }
     secret = call_alloc(c, SENTRA_TOKEN_SECRET_LEN + 1);
     if (sentra__token_secret(secret, SENTRA_TOKEN_SECRET_LEN + 1) != 0) {
         call_fail(c, SENTRA_UNAVAILABLE, "no randomness available for a secret");

@@ -6,6 +6,7 @@
  * in step: a rule added here needs its constraint there.
  */
 #include "validate.h"
+#include "utf8.h"
 
 #include <math.h>
 #include <stdarg.h>
@@ -23,12 +24,24 @@ static void report(validate_ctx_t *vc, const char *field, const char *fmt, ...)
     char reason[256];
     va_list ap;
 
+    vc->count++;
+    if (!vc->report)
+        return;
+    if (vc->max > 0 && vc->count > vc->max) {
+        vc->report(vc->arg, NULL, NULL);   /* one more, not listed */
+        return;
+    }
     va_start(ap, fmt);
     vsnprintf(reason, sizeof reason, fmt, ap);
     va_end(ap);
-    vc->count++;
-    if (vc->report)
-        vc->report(vc->arg, field, reason);
+    vc->report(vc->arg, field, reason);
+}
+
+/* 1 when the next violation would only be counted: callers skip building
+ * its field path (a figures list may hold 25,000 bad entries). */
+static int quiet(const validate_ctx_t *vc)
+{
+    return !vc->report || (vc->max > 0 && vc->count >= vc->max);
 }
 
 int validate_today(void)
@@ -42,49 +55,9 @@ int validate_today(void)
 
 /* ---------------------------------------------------------------- pieces */
 
-int validate_utf8(const char *str, size_t len, size_t *chars)
+int validate_utf8(const char *s, size_t len, size_t *chars)
 {
-    const unsigned char *s = (const unsigned char *)str, *end = s + len;
-    size_t n = 0;
-
-    while (s < end) {
-        unsigned c = *s;
-        size_t k;
-        uint32_t cp;
-
-        if (c < 0x80) {
-            s++;
-            n++;
-            continue;
-        }
-        if (c >= 0xC2 && c <= 0xDF) {
-            k = 1;
-            cp = c & 0x1F;
-        } else if (c >= 0xE0 && c <= 0xEF) {
-            k = 2;
-            cp = c & 0x0F;
-        } else if (c >= 0xF0 && c <= 0xF4) {
-            k = 3;
-            cp = c & 0x07;
-        } else {
-            return 0;                   /* continuation byte, C0/C1, F5.. */
-        }
-        if ((size_t)(end - s) <= k)
-            return 0;                   /* truncated sequence */
-        for (size_t i = 1; i <= k; i++) {
-            if ((s[i] & 0xC0) != 0x80)
-                return 0;
-            cp = (cp << 6) | (s[i] & 0x3F);
-        }
-        if ((k == 2 && cp < 0x800) || (k == 3 && cp < 0x10000) || cp > 0x10FFFF ||
-            (cp >= 0xD800 && cp <= 0xDFFF))
-            return 0;                   /* overlong, too large, surrogate */
-        s += k + 1;
-        n++;
-    }
-    if (chars)
-        *chars = n;
-    return 1;
+    return sentra__utf8_valid(s, len, chars);
 }
 
 int validate_uuid(const char *s)
@@ -160,29 +133,44 @@ int validate_region_code(const char *s)
 
 /* ---------------------------------------------------------------- text */
 
-#define TEXT_SINGLE_LINE 0x01   /* no control characters at all */
-#define TEXT_REQUIRED    0x02   /* at least min characters after trimming */
+int validate_text_char(int32_t cp, int multiline)
+{
+    if (cp < 0x20)                      /* C0 controls: line breaks and tab */
+        return multiline && (cp == '\t' || cp == '\n' || cp == '\r');
+    if (cp >= 0x7F && cp <= 0x9F)       /* DEL and the C1 controls (U+0085 NEL...) */
+        return 0;
+    if (cp == 0x200B ||                 /* zero width space */
+        cp == 0x2028 || cp == 0x2029 || /* line and paragraph separators */
+        (cp >= 0x202A && cp <= 0x202E) || /* bidi embeddings and overrides */
+        (cp >= 0x2060 && cp <= 0x2064) || /* word joiner, invisible operators */
+        (cp >= 0x2066 && cp <= 0x2069) || /* bidi isolates */
+        cp == 0xFEFF ||                 /* zero width no-break space (BOM) */
+        (cp >= 0xFFF9 && cp <= 0xFFFB) || /* interlinear annotation */
+        (cp >= 0xE0000 && cp <= 0xE007F)) /* tags: invisible ASCII */
+        return 0;
+    return 1;
+}
 
-/* Checks a text field: valid UTF-8, at most max characters, no control
- * characters other than tab and newline (none at all when single-line), and
- * with TEXT_REQUIRED at least min characters once outer spaces are trimmed.
- * Returns 1 when valid. */
-static int check_text(validate_ctx_t *vc, const char *field, const char *s,
-                      size_t min, size_t max, int flags)
+int validate_text(validate_ctx_t *vc, const char *field, const char *s,
+                  size_t min, size_t max, int flags)
 {
     size_t len = s ? strlen(s) : 0, chars = 0, a = 0, b = len;
+    const char *p = s ? s : "", *end = p + len;
 
-    if (!validate_utf8(s ? s : "", len, &chars)) {
+    if (!validate_utf8(p, len, &chars)) {
         report(vc, field, "is not valid UTF-8");
         return 0;
     }
-    for (size_t i = 0; i < len; i++) {
-        unsigned char c = (unsigned char)s[i];
-        if ((c < 0x20 || c == 0x7F) &&
-            ((flags & TEXT_SINGLE_LINE) || (c != '\n' && c != '\t' && c != '\r'))) {
-            report(vc, field, "contains a control character");
-            return 0;
-        }
+    while (p < end) {
+        int32_t cp = sentra__utf8_next(&p, end);
+        if (validate_text_char(cp, !(flags & TEXT_SINGLE_LINE)))
+            continue;
+        if (cp < 0x20 || cp == 0x7F)
+            report(vc, field, "contains a control character (U+%04X)", (unsigned)cp);
+        else
+            report(vc, field, "contains U+%04X, a control, bidirectional or invisible "
+                              "formatting character that may mislead a reader", (unsigned)cp);
+        return 0;
     }
     if (chars > max) {
         report(vc, field, "is longer than %zu characters", max);
@@ -234,6 +222,12 @@ unsigned validate_mask(validate_ctx_t *vc, const char *const *paths, size_t n)
 
     if (n == 0)
         return VF_ALL;
+    if (n > VALIDATE_MAX_MASK_PATHS) {
+        /* Before looking at any: a mask of a million paths is refused
+         * with one violation, not a million. */
+        report(vc, "update_mask", "has more than %d paths", VALIDATE_MAX_MASK_PATHS);
+        return 0;
+    }
     for (size_t i = 0; i < n; i++) {
         const char *p = paths[i] ? paths[i] : "";
         unsigned b = 0;
@@ -258,10 +252,10 @@ unsigned validate_mask(validate_ctx_t *vc, const char *const *paths, size_t n)
                     out = 1;
             if (out)
                 report(vc, field, "%s is output only and cannot be updated", p);
-            else if (!validate_utf8(p, strlen(p), NULL))
-                report(vc, field, "is not a field of Sentra");
+            else if (sentra__printable_ascii(p) && strlen(p) <= 64)
+                report(vc, field, "\"%s\" is not a field of Sentra", p);
             else
-                report(vc, field, "\"%.64s\" is not a field of Sentra", p);
+                report(vc, field, "is not a field of Sentra");   /* not echoed */
             bad = 1;
         }
         bits |= b;
@@ -354,7 +348,7 @@ static int check_figures(validate_ctx_t *vc, const Sentra__V1__Sentra *s)
         COUNT(capacity, INT64_MAX);
 #undef COUNT
         snprintf(f, sizeof f, "figures[%zu].capacity_unit", i);
-        check_text(vc, f, g->capacity_unit, 0, 32, TEXT_SINGLE_LINE);
+        validate_text(vc, f, g->capacity_unit, 0, 32, TEXT_SINGLE_LINE);
         snprintf(f, sizeof f, "figures[%zu].export_share_bp", i);
         if (g->export_share_bp < 0 || g->export_share_bp > 10000)
             report(vc, f, "must be between 0 and 10000 basis points");
@@ -366,7 +360,8 @@ static int check_figures(validate_ctx_t *vc, const Sentra__V1__Sentra *s)
                 const char *d = g->export_destinations[j];
                 if (!d || strlen(d) != 2 || d[0] < 'A' || d[0] > 'Z' ||
                     d[1] < 'A' || d[1] > 'Z') {
-                    snprintf(f, sizeof f, "figures[%zu].export_destinations[%zu]", i, j);
+                    if (!quiet(vc))
+                        snprintf(f, sizeof f, "figures[%zu].export_destinations[%zu]", i, j);
                     report(vc, f, "must be an ISO 3166-1 alpha-2 code (two capital letters)");
                 }
             }
@@ -415,7 +410,7 @@ int validate_sentra(validate_ctx_t *vc, const Sentra__V1__Sentra *s,
         check_code(vc, "village_code", s->village_code, 4, parent, pname);
     }
     if (fields & VF_ADDRESS)
-        check_text(vc, "address", s->address, 0, 500, 0);
+        validate_text(vc, "address", s->address, 0, 500, 0);
     if ((fields & VF_LOCATION) && s->location) {
         double lat = s->location->latitude, lon = s->location->longitude;
         if (!isfinite(lat) || lat < -11.5 || lat > 6.5)
@@ -424,11 +419,11 @@ int validate_sentra(validate_ctx_t *vc, const Sentra__V1__Sentra *s,
             report(vc, "location.longitude", "must be between 94.5 and 141.5 (Indonesia)");
     }
     if (fields & VF_NAME)
-        check_text(vc, "name", s->name, 3, 200, TEXT_SINGLE_LINE | TEXT_REQUIRED);
+        validate_text(vc, "name", s->name, 3, 200, TEXT_SINGLE_LINE | TEXT_REQUIRED);
     if (fields & VF_COMMODITY)
-        check_text(vc, "commodity", s->commodity, 0, 200, TEXT_SINGLE_LINE);
+        validate_text(vc, "commodity", s->commodity, 0, 200, TEXT_SINGLE_LINE);
     if (fields & VF_MAIN_PRODUCT)
-        check_text(vc, "main_product", s->main_product, 0, 200, TEXT_SINGLE_LINE);
+        validate_text(vc, "main_product", s->main_product, 0, 200, TEXT_SINGLE_LINE);
     if (fields & VF_KBLI_CODE) {
         const char *k = s->kbli_code ? s->kbli_code : "";
         if (!k[0])
@@ -460,13 +455,13 @@ int validate_sentra(validate_ctx_t *vc, const Sentra__V1__Sentra *s,
     if ((fields & VF_FORMED_ON) && s->formed_on && s->formed_on[0])
         check_date_field(vc, "formed_on", s->formed_on, &formed);
     if (fields & VF_DECREE_NUMBER)
-        check_text(vc, "decree.number", dnum, 0, 100, TEXT_SINGLE_LINE);
+        validate_text(vc, "decree.number", dnum, 0, 100, TEXT_SINGLE_LINE);
     if ((fields & VF_DECREE_DATE) && ddate[0])
         check_date_field(vc, "decree.date", ddate, &decreed);
     if (fields & VF_DECREE_OFFICIAL)
-        check_text(vc, "decree.official", doff, 0, 200, TEXT_SINGLE_LINE);
+        validate_text(vc, "decree.official", doff, 0, 200, TEXT_SINGLE_LINE);
     if (fields & VF_CONTACT_NAME)
-        check_text(vc, "contact_name", s->contact_name, 0, 200, TEXT_SINGLE_LINE);
+        validate_text(vc, "contact_name", s->contact_name, 0, 200, TEXT_SINGLE_LINE);
     if (fields & VF_CONTACT_PHONE) {
         const char *p = s->contact_phone ? s->contact_phone : "";
         size_t n = strlen(p);
@@ -523,25 +518,41 @@ int validate_filter(validate_ctx_t *vc, const Sentra__V1__SentraFilter *f,
     if (f->regency_code && f->regency_code[0] &&
         validate_region_code(f->regency_code) != 2)
         report(vc, FIELD("regency_code"), "must be a regency code shaped NN.NN");
-    for (size_t i = 0; i < f->n_status; i++)
-        if (f->status[i] < 1 || f->status[i] > 5) {
-            snprintf(field, sizeof field, "%sstatus[%zu]", prefix, i);
-            report(vc, field, "is not a known status");
-        }
-    for (size_t i = 0; i < f->n_sector_group; i++)
-        if (f->sector_group[i] < 1 || f->sector_group[i] > 6) {
-            snprintf(field, sizeof field, "%ssector_group[%zu]", prefix, i);
-            report(vc, field, "is not a known sector group");
-        }
+    /* Repeated fields are counted before their entries are looked at: a
+     * 4 MiB request holds four million of them. Each list names each known
+     * value at most once, so it needs no more entries than there are. */
+    if (f->n_status > VALIDATE_MAX_STATUS_FILTER) {
+        report(vc, FIELD("status"), "has more than %d entries (one per status)",
+               VALIDATE_MAX_STATUS_FILTER);
+    } else {
+        for (size_t i = 0; i < f->n_status; i++)
+            if (f->status[i] < 1 || f->status[i] > 5) {
+                snprintf(field, sizeof field, "%sstatus[%zu]", prefix, i);
+                report(vc, field, "is not a known status");
+            }
+    }
+    if (f->n_sector_group > VALIDATE_MAX_SECTOR_FILTER) {
+        report(vc, FIELD("sector_group"), "has more than %d entries (one per sector group)",
+               VALIDATE_MAX_SECTOR_FILTER);
+    } else {
+        for (size_t i = 0; i < f->n_sector_group; i++)
+            if (f->sector_group[i] < 1 || f->sector_group[i] > 6) {
+                snprintf(field, sizeof field, "%ssector_group[%zu]", prefix, i);
+                report(vc, field, "is not a known sector group");
+            }
+    }
     if (f->kbli_prefix && f->kbli_prefix[0] &&
         (strlen(f->kbli_prefix) > 5 || !is_digits(f->kbli_prefix, strlen(f->kbli_prefix))))
         report(vc, FIELD("kbli_prefix"), "must be 1 to 5 digits");
     if (f->designation < 0 || f->designation > 2)
         report(vc, FIELD("designation"), "is not a known designation filter");
     if (f->text && f->text[0])
-        check_text(vc, FIELD("text"), f->text, 0, 100, TEXT_SINGLE_LINE);
+        validate_text(vc, FIELD("text"), f->text, 0, 100, TEXT_SINGLE_LINE);
     if (f->updated_since_ms < 0)
         report(vc, FIELD("updated_since_ms"), "must not be negative");
+    else if (f->updated_since_ms > VALIDATE_MAX_TIME_MS)
+        report(vc, FIELD("updated_since_ms"), "must be a time before the year 10000 "
+                                              "(Unix milliseconds)");
 #undef FIELD
     return vc->count - before;
 }

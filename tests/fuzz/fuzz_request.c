@@ -5,7 +5,8 @@
  * conn.c and call.c do before a handler runs: unpack sentra.v1.Request,
  * look the method up in the dispatch table (server/core/methods.c), unpack the
  * method's request message with the table's descriptor, read the metadata
- * the way the token check does. Then everything decoded is packed again
+ * the way the token check does, and scan it for NUL bytes in strings as
+ * call.c does. Then everything decoded is packed again
  * and unpacked again, which must succeed and give the same bytes: a
  * message protobuf-c accepted must survive its own round trip.
  */
@@ -16,6 +17,7 @@
 #include <strings.h>
 
 #include "methods.h"
+#include "pbscan.h"
 #include "sentra/v1/rpc.pb-c.h"
 
 #define CHECK(cond)                                                          \
@@ -83,6 +85,15 @@ static void round_trip(const ProtobufCMessage *m)
     free(b);
 }
 
+static int nul_paths;
+
+static void on_nul(void *arg, const char *path)
+{
+    (void)arg;
+    CHECK(path != NULL && strlen(path) < SENTRA_PBSCAN_MAX_PATH);
+    nul_paths++;
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -96,7 +107,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         CHECK(strcmp(m->name, req->method) == 0);
         ProtobufCMessage *msg =
             protobuf_c_message_unpack(m->input, NULL, req->payload.len, req->payload.data);
+        /* The call layer's NUL scan (server/core/pbscan.c) reads any bytes
+         * without reading past them, and takes every message protobuf-c
+         * took as well formed. */
+        nul_paths = 0;
+        int nul = sentra__pbscan_nul(m->input, req->payload.data, req->payload.len,
+                                     "sentra", on_nul, NULL);
+        CHECK(nul == -1 || nul == nul_paths);
         if (msg != NULL) {
+            CHECK(nul >= 0);
             CHECK(msg->descriptor == m->input);
             round_trip(msg);
             protobuf_c_message_free_unpacked(msg, NULL);

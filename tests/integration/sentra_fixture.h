@@ -31,6 +31,8 @@
 #include <libpq-fe.h>
 #include <sentra/sentra.h>
 
+#include "harness.h"
+
 /* Tokens by who holds them. */
 enum {
     T_ADMIN,        /* admin */
@@ -134,7 +136,7 @@ static int fixture_setup(void **state)
         return -1;
     }
     snprintf(fx.run, sizeof fx.run, "%ld%d", (long)time(NULL) % 100000, (int)getpid());
-    snprintf(secret, sizeof secret, "snt_testadmin_%s_%ld", fx.run, random());
+    th_token_secret(secret);
 
     PGconn *pg = PQconnectdb(db);
     if (PQstatus(pg) != CONNECTION_OK) {

@@ -155,14 +155,7 @@ static int bootstrap_admin(void)
         PQfinish(pg);
         return -1;
     }
-    uint8_t r[16];
-    int fd = open("/dev/urandom", O_RDONLY);
-    if (fd < 0 || read(fd, r, sizeof r) != (ssize_t)sizeof r)
-        return -1;
-    close(fd);
-    char *o = S.admin + sprintf(S.admin, "adm_");
-    for (int i = 0; i < 16; i++)
-        o += sprintf(o, "%02x", r[i]);
+    th_token_secret(S.admin);
     const char *v[1] = {S.admin};
     PGresult *res = PQexecParams(pg,
                                  "INSERT INTO api_token (secret_hash, role, label) "

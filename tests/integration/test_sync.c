@@ -200,7 +200,7 @@ static sentra_client_t *client(int who)
 
 static void make_token(PGconn *pg, int who, const char *role, const char *region)
 {
-    snprintf(fx.secret[who], sizeof fx.secret[who], "snt_synctest_%s_%d_%ld", fx.run, who, random());
+    th_token_secret(fx.secret[who]);
     const char *v[3] = {fx.secret[who], role, region};
     PGresult *res = pg_q(pg,
         "INSERT INTO api_token (secret_hash, role, region_code, label) "

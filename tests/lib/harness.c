@@ -457,6 +457,30 @@ int th_connect_raw(th_server_t *s)
 
 /* ---------------------------------------------------------------- raw sockets */
 
+char *th_token_secret(char *out)
+{
+    static const char b32[] = "abcdefghijklmnopqrstuvwxyz234567";
+    unsigned char r[52];
+    int fd = open("/dev/urandom", O_RDONLY);
+    size_t got = 0;
+
+    while (fd >= 0 && got < sizeof r) {
+        ssize_t n = read(fd, r + got, sizeof r - got);
+        if (n <= 0)
+            break;
+        got += (size_t)n;
+    }
+    if (fd >= 0)
+        close(fd);
+    for (; got < sizeof r; got++)       /* no /dev/urandom: still unique enough */
+        r[got] = (unsigned char)random();
+    memcpy(out, "snt_", 4);
+    for (size_t i = 0; i < sizeof r; i++)
+        out[4 + i] = b32[r[i] & 31];
+    out[56] = '\0';
+    return out;
+}
+
 int64_t th_now_ms(void)
 {
     struct timespec ts;

@@ -72,6 +72,12 @@ void th_server_free(th_server_t *s);
  * caller frees), or NULL. region may be NULL. */
 char *th_token(th_server_t *s, const char *role, const char *region);
 
+/* Writes a fresh token secret of the server's shape ("snt_" and 52
+ * lower-case base32 characters, from /dev/urandom) into out, which holds
+ * at least 57 bytes: for tests that insert tokens straight into api_token
+ * (the server refuses any other shape without a lookup). Returns out. */
+char *th_token_secret(char *out);
+
 /* A blocking libpq connection to the server's database (caller PQfinish-es
  * it), or NULL. */
 PGconn *th_db(th_server_t *s);

@@ -10,6 +10,7 @@
 #include <cmocka.h>
 
 #include <math.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -538,6 +539,198 @@ static void filters(void **state)
     assert_string_equal(seen.field[4], "filter.text");
 }
 
+/* Characters that make text display as other than what it holds (issue 13,
+ * item 11): refused in every text field, one violation each. */
+static void misleading_characters(void **state)
+{
+    static const char *const refused[] = {
+        "abc\xC2\x85" "def",           /* U+0085 NEL, a C1 control */
+        "abc\xC2\x9F",                 /* U+009F */
+        "abc\xC2\x80",                 /* U+0080 */
+        "abc\x7F",                     /* DEL */
+        "abc\xE2\x80\xAE" "cba",       /* U+202E right-to-left override */
+        "abc\xE2\x80\xAA",             /* U+202A LRE */
+        "abc\xE2\x81\xA6",             /* U+2066 LRI */
+        "abc\xE2\x81\xA9",             /* U+2069 PDI */
+        "abc\xE2\x80\xA8" "def",       /* U+2028 line separator */
+        "abc\xE2\x80\xA9",             /* U+2029 paragraph separator */
+        "ab\xE2\x80\x8B" "c",          /* U+200B zero width space */
+        "ab\xE2\x81\xA0" "c",          /* U+2060 word joiner */
+        "ab\xEF\xBB\xBF" "c",          /* U+FEFF */
+        "ab\xEF\xBF\xB9" "c",          /* U+FFF9 interlinear annotation */
+        "ab\xF3\xA0\x81\x81" "c",      /* U+E0041 tag latin capital A */
+    };
+    static const char *const allowed[] = {
+        "Sentra Kopi \xC3\xA9 Lampung",      /* é */
+        "abc\xC2\xA0" "def",                 /* U+00A0 no-break space */
+        "Jawi \xD8\xA8\xE2\x80\x8F" "abc",   /* U+200F right-to-left mark */
+        "abc\xD8\x9C" "def",                 /* U+061C Arabic letter mark */
+        "abc\xE2\x80\x8E",                   /* U+200E left-to-right mark */
+        "emoji \xF0\x9F\x91\xA9\xE2\x80\x8D\xF0\x9F\x8D\xB3",   /* ZWJ sequence */
+        "abc\xE2\x80\x8C" "def",             /* U+200C zero width non-joiner */
+    };
+    rec_t r;
+
+    for (size_t i = 0; i < sizeof refused / sizeof *refused; i++) {
+        rec_init(&r);
+        r.s.name = (char *)refused[i];
+        expect_one(&r, "name");
+        rec_init(&r);
+        r.s.address = (char *)refused[i];
+        expect_one(&r, "address");
+        rec_init(&r);
+        r.f[0].capacity_unit = (char *)refused[i];
+        expect_one(&r, "figures[0].capacity_unit");
+        rec_init(&r);
+        r.dec.official = (char *)refused[i];
+        expect_one(&r, "decree.official");
+    }
+    for (size_t i = 0; i < sizeof allowed / sizeof *allowed; i++) {
+        rec_init(&r);
+        r.s.name = (char *)allowed[i];
+        r.s.commodity = (char *)allowed[i];
+        r.s.address = (char *)allowed[i];
+        assert_int_equal(run(&r, VF_ALL, 0).n, 0);
+    }
+    /* The address may hold line breaks and tabs, nothing else of C0. */
+    rec_init(&r);
+    r.s.address = "Jl. Pagar Alam 1\r\n\tKedaton";
+    assert_int_equal(run(&r, VF_ALL, 0).n, 0);
+    r.s.address = "Jl. Pagar Alam 1\x0b";
+    expect_one(&r, "address");
+    /* The reason names the code point, so the client can find it. */
+    rec_init(&r);
+    r.s.name = "abc\xE2\x80\xAE";
+    seen_t seen = run(&r, VF_ALL, 0);
+    assert_non_null(strstr(seen.reason[0], "U+202E"));
+    /* The rule as a function of the code point. */
+    assert_false(validate_text_char(0x85, 1));
+    assert_false(validate_text_char('\n', 0));
+    assert_true(validate_text_char('\n', 1));
+    assert_true(validate_text_char(0xA0, 0));
+    assert_true(validate_text_char(0x10FFFD, 0));
+    assert_false(validate_text_char(0xE007F, 0));
+    assert_true(validate_text_char(0xE0080, 0));
+}
+
+typedef struct tally {
+    int listed;         /* violations reported with a field */
+    int unlisted;       /* (NULL, NULL): past the context's max */
+} tally_t;
+
+static void tally(void *arg, const char *field, const char *reason)
+{
+    tally_t *t = arg;
+    if (field == NULL && reason == NULL)
+        t->unlisted++;
+    else
+        t->listed++;
+}
+
+/* Repeated fields are counted before they are looked at, and a context with
+ * max lists only max violations (issue 13, item 7). */
+static void repeated_limits(void **state)
+{
+    seen_t seen = {.n = 0};
+    validate_ctx_t vc = {.today = TODAY, .report = collect, .arg = &seen};
+    Sentra__V1__SentraFilter f;
+    size_t big = 4u << 20;
+    Sentra__V1__Status *st = malloc(big * sizeof *st);
+    Sentra__V1__SectorGroup *sg = malloc(big * sizeof *sg);
+
+    assert_non_null(st);
+    assert_non_null(sg);
+    for (size_t i = 0; i < big; i++) {
+        st[i] = 9;
+        sg[i] = 9;
+    }
+    sentra__v1__sentra_filter__init(&f);
+    f.status = st;
+    f.n_status = big;
+    f.sector_group = sg;
+    f.n_sector_group = big;
+    assert_int_equal(validate_filter(&vc, &f, "filter."), 2);
+    assert_string_equal(seen.field[0], "filter.status");
+    assert_string_equal(seen.field[1], "filter.sector_group");
+    /* at the limit, each entry is looked at */
+    seen.n = 0;
+    f.n_status = 5;
+    f.n_sector_group = 6;
+    assert_int_equal(validate_filter(&vc, &f, "filter."), 11);
+    free(st);
+    free(sg);
+
+    /* a mask of a million paths: one violation */
+    size_t np = 1000000;
+    const char **paths = malloc(np * sizeof *paths);
+    assert_non_null(paths);
+    for (size_t i = 0; i < np; i++)
+        paths[i] = "nmae";
+    seen.n = 0;
+    assert_int_equal(validate_mask(&vc, paths, np), 0);
+    assert_int_equal(seen.n, 1);
+    assert_string_equal(seen.field[0], "update_mask");
+    seen.n = 0;
+    assert_int_equal(validate_mask(&vc, paths, VALIDATE_MAX_MASK_PATHS), 0);
+    assert_int_equal(seen.n, VALIDATE_MAX_MASK_PATHS);
+    free(paths);
+
+    /* 80 figures of 250 bad destinations: 20,000 counted, 3 listed, the
+     * rest reported as (NULL, NULL) */
+    rec_t r;
+    Sentra__V1__Figures fig[80], *fp[80];
+    char *dest[250];
+    rec_init(&r);
+    for (int i = 0; i < 250; i++)
+        dest[i] = "xx";
+    for (int i = 0; i < 80; i++) {
+        fig[i] = r.f[0];
+        fig[i].year = 1946 + i;
+        fig[i].export_destinations = dest;
+        fig[i].n_export_destinations = 250;
+        fp[i] = &fig[i];
+    }
+    r.s.figures = fp;
+    r.s.n_figures = 80;
+    tally_t t = {0, 0};
+    validate_ctx_t capped = {.today = TODAY, .max = 3, .report = tally, .arg = &t};
+    assert_int_equal(validate_sentra(&capped, &r.s, VF_ALL, 0), 20000);
+    assert_int_equal(t.listed, 3);
+    assert_int_equal(t.unlisted, 20000 - 3);
+}
+
+/* Values PostgreSQL's arithmetic cannot hold are refused in C (issue 13,
+ * item 13: "interval out of range"), and mask paths are quoted back only
+ * when they are short printable ASCII (item 14). */
+static void bounds_and_echoes(void **state)
+{
+    seen_t seen = {.n = 0};
+    validate_ctx_t vc = {.today = TODAY, .report = collect, .arg = &seen};
+    Sentra__V1__SentraFilter f;
+
+    sentra__v1__sentra_filter__init(&f);
+    f.updated_since_ms = INT64_MAX;
+    assert_int_equal(validate_filter(&vc, &f, "filter."), 1);
+    assert_string_equal(seen.field[0], "filter.updated_since_ms");
+    f.updated_since_ms = VALIDATE_MAX_TIME_MS;
+    assert_int_equal(validate_filter(&vc, &f, "filter."), 0);
+
+    char wide[81];
+    for (int i = 0; i < 40; i++) {
+        wide[2 * i] = (char)0xC3;
+        wide[2 * i + 1] = (char)0xA9;
+    }
+    wide[80] = '\0';
+    const char *m[] = {wide, "bogus", "\x1b[31mred", "\xFF"};
+    seen.n = 0;
+    assert_int_equal(validate_mask(&vc, m, 4), 0);
+    assert_int_equal(seen.n, 4);
+    assert_string_equal(seen.reason[0], "is not a field of Sentra");
+    assert_string_equal(seen.reason[1], "\"bogus\" is not a field of Sentra");
+    assert_string_equal(seen.reason[2], "is not a field of Sentra");
+    assert_string_equal(seen.reason[3], "is not a field of Sentra");
+}
+
 static void pieces(void **state)
 {
     int ymd;
@@ -584,6 +777,9 @@ int main(void)
         cmocka_unit_test(masks),
         cmocka_unit_test(partial),
         cmocka_unit_test(filters),
+        cmocka_unit_test(misleading_characters),
+        cmocka_unit_test(repeated_limits),
+        cmocka_unit_test(bounds_and_echoes),
         cmocka_unit_test(pieces),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
