@@ -18,8 +18,9 @@ typedef void (*handler_fn)(call_t *c);
 #define METHOD_WRITE  0x04   /* changes data: refused to the national role */
 #define METHOD_ADMIN  0x08   /* token management: the admin role only */
 #define METHOD_STREAM 0x10   /* server streaming: call_send() messages, then the status */
-#define METHOD_RECORD_PATHS 0x20 /* violations name the request's "sentra" fields
-                                  * without "sentra." ("name", "figures[0].year") */
+#define METHOD_RECORD_PATHS 0x20 /* violations name the fields of the record in
+                                  * the request's field 1 without its name ("name",
+                                  * "figures[0].year", not "sentra.name") */
 
 typedef struct method {
     const char *name;                             /* "/sentra.v1.SentraService/GetSentra" */
@@ -57,6 +58,26 @@ void h_pull_changes(call_t *c);
 /* Frees the read-aheads of pulls (server.c, once the pool is closed). */
 void h_sync_shutdown(void);
 void h_push_changes(call_t *c);
+/* handlers_records.c */
+void h_create_member(call_t *c);
+void h_get_member(call_t *c);
+void h_update_member(call_t *c);
+void h_delete_member(call_t *c);
+void h_list_members(call_t *c);
+void h_get_institution(call_t *c);
+void h_set_institution(call_t *c);
+void h_delete_institution(call_t *c);
+void h_list_institutions(call_t *c);
+void h_create_obstacle(call_t *c);
+void h_get_obstacle(call_t *c);
+void h_update_obstacle(call_t *c);
+void h_delete_obstacle(call_t *c);
+void h_list_obstacles(call_t *c);
+void h_create_assistance(call_t *c);
+void h_get_assistance(call_t *c);
+void h_update_assistance(call_t *c);
+void h_delete_assistance(call_t *c);
+void h_list_assistance(call_t *c);
 /* handlers_token.c */
 void h_create_token(call_t *c);
 void h_list_tokens(call_t *c);

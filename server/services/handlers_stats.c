@@ -39,12 +39,16 @@ typedef struct shape {
 #define SHAPE_BUCKETS 256
 static shape_t *shapes[SHAPE_BUCKETS];
 
-/* Key bits: group-by mask (7), filter shape (SF_BITS), then flags. */
+/* Key bits: group-by mask (15), filter shape (SF_BITS), flags, then the
+ * subject (2 bits). */
 #define K_GROUPS_SHIFT 0
-#define K_FILTER_SHIFT 7
+#define K_GROUPS_MASK 0x7fffu
+#define K_FILTER_SHIFT 15
 #define K_YEAR   (1u << (K_FILTER_SHIFT + SF_BITS))
 #define K_ASOF   (1u << (K_FILTER_SHIFT + SF_BITS + 1))
 #define K_SERIES (1u << (K_FILTER_SHIFT + SF_BITS + 2))
+#define K_SUBJECT_SHIFT (K_FILTER_SHIFT + SF_BITS + 3)
+#define K_SUBJECT(key) ((int)((key) >> K_SUBJECT_SHIFT) & 3)
 
 /* Returns the statement of key, building its SQL with build() the first
  * time. build returns malloc'ed text. */
@@ -132,7 +136,52 @@ static int filter_nparams(unsigned fshape)
 
 /* ---------------------------------------------------------------- labels */
 
-#define N_GROUP_BY 7   /* GroupBy values 1..7 */
+#define N_GROUP_BY 15  /* GroupBy values 1..15 */
+#define N_SENTRA_GROUP_BY 7   /* 1..7 group sentra; 8..15 one subject's records */
+
+enum { SUBJ_SENTRA, SUBJ_MEMBERS, SUBJ_OBSTACLES, SUBJ_ASSISTANCE };
+
+/* The subject whose records group-by g (8..15) groups. */
+static int group_subject(int g)
+{
+    return g <= N_SENTRA_GROUP_BY ? SUBJ_SENTRA
+         : g <= SENTRA__V1__GROUP_BY__GROUP_BY_OWNER_SEX ? SUBJ_MEMBERS
+         : g <= SENTRA__V1__GROUP_BY__GROUP_BY_SEVERITY ? SUBJ_OBSTACLES : SUBJ_ASSISTANCE;
+}
+
+/* Keys and labels of the records' enumerations, indexed by value. */
+static const char *size_key[4] = {"", "small", "medium", "large"};
+static const char *size_label[4] = {"", "Industri kecil", "Industri menengah", "Industri besar"};
+static const char *sex_key[3] = {"", "male", "female"};
+static const char *sex_label[3] = {"", "Laki-laki", "Perempuan"};
+static const char *category_key[11] = {
+    "", "raw_materials", "technology", "quality", "marketing", "capital", "human_resources",
+    "infrastructure", "permits", "institution", "other"
+};
+static const char *category_label[11] = {
+    "", "Bahan baku", "Teknologi produksi dan mesin", "Mutu produk dan sertifikasi",
+    "Pemasaran dan akses pasar", "Permodalan dan pembiayaan", "Sumber daya manusia",
+    "Infrastruktur", "Perizinan dan regulasi", "Kelembagaan", "Lainnya"
+};
+static const char *ostatus_key[4] = {"", "open", "in_progress", "resolved"};
+static const char *ostatus_label[4] = {"", "Terbuka", "Sedang ditangani", "Selesai"};
+static const char *severity_key[4] = {"", "low", "medium", "high"};
+static const char *severity_label[4] = {"", "Rendah", "Sedang", "Tinggi"};
+static const char *akind_key[8] = {
+    "", "machines", "training", "certification", "promotion", "capital_access",
+    "infrastructure", "mentoring"
+};
+static const char *akind_label[8] = {
+    "", "Mesin dan peralatan", "Pelatihan dan bimbingan teknis", "Sertifikasi",
+    "Promosi dan pameran", "Akses permodalan", "Sarana dan revitalisasi (DAK)", "Pendampingan"
+};
+static const char *provider_key[6] = {
+    "", "kemenperin", "province", "regency", "other_ministry", "private"
+};
+static const char *provider_label[6] = {
+    "", "Kementerian Perindustrian", "Pemerintah provinsi", "Pemerintah kabupaten/kota",
+    "Kementerian/lembaga lain", "Swasta"
+};
 
 static const char *status_key[6] = {
     "", "formed", "designated", "revitalised", "inactive", "revoked"
@@ -174,14 +223,18 @@ static const char *kbli_label[24] = {
 /*
  * Result columns: 0 gset (0 for a group row, non-zero for the total), then
  * one column per group-by present, in GroupBy order (not the request's),
- * then the measures (sentra, designated, business units, workers male,
- * workers female, investment, production value, material value), then the
- * province name and the regency name when those are grouped.
+ * then the measures (M_COLS: sentra, designated, business units, workers
+ * male, workers female, investment, production value, material value, then
+ * those of the records, R_* below), then the province name and the regency
+ * name when those are grouped. Every subject yields every measure column
+ * (0 where it does not count that measure), so one reader serves all.
  */
-#define M_COLS 8
+#define M_COLS 23
 
-/* The key expression of group-by g (1..7). asof_p: the as-of date's
- * parameter number, 0 when none. */
+/* The key expression of group-by g (1..15). asof_p: the as-of date's
+ * parameter number, 0 when none. The records' dimensions read the aliases
+ * of their subject's FROM (v: a sentra's members by size class and owner's
+ * sex; o: obstacle; a: assistance). */
 static void sb_key(sbuf_t *b, int g, int asof_p)
 {
     switch (g) {
@@ -215,7 +268,100 @@ static void sb_key(sbuf_t *b, int g, int asof_p)
         else
             sb_add(b, "extract(year FROM t.decree_date)::int");
         break;
+    case SENTRA__V1__GROUP_BY__GROUP_BY_SIZE_CLASS:
+        sb_add(b, "v.size_class");
+        break;
+    case SENTRA__V1__GROUP_BY__GROUP_BY_OWNER_SEX:
+        sb_add(b, "v.sex");
+        break;
+    case SENTRA__V1__GROUP_BY__GROUP_BY_OBSTACLE_CATEGORY:
+        sb_add(b, "o.category");
+        break;
+    case SENTRA__V1__GROUP_BY__GROUP_BY_OBSTACLE_STATUS:
+        sb_add(b, "o.status");
+        break;
+    case SENTRA__V1__GROUP_BY__GROUP_BY_SEVERITY:
+        sb_add(b, "o.severity");
+        break;
+    case SENTRA__V1__GROUP_BY__GROUP_BY_ASSISTANCE_KIND:
+        sb_add(b, "a.kind");
+        break;
+    case SENTRA__V1__GROUP_BY__GROUP_BY_PROVIDER:
+        sb_add(b, "a.provider");
+        break;
+    case SENTRA__V1__GROUP_BY__GROUP_BY_ASSISTANCE_YEAR:
+        sb_add(b, "a.year::int");
+        break;
     }
+}
+
+/* The measures of the records, after the eight of the sentra (M_COLS in
+ * all), for each subject. SENTRA reads each sentra's statistics row of its
+ * records (sentra_record_stat, LEFT JOINed as k: a sentra without records
+ * has none); MEMBERS the same row's six counts of members by size class
+ * and owner's sex, one row each (v); OBSTACLES and ASSISTANCE their tables
+ * (o, a). Order: members, female-owned, male-owned, small, medium, large,
+ * sentra with members, business units effective, with institution,
+ * obstacles, open, in progress, resolved, assistance count, value. */
+#define K_MEMBERS "(k.small_male + k.small_female + k.medium_male + k.medium_female" \
+                  " + k.large_male + k.large_female)"
+static void sb_record_measures(sbuf_t *b, int subject)
+{
+    switch (subject) {
+    case SUBJ_SENTRA:
+        sb_add(b, ", coalesce(sum(" K_MEMBERS "), 0)"
+                  ", coalesce(sum(k.small_female + k.medium_female + k.large_female), 0)"
+                  ", coalesce(sum(k.small_male + k.medium_male + k.large_male), 0)"
+                  ", coalesce(sum(k.small_male + k.small_female), 0)"
+                  ", coalesce(sum(k.medium_male + k.medium_female), 0)"
+                  ", coalesce(sum(k.large_male + k.large_female), 0)"
+                  ", count(*) FILTER (WHERE k.member_rows > 0)"
+                  /* the members of a sentra that keeps member records, else
+                   * the business units it reports */
+                  ", coalesce(sum(CASE WHEN k.member_rows > 0 THEN " K_MEMBERS
+                  " ELSE f.business_units END), 0)"
+                  ", count(*) FILTER (WHERE k.institution_form > 1)"
+                  ", coalesce(sum(k.obstacles_open + k.obstacles_in_progress"
+                  " + k.obstacles_resolved), 0)"
+                  ", coalesce(sum(k.obstacles_open), 0), coalesce(sum(k.obstacles_in_progress), 0)"
+                  ", coalesce(sum(k.obstacles_resolved), 0)"
+                  ", coalesce(sum(k.assistance_count), 0), coalesce(sum(k.assistance_value), 0)");
+        break;
+    case SUBJ_MEMBERS:
+        sb_add(b, ", coalesce(sum(v.n), 0)"
+                  ", coalesce(sum(v.n) FILTER (WHERE v.sex = 2), 0)"
+                  ", coalesce(sum(v.n) FILTER (WHERE v.sex = 1), 0)"
+                  ", coalesce(sum(v.n) FILTER (WHERE v.size_class = 1), 0)"
+                  ", coalesce(sum(v.n) FILTER (WHERE v.size_class = 2), 0)"
+                  ", coalesce(sum(v.n) FILTER (WHERE v.size_class = 3), 0)"
+                  ", count(DISTINCT t.sentra_id), 0, 0, 0, 0, 0, 0, 0, 0");
+        break;
+    case SUBJ_OBSTACLES:
+        sb_add(b, ", 0, 0, 0, 0, 0, 0, 0, 0, 0, count(*)"
+                  ", count(*) FILTER (WHERE o.status = 1), count(*) FILTER (WHERE o.status = 2)"
+                  ", count(*) FILTER (WHERE o.status = 3), 0, 0");
+        break;
+    case SUBJ_ASSISTANCE:
+        sb_add(b, ", 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, count(*), coalesce(sum(a.value), 0)");
+        break;
+    }
+}
+
+/* What a subject other than SENTRA counts, joined to its sentra (t). */
+static const char *subject_join(int subject)
+{
+    switch (subject) {
+    case SUBJ_MEMBERS:
+        return " JOIN sentra_record_stat k ON k.sentra_id = t.sentra_id"
+               " CROSS JOIN LATERAL (VALUES (1::smallint, 1::smallint, k.small_male),"
+               " (1, 2, k.small_female), (2, 1, k.medium_male), (2, 2, k.medium_female),"
+               " (3, 1, k.large_male), (3, 2, k.large_female)) v(size_class, sex, n)";
+    case SUBJ_OBSTACLES:
+        return " JOIN obstacle o ON o.sentra_id = t.sentra_id AND o.deleted_at IS NULL";
+    case SUBJ_ASSISTANCE:
+        return " JOIN assistance a ON a.sentra_id = t.sentra_id AND a.deleted_at IS NULL";
+    }
+    return " LEFT JOIN sentra_record_stat k ON k.sentra_id = t.sentra_id";
 }
 
 static void sb_keys(sbuf_t *b, unsigned groups, int asof_p, const char *sep0)
@@ -231,8 +377,9 @@ static void sb_keys(sbuf_t *b, unsigned groups, int asof_p, const char *sep0)
 
 static char *build_stats_sql(uint32_t key)
 {
-    unsigned groups = (key >> K_GROUPS_SHIFT) & 0x7f;
+    unsigned groups = (key >> K_GROUPS_SHIFT) & K_GROUPS_MASK;
     unsigned fshape = (key >> K_FILTER_SHIFT) & ((1u << SF_BITS) - 1);
+    int subject = K_SUBJECT(key);
     int p = filter_nparams(fshape) + 1;
     int year_p = (key & K_YEAR) ? p++ : 0;
     int asof_p = (key & K_ASOF) ? p++ : 0;
@@ -258,6 +405,16 @@ static char *build_stats_sql(uint32_t key)
     } else {
         sb_add(&b, "1 AS gset");
     }
+    if (subject != SUBJ_SENTRA) {
+        /* The sentra that have records of the subject in the group. */
+        sb_add(&b, ", count(DISTINCT t.sentra_id) AS n, 0 AS d, 0, 0, 0, 0, 0, 0");
+        sb_record_measures(&b, subject);
+        sb_add(&b, "%s%s WHERE true", from_clause(fshape), subject_join(subject));
+        if (subject == SUBJ_MEMBERS)
+            sb_add(&b, " AND v.n > 0");
+        sb_filter(&b, fshape, 1);
+        goto group;
+    }
     if (asof_p)
         sb_add(&b, ", count(*) AS n, count(*) FILTER (WHERE t.designated"
                    " AND t.decree_date <= $%d::date) AS d", asof_p);
@@ -273,7 +430,8 @@ static char *build_stats_sql(uint32_t key)
                ", coalesce(sum(f.investment), 0)"
                ", coalesce(sum(f.production_value), 0)"
                ", coalesce(sum(f.material_value), 0)");
-    sb_add(&b, "%s", from_clause(fshape));
+    sb_record_measures(&b, SUBJ_SENTRA);
+    sb_add(&b, "%s%s", from_clause(fshape), subject_join(SUBJ_SENTRA));
     /* Which figures: the latest (kept on the row), a chosen year, or the
      * latest up to the as-of date's year. */
     if (year_p)
@@ -311,6 +469,7 @@ static char *build_stats_sql(uint32_t key)
     sb_filter(&b, fshape, 1);
     if (asof_p)
         sb_add(&b, " AND t.formed_on <= $%d::date", asof_p);
+group:
     if (groups) {
         sb_add(&b, " GROUP BY GROUPING SETS ((");
         sb_keys(&b, groups, asof_p, "");
@@ -398,6 +557,31 @@ static void row_key(call_t *c, PGresult *res, int r, int g, const stats_req_t *s
         else
             *label = "tanpa SK";   /* no decree (as of the date asked) */
         break;
+#define ENUM_KEY(keys, labels, max)            \
+        if (iv >= 1 && iv <= (max)) {          \
+            *key = (char *)(keys)[iv];         \
+            *label = (char *)(labels)[iv];     \
+        }                                      \
+        break
+    case SENTRA__V1__GROUP_BY__GROUP_BY_SIZE_CLASS:
+        ENUM_KEY(size_key, size_label, 3);
+    case SENTRA__V1__GROUP_BY__GROUP_BY_OWNER_SEX:
+        ENUM_KEY(sex_key, sex_label, 2);
+    case SENTRA__V1__GROUP_BY__GROUP_BY_OBSTACLE_CATEGORY:
+        ENUM_KEY(category_key, category_label, 10);
+    case SENTRA__V1__GROUP_BY__GROUP_BY_OBSTACLE_STATUS:
+        ENUM_KEY(ostatus_key, ostatus_label, 3);
+    case SENTRA__V1__GROUP_BY__GROUP_BY_SEVERITY:
+        ENUM_KEY(severity_key, severity_label, 3);
+    case SENTRA__V1__GROUP_BY__GROUP_BY_ASSISTANCE_KIND:
+        ENUM_KEY(akind_key, akind_label, 7);
+    case SENTRA__V1__GROUP_BY__GROUP_BY_PROVIDER:
+        ENUM_KEY(provider_key, provider_label, 5);
+#undef ENUM_KEY
+    case SENTRA__V1__GROUP_BY__GROUP_BY_ASSISTANCE_YEAR:
+        if (v)
+            *key = *label = call_strdup(c, v);
+        break;
     }
 }
 
@@ -435,6 +619,10 @@ static const char *fill_measures(Sentra__V1__StatsRow *row, PGresult *res, int r
     static const char *const names[M_COLS] = {
         "sentra", "designated", "business_units", "workers_male", "workers_female",
         "investment", "production_value", "material_value",
+        "members", "members_female_owned", "members_male_owned", "members_small",
+        "members_medium", "members_large", "sentra_with_members", "business_units_effective",
+        "with_institution", "obstacles", "obstacles_open", "obstacles_in_progress",
+        "obstacles_resolved", "assistance_count", "assistance_value",
     };
     int64_t v[M_COLS];
 
@@ -452,6 +640,23 @@ static const char *fill_measures(Sentra__V1__StatsRow *row, PGresult *res, int r
     row->investment = v[5];
     row->production_value = v[6];
     row->material_value = v[7];
+    row->members = v[8];
+    row->members_female_owned = v[9];
+    row->members_male_owned = v[10];
+    row->members_small = v[11];
+    row->members_medium = v[12];
+    row->members_large = v[13];
+    row->sentra_with_members = v[14];
+    row->business_units_effective = v[15];
+    row->with_institution = v[16];
+    row->institution_share = row->sentra ? (double)row->with_institution / (double)row->sentra : 0.0;
+    row->obstacles = v[17];
+    row->obstacles_open = v[18];
+    row->obstacles_in_progress = v[19];
+    row->obstacles_resolved = v[20];
+    row->obstacles_per_sentra = row->sentra ? (double)row->obstacles / (double)row->sentra : 0.0;
+    row->assistance_count = v[21];
+    row->assistance_value = v[22];
     return NULL;
 }
 
@@ -525,6 +730,12 @@ void h_get_statistics(call_t *c)
     int ymd;
 
     sentra__filter_check(req->filter, &v);
+    static const char *const subject_name[4] = {"SENTRA", "MEMBERS", "OBSTACLES", "ASSISTANCE"};
+    int subject = (int)req->subject;
+    if (subject < 0 || subject > 3) {
+        violations_add(&v, "subject", "is not a known subject");
+        subject = -1;
+    }
     if (req->n_group_by > N_GROUP_BY) {
         /* Each grouping at most once: counted before any is looked at. */
         violations_add(&v, "group_by", "has more than %d entries (one per grouping)", N_GROUP_BY);
@@ -535,6 +746,10 @@ void h_get_statistics(call_t *c)
                 violations_add(&v, call_printf(c, "group_by[%zu]", i), "is not a known grouping");
             else if (groups & (1u << (g - 1)))
                 violations_add(&v, call_printf(c, "group_by[%zu]", i), "repeats an earlier grouping");
+            else if (group_subject(g) != SUBJ_SENTRA && subject >= 0 && group_subject(g) != subject)
+                violations_add(&v, call_printf(c, "group_by[%zu]", i),
+                               "groups the records of subject %s, not %s",
+                               subject_name[group_subject(g)], subject_name[subject]);
             else
                 groups |= 1u << (g - 1);
         }
@@ -543,6 +758,12 @@ void h_get_statistics(call_t *c)
         violations_add(&v, "reporting_year", "must be 0 (each sentra's latest figures) or a year from 1945 to 2100");
     if (req->as_of && req->as_of[0] && !validate_date(req->as_of, &ymd))
         violations_add(&v, "as_of", "must be a date YYYY-MM-DD");
+    /* The records hold no history of their values (docs/STATS.md): only
+     * the sentra's figures have years and the registry an as-of date. */
+    if (subject > 0 && req->reporting_year != 0)
+        violations_add(&v, "reporting_year", "applies to the SENTRA subject only");
+    if (subject > 0 && req->as_of && req->as_of[0])
+        violations_add(&v, "as_of", "applies to the SENTRA subject only");
     if (v.n > 0) {
         call_fail_violations(c, &v);
         violations_free(&v);
@@ -551,7 +772,8 @@ void h_get_statistics(call_t *c)
     violations_free(&v);
 
     sentra__filter_bind(c, req->filter, &sf);
-    key = groups << K_GROUPS_SHIFT | sf.shape << K_FILTER_SHIFT;
+    key = groups << K_GROUPS_SHIFT | sf.shape << K_FILTER_SHIFT |
+          (uint32_t)subject << K_SUBJECT_SHIFT;
     const char *params[SF_MAX_PARAMS + 2];
     int np = sf.nparams;
     memcpy(params, sf.params, (size_t)np * sizeof(char *));
@@ -579,33 +801,79 @@ void h_get_statistics(call_t *c)
 static char *build_series_sql(uint32_t key)
 {
     unsigned fshape = (key >> K_FILTER_SHIFT) & ((1u << SF_BITS) - 1);
+    int subject = K_SUBJECT(key);
     int p = filter_nparams(fshape) + 1;
     int from_p = p, to_p = p + 1;
     sbuf_t b = { 0 };
 
-    sb_add(&b, "WITH ev AS (SELECT extract(year FROM t.formed_on)::int AS fy,"
-               " CASE WHEN t.designated THEN extract(year FROM t.decree_date)::int END AS dy");
-    sb_add(&b, "%s WHERE true", from_clause(fshape));
+    /* ev: one row per counted thing, with the years of its events; f and d:
+     * the two events counted per year; each point's running totals count
+     * from the first year on record. Columns: year, then four numbers whose
+     * meaning is the subject's (series_done). */
+    switch (subject) {
+    case SUBJ_SENTRA:
+        sb_add(&b, "WITH ev AS (SELECT extract(year FROM t.formed_on)::int AS fy,"
+                   " CASE WHEN t.designated THEN extract(year FROM t.decree_date)::int END AS dy");
+        sb_add(&b, "%s WHERE true", from_clause(fshape));
+        break;
+    case SUBJ_MEMBERS:
+        /* joined, left; a member whose joining year is not known counts as
+         * a member from the first year on record (x0) */
+        sb_add(&b, "WITH ev AS (SELECT x.joined_year::int AS fy, x.left_year::int AS dy,"
+                   " x.joined_year IS NULL AS x0");
+        sb_add(&b, "%s JOIN member x ON x.sentra_id = t.sentra_id AND x.deleted_at IS NULL"
+                   " WHERE true", from_clause(fshape));
+        break;
+    case SUBJ_OBSTACLES:
+        sb_add(&b, "WITH ev AS (SELECT extract(year FROM x.reported_on)::int AS fy,"
+                   " extract(year FROM x.resolved_on)::int AS dy");
+        sb_add(&b, "%s JOIN obstacle x ON x.sentra_id = t.sentra_id AND x.deleted_at IS NULL"
+                   " WHERE true", from_clause(fshape));
+        break;
+    case SUBJ_ASSISTANCE:
+        sb_add(&b, "WITH ev AS (SELECT x.year::int AS fy, NULL::int AS dy, x.value");
+        sb_add(&b, "%s JOIN assistance x ON x.sentra_id = t.sentra_id AND x.deleted_at IS NULL"
+                   " WHERE true", from_clause(fshape));
+        break;
+    }
     sb_filter(&b, fshape, 1);
-    sb_add(&b, "), f AS (SELECT fy AS y, count(*) AS n FROM ev GROUP BY fy)"
+    sb_add(&b, "), f AS (SELECT fy AS y, count(*) AS n%s FROM ev WHERE fy IS NOT NULL GROUP BY fy)"
                ", d AS (SELECT dy AS y, count(*) AS n FROM ev WHERE dy IS NOT NULL GROUP BY dy)"
                ", lo AS (SELECT least((SELECT min(y) FROM f), (SELECT min(y) FROM d),"
                " nullif($%d::int, 0)) AS y)"
                ", yrs AS (SELECT generate_series(lo.y, coalesce(nullif($%d::int, 0),"
                " extract(year FROM sentra_today())::int)) AS y FROM lo)"
-               ", s AS (SELECT yrs.y, coalesce(f.n, 0) AS formed, coalesce(d.n, 0) AS designated,"
-               " sum(coalesce(f.n, 0)) OVER w AS formed_cum,"
-               " sum(coalesce(d.n, 0)) OVER w AS designated_cum"
+               ", s AS (SELECT yrs.y, coalesce(f.n, 0) AS a, coalesce(d.n, 0) AS b,"
+               " sum(coalesce(f.n, 0)) OVER w AS a_cum, sum(coalesce(d.n, 0)) OVER w AS b_cum%s"
                " FROM yrs LEFT JOIN f ON f.y = yrs.y LEFT JOIN d ON d.y = yrs.y"
-               " WINDOW w AS (ORDER BY yrs.y))"
-               " SELECT y, formed, designated, formed_cum::bigint, designated_cum::bigint"
-               " FROM s WHERE y >= coalesce(nullif($%d::int, 0), y) ORDER BY y",
-           from_p, to_p, from_p);
+               " WINDOW w AS (ORDER BY yrs.y))",
+           subject == SUBJ_ASSISTANCE ? ", sum(value) AS v" : "", from_p, to_p,
+           subject == SUBJ_ASSISTANCE ? ", coalesce(f.v, 0) AS v" : "");
+    switch (subject) {
+    case SUBJ_SENTRA:
+        /* formed, designated, and their running totals */
+        sb_add(&b, " SELECT y, a, b, a_cum::bigint, b_cum::bigint");
+        break;
+    case SUBJ_MEMBERS:
+        /* joined, left, members at the end of the year */
+        sb_add(&b, " SELECT y, a, b, ((SELECT count(*) FROM ev WHERE x0) + a_cum - b_cum)::bigint, 0");
+        break;
+    case SUBJ_OBSTACLES:
+        /* reported, resolved, not resolved at the end of the year */
+        sb_add(&b, " SELECT y, a, b, (a_cum - b_cum)::bigint, 0");
+        break;
+    case SUBJ_ASSISTANCE:
+        /* received, and its value */
+        sb_add(&b, " SELECT y, a, v, 0, 0");
+        break;
+    }
+    sb_add(&b, " FROM s WHERE y >= coalesce(nullif($%d::int, 0), y) ORDER BY y", from_p);
     return b.p;
 }
 
 static void series_done(call_t *c, PGresult *res)
 {
+    const Sentra__V1__GetTimeSeriesRequest *req = (const void *)c->msg;
     Sentra__V1__GetTimeSeriesResponse resp = SENTRA__V1__GET_TIME_SERIES_RESPONSE__INIT;
     if (call_db_error(c, res))
         return;
@@ -613,12 +881,37 @@ static void series_done(call_t *c, PGresult *res)
     resp.points = call_alloc(c, (size_t)(n > 0 ? n : 1) * sizeof(*resp.points));
     for (int r = 0; r < n; r++) {
         Sentra__V1__TimeSeriesPoint *pt = call_alloc(c, sizeof(*pt));
+        int64_t v[4];
         sentra__v1__time_series_point__init(pt);
         pt->year = (int32_t)col_i64(res, r, 0);
-        pt->formed = col_i64(res, r, 1);
-        pt->designated = col_i64(res, r, 2);
-        pt->formed_cumulative = col_i64(res, r, 3);
-        pt->designated_cumulative = col_i64(res, r, 4);
+        for (int k = 0; k < 4; k++)
+            if (col_sum(res, r, k + 1, &v[k]) != 0) {
+                call_fail(c, SENTRA_OUT_OF_RANGE,
+                          "a yearly sum exceeds 2^63 - 1, the most a reply carries");
+                return;
+            }
+        switch ((int)req->subject) {
+        case SUBJ_SENTRA:
+            pt->formed = v[0];
+            pt->designated = v[1];
+            pt->formed_cumulative = v[2];
+            pt->designated_cumulative = v[3];
+            break;
+        case SUBJ_MEMBERS:
+            pt->members_joined = v[0];
+            pt->members_left = v[1];
+            pt->members_active = v[2];
+            break;
+        case SUBJ_OBSTACLES:
+            pt->obstacles_reported = v[0];
+            pt->obstacles_resolved = v[1];
+            pt->obstacles_unresolved = v[2];
+            break;
+        case SUBJ_ASSISTANCE:
+            pt->assistance_count = v[0];
+            pt->assistance_value = v[1];
+            break;
+        }
         resp.points[resp.n_points++] = pt;
     }
     call_reply(c, &resp.base);
@@ -637,6 +930,8 @@ void h_get_time_series(call_t *c)
         violations_add(&v, "to_year", "must be 0 (this year) or a year from 1900 to 2100");
     if (req->from_year != 0 && req->to_year != 0 && req->from_year > req->to_year)
         violations_add(&v, "from_year", "must not be after to_year");
+    if ((int)req->subject < 0 || (int)req->subject > 3)
+        violations_add(&v, "subject", "is not a known subject");
     if (v.n > 0) {
         call_fail_violations(c, &v);
         violations_free(&v);
@@ -650,6 +945,7 @@ void h_get_time_series(call_t *c)
     memcpy(params, sf.params, (size_t)np * sizeof(char *));
     params[np++] = call_printf(c, "%d", req->from_year);
     params[np++] = call_printf(c, "%d", req->to_year);
-    call_query(c, shape_stmt(K_SERIES | sf.shape << K_FILTER_SHIFT, build_series_sql),
+    call_query(c, shape_stmt(K_SERIES | sf.shape << K_FILTER_SHIFT |
+                             (uint32_t)req->subject << K_SUBJECT_SHIFT, build_series_sql),
                np, params, series_done);
 }

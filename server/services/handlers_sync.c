@@ -24,9 +24,11 @@
 #include "call.h"
 #include "log.h"
 #include "methods.h"
+#include "records.h"
 #include "region_check.h"
 #include "sentra_row.h"
 #include "validate.h"
+#include "validate_records.h"
 #include "sentra/v1/sentra.pb-c.h"
 
 #define PULL_LIMIT_DEFAULT 500
@@ -160,6 +162,9 @@ typedef struct pull_state {
     const char *f_regency;
     int shape;                   /* PULL_ALL, PULL_REGENCY or PULL_PROVINCE */
     const char *key;             /* the region of a keyed shape */
+    unsigned kinds;              /* kinds asked, bit k for RecordKind k; 0: none
+                                  * named (sentra only, in `changes`) */
+    const char *kinds_param;     /* the same as a smallint[] literal */
     uint64_t wait_until_ns;      /* long poll ends then (uv_hrtime); 0: no wait */
     uint64_t queried_ns;         /* when the last query was sent */
     struct readahead *ra;        /* the read-ahead this pull waits for */
@@ -201,7 +206,8 @@ static void pull_forget(void *arg)
 
 /*
  * $1 role, $2 region, $3 cursor txid, $4 cursor seq, $5 limit, $6 filter
- * province, $7 filter regency, $8 the region key of the keyed shapes.
+ * province, $7 filter regency, $8 the region key of the keyed shapes; then
+ * the kinds asked (a smallint[]) when the client named any.
  *
  * h: the horizon, the xmin of this statement's snapshot (pg_current_snapshot
  * is the statement's snapshot, so the horizon and the rows read agree).
@@ -220,13 +226,14 @@ static void pull_forget(void *arg)
  * record: the columns of enum sentra_pull_col (server/services/sentra_row.h), the
  * record as sentra_pull keeps it printed (migrations/0007_pull_rows.sql:
  * printing it here was two thirds of the statement's time), then the feed
- * position and meta. The packed record is NULL unless v.ok (live and
+ * position, meta and the record's kind (a record of another kind than
+ * sentra: its key, its version, gone or not, its <kind>_pull_src text). The packed record is NULL unless v.ok (live and
  * visible to the caller), so that one join serves records and tombstones
  * alike. The rows come in no particular order: pull_done puts them in feed
  * order (sorting them in SQL took a fifth of the statement's time).
  */
 #define PULL_META_COL SENTRA_PULL_NCOLS
-enum { PM_TXID, PM_SEQ, PM_MORE, PM_TAIL_TXID, PM_TAIL_SEQ, PM_PENDING, PM_XMAX };
+enum { PM_TXID, PM_SEQ, PM_MORE, PM_TAIL_TXID, PM_TAIL_SEQ, PM_PENDING, PM_XMAX, PM_KIND };
 
 #define PULL_VISIBLE(t) \
     "(sync_visible($1, $2, $6, $7, " t ".regency_code)" \
@@ -234,11 +241,22 @@ enum { PM_TXID, PM_SEQ, PM_MORE, PM_TAIL_TXID, PM_TAIL_SEQ, PM_PENDING, PM_XMAX 
 #define PULL_AFTER_CURSOR \
     " (c.txid, c.seq) > ($3::xid8, $4::bigint) AND c.txid < (SELECT xmin FROM h)"
 
+/* Which kinds of record a page reads (docs/SYNC.md, "Several kinds of
+ * record"): a client that names none gets the sentra rows alone, through
+ * the partial index sentra_change_sentra_feed for the whole feed; one that
+ * names kinds gets those, the list being a smallint[] parameter ($8 in
+ * the whole feed's shape, $9 in the keyed ones). A record is (kind, id):
+ * rec_id is the record's id, a sentra's own rows carrying it in sentra_id. */
+#define PULL_KIND_SENTRA " AND c.kind = 1"
+#define PULL_KIND_ANY(p) " AND c.kind = ANY (" p "::smallint[])"
+#define PULL_COLS \
+    "c.txid, c.seq, c.kind, coalesce(c.record_id, c.sentra_id) AS rec_id, c.new_version"
+
 /* The whole feed, filtered: national and admin tokens without a region
  * filter (whose scope is everything anyway). */
-#define PULL_PAGE_ALL \
-    "SELECT c.txid, c.seq, c.sentra_id, c.new_version FROM sentra_change c" \
-    " WHERE" PULL_AFTER_CURSOR " AND " PULL_VISIBLE("c") \
+#define PULL_PAGE_ALL(kinds) \
+    "SELECT " PULL_COLS " FROM sentra_change c" \
+    " WHERE" PULL_AFTER_CURSOR kinds " AND " PULL_VISIBLE("c") \
     " ORDER BY c.txid, c.seq LIMIT $5::int + 1"
 
 /* One region's part of the feed, through the regional indexes of
@@ -247,25 +265,25 @@ enum { PM_TXID, PM_SEQ, PM_MORE, PM_TAIL_TXID, PM_TAIL_SEQ, PM_PENDING, PM_XMAX 
  * of old_regency_code), each read in feed order and merged.
  * Every visible change is in one of the two (the scope and the filter name
  * that region or a part of it), so the tail rule stays sound. */
-#define PULL_PAGE_KEYED(key_new, key_old) \
-    "SELECT u.txid, u.seq, u.sentra_id, u.new_version FROM (" \
-    "(SELECT c.txid, c.seq, c.sentra_id, c.new_version, c.regency_code," \
+#define PULL_PAGE_KEYED(key_new, key_old, kinds) \
+    "SELECT u.txid, u.seq, u.kind, u.rec_id, u.new_version FROM (" \
+    "(SELECT " PULL_COLS ", c.regency_code," \
     " c.old_regency_code FROM sentra_change c WHERE " key_new " = $8 AND" \
-    PULL_AFTER_CURSOR " ORDER BY c.txid, c.seq LIMIT $5::int + 1)" \
+    PULL_AFTER_CURSOR kinds " ORDER BY c.txid, c.seq LIMIT $5::int + 1)" \
     " UNION ALL " \
-    "(SELECT c.txid, c.seq, c.sentra_id, c.new_version, c.regency_code," \
+    "(SELECT " PULL_COLS ", c.regency_code," \
     " c.old_regency_code FROM sentra_change c WHERE " key_old " = $8" \
-    " AND c.old_regency_code IS NOT NULL AND" PULL_AFTER_CURSOR \
+    " AND c.old_regency_code IS NOT NULL AND" PULL_AFTER_CURSOR kinds \
     " ORDER BY c.txid, c.seq LIMIT $5::int + 1)) u" \
     " WHERE " PULL_VISIBLE("u") " ORDER BY u.txid, u.seq LIMIT $5::int + 1"
 
-#define PULL_STMT(page) \
+#define PULL_WITH(page) \
     "WITH h AS MATERIALIZED (" \
     " SELECT pg_snapshot_xmin(pg_current_snapshot()) AS xmin)," \
     " page AS MATERIALIZED (" page ")," \
     " served AS (SELECT * FROM page ORDER BY txid, seq LIMIT $5::int)," \
-    " last AS (SELECT DISTINCT ON (sentra_id) * FROM served" \
-    " ORDER BY sentra_id, txid DESC, seq DESC)," \
+    " last AS (SELECT DISTINCT ON (kind, rec_id) * FROM served" \
+    " ORDER BY kind, rec_id, txid DESC, seq DESC)," \
     " meta AS MATERIALIZED (" \
     " SELECT (SELECT count(*) FROM page) > $5::int AS more," \
     " t.txid AS tail_txid, t.seq AS tail_seq," \
@@ -274,24 +292,66 @@ enum { PM_TXID, PM_SEQ, PM_MORE, PM_TAIL_TXID, PM_TAIL_SEQ, PM_PENDING, PM_XMAX 
     " pg_snapshot_xmax(pg_current_snapshot()) AS xmax" \
     " FROM h LEFT JOIN LATERAL (" \
     " SELECT c.txid, c.seq FROM sentra_change c WHERE c.txid < h.xmin" \
-    " ORDER BY c.txid DESC, c.seq DESC LIMIT 1) t ON true)" \
-    " SELECT l.sentra_id, coalesce(p.version, l.new_version)," \
-    " l.sentra_id IS NOT NULL AND NOT coalesce(v.ok, false)," \
+    " ORDER BY c.txid DESC, c.seq DESC LIMIT 1) t ON true)"
+
+/* Sentra only: each record as sentra_pull keeps it printed. */
+#define PULL_STMT(page) \
+    PULL_WITH(page) \
+    " SELECT l.rec_id, coalesce(p.version, l.new_version)," \
+    " l.rec_id IS NOT NULL AND NOT coalesce(v.ok, false)," \
     " CASE WHEN v.ok THEN p.packed END," \
-    " l.txid, l.seq, m.more, m.tail_txid, m.tail_seq, m.pending, m.xmax" \
+    " l.txid, l.seq, m.more, m.tail_txid, m.tail_seq, m.pending, m.xmax, l.kind" \
     " FROM meta m" \
     " LEFT JOIN last l ON true" \
-    " LEFT JOIN sentra_pull p ON p.sentra_id = l.sentra_id" \
+    " LEFT JOIN sentra_pull p ON p.sentra_id = l.rec_id" \
     " LEFT JOIN LATERAL (SELECT NOT p.deleted" \
     " AND sync_visible($1, $2, $6, $7, p.regency_code) AS ok) v ON true"
 
+/* Every kind: each record as its kind prints it (the sentra's sentra_pull,
+ * the others' <kind>_pull_src of migrations/0013_records.sql), the branch
+ * of its kind alone running for each row (a one-time filter). */
+#define PULL_STMT_KINDS(page) \
+    PULL_WITH(page) \
+    " SELECT l.rec_id, coalesce(r.version, l.new_version)," \
+    " l.rec_id IS NOT NULL AND NOT coalesce(v.ok, false)," \
+    " CASE WHEN v.ok THEN r.packed END," \
+    " l.txid, l.seq, m.more, m.tail_txid, m.tail_seq, m.pending, m.xmax, l.kind" \
+    " FROM meta m" \
+    " LEFT JOIN last l ON true" \
+    " LEFT JOIN LATERAL (" \
+    " SELECT p.regency_code, p.version, p.deleted, p.packed FROM sentra_pull p" \
+    " WHERE l.kind = 1 AND p.sentra_id = l.rec_id" \
+    " UNION ALL SELECT x.regency_code, x.version, x.deleted, x.packed FROM member_pull_src x" \
+    " WHERE l.kind = 2 AND x.id = l.rec_id" \
+    " UNION ALL SELECT x.regency_code, x.version, x.deleted, x.packed FROM institution_pull_src x" \
+    " WHERE l.kind = 3 AND x.id = l.rec_id" \
+    " UNION ALL SELECT x.regency_code, x.version, x.deleted, x.packed FROM obstacle_pull_src x" \
+    " WHERE l.kind = 4 AND x.id = l.rec_id" \
+    " UNION ALL SELECT x.regency_code, x.version, x.deleted, x.packed FROM assistance_pull_src x" \
+    " WHERE l.kind = 5 AND x.id = l.rec_id) r ON true" \
+    " LEFT JOIN LATERAL (SELECT NOT r.deleted" \
+    " AND sync_visible($1, $2, $6, $7, r.regency_code) AS ok) v ON true"
+
 enum { PULL_ALL, PULL_REGENCY, PULL_PROVINCE };
 
-static db_stmt_t pull_stmts[3] = {
-    [PULL_ALL] = {PULL_STMT(PULL_PAGE_ALL), 0},           /* 7 parameters */
-    [PULL_REGENCY] = {PULL_STMT(PULL_PAGE_KEYED("c.regency_code", "c.old_regency_code")), 0},
-    [PULL_PROVINCE] = {PULL_STMT(PULL_PAGE_KEYED("split_part(c.regency_code, '.', 1)",
-                                                 "split_part(c.old_regency_code, '.', 1)")), 0},
+#define KEY_NEW_REGENCY "c.regency_code"
+#define KEY_OLD_REGENCY "c.old_regency_code"
+#define KEY_NEW_PROVINCE "split_part(c.regency_code, '.', 1)"
+#define KEY_OLD_PROVINCE "split_part(c.old_regency_code, '.', 1)"
+
+/* [kinds named][shape]. 7 parameters for the whole feed, 8 keyed; one more
+ * (the kinds) when kinds are named. */
+static db_stmt_t pull_stmts[2][3] = {
+    {
+        [PULL_ALL] = {PULL_STMT(PULL_PAGE_ALL(PULL_KIND_SENTRA)), 0},
+        [PULL_REGENCY] = {PULL_STMT(PULL_PAGE_KEYED(KEY_NEW_REGENCY, KEY_OLD_REGENCY, PULL_KIND_SENTRA)), 0},
+        [PULL_PROVINCE] = {PULL_STMT(PULL_PAGE_KEYED(KEY_NEW_PROVINCE, KEY_OLD_PROVINCE, PULL_KIND_SENTRA)), 0},
+    },
+    {
+        [PULL_ALL] = {PULL_STMT_KINDS(PULL_PAGE_ALL(PULL_KIND_ANY("$8"))), 0},
+        [PULL_REGENCY] = {PULL_STMT_KINDS(PULL_PAGE_KEYED(KEY_NEW_REGENCY, KEY_OLD_REGENCY, PULL_KIND_ANY("$9"))), 0},
+        [PULL_PROVINCE] = {PULL_STMT_KINDS(PULL_PAGE_KEYED(KEY_NEW_PROVINCE, KEY_OLD_PROVINCE, PULL_KIND_ANY("$9"))), 0},
+    },
 };
 
 static void pull_query(call_t *c);
@@ -322,6 +382,7 @@ static int pull_params(call_t *c, const pull_state_t *ps, const char **v);
 typedef struct readahead {
     char token_id[sizeof(((auth_t *)0)->token_id)];
     int shape, limit;
+    unsigned kinds;              /* as in pull_state_t */
     char f_province[RA_CODE_MAX];  /* the filter; "" for none */
     char f_regency[RA_CODE_MAX];
     uint64_t txid;               /* the cursor it answers */
@@ -383,6 +444,7 @@ static int ra_code_copy(char *dst, const char *src)
 static int ra_matches(const readahead_t *ra, const call_t *c, const pull_state_t *ps)
 {
     return ra->txid == ps->txid && ra->seq == ps->seq && ra->shape == ps->shape &&
+           ra->kinds == ps->kinds &&
            ra->limit == ps->limit && strcmp(ra->token_id, c->auth.token_id) == 0 &&
            strcmp(ra->f_province, ps->f_province ? ps->f_province : "") == 0 &&
            strcmp(ra->f_regency, ps->f_regency ? ps->f_regency : "") == 0;
@@ -426,7 +488,7 @@ static void ra_answered(void *arg, PGresult *res)
 /* Starts reading ahead the page after the one ps has just answered. */
 static void ra_start(call_t *c, const pull_state_t *ps)
 {
-    const char *v[8];
+    const char *v[9];
 
     ra_expire(uv_hrtime());
     if (ra_count >= RA_MAX)
@@ -441,6 +503,7 @@ static void ra_start(call_t *c, const pull_state_t *ps)
     }
     memcpy(ra->token_id, c->auth.token_id, sizeof ra->token_id);
     ra->shape = ps->shape;
+    ra->kinds = ps->kinds;
     ra->limit = ps->limit;
     ra->txid = ps->txid;
     ra->seq = ps->seq;
@@ -450,7 +513,7 @@ static void ra_start(call_t *c, const pull_state_t *ps)
     ra_list = ra;
     ra_count++;
     int n = pull_params(c, ps, v);
-    call_query_ahead(c, &pull_stmts[ps->shape], n, v, ra_answered, ra);
+    call_query_ahead(c, &pull_stmts[ps->kinds != 0][ps->shape], n, v, ra_answered, ra);
 }
 
 /* Answers the pull ps of c from a read-ahead, now or when it comes in;
@@ -539,6 +602,24 @@ static pull_pos_t *pull_order(call_t *c, const PGresult *res, int n)
     return pos;
 }
 
+/* The record of row r of a pull's result: a sentra as sentra_pull prints
+ * it, a record of another kind as its <kind>_pull_src does, or the
+ * tombstone of either. NULL when the row cannot be read. */
+static ProtobufCMessage *pull_record(call_t *c, const PGresult *res, int r)
+{
+    int kind = (int)col_u64(res, r, PULL_META_COL + PM_KIND);
+    const rec_kind_t *k = rec__kind(kind);
+
+    if (k == NULL) {
+        Sentra__V1__Sentra *s = sentra__from_pull(c, res, r);
+        return s ? &s->base : NULL;
+    }
+    if (PQgetisnull(res, r, SENTRA_PULL_PACKED))
+        return rec__tombstone(c, k, PQgetvalue(res, r, SENTRA_PULL_ID),
+                              sentra__dec_i64(PQgetvalue(res, r, SENTRA_PULL_VERSION)));
+    return rec__from_packed(c, k, PQgetvalue(res, r, SENTRA_PULL_PACKED));
+}
+
 static void pull_done(call_t *c, PGresult *res)
 {
     pull_state_t *ps = pull_find(c);
@@ -551,7 +632,7 @@ static void pull_done(call_t *c, PGresult *res)
     if (call_db_error(c, res))
         return;
     n = PQntuples(res);
-    if (n < 1 || PQnfields(res) < PULL_META_COL + PM_XMAX + 1) {
+    if (n < 1 || PQnfields(res) < PULL_META_COL + PM_KIND + 1) {
         call_fail(c, SENTRA_INTERNAL, "pull: unexpected result shape");
         return;
     }
@@ -566,22 +647,30 @@ static void pull_done(call_t *c, PGresult *res)
     if (PQgetisnull(res, 0, SENTRA_COL_ID))
         n = 0;                  /* the single meta row of an empty page */
 
-    resp.changes = call_alloc(c, (size_t)(n > 0 ? n : 1) * sizeof *resp.changes);
+    if (ps->kinds == 0)
+        resp.changes = call_alloc(c, (size_t)(n > 0 ? n : 1) * sizeof *resp.changes);
+    else
+        resp.records = call_alloc(c, (size_t)(n > 0 ? n : 1) * sizeof *resp.records);
     pull_pos_t *pos = pull_order(c, res, n);
     while (row < n) {
         uint64_t t = pos[row].txid;
         int64_t s = pos[row].seq;
-        Sentra__V1__Sentra *rec = sentra__from_pull(c, res, pos[row].row);
+        int r = pos[row].row;
+        ProtobufCMessage *rec = pull_record(c, res, r);
         if (rec == NULL)
             break;
         row++;
-        size_t sz = protobuf_c_message_get_packed_size(&rec->base) + 8;
-        if (resp.n_changes > 0 && bytes + sz > PULL_MAX_BYTES) {
+        size_t sz = protobuf_c_message_get_packed_size(rec) + 8;
+        if (resp.n_changes + resp.n_records > 0 && bytes + sz > PULL_MAX_BYTES) {
             more = 1;           /* the rest next time, from last_* */
             break;
         }
         bytes += sz;
-        resp.changes[resp.n_changes++] = rec;
+        if (ps->kinds == 0)
+            resp.changes[resp.n_changes++] = (Sentra__V1__Sentra *)rec;
+        else
+            resp.records[resp.n_records++] =
+                rec__record(c, (int)col_u64(res, r, PULL_META_COL + PM_KIND), rec);
         last_txid = t;
         last_seq = s;
     }
@@ -619,6 +708,7 @@ static void pull_done(call_t *c, PGresult *res)
 /* The parameters of the pull statement for ps; returns their number. */
 static int pull_params(call_t *c, const pull_state_t *ps, const char **v)
 {
+    int n;
     v[0] = auth_role_name(c->auth.role);
     v[1] = c->auth.region;
     v[2] = call_printf(c, "%" PRIu64, ps->txid);
@@ -626,16 +716,20 @@ static int pull_params(call_t *c, const pull_state_t *ps, const char **v)
     v[4] = call_printf(c, "%d", ps->limit);
     v[5] = ps->f_province;
     v[6] = ps->f_regency;
-    v[7] = ps->key;
-    return ps->shape == PULL_ALL ? 7 : 8;
+    n = 7;
+    if (ps->shape != PULL_ALL)
+        v[n++] = ps->key;
+    if (ps->kinds != 0)
+        v[n++] = ps->kinds_param;
+    return n;
 }
 
 /* Queries the page of ps now. */
 static void pull_query_db(call_t *c, pull_state_t *ps)
 {
-    const char *v[8];
+    const char *v[9];
     int n = pull_params(c, ps, v);
-    call_query(c, &pull_stmts[ps->shape], n, v, pull_done);
+    call_query(c, &pull_stmts[ps->kinds != 0][ps->shape], n, v, pull_done);
 }
 
 static void pull_query(call_t *c)
@@ -690,6 +784,25 @@ void h_pull_changes(call_t *c)
                 vc.count++;
             }
     }
+    /* The kinds asked, each once: bits, and the same as a smallint[]. */
+    unsigned kinds = 0;
+    if (req->n_kinds > 5) {
+        violations_add(&viol, "kinds", "has more than 5 entries (one per kind)");
+        vc.count++;
+    } else {
+        for (size_t i = 0; i < req->n_kinds; i++) {
+            int k = (int)req->kinds[i];
+            if (k < 1 || k > 5) {
+                violations_add(&viol, call_printf(c, "kinds[%zu]", i), "is not a known kind");
+                vc.count++;
+            } else if (kinds & (1u << k)) {
+                violations_add(&viol, call_printf(c, "kinds[%zu]", i), "repeats an earlier kind");
+                vc.count++;
+            }
+            if (k >= 1 && k <= 5)
+                kinds |= 1u << k;
+        }
+    }
     if (vc.count > 0) {
         call_fail_violations(c, &viol);
         violations_free(&viol);
@@ -704,6 +817,17 @@ void h_pull_changes(call_t *c)
     ps->seq = seq;
     ps->limit = req->limit == 0 ? PULL_LIMIT_DEFAULT
               : req->limit > PULL_LIMIT_MAX ? PULL_LIMIT_MAX : req->limit;
+    ps->kinds = kinds;
+    if (kinds != 0) {
+        char lit[32];
+        size_t off = 0;
+        lit[off++] = '{';
+        for (int k = 1; k <= 5; k++)
+            if (kinds & (1u << k))
+                off += (size_t)snprintf(lit + off, sizeof lit - off, "%s%d", off > 1 ? "," : "", k);
+        snprintf(lit + off, sizeof lit - off, "}");
+        ps->kinds_param = call_strdup(c, lit);
+    }
     ps->f_province = f ? nonempty(f->province_code) : NULL;
     ps->f_regency = f ? nonempty(f->regency_code) : NULL;
     /* The narrowest region that holds everything the caller may see here:
@@ -829,6 +953,33 @@ static void reject_add(void *arg, const char *field, const char *reason)
 
 #define REJECT(field, reason) (reject_add(&rj, (field), (reason)), vc.count++)
 
+/* The record a mutation carries: its kind (RecordKind; 1 for sentra) and
+ * message, or 0 when it carries none; *extra counts the records beyond
+ * the first (a mutation carries one). */
+static int mutation_record(const Sentra__V1__Mutation *m, const ProtobufCMessage **rec,
+                           int *extra)
+{
+    const ProtobufCMessage *set[] = {
+        m->sentra ? &m->sentra->base : NULL, m->member ? &m->member->base : NULL,
+        m->institution ? &m->institution->base : NULL, m->obstacle ? &m->obstacle->base : NULL,
+        m->assistance ? &m->assistance->base : NULL,
+    };
+    int kind = 0;
+    *rec = NULL;
+    *extra = 0;
+    for (int i = 0; i < 5; i++) {
+        if (set[i] == NULL)
+            continue;
+        if (kind == 0) {
+            kind = i + 1;
+            *rec = set[i];
+        } else {
+            (*extra)++;
+        }
+    }
+    return kind;
+}
+
 /* Checks mutation m as the service does before sync_push, collecting its
  * violations in *out (NULL: count only; else the caller frees out->b.p).
  * Returns how many it has. */
@@ -837,23 +988,39 @@ static int mutation_check(const Sentra__V1__Mutation *m, reject_buf_t *out)
     reject_buf_t rj = {{0}, "", 0, 0};
     validate_ctx_t vc = {.today = validate_today(), .report = reject_add, .arg = &rj,
                          .max = PUSH_MAX_VIOLATIONS};
+    const ProtobufCMessage *rec;
+    int extra, kind = mutation_record(m, &rec, &extra);
+    const rec_kind_t *k = rec__kind(kind);
     const Sentra__V1__Sentra *s = m->sentra;
 
     if (m->base_version < 0)
         REJECT("base_version", "must not be negative");
+    if (extra > 0)
+        REJECT("sentra", "a mutation carries one record: one of sentra, member, institution, "
+                         "obstacle and assistance");
     if (m->op == SENTRA__V1__MUTATION_OP__MUTATION_OP_UPSERT) {
-        if (s == NULL) {
+        if (rec == NULL) {
             REJECT("sentra", "is required");
-        } else {
-            /* The client chooses the id (required), so that the outcome
+        } else if (k != NULL) {
+            /* The client chooses the key (required), so that the outcome
              * names a record the client knows. */
+            char prefix[32];
+            snprintf(prefix, sizeof prefix, "%s.", k->name);
+            rj.prefix = prefix;
+            k->validate(&vc, rec, REC_ALL, VR_ID | VR_SENTRA);
+            rj.prefix = "";
+        } else {
             rj.prefix = "sentra.";
             validate_sentra(&vc, s, VF_ALL, 1);
             rj.prefix = "";
         }
     } else if (m->op == SENTRA__V1__MUTATION_OP__MUTATION_OP_DELETE) {
-        if (s == NULL || !validate_uuid(s->id))
-            REJECT("sentra.id", s && nonempty(s->id) ? "must be a UUID" : "is required");
+        const char *key = k ? rec__str(rec, k->key) : s ? s->id : NULL;
+        if (rec == NULL || !validate_uuid(key)) {
+            char field[40];
+            snprintf(field, sizeof field, "%s.%s", k ? k->name : "sentra", k ? k->key : "id");
+            REJECT(field, rec && nonempty(key) ? "must be a UUID" : "is required");
+        }
         if (m->base_version <= 0)
             REJECT("base_version", "is required to delete (the version last seen)");
     } else {
@@ -879,6 +1046,10 @@ static void push_mutation_json(call_t *c, jbuf_t *b, const Sentra__V1__Mutation 
     jb_raw(b, "{\"m\":");
     jb_str(b, m->mutation_id);
     if (refused) {
+        const ProtobufCMessage *rrec;
+        int rextra, rkind = mutation_record(m, &rrec, &rextra);
+        if (rkind > 1)
+            jb_raw(b, call_printf(c, ",\"kind\":%d", rkind));
         mutation_check(m, &rj);
         rj.prefix = "sentra.";
         while (regions != NULL && *row < PQntuples(regions) &&
@@ -901,6 +1072,20 @@ static void push_mutation_json(call_t *c, jbuf_t *b, const Sentra__V1__Mutation 
     jb_raw(b, m->op == SENTRA__V1__MUTATION_OP__MUTATION_OP_DELETE ? "2" : "1");
     jb_raw(b, ",\"base\":");
     jb_raw(b, call_printf(c, "%lld", (long long)m->base_version));
+    const ProtobufCMessage *rec;
+    int extra;
+    const rec_kind_t *k = rec__kind(mutation_record(m, &rec, &extra));
+    if (k != NULL) {
+        /* a record of another kind: record_apply (migrations/0013_records.sql) */
+        jb_raw(b, call_printf(c, ",\"kind\":%d,\"id\":", k->kind));
+        jb_str(b, rec__str(rec, k->key));
+        if (m->op == SENTRA__V1__MUTATION_OP__MUTATION_OP_UPSERT) {
+            jb_raw(b, ",\"rec\":");
+            jb_raw(b, rec__json(c, k, rec, REC_ALL, 1, NULL));
+        }
+        jb_raw(b, "}");
+        return;
+    }
     jb_raw(b, ",\"id\":");
     jb_str(b, s->id);
     if (m->op == SENTRA__V1__MUTATION_OP__MUTATION_OP_UPSERT) {
@@ -920,14 +1105,16 @@ static void push_mutation_json(call_t *c, jbuf_t *b, const Sentra__V1__Mutation 
 }
 #undef REJECT
 
-/* The rows: sentra_rows columns (the current record of a conflict, NULL
- * otherwise; one row per figures year), then these. */
+/* The rows: sentra_rows columns (the current sentra of a conflict, NULL
+ * otherwise; one row per figures year), then these: the kind of the
+ * mutation's record, and for a conflict of another kind than sentra the
+ * record as a pull prints it (NULL: a tombstone at rec_version). */
 #define PUSH_COL SENTRA_NCOLS
-enum { PC_IDX, PC_OUTCOME, PC_VERSION, PC_VIOLATIONS };
+enum { PC_IDX, PC_OUTCOME, PC_VERSION, PC_VIOLATIONS, PC_KIND, PC_PACKED, PC_REC_VERSION };
 
 static db_stmt_t push_stmt = {
-    "SELECT (p.rec).*, p.idx, p.outcome, p.version, p.violations"
-    " FROM sync_push($1::uuid, $2, $3, $4, $5::boolean, $6::jsonb) p", 0, 0};
+    "SELECT (p.rec).*, p.idx, p.outcome, p.version, p.violations, p.kind, p.rec_packed,"
+    " p.rec_version FROM sync_push($1::uuid, $2, $3, $4, $5::boolean, $6::jsonb) p", 0, 0};
 
 /* "field: reason" lines into FieldViolations (call memory; strings copied). */
 static void parse_violations(call_t *c, const char *text, Sentra__V1__MutationResult *r)
@@ -963,7 +1150,7 @@ static void push_done(call_t *c, PGresult *res)
     if (call_db_error(c, res))
         return;
     n = PQntuples(res);
-    if (PQnfields(res) < PUSH_COL + PC_VIOLATIONS + 1) {
+    if (PQnfields(res) < PUSH_COL + PC_REC_VERSION + 1) {
         call_fail(c, SENTRA_INTERNAL, "push: unexpected result shape");
         return;
     }
@@ -985,7 +1172,23 @@ static void push_done(call_t *c, PGresult *res)
             r->version = strtoll(PQgetvalue(res, row, PUSH_COL + PC_VERSION), NULL, 10);
         if (!PQgetisnull(res, row, PUSH_COL + PC_VIOLATIONS))
             parse_violations(c, PQgetvalue(res, row, PUSH_COL + PC_VIOLATIONS), r);
-        if (!PQgetisnull(res, row, SENTRA_COL_ID)) {
+        const rec_kind_t *rk = rec__kind(atoi(PQgetvalue(res, row, PUSH_COL + PC_KIND)));
+        if (rk != NULL && r->outcome == SENTRA__V1__MUTATION_OUTCOME__MUTATION_OUTCOME_CONFLICT) {
+            /* The record of another kind than sentra, as the caller may
+             * read it now, or its tombstone (its key is the mutation's). */
+            const ProtobufCMessage *rec;
+            int extra;
+            ProtobufCMessage *cur;
+            mutation_record(req->mutations[idx], &rec, &extra);
+            if (!PQgetisnull(res, row, PUSH_COL + PC_PACKED))
+                cur = rec__from_packed(c, rk, PQgetvalue(res, row, PUSH_COL + PC_PACKED));
+            else
+                cur = rec__tombstone(c, rk, rec ? rec__str(rec, rk->key) : "",
+                                     PQgetisnull(res, row, PUSH_COL + PC_REC_VERSION) ? 0
+                                     : strtoll(PQgetvalue(res, row, PUSH_COL + PC_REC_VERSION),
+                                               NULL, 10));
+            r->current_record = rec__record(c, rk->kind, cur);
+        } else if (!PQgetisnull(res, row, SENTRA_COL_ID)) {
             int at = row;
             r->current = sentra__from_rows(c, res, &at);
             /* Two results in a row may show the same record: keep only
