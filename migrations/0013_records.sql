@@ -1500,6 +1500,9 @@ DECLARE
     reg text;
     gone boolean;
 BEGIN
+    IF p_kind IS NULL OR p_kind NOT BETWEEN 2 AND 5 OR p_id IS NULL THEN
+        RETURN;                 -- a sentra's (sync_push shows it otherwise), or none
+    END IF;
     EXECUTE format('SELECT p.regency_code, p.version, p.deleted, p.packed FROM %I p WHERE p.id = $1',
                    record_table(p_kind) || '_pull_src')
        INTO reg, version, gone, packed USING p_id;
@@ -1620,8 +1623,8 @@ BEGIN
                               (SELECT s.version FROM sentra s WHERE s.id = x.sentra_id),
                               (SELECT p.version FROM sentra_purged p WHERE p.id = x.sentra_id)))) AS t
                 WHERE x.outcome = 2 AND coalesce(x.kind, 1) = 1 AND sr.id IS NULL) tomb ON true
-          LEFT JOIN LATERAL record_shown(x.kind, p_role, p_region, x.sentra_id) shown
-               ON x.outcome = 2 AND coalesce(x.kind, 1) <> 1
+          LEFT JOIN LATERAL (SELECT * FROM record_shown(x.kind, p_role, p_region, x.sentra_id)
+                              WHERE x.outcome = 2 AND coalesce(x.kind, 1) <> 1) shown ON true
          ORDER BY x.idx, sr.fig_year;
 END $$;
 
