@@ -350,18 +350,18 @@ SELECT d.n, x.k, d.regency, x.category, x.description, x.severity,
 INSERT INTO obstacle (id, sentra_id, regency_code, category, description, severity, reported_on,
                       status, resolution, resolved_on, assistance_id)
 SELECT md5('demo-lampung-obstacle-' || o.n || '-' || o.k)::uuid, md5('demo-lampung-' || o.n)::uuid,
-       o.regency, o.category, o.description || ' (data sintetis)', o.severity, o.reported_on,
-       CASE WHEN a.n IS NOT NULL AND a.year >= extract(year FROM o.reported_on) THEN 3
-            WHEN (o.n + o.k) % 3 = 0 THEN 2 ELSE 1 END,
-       CASE WHEN a.n IS NOT NULL AND a.year >= extract(year FROM o.reported_on)
+       o.regency, o.category, o.description || ' (data sintetis)', o.severity,
+       -- an obstacle that assistance answered was reported before it
+       CASE WHEN a.n IS NOT NULL THEN least(o.reported_on, make_date(a.year, 1, 15)) ELSE o.reported_on END,
+       CASE WHEN a.n IS NOT NULL THEN 3 WHEN (o.n + o.k) % 3 = 0 THEN 2 ELSE 1 END,
+       CASE WHEN a.n IS NOT NULL
             THEN 'Ditangani melalui ' || lower(a.programme) || ' (data sintetis)' ELSE '' END,
-       CASE WHEN a.n IS NOT NULL AND a.year >= extract(year FROM o.reported_on)
-            THEN least(make_date(a.year, 11, 30), DATE '2022-09-26') END,
-       CASE WHEN a.n IS NOT NULL AND a.year >= extract(year FROM o.reported_on)
-            THEN md5('demo-lampung-assistance-' || a.n || '-' || a.k)::uuid END
+       CASE WHEN a.n IS NOT NULL THEN least(make_date(a.year, 11, 30), DATE '2022-09-26') END,
+       CASE WHEN a.n IS NOT NULL THEN md5('demo-lampung-assistance-' || a.n || '-' || a.k)::uuid END
   FROM demo_obstacle o
-  -- the assistance that answered the first obstacle (its kind fits the
-  -- category: machines and technology, certification and quality, ...)
+  -- the assistance that answered the sentra's first obstacle of its kind
+  -- (machines: raw materials and technology; certification: quality;
+  -- promotion: marketing)
   LEFT JOIN demo_aid a ON a.n = o.n AND a.k = 1 AND o.k = 2 - (o.category IN (1, 2, 4))::int
                        AND ((a.kind = 3 AND o.category = 3) OR (a.kind = 1 AND o.category IN (1, 2))
                             OR (a.kind = 4 AND o.category = 4))
