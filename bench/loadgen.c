@@ -19,7 +19,12 @@
  *           regencies drawn from --regions FILE (the token must be allowed
  *           to write there)
  *   pull    SyncService/PullChanges from the beginning to the end with
- *           --page-size records per page, repeated; reports records/s
+ *           --page-size records per page, repeated; reports records/s;
+ *           with --kinds all, records of every kind (members, ...)
+ *   members RecordService/ListMembers: the first page (--page-size, default
+ *           100) of a regency drawn from --regions FILE
+ *   mstats  StatsService/GetStatistics of the MEMBERS subject grouped by
+ *           size class
  *   idle    opens C connections, pings each once, then holds them idle for
  *           --duration seconds (for the server's memory per connection)
  *
@@ -46,9 +51,10 @@
 #include "sentra/v1/sentra.pb-c.h"
 #include "sentra/v1/system.pb-c.h"
 
-enum workload { W_PING, W_GET, W_LIST, W_STATS, W_PUSH, W_PULL, W_IDLE };
+enum workload { W_PING, W_GET, W_LIST, W_STATS, W_PUSH, W_PULL, W_MEMBERS, W_MSTATS, W_IDLE };
 
-static const char *const workload_names[] = { "ping", "get", "list", "stats", "push", "pull", "idle" };
+static const char *const workload_names[] = { "ping", "get", "list", "stats", "push", "pull",
+                                              "members", "mstats", "idle" };
 
 /* ---------------------------------------------------------------- options */
 
@@ -67,6 +73,7 @@ static struct {
     const char *regions_file;
     int batch;
     int page_size;
+    int all_kinds;         /* pull: every kind of record */
     int timeout_ms;
     int quiet;
 } opt = {
@@ -260,11 +267,34 @@ static const char *build_request(struct client *c, uint8_t **payload, size_t *pl
         return "/sentra.v1.StatsService/GetStatistics";
     }
     case W_PULL: {
+        static Sentra__V1__RecordKind kinds[] = {1, 2, 3, 4, 5};
         Sentra__V1__PullChangesRequest r = SENTRA__V1__PULL_CHANGES_REQUEST__INIT;
         r.cursor = c->cursor ? c->cursor : "";
         r.limit = opt.page_size > 0 ? opt.page_size : 5000;
+        if (opt.all_kinds) {
+            r.kinds = kinds;
+            r.n_kinds = 5;
+        }
         *payload = pack_msg(&r.base, plen);
         return "/sentra.v1.SyncService/PullChanges";
+    }
+    case W_MEMBERS: {
+        Sentra__V1__ListMembersRequest r = SENTRA__V1__LIST_MEMBERS_REQUEST__INIT;
+        Sentra__V1__RecordFilter f = SENTRA__V1__RECORD_FILTER__INIT;
+        f.regency_code = (char *)regions[rnd(c) % nregions];
+        r.filter = &f;
+        r.page_size = opt.page_size > 0 ? opt.page_size : 100;
+        *payload = pack_msg(&r.base, plen);
+        return "/sentra.v1.RecordService/ListMembers";
+    }
+    case W_MSTATS: {
+        Sentra__V1__GetStatisticsRequest r = SENTRA__V1__GET_STATISTICS_REQUEST__INIT;
+        Sentra__V1__GroupBy g = SENTRA__V1__GROUP_BY__GROUP_BY_SIZE_CLASS;
+        r.group_by = &g;
+        r.n_group_by = 1;
+        r.subject = SENTRA__V1__STATS_SUBJECT__STATS_SUBJECT_MEMBERS;
+        *payload = pack_msg(&r.base, plen);
+        return "/sentra.v1.StatsService/GetStatistics";
     }
     case W_PUSH: {
         int n = opt.batch;
@@ -457,8 +487,8 @@ static void on_response(struct client *c, const sentra_frame_t *f)
         if (p == NULL) {
             ok = 0;
         } else {
-            records = (int)p->n_changes;
-            c->pull_records += (long)p->n_changes;
+            records = (int)(p->n_changes + p->n_records);
+            c->pull_records += (long)(p->n_changes + p->n_records);
             free(c->cursor);
             c->cursor = NULL;
             if (p->more && p->next_cursor && p->next_cursor[0]) {
@@ -722,9 +752,11 @@ static void usage(void)
             "      --warmup S       seconds run before measuring (default 0)\n"
             "  -T, --token SECRET   bearer token\n"
             "      --ids FILE       get: sentra ids, one a line\n"
-            "      --regions FILE   push: regency codes the token may write; list: provinces\n"
+            "      --regions FILE   push: regency codes the token may write; list: provinces;\n"
+            "                       members: regencies\n"
             "      --batch B        push: mutations per request (default 100)\n"
-            "      --page-size N    list and pull page size\n"
+            "      --page-size N    list, members and pull page size\n"
+            "      --kinds all      pull: records of every kind, not only sentra\n"
             "      --timeout-ms MS  request deadline (default 30000)\n");
     exit(2);
 }
@@ -739,7 +771,8 @@ int main(int argc, char **argv)
         { "warmup", required_argument, NULL, 1 },     { "token", required_argument, NULL, 'T' },
         { "ids", required_argument, NULL, 2 },        { "regions", required_argument, NULL, 3 },
         { "batch", required_argument, NULL, 4 },      { "page-size", required_argument, NULL, 5 },
-        { "timeout-ms", required_argument, NULL, 6 }, { "help", no_argument, NULL, 'h' },
+        { "timeout-ms", required_argument, NULL, 6 }, { "kinds", required_argument, NULL, 7 },
+        { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 }
     };
     int ch;
@@ -770,6 +803,11 @@ int main(int argc, char **argv)
         case 4: opt.batch = atoi(optarg); break;
         case 5: opt.page_size = atoi(optarg); break;
         case 6: opt.timeout_ms = atoi(optarg); break;
+        case 7:
+            if (strcmp(optarg, "all") != 0)
+                die("--kinds takes \"all\"");
+            opt.all_kinds = 1;
+            break;
         default: usage();
         }
     }
@@ -786,8 +824,8 @@ int main(int argc, char **argv)
     }
     if (opt.regions_file != NULL)
         regions = read_lines(opt.regions_file, &nregions);
-    if (opt.wl == W_PUSH && nregions == 0)
-        die("the push workload needs --regions FILE");
+    if ((opt.wl == W_PUSH || opt.wl == W_MEMBERS) && nregions == 0)
+        die("the push and members workloads need --regions FILE");
     if (opt.wl == W_PULL)
         opt.depth = 1; /* a pull follows its cursor */
     if (opt.wl == W_IDLE)

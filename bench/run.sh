@@ -3,13 +3,16 @@
 # it is built on, in the same run, on a private throwaway cluster.
 #
 #   bench/run.sh [--quick] [--runs N] [--seconds S] [--clients C]
-#                [--records N] [--idle N] [--keep]
+#                [--records N] [--members N] [--idle N] [--keep]
 #
-#   --quick      1 run of 2 s each, 20,000 records, 2,000 idle connections
+#   --quick      1 run of 2 s each, 20,000 records, 100,000 members, 2,000
+#                idle connections
 #   --runs N     repetitions of every measurement (default 3); medians shown
 #   --seconds S  length of each timed measurement (default 5)
 #   --clients C  concurrency (default 16)
 #   --records N  national-scale records loaded (default 100,000)
+#   --members N  member businesses loaded over them (default 1,000,000), with
+#                a tenth as many obstacles and as many assistance records
 #   --idle N     idle connections for the memory test (default 10,000)
 #   --keep       keep the work directory (cluster, logs) afterwards
 #
@@ -29,6 +32,12 @@
 #   list   loadgen ListSentra (50 a page)    (no ceiling)
 #   stats  loadgen GetStatistics by province vs pgbench running the same GROUP BY
 #   pull   loadgen full PullChanges          vs COPY out of the same rows
+#   members loadgen ListMembers, a regency's first page of 100
+#                                            vs pgbench, the same page in plain SQL
+#   mstats loadgen GetStatistics of members by size class, national
+#                                            vs pgbench, the GROUP BY over member and sentra
+#   pullk  loadgen full PullChanges of every kind (members included)
+#                                            vs COPY out of every live record of every kind
 #   push   loadgen PushChanges, 100 a batch  vs pgbench single-row inserts, COPY in
 #   idle   N idle connections: sentrad's VmRSS
 #
@@ -51,18 +60,20 @@ RUNS=3
 SECS=5
 CLIENTS=16
 RECORDS=100000
+MEMBERS=1000000
 IDLE=10000
 KEEP=0
 while [ $# -gt 0 ]; do
     case "$1" in
-    --quick) RUNS=1; SECS=2; RECORDS=20000; IDLE=2000 ;;
+    --quick) RUNS=1; SECS=2; RECORDS=20000; MEMBERS=100000; IDLE=2000 ;;
     --runs) RUNS=$2; shift ;;
     --seconds) SECS=$2; shift ;;
     --clients) CLIENTS=$2; shift ;;
     --records) RECORDS=$2; shift ;;
+    --members) MEMBERS=$2; shift ;;
     --idle) IDLE=$2; shift ;;
     --keep) KEEP=1 ;;
-    -h|--help) sed -n '2,35p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,45p' "$0"; exit 0 ;;
     *) echo "bench: unknown option $1" >&2; exit 2 ;;
     esac
     shift
@@ -135,11 +146,13 @@ log "cluster up: $CONN"
 
 t0=$(now_ns)
 if [ -x scripts/gen-national.sh ]; then
-    scripts/gen-national.sh "$CONN" "$RECORDS" >&2 || die "gen-national.sh failed"
+    scripts/gen-national.sh "$CONN" "$RECORDS" --members "$MEMBERS" --obstacles $((MEMBERS / 10)) \
+        --assistance $((MEMBERS / 10)) >&2 || die "gen-national.sh failed"
 else
     die "scripts/gen-national.sh missing"
 fi
-log "loaded $RECORDS records in $(( ($(now_ns) - t0) / 1000000 )) ms"
+LOAD_MS=$(( ($(now_ns) - t0) / 1000000 ))
+log "loaded $RECORDS records and $MEMBERS members (with their obstacles, assistance, institutions) in $LOAD_MS ms"
 "$PSQL" "$CONN" -X -q -c "SET client_min_messages = error" -c "VACUUM ANALYZE" || die "vacuum failed"
 
 q() { "$PSQL" "$CONN" -X -A -t -q -v ON_ERROR_STOP=1 "$@"; }
@@ -148,6 +161,19 @@ q -c "SELECT id FROM sentra WHERE deleted_at IS NULL ORDER BY md5(id::text) LIMI
 # Push writes into Lampung's regencies and cities with a province token.
 q -c "SELECT code FROM region WHERE parent_code = '18' AND level IN ('regency', 'city') ORDER BY code" >"$WORK/regions"
 [ -s "$WORK/ids" ] && [ -s "$WORK/regions" ] || die "no ids or regions to benchmark with"
+# Every regency/city, for the members listing (and its pgbench twin, which
+# draws a number and looks the code up).
+q -c "SELECT code FROM region WHERE level IN ('regency', 'city') ORDER BY code" >"$WORK/regencies"
+q -c "DROP TABLE IF EXISTS bench_regency" \
+  -c "CREATE TABLE bench_regency AS SELECT row_number() OVER (ORDER BY code)::int AS k, code
+        FROM region WHERE level IN ('regency', 'city')" \
+  -c "CREATE UNIQUE INDEX ON bench_regency (k)" -c "ANALYZE bench_regency" >/dev/null
+NREG=$(wc -l <"$WORK/regencies")
+# Every live record of every kind, for the full pull of every kind.
+NALL=$(q -c "SELECT (SELECT count(*) FROM sentra WHERE deleted_at IS NULL) + (SELECT count(*) FROM member WHERE deleted_at IS NULL)
+               + (SELECT count(*) FROM institution WHERE deleted_at IS NULL) + (SELECT count(*) FROM obstacle WHERE deleted_at IS NULL)
+               + (SELECT count(*) FROM assistance WHERE deleted_at IS NULL)")
+NMEM=$(q -c "SELECT count(*) FROM member WHERE deleted_at IS NULL")
 TOK_NAT=$("$SENTRAD" token create --db "$CONN" --role national --label bench 2>/dev/null | tail -1)
 TOK_PROV=$("$SENTRAD" token create --db "$CONN" --role province --region 18 --label bench 2>/dev/null | tail -1)
 [ -n "$TOK_NAT" ] && [ -n "$TOK_PROV" ] || die "cannot create tokens"
@@ -172,6 +198,25 @@ SELECT g.*, rp.name FROM (SELECT GROUPING(t.province_code) AS gset, t.province_c
  GROUP BY GROUPING SETS ((t.province_code), ())) g
   LEFT JOIN region rp ON rp.code = g.k1 ORDER BY g.gset, g.k1;
 EOF
+
+# A regency's first page of members, in plain SQL (what ListMembers with a
+# regency filter answers: the records and their order), for pgbench.
+cat >"$WORK/members.sql" <<SQL
+\\set k random(1, $NREG)
+SELECT m.* FROM member m WHERE m.deleted_at IS NULL
+   AND m.regency_code = (SELECT code FROM bench_regency WHERE k = :k)
+ ORDER BY m.name, m.id LIMIT 100;
+SQL
+# Members by size class nationally, in plain SQL over the base tables
+# (what GetStatistics of the MEMBERS subject counts: live members that have
+# not left, of live sentra, with the total row).
+cat >"$WORK/mstats.sql" <<'SQL'
+SELECT GROUPING(m.size_class), m.size_class, count(DISTINCT m.sentra_id), count(*),
+       count(*) FILTER (WHERE m.owner_sex = 2), count(*) FILTER (WHERE m.owner_sex = 1)
+  FROM member m JOIN sentra s ON s.id = m.sentra_id
+ WHERE m.deleted_at IS NULL AND s.deleted_at IS NULL AND m.left_year IS NULL
+ GROUP BY GROUPING SETS ((m.size_class), ()) ORDER BY 1, 2;
+SQL
 
 PORT_FILE=$WORK/sentrad.port
 # A copy under another name, in a session of its own: a `pkill sentrad` or
@@ -308,6 +353,29 @@ for r in $(seq 1 "$RUNS"); do
     v=$(awk -v n="$NREC" -v ns=$((t1 - t0)) 'BEGIN {printf "%.1f", n / (ns / 1e9)}')
     put copy_out.rec "$v"; log "  COPY out: $NREC records ($n rows), $v records/s"
     pair pull.ratio pull.rec copy_out.rec
+
+    ours members "$(lg -w members --page-size 100 --regions "$WORK/regencies" -T "$TOK_NAT")"
+    check_alive "members, round $r"
+    v=$(pgb -M prepared -f "$WORK/members.sql" "$CONN"); put members_sql.tps "$v"; log "  members page in SQL: $v tps"
+    pair members.ratio members.rps members_sql.tps
+
+    ours mstats "$(lg -w mstats -T "$TOK_NAT")"; check_alive "mstats, round $r"
+    v=$(pgb -M prepared -f "$WORK/mstats.sql" "$CONN"); put mstats_sql.tps "$v"; log "  members GROUP BY in SQL: $v tps"
+    pair mstats.ratio mstats.rps mstats_sql.tps
+
+    ours pullk "$("$LOADGEN" -p "$PORT" -c 1 -t $((SECS < 20 ? 20 : SECS)) -w pull --kinds all --page-size 5000 \
+                  --timeout-ms 120000 -T "$TOK_NAT" 2>>"$WORK/loadgen.err")"
+    check_alive "pull of every kind, round $r"
+    t0=$(now_ns)
+    n=$(q -c "COPY (SELECT * FROM sentra_rows WHERE NOT deleted) TO STDOUT" \
+          -c "COPY (SELECT * FROM member_api WHERE NOT deleted) TO STDOUT" \
+          -c "COPY (SELECT * FROM institution_api WHERE NOT deleted) TO STDOUT" \
+          -c "COPY (SELECT * FROM obstacle_api WHERE NOT deleted) TO STDOUT" \
+          -c "COPY (SELECT * FROM assistance_api WHERE NOT deleted) TO STDOUT" | wc -l)
+    t1=$(now_ns)
+    v=$(awk -v n="$NALL" -v ns=$((t1 - t0)) 'BEGIN {printf "%.1f", n / (ns / 1e9)}')
+    put copy_all.rec "$v"; log "  COPY out of every kind: $NALL records ($n rows), $v records/s"
+    pair pullk.ratio pullk.rec copy_all.rec
 done
 
 for r in $(seq 1 "$RUNS"); do
@@ -358,6 +426,9 @@ S_OURS=$(med stats.rps); S_CEIL=$(med stats_sql.tps); S_R=$(mr stats.ratio)
 PL_OURS=$(med pull.rec); PL_CEIL=$(med copy_out.rec); PL_R=$(mr pull.ratio)
 PU_OURS=$(med push.rec); PU_INS=$(med insert.tps); PU_R=$(mr push.ratio)
 PU_COPY=$(med copy_in.rec); PU_RC=$(mr pushc.ratio)
+MB_OURS=$(med members.rps); MB_CEIL=$(med members_sql.tps); MB_R=$(mr members.ratio)
+MS_OURS=$(med mstats.rps); MS_CEIL=$(med mstats_sql.tps); MS_R=$(mr mstats.ratio)
+PK_OURS=$(med pullk.rec); PK_CEIL=$(med copy_all.rec); PK_R=$(mr pullk.ratio)
 RSS_MB=$(awk -v k="${RSS1:-0}" 'BEGIN {printf "%.1f", k / 1024}')
 PER_CONN=$(awk -v a="${RSS0:-0}" -v b="${RSS1:-0}" -v n="${NCONN:-0}" 'BEGIN {if (n > 0) printf "%.2f", (b - a) / n; else print "n/a"}')
 RSS_OK=$(awk -v m="$RSS_MB" -v n="${NCONN:-0}" -v want="$IDLE" 'BEGIN {print (m < 200 && n >= want) ? "met" : "MISSED"}')
@@ -365,7 +436,7 @@ RSS_OK=$(awk -v m="$RSS_MB" -v n="${NCONN:-0}" -v want="$IDLE" 'BEGIN {print (m 
 cat <<EOF
 
 Date: $(date -u '+%Y-%m-%d %H:%M UTC'); machine: $(nproc) cores ($(sed -n 's/^model name\s*: //p' /proc/cpuinfo | head -1)), $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(uname -sr)
-Settings: $RUNS runs x ${SECS}s, $CLIENTS clients, one request in flight each; $NREC live records; PostgreSQL $("$PSQL" --version | awk '{print $3}'), redis $(redis-server --version | sed 's/.*v=\([^ ]*\).*/\1/')
+Settings: $RUNS runs x ${SECS}s, $CLIENTS clients, one request in flight each; $NREC live records, $NMEM members ($NALL records of every kind, loaded in $((LOAD_MS / 1000)) s); PostgreSQL $("$PSQL" --version | awk '{print $3}'), redis $(redis-server --version | sed 's/.*v=\([^ ]*\).*/\1/')
 Medians of $RUNS runs; each ratio is the median of the $RUNS ratios of a run of ours and its ceiling run back to back.
 
 | workload | ours | p50 ms | p99 ms | ceiling | ceiling figure | ratio | target | verdict |
@@ -377,12 +448,15 @@ Medians of $RUNS runs; each ratio is the median of the $RUNS ratios of a run of 
 | ListSentra (page of 50, one province) | $(med list.rps) req/s | $(med list.p50) | $(med list.p99) | - | - | - | - | - |
 | GetStatistics (by province, national) | $S_OURS req/s | $(med stats.p50) | $(med stats.p99) | pgbench, same GROUP BY | $S_CEIL tps | $S_R | - | - |
 | PullChanges (full, 5000 a page, 1 client) | $PL_OURS records/s | $(med pull.p50) | $(med pull.p99) | COPY out of sentra_rows (all records) | $PL_CEIL records/s | $PL_R | >= 100,000 records/s | $(awk -v v="$PL_OURS" 'BEGIN {print (v + 0 >= 100000) ? "met" : "MISSED"}') |
+| ListMembers (a regency's first page of 100; $NMEM members) | $MB_OURS req/s | $(med members.p50) | $(med members.p99) | pgbench, the page in plain SQL | $MB_CEIL tps | $MB_R | - | - |
+| GetStatistics, members by size class (national) | $MS_OURS req/s | $(med mstats.p50) | $(med mstats.p99) | pgbench, GROUP BY over member and sentra | $MS_CEIL tps | $MS_R | - | - |
+| PullChanges of every kind (full, 5000 a page, 1 client) | $PK_OURS records/s | $(med pullk.p50) | $(med pullk.p99) | COPY out of every live record of every kind ($NALL) | $PK_CEIL records/s | $PK_R | - | - |
 | PushChanges (100 a batch) | $PU_OURS records/s | $(med push.p50) | $(med push.p99) | pgbench, one record and its figures a transaction (bench/insert_record.sql) | $PU_INS records/s | $PU_R | >= 2.0 | $(verdict "$PU_R" 2.0) |
 | PushChanges vs COPY in | | | | COPY in (sentra + figures) | $PU_COPY rows/s | $PU_RC | - | - |
 | $IDLE idle connections | ${NCONN:-0} held | | | | | | RSS < 200 MB | $RSS_OK |
 
 Idle connections: sentrad VmRSS $((${RSS0:-0} / 1024)) MB before, $RSS_MB MB with ${NCONN:-0} connections (${PER_CONN} kB each); server alive afterwards: $alive.
-Errors (summed over runs): ping $(paste -sd+ "$R/ping.err" 2>/dev/null | bc), get $(paste -sd+ "$R/get.err" 2>/dev/null | bc), list $(paste -sd+ "$R/list.err" 2>/dev/null | bc), stats $(paste -sd+ "$R/stats.err" 2>/dev/null | bc), pull $(paste -sd+ "$R/pull.err" 2>/dev/null | bc), push $(paste -sd+ "$R/push.err" 2>/dev/null | bc).
+Errors (summed over runs): ping $(paste -sd+ "$R/ping.err" 2>/dev/null | bc), get $(paste -sd+ "$R/get.err" 2>/dev/null | bc), list $(paste -sd+ "$R/list.err" 2>/dev/null | bc), stats $(paste -sd+ "$R/stats.err" 2>/dev/null | bc), pull $(paste -sd+ "$R/pull.err" 2>/dev/null | bc), members $(paste -sd+ "$R/members.err" 2>/dev/null | bc), mstats $(paste -sd+ "$R/mstats.err" 2>/dev/null | bc), pullk $(paste -sd+ "$R/pullk.err" 2>/dev/null | bc), push $(paste -sd+ "$R/push.err" 2>/dev/null | bc).
 EOF
 if [ -s "$WORK/loadgen.err" ]; then
     echo

@@ -345,13 +345,13 @@ static const struct {
 };
 
 /* A sentra's (or a region's) count of live records, from the statistics
- * row each sentra keeps (migrations/0013_records.sql): the same number as
- * counting the rows, for the price of one row per sentra. */
+ * row each sentra keeps (sentra_stat, migrations/0013_records.sql): the
+ * same number as counting the rows, for the price of one row per sentra. */
 static const char *const stat_count[6] = {
-    [2] = "k.member_rows",
-    [3] = "(k.institution_form IS NOT NULL)::int",
-    [4] = "k.obstacles_open + k.obstacles_in_progress + k.obstacles_resolved",
-    [5] = "k.assistance_count",
+    [2] = "s.member_rows",
+    [3] = "(s.institution_form IS NOT NULL)::int",
+    [4] = "s.obstacles_open + s.obstacles_in_progress + s.obstacles_resolved",
+    [5] = "s.assistance_count",
 };
 
 /* A growing string for SQL built once per shape (aborts on OOM). */
@@ -461,8 +461,7 @@ static char *build_list_sql(const rec_kind_t *k, unsigned shape)
     sb_add(&b, " SELECT a.*, p.kt, t.total FROM (SELECT CASE WHEN $%d::boolean THEN ", ptot);
     if (!(shape & (L_K1 | L_K2 | L_K3))) {
         int q = 1;
-        sb_add(&b, "(SELECT coalesce(sum(%s), 0) FROM sentra_record_stat k"
-                   " JOIN sentra_stat s ON s.sentra_id = k.sentra_id WHERE s.deleted_at IS NULL",
+        sb_add(&b, "(SELECT coalesce(sum(%s), 0) FROM sentra_stat s WHERE s.deleted_at IS NULL",
                stat_count[k->kind]);
         sb_conds(&b, shape, k->kind, "s", &q, 0);
         sb_add(&b, ")");

@@ -229,7 +229,7 @@ static const char *kbli_label[24] = {
  * name when those are grouped. Every subject yields every measure column
  * (0 where it does not count that measure), so one reader serves all.
  */
-#define M_COLS 23
+#define M_COLS 22
 
 /* The key expression of group-by g (1..15). asof_p: the as-of date's
  * parameter number, 0 when none. The records' dimensions read the aliases
@@ -295,73 +295,121 @@ static void sb_key(sbuf_t *b, int g, int asof_p)
     }
 }
 
+static void sb_keys(sbuf_t *b, unsigned groups, int asof_p, const char *sep0);
+#define G_BIT(g) (1u << ((g) - 1))
+
 /* The measures of the records, after the eight of the sentra (M_COLS in
- * all), for each subject. SENTRA reads each sentra's statistics row of its
- * records (sentra_record_stat, LEFT JOINed as k: a sentra without records
- * has none); MEMBERS the same row's six counts of members by size class
- * and owner's sex, one row each (v); OBSTACLES and ASSISTANCE their tables
- * (o, a). Order: members, female-owned, male-owned, small, medium, large,
+ * all), for each subject, as plain sums of stored counts (fill_measures
+ * derives members, the sexes, the classes and the obstacles from them: a
+ * sum of sums in SQL doubled the time of a national statistic). SENTRA
+ * reads the counts each sentra's statistics row keeps of its records
+ * (migrations/0013_records.sql); MEMBERS the same six counts of members by
+ * size class x owner's sex, unpivoted (v, subject_join); OBSTACLES and
+ * ASSISTANCE their tables (o, a). Order (R_*): the six counts (small male,
+ * small female, medium male, medium female, large male, large female),
  * sentra with members, business units effective, with institution,
- * obstacles, open, in progress, resolved, assistance count, value. */
-#define K_MEMBERS "(k.small_male + k.small_female + k.medium_male + k.medium_female" \
-                  " + k.large_male + k.large_female)"
-static void sb_record_measures(sbuf_t *b, int subject)
+ * obstacles open, in progress, resolved, assistance count, value. */
+static void sb_record_measures(sbuf_t *b, int subject, unsigned groups, int asof_p)
 {
     switch (subject) {
     case SUBJ_SENTRA:
-        sb_add(b, ", coalesce(sum(" K_MEMBERS "), 0)"
-                  ", coalesce(sum(k.small_female + k.medium_female + k.large_female), 0)"
-                  ", coalesce(sum(k.small_male + k.medium_male + k.large_male), 0)"
-                  ", coalesce(sum(k.small_male + k.small_female), 0)"
-                  ", coalesce(sum(k.medium_male + k.medium_female), 0)"
-                  ", coalesce(sum(k.large_male + k.large_female), 0)"
-                  ", count(*) FILTER (WHERE k.member_rows > 0)"
+        sb_add(b, ", sum(t.small_male), sum(t.small_female), sum(t.medium_male)"
+                  ", sum(t.medium_female), sum(t.large_male), sum(t.large_female)"
+                  ", count(*) FILTER (WHERE t.member_rows > 0)"
                   /* the members of a sentra that keeps member records, else
                    * the business units it reports */
-                  ", coalesce(sum(CASE WHEN k.member_rows > 0 THEN " K_MEMBERS
-                  " ELSE f.business_units END), 0)"
-                  ", count(*) FILTER (WHERE k.institution_form > 1)"
-                  ", coalesce(sum(k.obstacles_open + k.obstacles_in_progress"
-                  " + k.obstacles_resolved), 0)"
-                  ", coalesce(sum(k.obstacles_open), 0), coalesce(sum(k.obstacles_in_progress), 0)"
-                  ", coalesce(sum(k.obstacles_resolved), 0)"
-                  ", coalesce(sum(k.assistance_count), 0), coalesce(sum(k.assistance_value), 0)");
+                  ", sum(CASE WHEN t.member_rows > 0 THEN t.small_male + t.small_female"
+                  " + t.medium_male + t.medium_female + t.large_male + t.large_female"
+                  " ELSE f.business_units END)"
+                  ", count(*) FILTER (WHERE t.institution_form > 1)"
+                  ", sum(t.obstacles_open), sum(t.obstacles_in_progress), sum(t.obstacles_resolved)"
+                  ", sum(t.assistance_count), sum(t.assistance_value)");
         break;
     case SUBJ_MEMBERS:
-        sb_add(b, ", coalesce(sum(v.n), 0)"
-                  ", coalesce(sum(v.n) FILTER (WHERE v.sex = 2), 0)"
-                  ", coalesce(sum(v.n) FILTER (WHERE v.sex = 1), 0)"
-                  ", coalesce(sum(v.n) FILTER (WHERE v.size_class = 1), 0)"
-                  ", coalesce(sum(v.n) FILTER (WHERE v.size_class = 2), 0)"
-                  ", coalesce(sum(v.n) FILTER (WHERE v.size_class = 3), 0)"
-                  ", count(DISTINCT t.sentra_id), 0, 0, 0, 0, 0, 0, 0, 0");
+        sb_add(b, ", sum(v.sm), sum(v.sf), sum(v.mm), sum(v.mf), sum(v.lm), sum(v.lf)");
+        if (groups & (G_BIT(SENTRA__V1__GROUP_BY__GROUP_BY_SIZE_CLASS) |
+                      G_BIT(SENTRA__V1__GROUP_BY__GROUP_BY_OWNER_SEX))) {
+            /* a group row holds one row of v per sentra; the total row
+             * all of them: there the sentra's first row counts it */
+            sb_add(b, ", CASE WHEN GROUPING(");
+            sb_keys(b, groups, asof_p, "");
+            sb_add(b, ") = 0 THEN count(*) ELSE sum(v.first) END");
+        } else {
+            sb_add(b, ", count(*)");
+        }
+        sb_add(b, ", 0, 0, 0, 0, 0, 0, 0");
         break;
     case SUBJ_OBSTACLES:
-        sb_add(b, ", 0, 0, 0, 0, 0, 0, 0, 0, 0, count(*)"
+        sb_add(b, ", 0, 0, 0, 0, 0, 0, 0, 0, 0"
                   ", count(*) FILTER (WHERE o.status = 1), count(*) FILTER (WHERE o.status = 2)"
                   ", count(*) FILTER (WHERE o.status = 3), 0, 0");
         break;
     case SUBJ_ASSISTANCE:
-        sb_add(b, ", 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, count(*), coalesce(sum(a.value), 0)");
+        sb_add(b, ", 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, count(*), sum(a.value)");
         break;
     }
 }
 
-/* What a subject other than SENTRA counts, joined to its sentra (t). */
-static const char *subject_join(int subject)
+/* What a subject other than SENTRA counts, joined to its sentra (t). For
+ * MEMBERS, the six counts of the sentra's row unpivoted into one row per
+ * value of the members' dimensions grouped (both: six rows; size class:
+ * three; owner's sex: two; neither: one), each row holding the counts that
+ * fall in it (the others 0) and n, their sum, so that a sentra is one row
+ * of each group and count(*) counts sentra without a DISTINCT; `first`
+ * marks the sentra's first row with members, for the total row. */
+#define V_COLS " v(size_class, sex, sm, sf, mm, mf, lm, lf, n, first)"
+static const char *subject_join(int subject, unsigned groups)
 {
+    int by_class = (groups & G_BIT(SENTRA__V1__GROUP_BY__GROUP_BY_SIZE_CLASS)) != 0;
+    int by_sex = (groups & G_BIT(SENTRA__V1__GROUP_BY__GROUP_BY_OWNER_SEX)) != 0;
+
     switch (subject) {
     case SUBJ_MEMBERS:
-        return " JOIN sentra_record_stat k ON k.sentra_id = t.sentra_id"
-               " CROSS JOIN LATERAL (VALUES (1::smallint, 1::smallint, k.small_male),"
-               " (1, 2, k.small_female), (2, 1, k.medium_male), (2, 2, k.medium_female),"
-               " (3, 1, k.large_male), (3, 2, k.large_female)) v(size_class, sex, n)";
+        if (by_class && by_sex)
+            return " CROSS JOIN LATERAL (VALUES"
+                   " (1::smallint, 1::smallint, t.small_male, 0, 0, 0, 0, 0, t.small_male,"
+                   " (t.small_male > 0)::int),"
+                   " (1, 2, 0, t.small_female, 0, 0, 0, 0, t.small_female,"
+                   " (t.small_male = 0 AND t.small_female > 0)::int),"
+                   " (2, 1, 0, 0, t.medium_male, 0, 0, 0, t.medium_male,"
+                   " (t.small_male + t.small_female = 0 AND t.medium_male > 0)::int),"
+                   " (2, 2, 0, 0, 0, t.medium_female, 0, 0, t.medium_female,"
+                   " (t.small_male + t.small_female + t.medium_male = 0 AND t.medium_female > 0)::int),"
+                   " (3, 1, 0, 0, 0, 0, t.large_male, 0, t.large_male,"
+                   " (t.small_male + t.small_female + t.medium_male + t.medium_female = 0"
+                   " AND t.large_male > 0)::int),"
+                   " (3, 2, 0, 0, 0, 0, 0, t.large_female, t.large_female,"
+                   " (t.small_male + t.small_female + t.medium_male + t.medium_female"
+                   " + t.large_male = 0 AND t.large_female > 0)::int))" V_COLS;
+        if (by_class)
+            return " CROSS JOIN LATERAL (VALUES"
+                   " (1::smallint, NULL::smallint, t.small_male, t.small_female, 0, 0, 0, 0,"
+                   " t.small_male + t.small_female, (t.small_male + t.small_female > 0)::int),"
+                   " (2, NULL, 0, 0, t.medium_male, t.medium_female, 0, 0,"
+                   " t.medium_male + t.medium_female, (t.small_male + t.small_female = 0"
+                   " AND t.medium_male + t.medium_female > 0)::int),"
+                   " (3, NULL, 0, 0, 0, 0, t.large_male, t.large_female,"
+                   " t.large_male + t.large_female, (t.small_male + t.small_female + t.medium_male"
+                   " + t.medium_female = 0 AND t.large_male + t.large_female > 0)::int))" V_COLS;
+        if (by_sex)
+            return " CROSS JOIN LATERAL (VALUES"
+                   " (NULL::smallint, 1::smallint, t.small_male, 0, t.medium_male, 0, t.large_male, 0,"
+                   " t.small_male + t.medium_male + t.large_male,"
+                   " (t.small_male + t.medium_male + t.large_male > 0)::int),"
+                   " (NULL, 2, 0, t.small_female, 0, t.medium_female, 0, t.large_female,"
+                   " t.small_female + t.medium_female + t.large_female,"
+                   " (t.small_male + t.medium_male + t.large_male = 0"
+                   " AND t.small_female + t.medium_female + t.large_female > 0)::int))" V_COLS;
+        return " CROSS JOIN LATERAL (VALUES (NULL::smallint, NULL::smallint, t.small_male,"
+               " t.small_female, t.medium_male, t.medium_female, t.large_male, t.large_female,"
+               " t.small_male + t.small_female + t.medium_male + t.medium_female + t.large_male"
+               " + t.large_female, 1))" V_COLS;
     case SUBJ_OBSTACLES:
         return " JOIN obstacle o ON o.sentra_id = t.sentra_id AND o.deleted_at IS NULL";
     case SUBJ_ASSISTANCE:
         return " JOIN assistance a ON a.sentra_id = t.sentra_id AND a.deleted_at IS NULL";
     }
-    return " LEFT JOIN sentra_record_stat k ON k.sentra_id = t.sentra_id";
+    return "";
 }
 
 static void sb_keys(sbuf_t *b, unsigned groups, int asof_p, const char *sep0)
@@ -407,9 +455,23 @@ static char *build_stats_sql(uint32_t key)
     }
     if (subject != SUBJ_SENTRA) {
         /* The sentra that have records of the subject in the group. */
-        sb_add(&b, ", count(DISTINCT t.sentra_id) AS n, 0 AS d, 0, 0, 0, 0, 0, 0");
-        sb_record_measures(&b, subject);
-        sb_add(&b, "%s%s WHERE true", from_clause(fshape), subject_join(subject));
+        if (subject == SUBJ_MEMBERS) {
+            /* sentra with members in the group (the measure R_SENTRA_WITH
+             * counts the same) */
+            if (groups & (G_BIT(SENTRA__V1__GROUP_BY__GROUP_BY_SIZE_CLASS) |
+                          G_BIT(SENTRA__V1__GROUP_BY__GROUP_BY_OWNER_SEX))) {
+                sb_add(&b, ", CASE WHEN GROUPING(");
+                sb_keys(&b, groups, asof_p, "");
+                sb_add(&b, ") = 0 THEN count(*) ELSE sum(v.first) END AS n");
+            } else {
+                sb_add(&b, ", count(*) AS n");
+            }
+            sb_add(&b, ", 0 AS d, 0, 0, 0, 0, 0, 0");
+        } else {
+            sb_add(&b, ", count(DISTINCT t.sentra_id) AS n, 0 AS d, 0, 0, 0, 0, 0, 0");
+        }
+        sb_record_measures(&b, subject, groups, asof_p);
+        sb_add(&b, "%s%s WHERE true", from_clause(fshape), subject_join(subject, groups));
         if (subject == SUBJ_MEMBERS)
             sb_add(&b, " AND v.n > 0");
         sb_filter(&b, fshape, 1);
@@ -430,8 +492,8 @@ static char *build_stats_sql(uint32_t key)
                ", coalesce(sum(f.investment), 0)"
                ", coalesce(sum(f.production_value), 0)"
                ", coalesce(sum(f.material_value), 0)");
-    sb_record_measures(&b, SUBJ_SENTRA);
-    sb_add(&b, "%s%s", from_clause(fshape), subject_join(SUBJ_SENTRA));
+    sb_record_measures(&b, SUBJ_SENTRA, groups, asof_p);
+    sb_add(&b, "%s", from_clause(fshape));
     /* Which figures: the latest (kept on the row), a chosen year, or the
      * latest up to the as-of date's year. */
     if (year_p)
@@ -470,7 +532,16 @@ static char *build_stats_sql(uint32_t key)
     if (asof_p)
         sb_add(&b, " AND t.formed_on <= $%d::date", asof_p);
 group:
-    if (groups) {
+    if (groups && subject == SUBJ_SENTRA) {
+        /* Each sentra falls in exactly one group and every measure is a
+         * count or a sum: stats_done adds the groups up for the total, and
+         * the statement aggregates each row once rather than twice (a
+         * total in SQL cost about a third of a national statistic). */
+        sb_add(&b, " GROUP BY ");
+        sb_keys(&b, groups, asof_p, "");
+    } else if (groups) {
+        /* A sentra counts in several groups of its records: the total
+         * counts it once. */
         sb_add(&b, " GROUP BY GROUPING SETS ((");
         sb_keys(&b, groups, asof_p, "");
         sb_add(&b, "), ())");
@@ -610,25 +681,32 @@ static int col_sum(PGresult *res, int r, int col, int64_t *out)
     return 0;
 }
 
-/* The measures of row r (columns from m). Returns NULL, or the name of a
- * measure whose sum the reply cannot carry. With money bounded to
- * VALIDATE_MONEY_MAX a sum passes 2^63 - 1 only over more than 92,000
- * figures at that bound (docs/STATS.md). */
-static const char *fill_measures(Sentra__V1__StatsRow *row, PGresult *res, int r, int m)
-{
-    static const char *const names[M_COLS] = {
-        "sentra", "designated", "business_units", "workers_male", "workers_female",
-        "investment", "production_value", "material_value",
-        "members", "members_female_owned", "members_male_owned", "members_small",
-        "members_medium", "members_large", "sentra_with_members", "business_units_effective",
-        "with_institution", "obstacles", "obstacles_open", "obstacles_in_progress",
-        "obstacles_resolved", "assistance_count", "assistance_value",
-    };
-    int64_t v[M_COLS];
+/* The names of the measure columns, for a sum the reply cannot carry. */
+static const char *const measure_name[M_COLS] = {
+    "sentra", "designated", "business_units", "workers_male", "workers_female",
+    "investment", "production_value", "material_value",
+    "members_small", "members_small", "members_medium", "members_medium", "members_large",
+    "members_large", "sentra_with_members", "business_units_effective", "with_institution",
+    "obstacles_open", "obstacles_in_progress", "obstacles_resolved", "assistance_count",
+    "assistance_value",
+};
 
+/* The measure columns of row r (from column m) into v. Returns NULL, or
+ * the name of a measure whose sum the reply cannot carry. With money
+ * bounded to VALIDATE_MONEY_MAX a sum passes 2^63 - 1 only over more than
+ * 92,000 figures at that bound (docs/STATS.md). */
+static const char *read_measures(PGresult *res, int r, int m, int64_t v[M_COLS])
+{
     for (int k = 0; k < M_COLS; k++)
         if (col_sum(res, r, m + k, &v[k]) != 0)
-            return names[k];
+            return measure_name[k];
+    return NULL;
+}
+
+/* The measures of a row from its column sums v. Returns NULL, or the name
+ * of a measure that does not fit. */
+static const char *fill_measures(Sentra__V1__StatsRow *row, const int64_t v[M_COLS])
+{
     row->sentra = v[0];
     row->designated = v[1];
     row->designation_rate = row->sentra ? (double)row->designated / (double)row->sentra : 0.0;
@@ -640,23 +718,25 @@ static const char *fill_measures(Sentra__V1__StatsRow *row, PGresult *res, int r
     row->investment = v[5];
     row->production_value = v[6];
     row->material_value = v[7];
-    row->members = v[8];
-    row->members_female_owned = v[9];
-    row->members_male_owned = v[10];
-    row->members_small = v[11];
-    row->members_medium = v[12];
-    row->members_large = v[13];
+    /* Counts of members (each below 2^31 per sentra, summed in bigint over
+     * at most a few million sentra): no sum of them can overflow. */
+    row->members_small = v[8] + v[9];
+    row->members_medium = v[10] + v[11];
+    row->members_large = v[12] + v[13];
+    row->members_male_owned = v[8] + v[10] + v[12];
+    row->members_female_owned = v[9] + v[11] + v[13];
+    row->members = row->members_male_owned + row->members_female_owned;
     row->sentra_with_members = v[14];
     row->business_units_effective = v[15];
     row->with_institution = v[16];
     row->institution_share = row->sentra ? (double)row->with_institution / (double)row->sentra : 0.0;
-    row->obstacles = v[17];
-    row->obstacles_open = v[18];
-    row->obstacles_in_progress = v[19];
-    row->obstacles_resolved = v[20];
+    row->obstacles_open = v[17];
+    row->obstacles_in_progress = v[18];
+    row->obstacles_resolved = v[19];
+    row->obstacles = v[17] + v[18] + v[19];
     row->obstacles_per_sentra = row->sentra ? (double)row->obstacles / (double)row->sentra : 0.0;
-    row->assistance_count = v[21];
-    row->assistance_value = v[22];
+    row->assistance_count = v[20];
+    row->assistance_value = v[21];
     return NULL;
 }
 
@@ -668,6 +748,10 @@ static void stats_done(call_t *c, PGresult *res)
     stats_req_t sr = { 0 };
     const char *over = NULL;
     int n, ngroups = 0, mcol, col = 1;
+    /* The SENTRA subject's total: the sum of its groups (build_stats_sql) */
+    int sum_groups = req->subject == SENTRA__V1__STATS_SUBJECT__STATS_SUBJECT_SENTRA &&
+                     req->n_group_by > 0;
+    int64_t sum[M_COLS] = { 0 };
 
     if (call_db_error(c, res))
         return;
@@ -692,12 +776,18 @@ static void stats_done(call_t *c, PGresult *res)
     resp.group_by = req->group_by;
     resp.n_group_by = req->n_group_by;
     resp.rows = call_alloc(c, (size_t)(n > 0 ? n : 1) * sizeof(*resp.rows));
-    for (int r = 0; r < n; r++) {
+    for (int r = 0; r < n && over == NULL; r++) {
+        int64_t v[M_COLS];
+        if ((over = read_measures(res, r, mcol, v)) != NULL)
+            break;
         if (strcmp(PQgetvalue(res, r, 0), "0") != 0 || ngroups == 0) {
-            if ((over = fill_measures(total, res, r, mcol)) != NULL)
-                break;
+            over = fill_measures(total, v);
             continue;
         }
+        if (sum_groups)
+            for (int k = 0; k < M_COLS && over == NULL; k++)
+                if (__builtin_add_overflow(sum[k], v[k], &sum[k]))
+                    over = measure_name[k];
         Sentra__V1__StatsRow *row = call_alloc(c, sizeof(*row));
         sentra__v1__stats_row__init(row);
         row->n_keys = row->n_labels = req->n_group_by;
@@ -705,10 +795,12 @@ static void stats_done(call_t *c, PGresult *res)
         row->labels = call_alloc(c, req->n_group_by * sizeof(char *));
         for (size_t i = 0; i < req->n_group_by; i++)
             row_key(c, res, r, (int)req->group_by[i], &sr, &row->keys[i], &row->labels[i]);
-        if ((over = fill_measures(row, res, r, mcol)) != NULL)
-            break;
+        if (over == NULL)
+            over = fill_measures(row, v);
         resp.rows[resp.n_rows++] = row;
     }
+    if (sum_groups && over == NULL)
+        over = fill_measures(total, sum);
     if (over != NULL) {
         call_fail(c, SENTRA_OUT_OF_RANGE,
                   "the sum of %s over the sentra counted exceeds 2^63 - 1, the most a reply"

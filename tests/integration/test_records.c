@@ -1121,7 +1121,7 @@ static void records_follow_their_sentra(void **state)
     assert_null(create_member(K_DIST2, &late, &st, NULL));
     expect_violation(&st, "sentra_id", "no sentra");
     assert_int_equal(q_ll("SELECT coalesce(sum(member_rows + obstacles_open + assistance_count), 0)"
-                          " FROM sentra_record_stat WHERE sentra_id = '%s'", sid), 0);
+                          " FROM sentra_stat WHERE sentra_id = '%s'", sid), 0);
     FREE(s);
     FREE(moved);
     FREE(c);

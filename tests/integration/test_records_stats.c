@@ -3,7 +3,7 @@
  * (members, institutions, obstacles, assistance), against a sentrad of its
  * own on the synthetic Lampung demo data. Every number GetStatistics and
  * GetTimeSeries answer is compared with the same number computed here by
- * plain SQL from the base tables (never from the derived sentra_record_stat
+ * plain SQL from the base tables (never from the record counts on sentra_stat
  * the server reads): the SENTRA subject's record measures by regency, the
  * MEMBERS subject by regency x size class x owner's sex (the class
  * recomputed here from workers and investment), OBSTACLES by category x
@@ -265,12 +265,19 @@ static void members_subject(void **state)
     Sentra__V1__GroupBy g[] = {SENTRA__V1__GROUP_BY__GROUP_BY_REGENCY, SENTRA__V1__GROUP_BY__GROUP_BY_SIZE_CLASS,
                                SENTRA__V1__GROUP_BY__GROUP_BY_OWNER_SEX};
     Sentra__V1__GetStatisticsResponse *r = stats(K_NAT, SENTRA__V1__STATS_SUBJECT__STATS_SUBJECT_MEMBERS, NULL, g, 3);
+    PGresult *tot;
     compare(r, 3,
             "SELECT s_regency, cls, CASE owner_sex WHEN 1 THEN 'male' ELSE 'female' END, count(DISTINCT sentra_id),"
             " count(*), count(*) FILTER (WHERE cls = 'small'), count(*) FILTER (WHERE cls = 'medium'),"
             " count(*) FILTER (WHERE owner_sex = 2)"
             " FROM " LIVE_MEMBERS " m WHERE left_year IS NULL GROUP BY 1, 2, 3",
             "sentra,members,members_small,members_medium,members_female_owned");
+    /* the total counts each sentra once, whatever its rows of the groups */
+    tot = q("SELECT count(DISTINCT sentra_id), count(*) FROM " LIVE_MEMBERS " m WHERE left_year IS NULL");
+    assert_int_equal(r->total->sentra, atoll(PQgetvalue(tot, 0, 0)));
+    assert_int_equal(r->total->sentra_with_members, atoll(PQgetvalue(tot, 0, 0)));
+    assert_int_equal(r->total->members, atoll(PQgetvalue(tot, 0, 1)));
+    PQclear(tot);
     /* the labels name the class */
     int labelled = 0;
     for (size_t i = 0; i < r->n_rows; i++)
@@ -286,8 +293,30 @@ static void members_subject(void **state)
     Sentra__V1__GroupBy g1[] = {SENTRA__V1__GROUP_BY__GROUP_BY_SIZE_CLASS};
     r = stats(K_PROV, SENTRA__V1__STATS_SUBJECT__STATS_SUBJECT_MEMBERS, &f, g1, 1);
     compare(r, 1,
-            "SELECT cls, count(*) FROM " LIVE_MEMBERS " m WHERE left_year IS NULL AND s_sector = 1 GROUP BY 1",
-            "members");
+            "SELECT cls, count(DISTINCT sentra_id), count(*) FROM " LIVE_MEMBERS " m"
+            " WHERE left_year IS NULL AND s_sector = 1 GROUP BY 1",
+            "sentra,members");
+    tot = q("SELECT count(DISTINCT sentra_id) FROM " LIVE_MEMBERS " m WHERE left_year IS NULL AND s_sector = 1");
+    assert_int_equal(r->total->sentra, atoll(PQgetvalue(tot, 0, 0)));
+    PQclear(tot);
+    protobuf_c_message_free_unpacked(&r->base, NULL);
+    /* by sex alone, and by nothing of the members */
+    Sentra__V1__GroupBy g2[] = {SENTRA__V1__GROUP_BY__GROUP_BY_OWNER_SEX};
+    r = stats(K_NAT, SENTRA__V1__STATS_SUBJECT__STATS_SUBJECT_MEMBERS, NULL, g2, 1);
+    compare(r, 1,
+            "SELECT CASE owner_sex WHEN 1 THEN 'male' ELSE 'female' END, count(DISTINCT sentra_id), count(*),"
+            " count(*) FILTER (WHERE cls = 'medium') FROM " LIVE_MEMBERS " m WHERE left_year IS NULL GROUP BY 1",
+            "sentra,members,members_medium");
+    tot = q("SELECT count(DISTINCT sentra_id) FROM " LIVE_MEMBERS " m WHERE left_year IS NULL");
+    assert_int_equal(r->total->sentra, atoll(PQgetvalue(tot, 0, 0)));
+    PQclear(tot);
+    protobuf_c_message_free_unpacked(&r->base, NULL);
+    Sentra__V1__GroupBy g3[] = {SENTRA__V1__GROUP_BY__GROUP_BY_REGENCY};
+    r = stats(K_NAT, SENTRA__V1__STATS_SUBJECT__STATS_SUBJECT_MEMBERS, NULL, g3, 1);
+    compare(r, 1,
+            "SELECT s_regency, count(DISTINCT sentra_id), count(*), count(*) FILTER (WHERE owner_sex = 2)"
+            " FROM " LIVE_MEMBERS " m WHERE left_year IS NULL GROUP BY 1",
+            "sentra,members,members_female_owned");
     protobuf_c_message_free_unpacked(&r->base, NULL);
 }
 
