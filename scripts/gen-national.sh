@@ -270,6 +270,11 @@ SELECT md5('obstacle-national-' || o.i)::uuid, s.id, s.regency, c.category,
 ON CONFLICT (id) DO NOTHING;
 COMMIT;
 EOF
+# Planner statistics for what was just loaded: until autovacuum gets to
+# them, statements are planned for empty tables (sentra_derived_drift()
+# took minutes instead of seconds over a million fresh members).
+psql "$CONN" -X -q -v ON_ERROR_STOP=1 -c "ANALYZE sentra, sentra_figures, sentra_stat, sentra_pull,
+    sentra_change, member, institution, obstacle, assistance"
 end=$(date +%s%N)
 count=$(psql "$CONN" -X -Atc "SELECT count(*) FROM sentra WHERE name LIKE 'Sentra IKM % (data sintetis)' AND id IN (SELECT md5('sentra-national-' || i)::uuid FROM generate_series(1, $N) i)")
 ms=$(( (end - start) / 1000000 ))
