@@ -103,18 +103,20 @@ BUF=$NODE_DIR/node_modules/.bin/buf
 DB=$("$SCRIPTS/pgcluster.sh" createdb "$PGDIR" sentra_grpc) || { bad "createdb"; finish; }
 DB2=$("$SCRIPTS/pgcluster.sh" createdb "$PGDIR" sentra_grpc_drain) || { bad "createdb drain"; finish; }
 
-# start_server DB NAME: sentrad on a free port; sets PORT and PID.
+# start_server DB NAME [FLAG...]: sentrad on a free port; sets PORT and PID.
 start_server() {
-    local pf="$TMP/$2.port"
-    "$SENTRAD" --port 0 --port-file "$pf" --db "$1" --migrations "$MIGRATIONS" --enable-debug \
-        --log-level warn >"$TMP/$2.log" 2>&1 &
+    local pf="$TMP/$2.port" db=$1 name=$2
+    shift 2
+    rm -f "$pf"
+    "$SENTRAD" --port 0 --port-file "$pf" --db "$db" --migrations "$MIGRATIONS" --enable-debug \
+        --log-level warn "$@" >"$TMP/$name.log" 2>&1 &
     PID=$!
     PIDS+=("$PID")
     for _ in $(seq 1 400); do
         if [ -s "$pf" ]; then PORT=$(cat "$pf"); return 0; fi
         sleep 0.05
     done
-    echo "sentrad did not start:"; cat "$TMP/$2.log"
+    echo "sentrad did not start:"; cat "$TMP/$name.log"
     return 1
 }
 start_server "$DB" main || { bad "start server"; finish; }
@@ -173,7 +175,13 @@ grep -q ':status: 415' <<<"$out" && ok "nghttp: text/plain gets 415" || bad "ngh
 "$CLI" --addr "$ADDR" ping -c 1 >/dev/null 2>&1 && ok "the native protocol still works on the same port" ||
     bad "native on the same port"
 
-run_suite "raw HTTP/2 frames" env ADDR="$ADDR" SENTRAD_PID="$MAIN_PID" STUBS="$STUBS" "$PY" "$INTEROP/h2_raw.py"
+# A server with short keepalive and idle timeouts, for h2_raw.py's last part.
+start_server "$DB2" idle --keepalive 300 --idle-timeout 1000 || { bad "start idle server"; finish; }
+IDLE_PID=$PID
+run_suite "raw HTTP/2 frames" env ADDR="$ADDR" SENTRAD_PID="$MAIN_PID" STUBS="$STUBS" \
+    IDLE_ADDR="127.0.0.1:$PORT" "$PY" "$INTEROP/h2_raw.py"
+kill "$IDLE_PID"
+wait "$IDLE_PID" 2>/dev/null
 
 kill -0 "$MAIN_PID" 2>/dev/null && ok "sentrad survived every client" || bad "sentrad survived"
 

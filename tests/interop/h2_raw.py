@@ -259,5 +259,45 @@ s.close()
 time.sleep(0.5)
 check("the server still serves after the non-reader left", served())
 
+# ---------------------------------------------------------------- keepalive and idle timeout
+
+# A server of its own with --keepalive 300 --idle-timeout 1000 (ms).
+if os.environ.get("IDLE_ADDR"):
+    ih, ip = os.environ["IDLE_ADDR"].rsplit(":", 1)
+    # A client that never answers: the server pings it, then closes.
+    s = socket.create_connection((ih, int(ip)), timeout=10)
+    s.sendall(PREFACE + frame(SETTINGS, 0, 0))
+    t0 = time.time()
+    fr = read_frames(s, limit=5)
+    pings = [f for f in fr if f[0] == PING and not f[1] & ACK]
+    check("keepalive: the server pings a silent client", len(pings) >= 1, [f[0] for f in fr])
+    check("keepalive: and closes the connection when no answer comes (%.1f s)" % (time.time() - t0),
+          time.time() - t0 < 4.5 and goaway_of(fr) is None)
+    s.close()
+    # A client that answers pings but opens no stream: the idle timeout.
+    s = socket.create_connection((ih, int(ip)), timeout=10)
+    s.sendall(PREFACE + frame(SETTINGS, 0, 0))
+    s.settimeout(0.1)
+    buf, g, end = b"", None, time.time() + 5
+    while g is None and time.time() < end:
+        try:
+            chunk = s.recv(65536)
+        except socket.timeout:
+            continue
+        if not chunk:
+            break
+        buf += chunk
+        while len(buf) >= 9 and len(buf) >= 9 + int.from_bytes(buf[:3], "big"):
+            n = int.from_bytes(buf[:3], "big")
+            t, f, payload = buf[3], buf[4], buf[9:9 + n]
+            buf = buf[9 + n:]
+            if t == PING and not f & ACK:
+                s.sendall(frame(PING, ACK, 0, payload))
+            elif t == GOAWAY and int.from_bytes(payload[:4], "big") & 0x7fffffff != 0x7fffffff:
+                # (the first GOAWAY is the shutdown notice; this is the final one)
+                g = (int.from_bytes(payload[4:8], "big"), payload[8:])
+    check("idle timeout: GOAWAY(NO_ERROR, idle timeout)", g == (0, b"idle timeout"), g)
+    s.close()
+
 print("%d passed, %d failed" % (passed, failed))
 sys.exit(1 if failed else 0)
