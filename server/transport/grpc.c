@@ -48,10 +48,10 @@ enum gmode { G_CALL, G_REFLECTION };
 typedef struct gstream {
     h2_stream_t *s;                /* the stream */
     call_t *call;                  /* the call while it runs (G_CALL) */
-    enum gmode mode;
+    enum gmode mode;               /* a call (call.c), or reflection (answered here) */
     uint8_t *in;                   /* request bytes: prefixed messages */
     size_t in_len, in_cap;
-    size_t in_off;                 /* G_REFLECTION: bytes already answered */
+    size_t in_off;                 /* where the message being read starts */
     int nmsg;                      /* complete request messages seen */
     uint32_t timeout_ms;           /* grpc-timeout; 0: none */
     int headers;                   /* response headers sent (a message went) */
@@ -168,42 +168,11 @@ static char *status_details(int code, const char *message, const violations_t *v
     return b64;
 }
 
-/* Sends the status: trailers after the messages, or trailers-only when
- * nothing was sent yet. */
+/* Sends the status: as trailers after the messages, or, when nothing was
+ * sent yet, as one HEADERS frame holding headers and status
+ * (trailers-only, with accept_encoding when given). */
 static void send_status(gstream_t *g, int code, const char *message, const violations_t *v,
-                        int64_t current_version)
-{
-    h2_stream_t *s = g->s;
-    g->finished = 1;
-    if (!h2_stream_open(s))
-        return;
-    char codebuf[12], verbuf[24];
-    char *msg = NULL, *details = NULL;
-    nghttp2_nv nv[6];
-    size_t n = 0;
-    snprintf(codebuf, sizeof(codebuf), "%d", code);
-    nv[n++] = nv_str("grpc-status", codebuf);
-    if (message != NULL && message[0]) {
-        msg = percent_encode(message);
-        nv[n++] = nv_str("grpc-message", msg);
-    }
-    if (v != NULL && v->n > 0) {
-        details = status_details(code, message ? message : "", v);
-        nv[n++] = nv_str("grpc-status-details-bin", details);
-    }
-    if (code == SENTRA_ABORTED && current_version != 0) {
-        snprintf(verbuf, sizeof(verbuf), "%" PRId64, current_version);
-        nv[n++] = nv_str("sentra-current-version", verbuf);
-    }
-    h2_stream_end(s, nv, n);
-    free(msg);
-    free(details);
-}
-
-/* The status of a stream that has sent nothing: one HEADERS frame with
- * :status 200, content-type and the status (trailers-only). */
-static void send_status_only(gstream_t *g, int code, const char *message, const violations_t *v,
-                             int64_t current_version, const char *accept_encoding)
+                        int64_t current_version, const char *accept_encoding)
 {
     h2_stream_t *s = g->s;
     g->finished = 1;
@@ -213,7 +182,8 @@ static void send_status_only(gstream_t *g, int code, const char *message, const 
     char *msg = NULL, *details = NULL;
     nghttp2_nv nv[7];
     size_t n = 0;
-    nv[n++] = ct_grpc;
+    if (!g->headers)
+        nv[n++] = ct_grpc;
     snprintf(codebuf, sizeof(codebuf), "%d", code);
     nv[n++] = nv_str("grpc-status", codebuf);
     if (message != NULL && message[0]) {
@@ -230,7 +200,10 @@ static void send_status_only(gstream_t *g, int code, const char *message, const 
     }
     if (accept_encoding != NULL)
         nv[n++] = nv_str("grpc-accept-encoding", accept_encoding);
-    h2_stream_respond(s, 200, nv, n, 1);
+    if (g->headers)
+        h2_stream_end(s, nv, n);
+    else
+        h2_stream_respond(s, 200, nv, n, 1);
     free(msg);
     free(details);
 }
@@ -239,12 +212,8 @@ static void send_status_only(gstream_t *g, int code, const char *message, const 
 static void finish(gstream_t *g, int code, const char *message, const violations_t *v,
                    int64_t current_version)
 {
-    if (g->finished)
-        return;
-    if (g->headers)
-        send_status(g, code, message, v, current_version);
-    else
-        send_status_only(g, code, message, v, current_version, NULL);
+    if (!g->finished)
+        send_status(g, code, message, v, current_version, NULL);
 }
 
 /* ---------------------------------------------------------------- messages */
@@ -303,8 +272,12 @@ static void sink_answer(call_t *c, const call_answer_t *a)
 static int sink_message(call_t *c, const ProtobufCMessage *m)
 {
     gstream_t *g = c->sink_arg;
+    /* When the stream's status already left (a response over the limit,
+     * or the client went), say "full": the handler waits for a writable
+     * that never comes, and the call ends when the stream closes
+     * (g_on_close cancels it), instead of producing into nothing. */
     if (g == NULL || g->finished || send_message(g, m) != 0)
-        return 0;    /* the call ends (it was answered by send_message) */
+        return 1;
     return h2_stream_full(g->s);
 }
 
@@ -387,24 +360,24 @@ static void g_on_headers(h2_stream_t *s)
     const char *timeout = h2_stream_header(s, "grpc-timeout");
 
     if (method == NULL || strcmp(method, "POST") != 0) {
-        send_status_only(g, SENTRA_UNIMPLEMENTED, "gRPC calls are POST requests", NULL, 0, NULL);
+        send_status(g, SENTRA_UNIMPLEMENTED, "gRPC calls are POST requests", NULL, 0, NULL);
         return;
     }
     /* application/grpc, application/grpc+proto, with parameters or not. */
     if (ct[16] == '+' && strncmp(ct + 17, "proto", 5) != 0) {
         char msg[160];
         snprintf(msg, sizeof(msg), "content-type \"%.80s\" is not served: use application/grpc+proto", ct);
-        send_status_only(g, SENTRA_UNIMPLEMENTED, msg, NULL, 0, NULL);
+        send_status(g, SENTRA_UNIMPLEMENTED, msg, NULL, 0, NULL);
         return;
     }
     if (enc != NULL && strcmp(enc, "identity") != 0) {
         char msg[160];
         snprintf(msg, sizeof(msg), "grpc-encoding \"%.60s\" is not supported; this server reads identity", enc);
-        send_status_only(g, SENTRA_UNIMPLEMENTED, msg, NULL, 0, "identity");
+        send_status(g, SENTRA_UNIMPLEMENTED, msg, NULL, 0, "identity");
         return;
     }
     if (timeout != NULL && parse_timeout(timeout, &g->timeout_ms) != 0) {
-        send_status_only(g, SENTRA_INVALID_ARGUMENT, "malformed grpc-timeout", NULL, 0, NULL);
+        send_status(g, SENTRA_INVALID_ARGUMENT, "malformed grpc-timeout", NULL, 0, NULL);
         return;
     }
     g->mode = path != NULL && is_reflection(path) ? G_REFLECTION : G_CALL;

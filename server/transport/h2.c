@@ -758,7 +758,6 @@ static size_t h2_on_bytes(struct conn *c, const uint8_t *data, size_t len)
     if (rv < 0) {
         fatal(h, rv == NGHTTP2_ERR_FLOODED ? NGHTTP2_ENHANCE_YOUR_CALM : NGHTTP2_PROTOCOL_ERROR,
               nghttp2_strerror((int)rv));
-        rv = (ssize_t)len;
     }
     flush(h);
     return len;
