@@ -228,6 +228,11 @@ check("district writing another regency: PERMISSION_DENIED",
       e is not None and e.code() == grpc.StatusCode.PERMISSION_DENIED, e)
 e = err_of(lambda: sentra.GetSentra(S.GetSentraRequest(id=ID), metadata=auth(ADMIN), timeout=10))
 check("admin token reading records: PERMISSION_DENIED", e is not None and e.code() == grpc.StatusCode.PERMISSION_DENIED, e)
+dup = record("Sentra Kembar")
+dup.id = ID
+e = err_of(lambda: sentra.CreateSentra(S.CreateSentraRequest(sentra=dup), metadata=md, timeout=10))
+check("create with an id that exists: ALREADY_EXISTS",
+      e is not None and e.code() == grpc.StatusCode.ALREADY_EXISTS, e)
 e = err_of(lambda: sentra.GetSentra(S.GetSentraRequest(id=str(uuid.uuid4())), metadata=md, timeout=10))
 check("unknown id: NOT_FOUND", e is not None and e.code() == grpc.StatusCode.NOT_FOUND, e)
 
