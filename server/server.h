@@ -32,6 +32,8 @@ typedef struct server {
     int bound_port;             /* the TCP port actually bound */
     uint64_t requests;          /* requests started, for logs */
     struct call *waiters;       /* calls parked in call_wait_change() */
+    struct reflection *reflection; /* gRPC reflection's index of the descriptor set
+                                    * (services/reflection.c; built on first use) */
 } server_t;
 
 /* Binds the listeners and starts serving on loop. Returns 0 or a negative
