@@ -122,7 +122,7 @@ $(GEN)/google/protobuf/%.pb-c.c $(GEN)/google/protobuf/%.pb-c.h: $(PB_INC)/googl
 
 # The FileDescriptorSet served by reflection (GetDescriptorSet, and gRPC's
 # ServerReflection), as a C array: our files, with gRPC health and reflection.
-$(DESC_C): $(PROTOS) $(DESC_EXTRA)
+$(DESC_C): $(PROTOS) $(DESC_EXTRA) Makefile
 	@mkdir -p $(GEN)
 	protoc --include_imports --descriptor_set_out=$(GEN)/descriptor_set.bin -Iproto \
 	    -I$(GRPC_PROTO_DIR) $(PROTOS) $(DESC_EXTRA)
