@@ -16,6 +16,9 @@ typedef struct config {
     char *data_dir;           /* SENTRA_VAR, --var; private cluster and state; default "var" */
     char *migrations_dir;     /* SENTRA_MIGRATIONS, --migrations; default "migrations" */
     int db_pool_size;         /* --db-pool; default 4 */
+    char *db_read_url;        /* SENTRA_DB_READ_URL, --db-read: a hot standby for reads; NULL: none */
+    int db_read_max_lag_ms;   /* --db-read-max-lag; bounded reads accept this staleness; default 5000 */
+    int db_read_wait_ms;      /* --db-read-wait; a read waits this long for replay, then the primary; default 250 */
     int db_pipeline_depth;    /* --db-pipeline; queries in flight per db connection; default 16 */
     uint32_t max_frame;       /* --max-frame; bytes; default 4 MiB */
     int max_connections;      /* --max-connections; default 20000 */

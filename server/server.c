@@ -17,6 +17,7 @@
 #include "conn.h"
 #include "log.h"
 #include "methods.h"
+#include "replica.h"
 #include "server.h"
 #include "status.h"
 
@@ -68,6 +69,10 @@ static void finish_stop(server_t *srv)
     uv_close((uv_handle_t *)&srv->grace, NULL);
     uv_close((uv_handle_t *)&srv->sigterm, NULL);
     uv_close((uv_handle_t *)&srv->sigint, NULL);
+    if (srv->replica != NULL) {
+        replica_close(srv->replica);    /* before the primary: it borrows it */
+        srv->replica = NULL;
+    }
     db_pool_close(srv->db);
     srv->db = NULL;
     h_sync_shutdown();          /* the pool has answered every read-ahead */
@@ -193,6 +198,15 @@ int server_start(server_t *srv, uv_loop_t *loop, config_t *cfg, const char *conn
     srv->db = db_pool_new(loop, conninfo, cfg->db_pool_size, cfg->db_pipeline_depth);
     if (srv->auth == NULL || srv->db == NULL)
         return UV_ENOMEM;
+    if (cfg->db_read_url != NULL && cfg->db_read_url[0]) {
+        srv->replica = replica_new(loop, srv->db, cfg->db_read_url, cfg->db_pool_size,
+                                   cfg->db_pipeline_depth, cfg->db_read_max_lag_ms,
+                                   cfg->db_read_wait_ms);
+        if (srv->replica == NULL)
+            return UV_ENOMEM;
+        log_info("db_read", "max_lag_ms=%d wait_ms=%d", cfg->db_read_max_lag_ms,
+                 cfg->db_read_wait_ms);
+    }
     static const char *const channels[] = { "sentra_token", "sentra_change" };
     db_pool_listen(srv->db, channels, 2, on_notify, srv);
 

@@ -455,6 +455,6 @@ void h_list_sentra(call_t *c)
     v[f.nparams + 1] = id;
     v[f.nparams + 2] = call_printf(c, "%d", list_page_size(req) + 1);
     v[f.nparams + 3] = req->include_total ? "true" : "false";
-    call_query(c, list_stmt(f.shape, f.nparams, order, desc, key != NULL),
-               f.nparams + 4, v, list_reply);
+    call_query_read(c, list_stmt(f.shape, f.nparams, order, desc, key != NULL),
+                    f.nparams + 4, v, list_reply);
 }

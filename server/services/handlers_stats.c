@@ -508,7 +508,7 @@ void h_get_statistics(call_t *c)
         key |= K_ASOF;
         params[np++] = req->as_of;
     }
-    call_query(c, shape_stmt(key, build_stats_sql), np, params, stats_done);
+    call_query_read(c, shape_stmt(key, build_stats_sql), np, params, stats_done);
 }
 
 /* ---------------------------------------------------------------- GetTimeSeries */
@@ -595,6 +595,6 @@ void h_get_time_series(call_t *c)
     memcpy(params, sf.params, (size_t)np * sizeof(char *));
     params[np++] = call_printf(c, "%d", req->from_year);
     params[np++] = call_printf(c, "%d", req->to_year);
-    call_query(c, shape_stmt(K_SERIES | sf.shape << K_FILTER_SHIFT, build_series_sql),
-               np, params, series_done);
+    call_query_read(c, shape_stmt(K_SERIES | sf.shape << K_FILTER_SHIFT, build_series_sql),
+                    np, params, series_done);
 }
