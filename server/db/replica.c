@@ -371,6 +371,7 @@ static void tick_closed(uv_handle_t *h)
 
 void replica_close(replica_t *r)
 {
+    log_info("db_read_routed", "standby=%" PRIu64 " primary=%" PRIu64, r->to_replica, r->to_primary);
     r->closing = 1;
     route_all_primary(r, &r->next_list);
     release_replayed(r);
