@@ -15,7 +15,7 @@
 #   scripts/ha.sh kill-node DIR N kill -9 node N: its pg_autoctl keeper, its
 #                                 postmaster and every backend at once (the
 #                                 machine dies)
-#   scripts/ha.sh walreceiver DIR N  the pid of node N's WAL receiver
+#   scripts/ha.sh walsender DIR N    the pids of node N's WAL senders
 #   scripts/ha.sh start-node DIR N  start node N again (it rejoins as standby)
 #   scripts/ha.sh kill-sentrad DIR N / start-sentrad DIR N
 #   scripts/ha.sh wait-primary DIR SECONDS   wait until a node is primary
@@ -462,10 +462,10 @@ kill-node)
     # shellcheck disable=SC2046
     kill -KILL $(pgrep -g "$g") $([ -n "$pm" ] && pgrep -P "$pm") 2>/dev/null
     ;;
-walreceiver)
-    # The pid of node N's WAL receiver (while it is a standby).
+walsender)
+    # The pids of node N's WAL senders (while it is a primary).
     pm=$(postmaster_pid "$1")
-    [ -n "$pm" ] && pgrep -P "$pm" -f walreceiver
+    [ -n "$pm" ] && pgrep -P "$pm" -f "walsender"
     ;;
 start-node)
     g=$(node_pgid "node$1")

@@ -398,6 +398,10 @@ struct read_q {
 
 static int read_mode(const call_t *c)
 {
+    /* A pull's cursor may come from the primary: an older standby could
+     * not place it (docs/SYNC.md, "xmax"), so pulls never take staleness. */
+    if (c->method != NULL && c->method->input == &sentra__v1__pull_changes_request__descriptor)
+        return REPLICA_LATEST;
     const char *v = call_metadata(c, "sentra-consistency");
     return v != NULL && strcmp(v, "bounded") == 0 ? REPLICA_BOUNDED : REPLICA_LATEST;
 }
