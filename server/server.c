@@ -195,7 +195,17 @@ int server_start(server_t *srv, uv_loop_t *loop, config_t *cfg, const char *conn
     srv->cfg = cfg;
     raise_fd_limit(cfg);
     srv->auth = auth_cache_new();
-    srv->db = db_pool_new(loop, conninfo, cfg->db_pool_size, cfg->db_pipeline_depth);
+    db_pool_opts_t po;
+    db_pool_opts_init(&po);
+    po.size = cfg->db_pool_size;
+    po.depth = cfg->db_pipeline_depth;
+    po.max_prepared = cfg->db_prepared_max;
+    po.max_queued = cfg->db_queue_max;
+    po.max_queued_bytes = (size_t)cfg->db_queue_bytes;
+    po.statement_timeout_ms = cfg->db_statement_timeout_ms;
+    po.connect_timeout_ms = cfg->db_connect_timeout_ms;
+    po.stall_timeout_ms = cfg->db_stall_timeout_ms;
+    srv->db = db_pool_new_opts(loop, conninfo, &po);
     if (srv->auth == NULL || srv->db == NULL)
         return UV_ENOMEM;
     if (cfg->db_read_url != NULL && cfg->db_read_url[0]) {

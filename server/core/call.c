@@ -359,6 +359,8 @@ static void on_query(void *arg, int status, PGresult *res)
             call_db_cb cb = c->query_cb;
             c->query_cb = NULL;
             cb(c, res);
+        } else if (status == DB_EXHAUSTED) {
+            call_fail(c, SENTRA_RESOURCE_EXHAUSTED, "server busy: too many queries wait for the database; retry later");
         } else {
             call_fail(c, SENTRA_UNAVAILABLE, "database unavailable");
         }
@@ -751,6 +753,8 @@ static void start(call_t *c, const call_request_t *req)
     c->method = m;
 
     uint32_t ms = req->timeout_ms ? req->timeout_ms : (uint32_t)cfg->default_deadline_ms;
+    if (ms > (uint32_t)cfg->max_deadline_ms)
+        ms = (uint32_t)cfg->max_deadline_ms;   /* bounds what one request may hold */
     c->deadline_ns = c->start_ns + (uint64_t)ms * 1000000;
 
     c->msg = decode(c, req, err, sizeof(err));
