@@ -209,9 +209,8 @@ int server_start(server_t *srv, uv_loop_t *loop, config_t *cfg, const char *conn
     if (srv->auth == NULL || srv->db == NULL)
         return UV_ENOMEM;
     if (cfg->db_read_url != NULL && cfg->db_read_url[0]) {
-        srv->replica = replica_new(loop, srv->db, cfg->db_read_url, cfg->db_pool_size,
-                                   cfg->db_pipeline_depth, cfg->db_read_max_lag_ms,
-                                   cfg->db_read_wait_ms);
+        srv->replica = replica_new(loop, srv->db, cfg->db_read_url, &po,
+                                   cfg->db_read_max_lag_ms, cfg->db_read_wait_ms);
         if (srv->replica == NULL)
             return UV_ENOMEM;
         log_info("db_read", "max_lag_ms=%d wait_ms=%d", cfg->db_read_max_lag_ms,

@@ -49,7 +49,7 @@ struct replica {
     db_pool_t *primary;          /* borrowed: the server's pool */
     db_pool_t *pool;             /* ours: the standby */
     char *conninfo;              /* the standby's, for recycling the pool */
-    int size, depth;             /* of our pool */
+    db_pool_opts_t opts;         /* our pool's settings, the same */
     int max_lag_ms;              /* BOUNDED: the standby serves up to this lag */
     int max_wait_ms;             /* LATEST: how long a read waits for replay */
 
@@ -261,7 +261,7 @@ static void on_tick(uv_timer_t *t)
     if (r->not_standby_since != 0 && now - r->not_standby_since >= RECYCLE_MS && !r->polling) {
         log_info("db_read_reconnect", "reason=\"the standby is no longer in recovery\"");
         db_pool_close(r->pool);
-        r->pool = db_pool_new(r->loop, r->conninfo, r->size, r->depth);
+        r->pool = db_pool_new_opts(r->loop, r->conninfo, &r->opts);
         if (r->pool == NULL)
             abort();
         r->not_standby_since = 0;
@@ -294,7 +294,7 @@ static void schedule(replica_t *r)
 /* ---------------------------------------------------------------- public */
 
 replica_t *replica_new(uv_loop_t *loop, db_pool_t *primary, const char *conninfo,
-                       int size, int depth, int max_lag_ms, int max_wait_ms)
+                       const db_pool_opts_t *opts, int max_lag_ms, int max_wait_ms)
 {
     replica_t *r = calloc(1, sizeof(*r));
     if (r == NULL || (r->conninfo = strdup(conninfo)) == NULL) {
@@ -303,11 +303,10 @@ replica_t *replica_new(uv_loop_t *loop, db_pool_t *primary, const char *conninfo
     }
     r->loop = loop;
     r->primary = primary;
-    r->size = size;
-    r->depth = depth;
+    r->opts = *opts;
     r->max_lag_ms = max_lag_ms;
     r->max_wait_ms = max_wait_ms;
-    r->pool = db_pool_new(loop, conninfo, size, depth);
+    r->pool = db_pool_new_opts(loop, conninfo, opts);
     if (r->pool == NULL) {
         free(r->conninfo);
         free(r);

@@ -38,10 +38,11 @@ enum replica_mode {
     REPLICA_BOUNDED = 1      /* at most max_lag_ms stale */
 };
 
-/* Creates the router and its standby pool (conninfo copied; connects at
- * once, never blocks). primary is borrowed and must outlive the router. */
+/* Creates the router and its standby pool (conninfo and opts copied;
+ * connects at once, never blocks; NULL when conninfo cannot be parsed).
+ * primary is borrowed and must outlive the router. */
 replica_t *replica_new(uv_loop_t *loop, db_pool_t *primary, const char *conninfo,
-                       int size, int depth, int max_lag_ms, int max_wait_ms);
+                       const db_pool_opts_t *opts, int max_lag_ms, int max_wait_ms);
 
 /* Called once a pool is chosen for a read: pool is the standby's or the
  * primary's, or NULL when the router is closing (the read is not to run). */
