@@ -251,6 +251,22 @@ echo "=== the killed node rejoins as a standby"
 ha start-node "$D" "$KILLED"
 check "node$KILLED rejoined and the primary waits for it again" "$HA" wait-sync "$D" 120
 
+echo "=== the sentrad send reads to the new standby again, without a restart"
+standby=$KILLED
+back=no
+for i in $(seq 9); do
+    # A fresh regency each time (32.01 ... 32.09): ryw counts from zero.
+    tok=$(token district "32.0$i")
+    x0=$(reads_on_standby)
+    out=$(timeout 30 "$L" ryw --addr "$PROXY" --token "$tok" --region "32.0$i" --seconds 2 --tag "ryw4-$$-$i")
+    x1=$(reads_on_standby)
+    stale=$(sed -n 's/.*stale=\([0-9]*\).*/\1/p' <<<"$out")
+    [ "${stale:-1}" = 0 ] || { bad "stale read after the failover: $out"; break; }
+    if [ $((x1 - x0)) -gt 10 ]; then back="after $((i * 2)) s of reads ($((x1 - x0)) scans on node$standby)"; break; fi
+done
+note "reads on the new standby (node$standby) again: $back"
+check "reads go to the new standby again ($back)" test "$back" != no
+
 echo "=== 4. kill -9 each sentrad under load, a district app's pull in flight"
 # 1200 records for the district app to pull, then a load elsewhere.
 "$L" write --addr "$PROXY" --token "$T_PULL" --seconds 3 --workers 4 --out "$TMP/acks-pullset.txt" \
