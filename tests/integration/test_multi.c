@@ -10,7 +10,9 @@
  *     instance's cache);
  *   - a push or a create retried on the other instance returns the stored
  *     outcome (the same version, the same id), also when both copies arrive
- *     at the same moment, one on each instance: applied exactly once.
+ *     at the same moment, one on each instance: applied exactly once;
+ *   - --db-read naming a server that is no standby sends reads to the
+ *     primary (tests/ha/ha-test.sh covers a real standby).
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -365,6 +367,42 @@ static void test_simultaneous_retries(void **state)
     close(fds[1]);
 }
 
+/* --db-read naming a server that is not a standby (a misconfiguration, or
+ * what prefer-standby finds when the standby is down): every read goes to
+ * the primary and answers as without it, and the server stops cleanly. */
+static void test_db_read_not_a_standby(void **state)
+{
+    th_server_t C;
+    const char *extra[] = { "--db", A.db_conninfo, "--db-read", A.db_conninfo, NULL };
+    assert_int_equal(th_server_start(&C, "multi_c", extra), 0);
+    sentra_client_t *c = client_for(&C, t_dist), *a = client_for(&A, t_dist);
+    sentra_status_t st;
+    sentra_status_init(&st);
+    for (int round = 0; round < 3; round++) {
+        Sentra__V1__GetStatisticsRequest rq = SENTRA__V1__GET_STATISTICS_REQUEST__INIT;
+        Sentra__V1__GetStatisticsResponse *r1 = NULL, *r2 = NULL;
+        assert_int_equal(sentra_get_statistics(c, &rq, &r1, NULL, &st), 0);
+        assert_int_equal(sentra_get_statistics(a, &rq, &r2, NULL, &st), 0);
+        assert_non_null(r1->total);
+        assert_int_equal(r1->total->sentra, r2->total->sentra);
+        sentra__v1__get_statistics_response__free_unpacked(r1, NULL);
+        sentra__v1__get_statistics_response__free_unpacked(r2, NULL);
+
+        Sentra__V1__PullChangesRequest pq = SENTRA__V1__PULL_CHANGES_REQUEST__INIT;
+        pq.cursor = "";
+        Sentra__V1__PullChangesResponse *p1 = NULL;
+        assert_int_equal(sentra_pull_changes(c, &pq, &p1, NULL, &st), 0);
+        assert_true(p1->n_changes >= 1);
+        sentra__v1__pull_changes_response__free_unpacked(p1, NULL);
+        usleep(300 * 1000);     /* across the router's samples */
+    }
+    sentra_status_clear(&st);
+    sentra_client_free(c);
+    sentra_client_free(a);
+    assert_int_equal(th_server_stop(&C), 0);
+    th_server_free(&C);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -372,6 +410,7 @@ int main(void)
         cmocka_unit_test(test_revocation_reaches_every_instance),
         cmocka_unit_test(test_retry_on_other_instance),
         cmocka_unit_test(test_simultaneous_retries),
+        cmocka_unit_test(test_db_read_not_a_standby),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
