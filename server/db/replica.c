@@ -65,6 +65,7 @@ struct replica {
     int standby_ok;              /* the last poll found a standby in recovery */
     uint64_t replay;             /* its replay position then */
     uint64_t not_standby_since;  /* uv_now() when it was found not to be one; 0 */
+    unsigned recycles;           /* pool reopenings since it last was a standby */
 
     struct { uint64_t lsn, t; } samples[NSAMPLES]; /* primary positions, ring */
     int nsamples, next_sample;
@@ -223,6 +224,7 @@ static void on_standby_pos(void *arg, int status, PGresult *res)
     if (lsn != 0) {
         r->standby_ok = 1;
         r->not_standby_since = 0;
+        r->recycles = 0;
         if (lsn > r->replay)
             r->replay = lsn;
         update_covered(r);
@@ -259,7 +261,12 @@ static void on_tick(uv_timer_t *t)
     if (r->closing)
         return;
     if (r->not_standby_since != 0 && now - r->not_standby_since >= RECYCLE_MS && !r->polling) {
-        log_info("db_read_reconnect", "reason=\"the standby is no longer in recovery\"");
+        /* Once per stretch at info; a --db-read that names a primary would
+         * otherwise log every RECYCLE_MS. */
+        if (r->recycles++ == 0)
+            log_warn("db_read_reconnect", "reason=\"the server is not in recovery (no standby)\"");
+        else
+            log_debug("db_read_reconnect", "reason=\"the server is not in recovery (no standby)\"");
         db_pool_close(r->pool);
         r->pool = db_pool_new_opts(r->loop, r->conninfo, &r->opts);
         if (r->pool == NULL)
@@ -337,6 +344,14 @@ void replica_route(replica_t *r, int mode, replica_route_cb cb, void *arg)
     if (mode == REPLICA_BOUNDED) {
         int64_t lag = replica_lag_ms(r);
         route(r, w, lag >= 0 && lag <= r->max_lag_ms);
+        return;
+    }
+    /* A standby known to lag by more than a read may wait (give or take
+     * the sampling's grain) would make every read pay the whole wait:
+     * the primary serves them until it has caught up. */
+    int64_t lag = replica_lag_ms(r);
+    if (lag < 0 || lag > (int64_t)r->max_wait_ms + 2 * SAMPLE_MS) {
+        route(r, w, 0);
         return;
     }
     w->deadline = uv_now(r->loop) + (uint64_t)r->max_wait_ms;

@@ -13,7 +13,9 @@
  *     after max_wait_ms goes to the primary. A write is acknowledged only
  *     after its commit record was flushed (synchronous_commit on), so this
  *     is read-your-writes for every client through every sentrad, and
- *     monotonic reads as well, with nothing remembered per client.
+ *     monotonic reads as well, with nothing remembered per client. While
+ *     the standby is known to lag by more than max_wait_ms (plus the grain
+ *     of the samples), LATEST reads go to the primary without waiting.
  *   REPLICA_BOUNDED: the standby serves the read when what it has replayed
  *     is at most max_lag_ms behind the primary (sampled every
  *     SAMPLE_MS); no primary round trip.
