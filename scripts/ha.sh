@@ -290,8 +290,10 @@ EOF
     as_pg pg_autoctl create monitor --pgdata "$PGDIR/monitor" --pgport "$P_MON" \
         --hostname 127.0.0.1 --auth trust --no-ssl >>"$LOGD/monitor.log" 2>&1 ||
         die "pg_autoctl create monitor failed (see $LOGD/monitor.log)"
-    # Loopback only (pg_autoctl's own file says '*'; this line comes after it).
-    echo "listen_addresses = '127.0.0.1'" | as_pg tee -a "$PGDIR/monitor/postgresql.conf" >/dev/null
+    # Loopback only: pg_autoctl starts the monitor's postgres with -h from
+    # its own configuration ('*' by default), which beats postgresql.conf.
+    as_pg pg_autoctl config set --pgdata "$PGDIR/monitor" postgresql.listen_addresses 127.0.0.1 \
+        >>"$LOGD/monitor.log" 2>&1 || die "cannot set the monitor's listen address"
     spawn_pg monitor pg_autoctl run --pgdata "$PGDIR/monitor"
     wait_for monitor 60 monitor_sql "SELECT 1" || die "the monitor did not come up (see $LOGD/monitor.log)"
     if [ "$HA_FAST_TIMEOUTS" = 1 ]; then

@@ -107,12 +107,29 @@ cluster_up() {
     fi
     ok "cluster up (sync=$1): $(tr '\n' ' ' <"$TMP/up.log" | sed 's/ha: //g' | cut -c1-200)"
     eval "$("$HA" env "$D")"
+    check "the cluster listens on 127.0.0.1 only (ports $HA_PORT-$((HA_PORT + 29)))" loopback_only
     PROXY=127.0.0.1:$P_PROXY
     S1=127.0.0.1:$P_S1
     S2=127.0.0.1:$P_S2
 }
 
 token() { "$HA" token "$D" "$@" 2>/dev/null; }
+
+# No listening socket in the cluster's port range on another address than
+# 127.0.0.1 (from /proc/net/tcp{,6}: state 0A is LISTEN).
+loopback_only() {
+    local bad="" sl local rem st port
+    while read -r sl local rem st _; do
+        [ "$st" = 0A ] || continue
+        port=$((16#${local##*:}))
+        [ "$port" -ge "$HA_PORT" ] && [ "$port" -le $((HA_PORT + 29)) ] || continue
+        case "${local%:*}" in
+        0100007F|00000000000000000000000001000000) ;;
+        *) bad="$bad $port" ;;
+        esac
+    done < <(tail -q -n +2 /proc/net/tcp /proc/net/tcp6 2>/dev/null)
+    [ -z "$bad" ] || { echo "  listening beyond loopback:$bad"; return 1; }
+}
 
 # The sql on the current primary.
 on_primary() {
