@@ -41,11 +41,15 @@ PASSED=0
 FAILED=0
 REPORT=()
 
-# A base port with 30 free ports above it.
+# A base port with 30 free ports above it, below the kernel's ephemeral
+# range (32768 and up here): a port an outgoing connection holds does not
+# answer a connect, yet cannot be bound.
 pick_port() {
-    local base p ok
+    local base p ok low
+    low=$(cut -f1 /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null)
+    low=${low:-32768}
     for _ in $(seq 50); do
-        base=$((20000 + (RANDOM % 2000) * 10))
+        base=$((20000 + (RANDOM % ((low - 20030) / 10)) * 10))
         ok=1
         for p in $(seq "$base" $((base + 29))); do
             if (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then ok=0; break; fi
