@@ -238,4 +238,4 @@ install: all
 clean:
 	rm -rf build build-asan bin
 
--include bench/bench.mk tests/fuzz/fuzz.mk
+-include bench/bench.mk tests/fuzz/fuzz.mk tests/ha/ha.mk

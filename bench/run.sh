@@ -28,6 +28,8 @@
 #          (over sentrad's Unix socket, as pgbench reaches PostgreSQL;
 #          also with 4 in flight a connection, and over TCP)
 #   list   loadgen ListSentra (50 a page)    (no ceiling)
+#   scale  GetSentra and GetStatistics through HAProxy to two sentrad on
+#          the same database vs one sentrad over TCP (issue 17)
 #   stats  loadgen GetStatistics by province vs pgbench running the same GROUP BY
 #   pull   loadgen full PullChanges          vs COPY out of the same rows
 #   push   loadgen PushChanges, 100 a batch  vs pgbench single-row inserts, COPY in
@@ -94,8 +96,12 @@ chmod 755 "$WORK"
 PGDIR=$WORK/pg
 SENTRAD_PID=""
 REDIS_PID=""
+SENTRAD2_PID=""
+HAPROXY_PID=""
 
 cleanup() {
+    [ -n "$HAPROXY_PID" ] && kill "$HAPROXY_PID" 2>/dev/null && wait "$HAPROXY_PID" 2>/dev/null
+    [ -n "$SENTRAD2_PID" ] && kill "$SENTRAD2_PID" 2>/dev/null && wait "$SENTRAD2_PID" 2>/dev/null
     [ -n "$SENTRAD_PID" ] && kill "$SENTRAD_PID" 2>/dev/null && wait "$SENTRAD_PID" 2>/dev/null
     [ -n "$REDIS_PID" ] && kill "$REDIS_PID" 2>/dev/null && wait "$REDIS_PID" 2>/dev/null
     [ -n "${GRPCPP_PID:-}" ] && kill "$GRPCPP_PID" 2>/dev/null && wait "$GRPCPP_PID" 2>/dev/null
@@ -198,6 +204,33 @@ done
 [ -s "$PORT_FILE" ] || die "sentrad wrote no port file"
 PORT=$(cat "$PORT_FILE")
 log "sentrad pid $SENTRAD_PID on port $PORT"
+
+# A second sentrad on the same database and HAProxy (TCP mode, round
+# robin) in front of both, for the scale-out row (issue 17): on two cores
+# what it measures is the proxy's cost, not more capacity.
+HPORT=""
+if command -v haproxy >/dev/null 2>&1; then
+    (cd "$WORK" && exec setsid ./bench-server --db "$CONN" --port 0 --port-file "$WORK/sentrad2.port" \
+        --no-migrate --migrations "$ROOT/migrations" --log-level info >"$WORK/sentrad2.log" 2>&1) &
+    SENTRAD2_PID=$!
+    for _ in $(seq 1 100); do [ -s "$WORK/sentrad2.port" ] && break; sleep 0.1; done
+    HPORT=$(free_port)
+    printf '%s\n' "global" "    maxconn 4000" "defaults" "    mode tcp" "    timeout connect 2s" \
+        "    timeout client 60s" "    timeout server 60s" "frontend sentra" "    bind 127.0.0.1:$HPORT" \
+        "    default_backend sentrad" "backend sentrad" "    balance roundrobin" \
+        "    server s1 127.0.0.1:$PORT" "    server s2 127.0.0.1:$(cat "$WORK/sentrad2.port" 2>/dev/null)" \
+        >"$WORK/haproxy.cfg"
+    setsid haproxy -db -f "$WORK/haproxy.cfg" >"$WORK/haproxy.log" 2>&1 &
+    HAPROXY_PID=$!
+    for _ in $(seq 1 50); do (exec 3<>"/dev/tcp/127.0.0.1/$HPORT") 2>/dev/null && break; sleep 0.1; done
+    log "second sentrad pid $SENTRAD2_PID, HAProxy on port $HPORT"
+else
+    log "haproxy missing: no scale-out row (scripts/deps.sh --bench installs it)"
+fi
+# The same load through HAProxy to the two sentrad.
+lgh() {
+    "$LOADGEN" -p "$HPORT" -c "$CLIENTS" -t "$SECS" --warmup 1 "$@" 2>>"$WORK/loadgen.err"
+}
 
 RPORT=$(free_port)
 redis-server --port "$RPORT" --bind 127.0.0.1 --save '' --appendonly no --daemonize no \
@@ -344,10 +377,17 @@ for r in $(seq 1 "$RUNS"); do
     check_alive "grpc get, round $r"
     ours nget "$(lg -w get --ids "$WORK/id1" -T "$TOK_NAT")"; check_alive "get one id, round $r"
     pair gget.ratio gget.rps nget.rps
+    if [ -n "$HPORT" ]; then
+        # Two sentrad behind HAProxy against one sentrad, both over TCP.
+        ours geth "$(lgh -w get --ids "$WORK/ids" -T "$TOK_NAT")"; check_alive "get via haproxy, round $r"
+        pair geth.ratio geth.rps gett.rps
+        ours statsh "$(lgh -w stats -T "$TOK_NAT")"; check_alive "stats via haproxy, round $r"
+    fi
 
     ours stats "$(lg -w stats -T "$TOK_NAT")"; check_alive "stats, round $r"
     v=$(pgb -M prepared -f "$WORK/stats.sql" "$CONN"); put stats_sql.tps "$v"; log "  GROUP BY: $v tps"
     pair stats.ratio stats.rps stats_sql.tps
+    [ -n "$HPORT" ] && pair statsh.ratio statsh.rps stats.rps
 
     # A page of 5000 can take seconds on this machine: longer runs and
     # deadlines, so that whole pages are counted.
@@ -434,6 +474,8 @@ Medians of $RUNS runs; each ratio is the median of the $RUNS ratios of a run of 
 | gRPC Ping vs native Ping | $GP_G req/s | | | native Ping (loadgen, TCP) | $P_OURS req/s | $GP_GN | - | - |
 | gRPC GetSentra (h2load, one id) | $GG_G req/s | | | native GetSentra (loadgen, TCP, same id) | $GG_N req/s | $GG_R | >= 0.8 | $(verdict "$GG_R" 0.8) |
 | ListSentra (page of 50, one province) | $(med list.rps) req/s | $(med list.p50) | $(med list.p99) | - | - | - | - | - |
+| GetSentra, 2 sentrad behind HAProxy (TCP) | $(med geth.rps) req/s | $(med geth.p50) | $(med geth.p99) | 1 sentrad, the GetSentra over TCP row | $GT_OURS req/s | $(mr geth.ratio) | - (on 2 cores: the proxy's cost) | - |
+| GetStatistics, 2 sentrad behind HAProxy (TCP) | $(med statsh.rps) req/s | $(med statsh.p50) | $(med statsh.p99) | 1 sentrad, the GetStatistics row (TCP) | $S_OURS req/s | $(mr statsh.ratio) | - (on 2 cores: the proxy's cost) | - |
 | GetStatistics (by province, national) | $S_OURS req/s | $(med stats.p50) | $(med stats.p99) | pgbench, same GROUP BY | $S_CEIL tps | $S_R | - | - |
 | PullChanges (full, 5000 a page, 1 client) | $PL_OURS records/s | $(med pull.p50) | $(med pull.p99) | COPY out of sentra_rows (all records) | $PL_CEIL records/s | $PL_R | >= 100,000 records/s | $(awk -v v="$PL_OURS" 'BEGIN {print (v + 0 >= 100000) ? "met" : "MISSED"}') |
 | PushChanges (100 a batch) | $PU_OURS records/s | $(med push.p50) | $(med push.p99) | pgbench, one record and its figures a transaction (bench/insert_record.sql) | $PU_INS records/s | $PU_R | >= 2.0 | $(verdict "$PU_R" 2.0) |

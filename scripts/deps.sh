@@ -13,6 +13,9 @@ python3-grpcio python3-grpc-tools grpc-proto"
 # machine may have another build of nodejs that ships its own npm.
 NODE_PKGS="nodejs npm"
 
+# `make ha-up` / `make ha-test` only (see --ha).
+HA_PKGS="postgresql-15-auto-failover pg-auto-failover-cli haproxy"
+
 missing() {
     m=""
     for pc in libuv libprotobuf-c libpq jansson cmocka libnghttp2; do
@@ -58,22 +61,38 @@ case "${1:---check}" in
 --bench)
     # Extra tools for `make bench`, `make fuzz` and `make valgrind-test`.
     need=""
-    for c in redis-server redis-benchmark clang valgrind grpc_cpp_plugin; do
+    for c in redis-server redis-benchmark clang valgrind grpc_cpp_plugin haproxy; do
         command -v $c >/dev/null 2>&1 || need=yes
     done
     pkg-config --exists grpc++ 2>/dev/null || need=yes
     ls /usr/lib/llvm-*/lib/clang/*/lib/linux/libclang_rt.fuzzer-x86_64.a >/dev/null 2>&1 || need=yes
     [ -z "$need" ] && exit 0
     if [ "$(id -u)" != 0 ]; then
-        echo "sentra: as root, run: apt-get install -y redis-server clang valgrind libclang-rt-14-dev libgrpc++-dev protobuf-compiler-grpc" >&2
+        echo "sentra: as root, run: apt-get install -y redis-server clang valgrind libclang-rt-14-dev libgrpc++-dev protobuf-compiler-grpc haproxy" >&2
         exit 1
     fi
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -qq >&2 && apt-get install -y -qq redis-server clang valgrind libclang-rt-14-dev \
-        libgrpc++-dev protobuf-compiler-grpc >&2 || exit 1
+        libgrpc++-dev protobuf-compiler-grpc haproxy >&2 || exit 1
+    ;;
+--ha)
+    # Extra packages for `make ha-up` and `make ha-test` (issue 17): the
+    # failover manager and the proxy, from Debian 12.
+    need=""
+    command -v pg_autoctl >/dev/null 2>&1 || need=yes
+    command -v haproxy >/dev/null 2>&1 || need=yes
+    ls /usr/lib/postgresql/15/lib/pgautofailover.so >/dev/null 2>&1 || need=yes
+    [ -z "$need" ] && exit 0
+    if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null 2>&1; then
+        echo "sentra: as root on Debian 12, run: apt-get install -y $HA_PKGS" >&2
+        exit 1
+    fi
+    export DEBIAN_FRONTEND=noninteractive
+    # shellcheck disable=SC2086
+    apt-get update -qq >&2 && apt-get install -y -qq --no-install-recommends $HA_PKGS >&2 || exit 1
     ;;
 *)
-    echo "usage: $0 --check | --install | --bench" >&2
+    echo "usage: $0 --check | --install | --bench | --ha" >&2
     exit 2
     ;;
 esac

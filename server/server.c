@@ -18,6 +18,7 @@
 #include "log.h"
 #include "methods.h"
 #include "reflection.h"
+#include "replica.h"
 #include "server.h"
 #include "status.h"
 
@@ -69,6 +70,10 @@ static void finish_stop(server_t *srv)
     uv_close((uv_handle_t *)&srv->grace, NULL);
     uv_close((uv_handle_t *)&srv->sigterm, NULL);
     uv_close((uv_handle_t *)&srv->sigint, NULL);
+    if (srv->replica != NULL) {
+        replica_close(srv->replica);    /* before the primary: it borrows it */
+        srv->replica = NULL;
+    }
     db_pool_close(srv->db);
     srv->db = NULL;
     h_sync_shutdown();          /* the pool has answered every read-ahead */
@@ -192,9 +197,27 @@ int server_start(server_t *srv, uv_loop_t *loop, config_t *cfg, const char *conn
     srv->cfg = cfg;
     raise_fd_limit(cfg);
     srv->auth = auth_cache_new();
-    srv->db = db_pool_new(loop, conninfo, cfg->db_pool_size, cfg->db_pipeline_depth);
+    db_pool_opts_t po;
+    db_pool_opts_init(&po);
+    po.size = cfg->db_pool_size;
+    po.depth = cfg->db_pipeline_depth;
+    po.max_prepared = cfg->db_prepared_max;
+    po.max_queued = cfg->db_queue_max;
+    po.max_queued_bytes = (size_t)cfg->db_queue_bytes;
+    po.statement_timeout_ms = cfg->db_statement_timeout_ms;
+    po.connect_timeout_ms = cfg->db_connect_timeout_ms;
+    po.stall_timeout_ms = cfg->db_stall_timeout_ms;
+    srv->db = db_pool_new_opts(loop, conninfo, &po);
     if (srv->auth == NULL || srv->db == NULL)
         return UV_ENOMEM;
+    if (cfg->db_read_url != NULL && cfg->db_read_url[0]) {
+        srv->replica = replica_new(loop, srv->db, cfg->db_read_url, &po,
+                                   cfg->db_read_max_lag_ms, cfg->db_read_wait_ms);
+        if (srv->replica == NULL)
+            return UV_ENOMEM;
+        log_info("db_read", "max_lag_ms=%d wait_ms=%d", cfg->db_read_max_lag_ms,
+                 cfg->db_read_wait_ms);
+    }
     static const char *const channels[] = { "sentra_token", "sentra_change" };
     db_pool_listen(srv->db, channels, 2, on_notify, srv);
 

@@ -20,6 +20,7 @@ typedef struct server {
     uv_loop_t *loop;            /* the loop everything runs on */
     config_t *cfg;              /* configuration; not owned */
     db_pool_t *db;              /* the PostgreSQL pool */
+    struct replica *replica;    /* reads for a hot standby (--db-read); NULL: none */
     auth_cache_t *auth;         /* verified tokens */
     uv_tcp_t tcp;               /* TCP listener */
     uv_pipe_t unix_sock;        /* optional Unix socket listener */

@@ -23,6 +23,7 @@
 #include "log.h"
 #include "methods.h"
 #include "pbscan.h"
+#include "replica.h"
 #include "server.h"
 #include "token_cli.h"
 #include "utf8.h"
@@ -566,6 +567,8 @@ static void on_query(void *arg, int status, PGresult *res)
             call_db_cb cb = c->query_cb;
             c->query_cb = NULL;
             cb(c, res);
+        } else if (status == DB_EXHAUSTED) {
+            call_fail(c, SENTRA_RESOURCE_EXHAUSTED, "server busy: too many queries wait for the database; retry later");
         } else {
             call_fail(c, SENTRA_UNAVAILABLE, "database unavailable");
         }
@@ -583,30 +586,167 @@ void call_query(call_t *c, db_stmt_t *stmt, int nparams,
     c->query = db_query(c->srv->db, stmt, nparams, values, on_query, c);
 }
 
-struct ahead {
-    db_query_t *q;
-    call_ahead_cb cb;
-    void *arg;
+/*
+ * Reads a standby may serve (--db-read, server/db/replica.h). The router
+ * may take a moment to choose (a LATEST read waits for the standby to
+ * replay what the primary had when it arrived), so the statement and its
+ * values are kept until then. A read the standby could not run (down,
+ * or cancelled there for a conflict with recovery, 40001) runs again on
+ * the primary: a read is safe to run twice.
+ */
+struct read_q {
+    call_t *c;               /* NULL for a read-ahead */
+    db_stmt_t *stmt;
+    int nparams;
+    char **values;           /* copies */
+    int on_replica;          /* the query in flight runs on the standby */
+    db_pool_t *primary;      /* read-ahead: where a failed standby read goes */
+    db_query_t *q;           /* read-ahead: its query, for the result */
+    call_ahead_cb ahead_cb;  /* read-ahead: the continuation */
+    void *ahead_arg;
 };
+
+static int read_mode(const call_t *c)
+{
+    /* A pull's cursor may come from the primary: an older standby could
+     * not place it (docs/SYNC.md, "xmax"), so pulls never take staleness. */
+    if (c->method != NULL && c->method->input == &sentra__v1__pull_changes_request__descriptor)
+        return REPLICA_LATEST;
+    const char *v = call_metadata(c, "sentra-consistency");
+    return v != NULL && strcmp(v, "bounded") == 0 ? REPLICA_BOUNDED : REPLICA_LATEST;
+}
+
+/* Whether a failed standby read should run again on the primary. */
+static int read_retry(const struct read_q *rq, int status, PGresult *res)
+{
+    if (!rq->on_replica)
+        return 0;
+    if (status == DB_UNAVAILABLE)
+        return 1;
+    if (status != DB_OK || res == NULL)
+        return 0;
+    const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+    return state != NULL && (strcmp(state, "40001") == 0 || strncmp(state, "08", 2) == 0 ||
+                             strcmp(state, "57P01") == 0);
+}
+
+static void on_query_read(void *arg, int status, PGresult *res)
+{
+    struct read_q *rq = arg;
+    call_t *c = rq->c;
+    c->query = NULL;
+    if (!(c->flags & CALL_F_ANSWERED) && read_retry(rq, status, res)) {
+        rq->on_replica = 0;
+        c->query = db_query(c->srv->db, rq->stmt, rq->nparams, (const char *const *)rq->values,
+                            on_query_read, rq);
+        return;    /* the reference passes to the new query */
+    }
+    on_query(c, status, res);
+}
+
+static void on_routed(void *arg, db_pool_t *pool, int on_replica)
+{
+    struct read_q *rq = arg;
+    call_t *c = rq->c;
+    if (pool == NULL || (c->flags & CALL_F_ANSWERED)) {
+        call_unref(c);
+        return;
+    }
+    rq->on_replica = on_replica;
+    c->query = db_query(pool, rq->stmt, rq->nparams, (const char *const *)rq->values,
+                        on_query_read, rq);
+}
+
+static char **copy_values(call_t *c, int nparams, const char *const *values)
+{
+    char **v = c != NULL ? call_alloc(c, (size_t)(nparams + 1) * sizeof(char *))
+                         : calloc((size_t)nparams + 1, sizeof(char *));
+    if (v == NULL)
+        abort();
+    for (int i = 0; i < nparams; i++) {
+        if (values[i] == NULL)
+            continue;
+        v[i] = c != NULL ? call_strdup(c, values[i]) : strdup(values[i]);
+        if (v[i] == NULL)
+            abort();
+    }
+    return v;
+}
+
+void call_query_read(call_t *c, db_stmt_t *stmt, int nparams,
+                     const char *const *values, call_db_cb cb)
+{
+    if (c->srv->replica == NULL) {
+        call_query(c, stmt, nparams, values, cb);
+        return;
+    }
+    if (c->flags & CALL_F_ANSWERED)
+        return;
+    struct read_q *rq = call_alloc(c, sizeof(*rq));
+    rq->c = c;
+    rq->stmt = stmt;
+    rq->nparams = nparams;
+    rq->values = copy_values(c, nparams, values);
+    c->refs++;
+    c->query_cb = cb;
+    replica_route(c->srv->replica, read_mode(c), on_routed, rq);
+}
+
+static void ahead_free(struct read_q *rq)
+{
+    for (int i = 0; i < rq->nparams; i++)
+        free(rq->values[i]);
+    free(rq->values);
+    free(rq);
+}
+
+static void on_ahead(void *arg, int status, PGresult *res);
+
+static void ahead_run(struct read_q *rq, db_pool_t *pool, int on_replica)
+{
+    rq->on_replica = on_replica;
+    /* db_query never calls back before it returns: rq->q is set in time. */
+    rq->q = db_query(pool, rq->stmt, rq->nparams, (const char *const *)rq->values, on_ahead, rq);
+}
 
 static void on_ahead(void *arg, int status, PGresult *res)
 {
-    struct ahead *a = arg;
-    (void)res;
-    a->cb(a->arg, status == DB_OK ? db_query_take_result(a->q) : NULL);
-    free(a);
+    struct read_q *rq = arg;
+    if (read_retry(rq, status, res)) {
+        ahead_run(rq, rq->primary, 0);
+        return;
+    }
+    rq->ahead_cb(rq->ahead_arg, status == DB_OK ? db_query_take_result(rq->q) : NULL);
+    ahead_free(rq);
+}
+
+static void on_ahead_routed(void *arg, db_pool_t *pool, int on_replica)
+{
+    struct read_q *rq = arg;
+    if (pool == NULL) {
+        rq->ahead_cb(rq->ahead_arg, NULL);
+        ahead_free(rq);
+        return;
+    }
+    ahead_run(rq, pool, on_replica);
 }
 
 void call_query_ahead(call_t *c, db_stmt_t *stmt, int nparams,
                       const char *const *values, call_ahead_cb cb, void *arg)
 {
-    struct ahead *a = malloc(sizeof *a);
-    if (a == NULL)
+    struct read_q *rq = calloc(1, sizeof *rq);
+    if (rq == NULL)
         abort();
-    a->cb = cb;
-    a->arg = arg;
-    /* db_query never calls back before it returns: a->q is set in time. */
-    a->q = db_query(c->srv->db, stmt, nparams, values, on_ahead, a);
+    rq->stmt = stmt;
+    rq->nparams = nparams;
+    rq->values = copy_values(NULL, nparams, values);
+    rq->primary = c->srv->db;
+    rq->ahead_cb = cb;
+    rq->ahead_arg = arg;
+    if (c->srv->replica == NULL)
+        ahead_run(rq, c->srv->db, 0);
+    else
+        replica_route(c->srv->replica, read_mode(c), on_ahead_routed, rq);
 }
 
 /* ---------------------------------------------------------------- helpers */
@@ -858,6 +998,8 @@ static void start(call_t *c, const call_request_t *req)
     c->method = m;
 
     uint32_t ms = req->timeout_ms ? req->timeout_ms : (uint32_t)cfg->default_deadline_ms;
+    if (ms > (uint32_t)cfg->max_deadline_ms)
+        ms = (uint32_t)cfg->max_deadline_ms;   /* bounds what one request may hold */
     c->deadline_ns = c->start_ns + (uint64_t)ms * 1000000;
     if (req->timeout_ms == 0 && (m->flags & METHOD_STREAM))
         c->deadline_ns = CALL_NO_DEADLINE;   /* a stream lasts as long as its client wants */

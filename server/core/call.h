@@ -223,10 +223,20 @@ int call_db_error(call_t *c, PGresult *res);
 void call_query(call_t *c, db_stmt_t *stmt, int nparams,
                 const char *const *values, call_db_cb cb);
 
+/* The same for a read that a hot standby may serve (--db-read; statistics,
+ * lists, pulls): without a standby it is call_query. With one, the read
+ * sees at least every write acknowledged before it arrived (on any
+ * sentrad), unless the request's metadata says "sentra-consistency:
+ * bounded", which accepts up to --db-read-max-lag of staleness. See
+ * server/db/replica.h and docs/DESIGN.md. */
+void call_query_read(call_t *c, db_stmt_t *stmt, int nparams,
+                     const char *const *values, call_db_cb cb);
+
 /* Runs stmt on behalf of no call: the read-ahead of a pull
  * (handlers_sync.c), which outlives the call that starts it. c only names
  * the server. cb runs once, from the loop, with the result, which it then
- * owns (PQclear), or with NULL when the database could not run it. */
+ * owns (PQclear), or with NULL when the database could not run it. A
+ * standby may serve it, as call_query_read. */
 typedef void (*call_ahead_cb)(void *arg, PGresult *res);
 void call_query_ahead(call_t *c, db_stmt_t *stmt, int nparams,
                       const char *const *values, call_ahead_cb cb, void *arg);

@@ -635,7 +635,7 @@ static void pull_query_db(call_t *c, pull_state_t *ps)
 {
     const char *v[8];
     int n = pull_params(c, ps, v);
-    call_query(c, &pull_stmts[ps->shape], n, v, pull_done);
+    call_query_read(c, &pull_stmts[ps->shape], n, v, pull_done);
 }
 
 static void pull_query(call_t *c)
