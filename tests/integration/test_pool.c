@@ -612,7 +612,7 @@ static int peer_read(peer_t *p)
 
 #define N_WRITERS 4
 #define N_NOISE 6
-#define STRESS_MS 12000
+#define STRESS_MS 10000
 
 static void stress_round(int pool_size)
 {
