@@ -2,7 +2,7 @@
  * server.h: the server as a whole: its loop, listeners, connections,
  * database pool and token cache. One server per event loop; several loops
  * on several threads would each own one (nothing here is global but the
- * statement ids in db.c, which are assigned once and only grow).
+ * SQL hash a fixed db_stmt_t caches, the same whoever computes it).
  */
 #ifndef SENTRA_SERVER_H
 #define SENTRA_SERVER_H

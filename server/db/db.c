@@ -1575,13 +1575,27 @@ static int conn_stalled(const db_pool_t *pool, const struct db_conn *dc, uint64_
 /* Breaks stalled connections. statement_timeout bounds what a healthy
  * backend spends on one statement, so the bound sits above it; keepalives
  * and tcp_user_timeout catch a dead peer over TCP, this catches the rest
- * (a backend that stopped, a Unix socket, a commit waiting forever). */
+ * (a backend that stopped, a host that accepts and never answers, a commit
+ * waiting for ever). A connection idle for half the bound (at most 10 s)
+ * gets a probe, so that Health learns of a silent host before a client
+ * query does: one "SELECT 1" per idle connection every 10 s. */
 static void on_watchdog(uv_timer_t *t)
 {
     db_pool_t *pool = t->data;
     uint64_t now = now_ns();
+    uint64_t probe_ns = (uint64_t)pool->o.stall_timeout_ms * 500000u;
+    if (probe_ns > 10000000000ull)
+        probe_ns = 10000000000ull;
     for (int i = 0; i < pool->o.size; i++) {
         struct db_conn *dc = &pool->conns[i];
+        if (dc->state == DBC_READY && dc->head == NULL && !dc->cancelling &&
+            now - dc->progress_ns > probe_ns) {
+            if (send_internal(dc, "SELECT 1", NULL, 0) != 0)
+                conn_broken(dc, PQerrorMessage(dc->pg));
+            else
+                conn_flush(dc);
+            continue;
+        }
         if (conn_stalled(pool, dc, now)) {
             char why[96];
             snprintf(why, sizeof(why), "no answer from the database for %d ms", pool->o.stall_timeout_ms);
