@@ -380,3 +380,261 @@ void sentra__params(call_t *c, const Sentra__V1__Sentra *s, const char **v)
     v[SENTRA_PARAM_CONTACT_PHONE] = s->contact_phone ? s->contact_phone : "";
     v[SENTRA_PARAM_FIGURES] = figures_json(c, s);
 }
+
+/* ---------------------------------------------------------------- wire */
+
+/*
+ * sentra__pull_wire: the packed text of sentra_pull straight to protobuf
+ * wire bytes, for StreamChanges. Building the message (sentra__from_pull)
+ * and packing it through protobuf-c's descriptors cost more than
+ * PostgreSQL took to read the rows; this writes each field once. The
+ * rules are protobuf-c's for proto3: scalars and strings equal to their
+ * default are left out, present sub-messages are written even when
+ * empty, repeated elements always.
+ */
+
+void sentra__wbuf_reserve(sentra_wbuf_t *b, size_t n)
+{
+    if (b->len + n <= b->cap)
+        return;
+    size_t cap = b->cap ? b->cap : 65536;
+    while (cap < b->len + n)
+        cap *= 2;
+    uint8_t *p = realloc(b->p, cap);
+    if (p == NULL)
+        abort();
+    b->p = p;
+    b->cap = cap;
+}
+
+static size_t varint_len(uint64_t v)
+{
+    size_t n = 1;
+    while (v >= 0x80) {
+        v >>= 7;
+        n++;
+    }
+    return n;
+}
+
+static uint8_t *put_varint(uint8_t *o, uint64_t v)
+{
+    while (v >= 0x80) {
+        *o++ = (uint8_t)(v | 0x80);
+        v >>= 7;
+    }
+    *o++ = (uint8_t)v;
+    return o;
+}
+
+/* A field's tag: number and wire type (0 varint, 1 64-bit, 2 bytes). */
+static uint8_t *put_tag(uint8_t *o, unsigned field, unsigned wt)
+{
+    return put_varint(o, (uint64_t)field << 3 | wt);
+}
+
+/* Writes into b, which has room (the caller reserved the record's bound). */
+static void w_varint(sentra_wbuf_t *b, unsigned field, uint64_t v)
+{
+    if (v == 0)
+        return;
+    uint8_t *o = put_tag(b->p + b->len, field, 0);
+    b->len = (size_t)(put_varint(o, v) - b->p);
+}
+
+/* A string of n bytes (not left out when always is set: repeated). */
+static void w_bytes(sentra_wbuf_t *b, unsigned field, const char *s, size_t n, int always)
+{
+    if (n == 0 && !always)
+        return;
+    uint8_t *o = put_tag(b->p + b->len, field, 2);
+    o = put_varint(o, n);
+    memcpy(o, s, n);
+    b->len = (size_t)(o + n - b->p);
+}
+
+static void w_double(sentra_wbuf_t *b, unsigned field, double d)
+{
+    uint64_t u;
+    if (d == 0)
+        return;
+    memcpy(&u, &d, sizeof u);
+    uint8_t *o = put_tag(b->p + b->len, field, 1);
+    for (int i = 0; i < 8; i++)
+        *o++ = (uint8_t)(u >> (8 * i));
+    b->len = (size_t)(o - b->p);
+}
+
+/* Starts a length-delimited sub-message: its tag, and room for a length
+ * of up to 4 bytes (fixed by msg_end). Returns where the body starts. */
+static size_t msg_begin(sentra_wbuf_t *b, unsigned field)
+{
+    uint8_t *o = put_tag(b->p + b->len, field, 2);
+    b->len = (size_t)(o - b->p) + 4;
+    return b->len;
+}
+
+static void msg_end(sentra_wbuf_t *b, size_t body)
+{
+    size_t n = b->len - body, k = varint_len(n);
+    uint8_t *len_at = b->p + body - 4;
+    if (k < 4)
+        memmove(len_at + k, b->p + body, n);
+    put_varint(len_at, n);
+    b->len -= 4 - k;
+}
+
+/* The decimal text [s, s+n) as int64 (sentra__dec_i64 on a bounded span). */
+static uint64_t span_i64(const char *s, size_t n)
+{
+    uint64_t v = 0;
+    int neg = n > 0 && *s == '-';
+    for (size_t i = neg; i < n && s[i] >= '0' && s[i] <= '9'; i++)
+        v = v * 10 + (uint64_t)(s[i] - '0');
+    return neg ? 0 - v : v;
+}
+
+/* One figures entry (fields separated by \x1f, in PF_* order). */
+static void w_figures(sentra_wbuf_t *b, const char *e, size_t n)
+{
+    const char *f[PF_N];
+    size_t fl[PF_N];
+    int k = 0;
+    const char *p = e, *end = e + n;
+
+    while (k < PF_N - 1) {
+        const char *sep = memchr(p, '\x1f', (size_t)(end - p));
+        if (sep == NULL)
+            break;
+        f[k] = p;
+        fl[k++] = (size_t)(sep - p);
+        p = sep + 1;
+    }
+    f[k] = p;                   /* the last: the rest of the entry */
+    fl[k++] = (size_t)(end - p);
+    for (; k < PF_N; k++) {
+        f[k] = "";
+        fl[k] = 0;
+    }
+    size_t body = msg_begin(b, 16);
+    /* int32 fields are sign-extended to 64 bits, as protobuf-c packs them. */
+    w_varint(b, 1, (uint64_t)(int64_t)(int32_t)span_i64(f[PF_YEAR], fl[PF_YEAR]));
+    w_varint(b, 2, span_i64(f[PF_UNITS], fl[PF_UNITS]));
+    w_varint(b, 3, span_i64(f[PF_MALE], fl[PF_MALE]));
+    w_varint(b, 4, span_i64(f[PF_FEMALE], fl[PF_FEMALE]));
+    w_varint(b, 5, span_i64(f[PF_INVESTMENT], fl[PF_INVESTMENT]));
+    w_varint(b, 6, span_i64(f[PF_PRODUCTION], fl[PF_PRODUCTION]));
+    w_varint(b, 7, span_i64(f[PF_MATERIAL], fl[PF_MATERIAL]));
+    w_varint(b, 8, span_i64(f[PF_CAPACITY], fl[PF_CAPACITY]));
+    w_bytes(b, 9, f[PF_UNIT], fl[PF_UNIT], 0);
+    w_varint(b, 10, (uint64_t)(int64_t)(int32_t)span_i64(f[PF_EXPORT_SHARE], fl[PF_EXPORT_SHARE]));
+    /* Destinations: "MY,SG", empty entries skipped (as strtok does). */
+    const char *d = f[PF_DESTINATIONS], *dend = d + fl[PF_DESTINATIONS];
+    while (d < dend) {
+        const char *comma = memchr(d, ',', (size_t)(dend - d));
+        const char *stop = comma ? comma : dend;
+        if (stop > d)
+            w_bytes(b, 11, d, (size_t)(stop - d), 1);
+        d = stop + 1;
+    }
+    msg_end(b, body);
+}
+
+size_t sentra__pull_wire(sentra_wbuf_t *b, const char *id, const char *version,
+                         const char *deleted, const char *packed)
+{
+    size_t start = b->len, plen = packed ? strlen(packed) : 0;
+    size_t idlen = strlen(id);
+    /* A bound of the record's size: every byte of text at most once, plus
+     * for each field (fewer than 40, and 16 per figures entry) a tag,
+     * a length and a varint of at most 2 + 5 + 10 bytes. */
+    size_t nfig = 0;
+    for (size_t i = 0; i < plen; i++)
+        nfig += packed[i] == '\x1e' || packed[i] == '\x1d';
+    sentra__wbuf_reserve(b, plen + idlen + 64 * 17 + (nfig + 1) * 17 * 17 + plen * 2);
+
+    w_bytes(b, 1, id, idlen, 0);
+    if (packed != NULL) {
+        const char *v[SENTRA_COL_PROVINCE + 1];
+        size_t vl[SENTRA_COL_PROVINCE + 1];
+        const char *p = packed, *end = packed + plen, *figs = NULL;
+        int k;
+        for (k = SENTRA_COL_REGENCY; k <= SENTRA_COL_PROVINCE; k++) {
+            size_t n = strcspn(p, "\x1f\x1d");
+            v[k] = p;
+            vl[k] = n;
+            if (p + n >= end) {
+                k++;
+                break;                      /* short: the rest stays empty */
+            }
+            char sep = p[n];
+            p += n + 1;
+            if (sep == '\x1d') {
+                figs = p;
+                k++;
+                break;
+            }
+        }
+        for (; k <= SENTRA_COL_PROVINCE; k++) {
+            v[k] = "";
+            vl[k] = 0;
+        }
+#define S(f, col) w_bytes(b, f, v[col], vl[col], 0)
+        S(2, SENTRA_COL_REGENCY);
+        S(3, SENTRA_COL_DISTRICT);
+        S(4, SENTRA_COL_VILLAGE);
+        S(5, SENTRA_COL_ADDRESS);
+        if (vl[SENTRA_COL_LAT] > 0 && vl[SENTRA_COL_LON] > 0) {
+            /* strtod needs a terminated string: the value ends at \x1f. */
+            char num[64];
+            size_t body = msg_begin(b, 6);
+            for (int j = 0; j < 2; j++) {
+                int col = j ? SENTRA_COL_LON : SENTRA_COL_LAT;
+                size_t n = vl[col] < sizeof num - 1 ? vl[col] : sizeof num - 1;
+                memcpy(num, v[col], n);
+                num[n] = '\0';
+                w_double(b, (unsigned)j + 1, strtod(num, NULL));
+            }
+            msg_end(b, body);
+        }
+        S(7, SENTRA_COL_NAME);
+        S(8, SENTRA_COL_COMMODITY);
+        S(9, SENTRA_COL_MAIN_PRODUCT);
+        S(10, SENTRA_COL_KBLI_CODE);
+        w_varint(b, 11, (uint64_t)(int64_t)sentra__kbli_enum((int)span_i64(v[SENTRA_COL_KBLI_VERSION],
+                                                                          vl[SENTRA_COL_KBLI_VERSION])));
+        w_varint(b, 12, (uint64_t)(int64_t)(int)span_i64(v[SENTRA_COL_SECTOR_GROUP], vl[SENTRA_COL_SECTOR_GROUP]));
+        w_varint(b, 13, (uint64_t)(int64_t)(int)span_i64(v[SENTRA_COL_STATUS], vl[SENTRA_COL_STATUS]));
+        S(14, SENTRA_COL_FORMED_ON);
+        if (vl[SENTRA_COL_DECREE_NUMBER] || vl[SENTRA_COL_DECREE_DATE] || vl[SENTRA_COL_DECREE_OFFICIAL]) {
+            size_t body = msg_begin(b, 15);
+            S(1, SENTRA_COL_DECREE_NUMBER);
+            S(2, SENTRA_COL_DECREE_DATE);
+            S(3, SENTRA_COL_DECREE_OFFICIAL);
+            msg_end(b, body);
+        }
+        if (figs != NULL && figs < end) {
+            for (const char *e = figs; e <= end;) {
+                const char *sep = memchr(e, '\x1e', (size_t)(end - e));
+                const char *stop = sep ? sep : end;
+                w_figures(b, e, (size_t)(stop - e));
+                if (sep == NULL)
+                    break;
+                e = sep + 1;
+            }
+        }
+        S(17, SENTRA_COL_CONTACT_NAME);
+        S(18, SENTRA_COL_CONTACT_PHONE);
+        w_varint(b, 19, (uint64_t)sentra__dec_i64(version));
+        w_varint(b, 20, span_i64(v[SENTRA_COL_CREATED_MS], vl[SENTRA_COL_CREATED_MS]));
+        w_varint(b, 21, span_i64(v[SENTRA_COL_UPDATED_MS], vl[SENTRA_COL_UPDATED_MS]));
+        S(22, SENTRA_COL_CREATED_BY);
+        S(23, SENTRA_COL_UPDATED_BY);
+        S(24, SENTRA_COL_PROVINCE);
+#undef S
+    } else {
+        w_varint(b, 19, (uint64_t)sentra__dec_i64(version));
+    }
+    w_varint(b, 25, deleted != NULL && deleted[0] == 't');
+    return b->len - start;
+}
