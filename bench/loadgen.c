@@ -212,6 +212,55 @@ static void uuid4(struct client *c, char out[37])
              u[13], u[14], u[15]);
 }
 
+/* A bump allocator for decoding the messages of a stream or pull (what
+ * a client that keeps nothing of a message past its handling would use):
+ * protobuf-c allocates every string and array of a message apart, and
+ * malloc/free of some thirty pieces per record was most of the decoding.
+ * A message that does not fit takes malloc'ed pieces for the rest and
+ * makes the next arena big enough. */
+static struct {
+    uint8_t *p;
+    size_t used, cap;
+    size_t asked;          /* bytes the current message asked for */
+} arena;
+
+static void *arena_alloc(void *data, size_t n)
+{
+    n = (n + 15) & ~(size_t)15;
+    arena.asked += n;
+    if (arena.used + n > arena.cap) {
+        void *q = malloc(n);
+        if (q == NULL)
+            die("out of memory");
+        return q;
+    }
+    void *q = arena.p + arena.used;
+    arena.used += n;
+    return q;
+}
+
+static void arena_free(void *data, void *q)
+{
+    if (q != NULL && ((uint8_t *)q < arena.p || (uint8_t *)q >= arena.p + arena.cap))
+        free(q);
+}
+
+/* After a message's free_unpacked: the arena is empty again. */
+static void arena_reset(void)
+{
+    if (arena.asked > arena.cap) {
+        free(arena.p);
+        arena.cap = arena.asked + arena.asked / 4;
+        arena.p = malloc(arena.cap);
+        if (arena.p == NULL)
+            die("out of memory");
+    }
+    arena.used = 0;
+    arena.asked = 0;
+}
+
+static ProtobufCAllocator arena_allocator = { arena_alloc, arena_free, NULL };
+
 /* Packs the method's request message into a malloc'd buffer. */
 static uint8_t *pack_msg(const ProtobufCMessage *m, size_t *len)
 {
@@ -447,7 +496,8 @@ static void on_response(struct client *c, const sentra_frame_t *f)
         /* One message of the stream: its records count as they come. */
         Sentra__V1__Response *r = sentra__v1__response__unpack(NULL, f->length, f->payload);
         Sentra__V1__StreamChangesResponse *m =
-            r ? sentra__v1__stream_changes_response__unpack(NULL, r->payload.len, r->payload.data) : NULL;
+            r ? sentra__v1__stream_changes_response__unpack(&arena_allocator, r->payload.len, r->payload.data)
+              : NULL;
         if (m == NULL) {
             if (errors_printed++ < 5)
                 fprintf(stderr, "loadgen: undecodable stream message\n");
@@ -463,8 +513,9 @@ static void on_response(struct client *c, const sentra_frame_t *f)
                 if (measuring)
                     pull_passes++;
             }
-            sentra__v1__stream_changes_response__free_unpacked(m, NULL);
+            sentra__v1__stream_changes_response__free_unpacked(m, &arena_allocator);
         }
+        arena_reset();
         if (r != NULL)
             sentra__v1__response__free_unpacked(r, NULL);
         return;
@@ -494,7 +545,7 @@ static void on_response(struct client *c, const sentra_frame_t *f)
     }
     if (ok && opt.wl == W_PULL) {
         Sentra__V1__PullChangesResponse *p =
-            sentra__v1__pull_changes_response__unpack(NULL, r->payload.len, r->payload.data);
+            sentra__v1__pull_changes_response__unpack(&arena_allocator, r->payload.len, r->payload.data);
         if (p == NULL) {
             ok = 0;
         } else {
@@ -510,7 +561,8 @@ static void on_response(struct client *c, const sentra_frame_t *f)
                     pull_passes++;
                 c->pull_records = 0;
             }
-            sentra__v1__pull_changes_response__free_unpacked(p, NULL);
+            sentra__v1__pull_changes_response__free_unpacked(p, &arena_allocator);
+            arena_reset();
         }
     }
     if (ok && opt.wl == W_PUSH) {

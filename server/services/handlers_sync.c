@@ -1055,7 +1055,7 @@ static int stream_emit(stream_state_t *ss, stream_msg_t *m)
 
 /* Appends a record (its wire bytes behind a length prefix) to m. */
 static size_t msg_add(stream_msg_t *m, const char *id, const char *version,
-                      const char *deleted, const char *packed)
+                      const char *deleted, const char *packed, size_t plen)
 {
     if (m->n == m->cap) {
         m->cap = m->cap ? 2 * m->cap : 1024;
@@ -1069,7 +1069,7 @@ static size_t msg_add(stream_msg_t *m, const char *id, const char *version,
      * moved up against it once its length is known. */
     sentra__wbuf_reserve(&m->rec, 4);
     m->rec.len += 4;
-    size_t n = sentra__pull_wire(&m->rec, id, version, deleted, packed);
+    size_t n = sentra__pull_wire(&m->rec, id, version, deleted, packed, plen);
     uint8_t len[5];
     size_t k = 0;
     for (size_t v = n; ; v >>= 7) {
@@ -1135,7 +1135,8 @@ static int snap_page(call_t *c, stream_state_t *ss, PGresult *res, stream_msg_t 
         if (m->n > 0 && bytes > PULL_MAX_BYTES)
             break;              /* the rest next time, from its id */
         bytes += msg_add(m, PQgetvalue(res, row, SNAP_ID), PQgetvalue(res, row, SNAP_VERSION),
-                         "f", PQgetvalue(res, row, SNAP_PACKED));
+                         "f", PQgetvalue(res, row, SNAP_PACKED),
+                         (size_t)PQgetlength(res, row, SNAP_PACKED));
     }
     int done = row == n && n < ss->limit;
     if (!done && row > 0 && !uuid_next(PQgetvalue(res, row - 1, SNAP_ID), ss->next_id))
@@ -1197,7 +1198,8 @@ static int feed_page(call_t *c, stream_state_t *ss, PGresult *res, stream_msg_t 
         bytes += msg_add(m, PQgetvalue(res, r, SENTRA_PULL_ID), PQgetvalue(res, r, SENTRA_PULL_VERSION),
                          PQgetvalue(res, r, SENTRA_PULL_DELETED),
                          PQgetisnull(res, r, SENTRA_PULL_PACKED) ? NULL
-                                                                 : PQgetvalue(res, r, SENTRA_PULL_PACKED));
+                                                                 : PQgetvalue(res, r, SENTRA_PULL_PACKED),
+                         (size_t)PQgetlength(res, r, SENTRA_PULL_PACKED));
         last_txid = ss->pos[row].txid;
         last_seq = ss->pos[row].seq;
     }
