@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/resource.h>
 #include <unistd.h>
 
@@ -33,6 +34,9 @@ static void on_connection(uv_stream_t *listener, int status)
 static void on_notify(void *arg, const char *channel, const char *payload)
 {
     server_t *srv = arg;
+    /* Whatever came (a change, a revoked token, notifications lost), what
+     * was read before may be stale now. */
+    srv->generation++;
     if (channel == NULL || strcmp(channel, "sentra_change") == 0) {
         /* Long polls re-check; when notifications were lost (channel NULL)
          * they re-check too, which is always safe. */
@@ -188,6 +192,8 @@ int server_start(server_t *srv, uv_loop_t *loop, config_t *cfg, const char *conn
     memset(srv, 0, sizeof(*srv));
     srv->loop = loop;
     srv->cfg = cfg;
+    if (getrandom(&srv->instance, sizeof(srv->instance), 0) != (ssize_t)sizeof(srv->instance))
+        srv->instance = (uint64_t)getpid() << 32 ^ uv_hrtime();
     raise_fd_limit(cfg);
     srv->auth = auth_cache_new();
     srv->db = db_pool_new(loop, conninfo, cfg->db_pool_size, cfg->db_pipeline_depth);
