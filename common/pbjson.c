@@ -454,6 +454,16 @@ static void write_message(pbjson_buf_t *b, const ProtobufCMessage *m, unsigned f
     buf_addc(b, '}');
 }
 
+void pbjson_buf_add(pbjson_buf_t *out, const char *s, size_t n)
+{
+    buf_add(out, s, n);
+}
+
+void pbjson_buf_string(pbjson_buf_t *out, const char *s)
+{
+    write_string(out, s);
+}
+
 void pbjson_write(pbjson_buf_t *out, const ProtobufCMessage *m, unsigned flags)
 {
     write_message(out, m, flags);

@@ -52,6 +52,13 @@ typedef struct pbjson_buf {
  * runs out. Does not take ownership of m. */
 void pbjson_write(pbjson_buf_t *out, const ProtobufCMessage *m, unsigned flags);
 
+/* Appends n bytes of s to out, as they are. */
+void pbjson_buf_add(pbjson_buf_t *out, const char *s, size_t n);
+
+/* Appends s as a JSON string: quoted, escaped, invalid UTF-8 bytes as
+ * U+FFFD (NULL prints as ""). */
+void pbjson_buf_string(pbjson_buf_t *out, const char *s);
+
 /* m as a JSON text: malloc'ed, NUL-terminated, its length in *len (when len
  * is not NULL); the caller frees it. Aborts when memory runs out. */
 char *pbjson_encode(const ProtobufCMessage *m, unsigned flags, size_t *len);

@@ -12,6 +12,7 @@
 #include <string.h>
 #include <sys/random.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "call.h"
@@ -20,6 +21,7 @@
 #include "methods.h"
 #include "server.h"
 #include "status.h"
+#include "web.h"
 
 static void on_connection(uv_stream_t *listener, int status)
 {
@@ -211,6 +213,19 @@ int server_start(server_t *srv, uv_loop_t *loop, config_t *cfg, const char *conn
     uv_signal_start(&srv->sigint, on_signal, SIGINT);
     signal(SIGPIPE, SIG_IGN);
 
+    if (cfg->web_root != NULL && cfg->web_root[0]) {
+        struct stat st;
+        char err[512];
+        if (stat(cfg->web_root, &st) != 0) {
+            log_warn("web_root_missing", "dir=%s hint=\"no static files are served; see --web-root\"",
+                     cfg->web_root);
+        } else if ((srv->web = web_load(cfg->web_root, err, sizeof(err))) == NULL) {
+            log_error("web_root_unusable", "dir=%s error=\"%s\"", cfg->web_root, err);
+            return UV_EINVAL;
+        } else {
+            log_info("web_root", "dir=%s files=%zu bytes=%zu", cfg->web_root, srv->web->n, srv->web->bytes);
+        }
+    }
     if ((r = listen_tcp(srv)) != 0)
         return r;
     if (cfg->unix_path != NULL && cfg->unix_path[0] && (r = listen_unix(srv)) != 0)

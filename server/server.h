@@ -37,6 +37,7 @@ typedef struct server {
                                  * have been lost: data read at generation g are
                                  * still current while it is g (ETags) */
     uint64_t instance;          /* random at start: names this process in ETags */
+    struct web *web;            /* static files served over HTTP (web.h); NULL: none */
 } server_t;
 
 /* Binds the listeners and starts serving on loop. Returns 0 or a negative

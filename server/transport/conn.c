@@ -66,10 +66,39 @@ void conn_close(struct conn *c)
     uv_close((uv_handle_t *)&c->timer, on_handle_closed);
 }
 
+static void on_shutdown(uv_shutdown_t *req, int status)
+{
+    (void)status;
+    free(req);
+}
+
 static void maybe_close(struct conn *c)
 {
-    if ((c->flags & CONN_F_CLOSE_AFTER) && c->wqueued == 0)
+    if (!(c->flags & CONN_F_CLOSE_AFTER) || c->wqueued != 0)
+        return;
+    if (!(c->flags & CONN_F_LINGER)) {
         conn_close(c);
+        return;
+    }
+    /* Half-close once; the client's EOF (on_read) or the linger deadline
+     * (on_tick) closes. */
+    c->flags &= ~CONN_F_LINGER;
+    uv_shutdown_t *req = malloc(sizeof(*req));
+    if (req == NULL)
+        abort();
+    if (uv_shutdown(req, &c->h.stream, on_shutdown) != 0) {
+        free(req);
+        conn_close(c);
+    }
+}
+
+void conn_linger_close(struct conn *c)
+{
+    if (c->flags & CONN_F_CLOSE_AFTER)
+        return;
+    c->flags |= CONN_F_CLOSE_AFTER | CONN_F_LINGER;
+    c->close_at_ms = conn_now_ms(c) + CLOSE_LINGER_MS;
+    maybe_close(c);
 }
 
 void conn_close_after_write(struct conn *c)
@@ -175,8 +204,12 @@ static void ensure_rbuf(struct conn *c, size_t need)
  */
 static const conn_proto_t *sniff(const uint8_t *data, size_t len)
 {
-    (void)data;
-    (void)len;
+    if (len == 0)
+        return NULL;
+    if (data[0] >= 'A' && data[0] <= 'Z')
+        return &sentra__http1_proto;
+    /* A 0 byte, or anything else (the native codec refuses garbage with a
+     * GOAWAY). */
     return &sentra__native_proto;
 }
 
