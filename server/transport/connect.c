@@ -458,7 +458,7 @@ int connect_prepare(connect_call_t *cc, const char *http_method, const char *pat
     const method_t *m = method_find(name);
     cc->method_flags = m ? m->flags : 0;
     int is_get = strcmp(http_method, "GET") == 0;
-    char why[300];
+    char why[512];
 
     if (!is_get && strcmp(http_method, "POST") != 0) {
         connect_plain(405, "procedures are called with POST (or GET when they have no side effects)", r);
@@ -469,6 +469,12 @@ int connect_prepare(connect_call_t *cc, const char *http_method, const char *pat
         snprintf(why, sizeof(why), "%s has side effects: call it with POST", name);
         connect_plain(405, why, r);
         r->allow = "POST";
+        return -1;
+    }
+    if (m != NULL && (m->flags & METHOD_STREAM)) {
+        snprintf(why, sizeof(why), "%s streams: it is served over the native protocol, not over Connect "
+                                   "unary", name);
+        connect_plain(415, why, r);
         return -1;
     }
     const char *ver = header(headers, n_headers, "connect-protocol-version");
