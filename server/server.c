@@ -19,6 +19,7 @@
 #include "conn.h"
 #include "log.h"
 #include "methods.h"
+#include "reflection.h"
 #include "server.h"
 #include "status.h"
 #include "web.h"
@@ -77,6 +78,7 @@ static void finish_stop(server_t *srv)
     db_pool_close(srv->db);
     srv->db = NULL;
     h_sync_shutdown();          /* the pool has answered every read-ahead */
+    reflection_free(srv);
 }
 
 void server_conn_gone(server_t *srv, struct conn *c)

@@ -38,6 +38,8 @@ typedef struct server {
                                  * still current while it is g (ETags) */
     uint64_t instance;          /* random at start: names this process in ETags */
     struct web *web;            /* static files served over HTTP (web.h); NULL: none */
+    struct reflection *reflection; /* gRPC reflection's index of the descriptor set
+                                    * (services/reflection.c; built on first use) */
 } server_t;
 
 /* Binds the listeners and starts serving on loop. Returns 0 or a negative

@@ -547,7 +547,7 @@ void call_start(call_t *c, const call_request_t *req)
      * start() returns: only a call still waiting needs a deadline timer. */
     c->refs++;
     start(c, req);
-    if (!(c->flags & CALL_F_ANSWERED) && c->timer == NULL)
+    if (!(c->flags & CALL_F_ANSWERED) && c->timer == NULL && c->deadline_ns != CALL_NO_DEADLINE)
         arm_deadline(c);
     call_unref(c);
 }
@@ -649,6 +649,8 @@ static void start(call_t *c, const call_request_t *req)
 
     uint32_t ms = req->timeout_ms ? req->timeout_ms : (uint32_t)cfg->default_deadline_ms;
     c->deadline_ns = c->start_ns + (uint64_t)ms * 1000000;
+    if (req->timeout_ms == 0 && (m->flags & METHOD_STREAM))
+        c->deadline_ns = CALL_NO_DEADLINE;   /* a stream lasts as long as its client wants */
 
     c->msg = decode(c, req, err, sizeof(err));
     if (c->msg == NULL) {

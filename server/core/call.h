@@ -118,13 +118,16 @@ struct call {
     auth_t auth;                   /* valid when the method needs a token */
     const char *idempotency_key;   /* "" when none; freed with the call */
     uint64_t start_ns;             /* when the request arrived */
-    uint64_t deadline_ns;          /* absolute, uv_hrtime() clock */
+    uint64_t deadline_ns;          /* absolute, uv_hrtime() clock; CALL_NO_DEADLINE:
+                                    * a stream (METHOD_STREAM) whose client named none */
 
     const call_md_t *md;           /* the request's metadata (call memory) */
     size_t n_md;
     int codec;                     /* CALL_CODEC_* of the request (answers use the same) */
     uint64_t generation;           /* srv->generation when the call started: the
                                     * data it reads are at least this new */
+    void *data;                    /* the handler's own state across continuations
+                                    * (usually call_alloc memory); NULL at start */
 
     /* ---- private to call.c and the transport ---- */
     const call_sink_t *sink;       /* the transport's functions */
@@ -146,6 +149,8 @@ struct call {
     void (*writable_cb)(call_t *); /* call_on_writable continuation */
     struct call *tnext, *tprev;    /* the transport's list (its own to use) */
 };
+
+#define CALL_NO_DEADLINE UINT64_MAX
 
 #define CALL_F_ANSWERED  0x01   /* a reply was sent (or could not be) */
 #define CALL_F_CANCELLED 0x02   /* the client cancelled */

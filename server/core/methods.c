@@ -8,6 +8,7 @@
 #include "methods.h"
 #include "sentra/v1/sentra.pb-c.h"
 #include "sentra/v1/system.pb-c.h"
+#include "grpc/health/v1/health.pb-c.h"
 
 #define M(svc, name, req, fn, flags) \
     { "/sentra.v1." svc "/" name, &sentra__v1__##req##__descriptor, fn, flags }
@@ -36,6 +37,13 @@ const method_t methods[] = {
     M("TokenService", "CreateToken", create_token_request, h_create_token, METHOD_ADMIN),
     M("TokenService", "ListTokens", list_tokens_request, h_list_tokens, METHOD_ADMIN | RO),
     M("TokenService", "RevokeToken", revoke_token_request, h_revoke_token, METHOD_ADMIN),
+    /* gRPC's standard health service (handlers_health.c). Reflection is
+     * not here: it is bidirectional streaming, answered by the gRPC
+     * transport itself (transport/grpc.c, services/reflection.c). */
+    { "/grpc.health.v1.Health/Check", &grpc__health__v1__health_check_request__descriptor,
+      h_grpc_health_check, METHOD_PUBLIC },
+    { "/grpc.health.v1.Health/Watch", &grpc__health__v1__health_check_request__descriptor,
+      h_grpc_health_watch, METHOD_PUBLIC | METHOD_STREAM },
     { NULL, NULL, NULL, 0 }
 };
 

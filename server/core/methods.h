@@ -42,6 +42,9 @@ void h_health_check(call_t *c);
 void h_ping(call_t *c);
 void h_get_descriptor_set(call_t *c);
 void h_sleep(call_t *c);
+/* handlers_health.c: grpc.health.v1.Health */
+void h_grpc_health_check(call_t *c);
+void h_grpc_health_watch(call_t *c);
 /* handlers_sentra.c */
 void h_create_sentra(call_t *c);
 void h_get_sentra(call_t *c);

@@ -4,8 +4,9 @@
  *
  * conn.c owns the socket: it reads, writes, counts what is queued, keeps
  * the connection's timer and its place in the server's list. It knows no
- * protocol. The first bytes a client sends choose one (conn_sniff): the
- * native framing (transport/native.c) and, as they are added, others; each
+ * protocol. The first bytes a client sends choose one (sniff in conn.c): the
+ * native framing (transport/native.c), HTTP/2 (transport/h2.c) and, as
+ * they are added, others; each
  * is a conn_proto_t whose functions conn.c calls. A protocol turns bytes
  * into calls (core/call.h) and answers into bytes, which it hands back with
  * conn_write().
@@ -123,6 +124,12 @@ void conn_linger_close(struct conn *c);
 /* Closes now: the protocol's closing() detaches its calls. */
 void conn_close(struct conn *c);
 
+/* Starts protocol p on c (its open()); returns 0, or -1 when it failed
+ * and the connection is closing. feed() calls it with what sniff() chose;
+ * a TLS layer calls it with the protocol its ALPN named ("h2":
+ * sentra__h2_proto) instead of sniffing. */
+int conn_choose_proto(struct conn *c, const conn_proto_t *p);
+
 /* The loop's time in milliseconds. */
 uint64_t conn_now_ms(const struct conn *c);
 
@@ -133,5 +140,6 @@ void sentra__conn_unlink(struct server *srv, struct conn *c);
 /* The protocols. */
 extern const conn_proto_t sentra__native_proto;   /* native.c */
 extern const conn_proto_t sentra__http1_proto;    /* http1.c: HTTP/1.1, Connect, static files */
+extern const conn_proto_t sentra__h2_proto;       /* h2.c: HTTP/2 (gRPC, later Connect) */
 
 #endif

@@ -10,8 +10,9 @@
 # write; bodies over the limit (413), headers over the limit (431), a
 # malformed request line, header and JSON body (400-class, nothing
 # stored); keep-alive and pipelining; a slow sender (408); /healthz;
-# static files and their headers; CORS allowed and refused. Ends with
-# "N passed, N failed".
+# static files and their headers; CORS allowed and refused; then JSON and
+# binary over HTTP/2 (curl and buf curl with prior knowledge, the same
+# connect.c behind h2.c). Ends with "N passed, N failed".
 #
 # Environment (set by scripts/run-tests.sh): SENTRAD, SENTRA_TEST_PGDIR,
 # SENTRA_TEST_SCRIPTS, SENTRA_MIGRATIONS.
@@ -23,7 +24,8 @@ PGDIR=${SENTRA_TEST_PGDIR:-/tmp/sentra-test-http-pg}
 SCRIPTS=${SENTRA_TEST_SCRIPTS:-$ROOT/scripts}
 MIGRATIONS=${SENTRA_MIGRATIONS:-$ROOT/migrations}
 PSQL=$(command -v psql || ls /usr/lib/postgresql/*/bin/psql | sort -V | tail -1)
-BUFDIR=$ROOT/tests/interop/connect
+INTEROP=$ROOT/tests/interop
+NODE_DIR=$ROOT/build/interop
 
 PASS=0
 FAIL=0
@@ -60,12 +62,17 @@ done
 DB=$("$SCRIPTS/pgcluster.sh" createdb "$PGDIR" sentra_http) || { bad "createdb"; finish; }
 sql() { "$PSQL" -X -Atq -d "$DB" -c "$1"; }
 
-# The stock Connect client, pinned by tests/interop/connect/package-lock.json.
-BUF=$BUFDIR/node_modules/.bin/buf
-if [ ! -x "$BUF" ]; then
-    (cd "$BUFDIR" && timeout 300 npm ci --no-audit --no-fund --loglevel=error >"$TMP/npm.log" 2>&1) ||
-        { bad "npm ci in tests/interop/connect" "$(tail -5 "$TMP/npm.log")"; finish; }
+# The stock Connect client: npm @bufbuild/buf, pinned by
+# tests/interop/package-lock.json, installed as test_grpc_interop.sh does
+# (into build/interop, again only when the lock file changed).
+mkdir -p "$NODE_DIR"
+if ! cmp -s "$INTEROP/package-lock.json" "$NODE_DIR/package-lock.json" || [ ! -d "$NODE_DIR/node_modules" ]; then
+    cp "$INTEROP/package.json" "$INTEROP/package-lock.json" "$NODE_DIR/"
+    (cd "$NODE_DIR" && timeout 600 npm ci --no-audit --no-fund --loglevel=error) >"$TMP/npm.log" 2>&1 ||
+        { bad "npm ci in $NODE_DIR" "$(tail -5 "$TMP/npm.log")"; finish; }
 fi
+BUF=$NODE_DIR/node_modules/.bin/buf
+[ -x "$BUF" ] || { bad "buf in $NODE_DIR"; finish; }
 export BUF_CACHE_DIR=$TMP/buf-cache
 
 # A web root of our own: pages, an asset, a hidden file.
@@ -439,6 +446,37 @@ has "answers vary by Origin" "$h" "Vary: Origin"
 h=$(curl -s -D - -o /dev/null -H 'Origin: https://evil.example.com' -H "Authorization: Bearer $PROV" \
     -H 'Content-Type: application/json' -d '{}' "$U/sentra.v1.StatsService/GetStatistics")
 hasnt "another origin's call is not readable" "$h" "Access-Control-Allow-Origin"
+
+# ---------------------------------------------------------------- Connect over HTTP/2
+
+H2=(curl -s --http2-prior-knowledge)
+r=$("${H2[@]}" -w '\n%{http_code} %{http_version}' -H "Authorization: Bearer $PROV" -H 'Content-Type: application/json' \
+    -d '{"parentCode":"18"}' "$U/sentra.v1.SentraService/ListRegions")
+check "JSON over HTTP/2: ListRegions" "200 2 15" "$(code "$r") $(body "$r" | jq '.regions | length')"
+r=$("${H2[@]}" -w '\n%{http_code}' -H "Authorization: Bearer $PROV" -H 'Content-Type: application/json' \
+    -d "{\"sentra\":${REC/Way Halim/Rajabasa}}" "$U/sentra.v1.SentraService/CreateSentra")
+H2ID=$(body "$r" | jq -r .id)
+check "JSON over HTTP/2: CreateSentra" "200 1" "$(code "$r") $(body "$r" | jq -r .version)"
+r=$("${H2[@]}" -w '\n%{http_code}' -H "Authorization: Bearer $PROV" -H 'Content-Type: application/json' \
+    -d '{"sentra":{"name":""}}' "$U/sentra.v1.SentraService/CreateSentra")
+check "JSON over HTTP/2: errors are Connect's JSON" "invalid_argument 400 google.rpc.BadRequest" \
+    "$(body "$r" | jq -r .code) $(code "$r") $(body "$r" | jq -r '.details[0].type')"
+r=$("${H2[@]}" -w '\n%{http_code}' -H 'Content-Type: application/json' -d '{}' "$U/sentra.v1.SentraService/GetSentra")
+check "JSON over HTTP/2: no token is 401" "unauthenticated 401" "$(body "$r" | jq -r .code) $(code "$r")"
+"${H2[@]}" -D "$TMP/h2h" -o /dev/null -H "Authorization: Bearer $PROV" "$G"
+E3=$(sed -n 's/^etag: //p' "$TMP/h2h" | tr -d '\r')
+[ -n "$E3" ] && ok "GET over HTTP/2 has an ETag" || bad "GET over HTTP/2 ETag" "$(cat "$TMP/h2h")"
+check "and If-None-Match answers 304" 304 \
+    "$("${H2[@]}" -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $PROV" -H "If-None-Match: $E3" "$G")"
+check "a body over --max-frame over HTTP/2 is 413" 413 \
+    "$("${H2[@]}" -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $PROV" -H 'Content-Type: application/json' \
+       --data-binary @"$TMP/big.json" "$U/sentra.v1.SentraService/CreateSentra")"
+"$BUF" curl --http2-prior-knowledge --schema "$ROOT/proto" -H "Authorization: Bearer $PROV" \
+    -d "{\"id\":\"$H2ID\"}" "$U/sentra.v1.SentraService/GetSentra" >"$TMP/buf2.out" 2>"$TMP/buf2.err"
+check "buf curl, Connect binary over HTTP/2: GetSentra" "0 Sentra Tapis Rajabasa" "$? $(jq -r .name "$TMP/buf2.out" 2>/dev/null)"
+"$BUF" curl --http2-prior-knowledge --schema "$ROOT/proto" -H "Authorization: Bearer $PROV" \
+    -d '{"id":"00000000-0000-0000-0000-000000000000"}' "$U/sentra.v1.SentraService/GetSentra" >"$TMP/buf2.out" 2>&1
+has "buf curl over HTTP/2 reads not_found" "$(tr -d ' \n' <"$TMP/buf2.out")" '"code":"not_found"'
 
 kill -0 "${PIDS[0]}" 2>/dev/null && ok "sentrad still runs" || bad "sentrad died" "$(tail -5 "$TMP/sentrad.log")"
 finish

@@ -84,7 +84,10 @@ static void test_table_matches_protos(void **state)
     int n = check_file("proto/sentra/v1/sentra.proto") + check_file("proto/sentra/v1/system.proto");
     int in_table = 0;
     for (const method_t *m = methods; m->name != NULL; m++) {
-        in_table++;
+        /* Standard services served beside ours (grpc.health.v1) come with
+         * their own .proto files. */
+        if (strncmp(m->name, "/sentra.v1.", 11) == 0)
+            in_table++;
         if ((m->flags & METHOD_ETAG) && !(m->flags & METHOD_NO_SIDE_EFFECTS))
             fail_msg("%s has an ETag but side effects", m->name);
         if ((m->flags & METHOD_NO_SIDE_EFFECTS) && (m->flags & METHOD_WRITE))
