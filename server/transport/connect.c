@@ -20,6 +20,8 @@
 #define CT_JSON "application/json"
 #define CT_PROTO "application/proto"
 #define CT_TEXT "text/plain; charset=utf-8"
+#define CT_STREAM_JSON "application/connect+json"
+#define CT_STREAM_PROTO "application/connect+proto"
 
 /* ---------------------------------------------------------------- codes */
 
@@ -138,16 +140,14 @@ static void add_detail(pbjson_buf_t *out, const char *type, const pbjson_buf_t *
  * current version of an ABORTED version conflict in a google.rpc.ErrorInfo
  * detail (reason VERSION_CONFLICT, domain sentra.v1, metadata
  * current_version). */
-static void error_json(int code, const char *message, const violations_t *v, int64_t current_version,
-                       connect_reply_t *r)
+static void error_object(pbjson_buf_t *out, int code, const char *message, const violations_t *v,
+                         int64_t current_version)
 {
-    reply_init(r, connect_http_status(code));
-    pbjson_buf_t out = { 0 };
-    pbjson_buf_add(&out, "{\"code\":", 8);
-    pbjson_buf_string(&out, connect_code_name(code));
+    pbjson_buf_add(out, "{\"code\":", 8);
+    pbjson_buf_string(out, connect_code_name(code));
     if (message != NULL && message[0]) {
-        pbjson_buf_add(&out, ",\"message\":", 11);
-        pbjson_buf_string(&out, message);
+        pbjson_buf_add(out, ",\"message\":", 11);
+        pbjson_buf_string(out, message);
     }
     int details = 0;
     if (v != NULL && v->n > 0) {
@@ -166,8 +166,8 @@ static void error_json(int code, const char *message, const violations_t *v, int
             pbjson_write(&debug, &v->items[i]->base, 0);
         }
         pbjson_buf_add(&debug, "]}", 2);
-        pbjson_buf_add(&out, ",\"details\":[", 12);
-        add_detail(&out, "google.rpc.BadRequest", &bin, debug.data);
+        pbjson_buf_add(out, ",\"details\":[", 12);
+        add_detail(out, "google.rpc.BadRequest", &bin, debug.data);
         details = 1;
         free(bin.data);
         free(debug.data);
@@ -184,18 +184,86 @@ static void error_json(int code, const char *message, const violations_t *v, int
         snprintf(dbg, sizeof(dbg),
                  "{\"reason\":\"VERSION_CONFLICT\",\"domain\":\"sentra.v1\",\"metadata\":{\"current_version\":\"%s\"}}",
                  ver);
-        pbjson_buf_add(&out, details ? "," : ",\"details\":[", details ? 1 : 12);
-        add_detail(&out, "google.rpc.ErrorInfo", &bin, dbg);
+        pbjson_buf_add(out, details ? "," : ",\"details\":[", details ? 1 : 12);
+        add_detail(out, "google.rpc.ErrorInfo", &bin, dbg);
         details = 1;
         free(bin.data);
         free(entry.data);
     }
     if (details)
-        pbjson_buf_add(&out, "]", 1);
-    pbjson_buf_add(&out, "}", 1);
+        pbjson_buf_add(out, "]", 1);
+    pbjson_buf_add(out, "}", 1);
+}
+
+static void error_json(int code, const char *message, const violations_t *v, int64_t current_version,
+                       connect_reply_t *r)
+{
+    reply_init(r, connect_http_status(code));
+    pbjson_buf_t out = { 0 };
+    error_object(&out, code, message, v, current_version);
     r->body = (uint8_t *)out.data;
     r->len = out.len;
     r->content_type = CT_JSON;
+}
+
+/* ---------------------------------------------------------------- streams */
+
+const char *connect_content_type(const connect_call_t *cc)
+{
+    if (cc->stream)
+        return cc->codec == CALL_CODEC_JSON ? CT_STREAM_JSON : CT_STREAM_PROTO;
+    return cc->codec == CALL_CODEC_JSON ? CT_JSON : CT_PROTO;
+}
+
+/* Appends an envelope: flags, 4-byte big-endian length, then data. */
+static void envelope(pbjson_buf_t *out, uint8_t flags, const void *data, size_t len)
+{
+    uint8_t h[5] = { flags, (uint8_t)(len >> 24), (uint8_t)(len >> 16), (uint8_t)(len >> 8), (uint8_t)len };
+    pbjson_buf_add(out, (const char *)h, 5);
+    pbjson_buf_add(out, data, len);
+}
+
+void connect_stream_message(const connect_call_t *cc, const ProtobufCMessage *m, pbjson_buf_t *out)
+{
+    size_t n;
+    uint8_t *b = call_encode(m, cc->codec, &n);
+    envelope(out, 0, b, n);
+    free(b);
+}
+
+/* The end-of-stream message: {} on success, {"error":{...}} otherwise
+ * (always JSON, whatever the codec). */
+static void stream_end(pbjson_buf_t *out, int code, const char *message, const violations_t *v,
+                       int64_t version)
+{
+    pbjson_buf_t j = { 0 };
+    if (code == SENTRA_OK) {
+        pbjson_buf_add(&j, "{}", 2);
+    } else {
+        pbjson_buf_add(&j, "{\"error\":", 9);
+        error_object(&j, code, message, v, version);
+        pbjson_buf_add(&j, "}", 1);
+    }
+    envelope(out, 0x02, j.data, j.len);
+    free(j.data);
+}
+
+void connect_stream_end(const connect_call_t *cc, const call_answer_t *a, pbjson_buf_t *out)
+{
+    (void)cc;
+    stream_end(out, a->code, a->message, a->violations, a->current_version);
+}
+
+/* A streaming request refused before its call: 200 and an end-of-stream
+ * message carrying the error, as Connect's streaming rules want. */
+static void stream_error(const connect_call_t *cc, int code, const char *message, connect_reply_t *r)
+{
+    reply_init(r, 200);
+    pbjson_buf_t out = { 0 };
+    stream_end(&out, code, message, NULL, 0);
+    r->body = (uint8_t *)out.data;
+    r->len = out.len;
+    r->content_type = connect_content_type(cc);
 }
 
 void connect_error(int code, const char *message, connect_reply_t *r)
@@ -216,7 +284,7 @@ void connect_answer(const connect_call_t *cc, const call_answer_t *a, connect_re
     }
     reply_init(r, 200);
     r->body = call_encode(a->payload, cc->codec, &r->len);
-    r->content_type = cc->codec == CALL_CODEC_JSON ? CT_JSON : CT_PROTO;
+    r->content_type = connect_content_type(cc);
     if (cc->etag[0]) {
         memcpy(r->etag, cc->etag, sizeof(r->etag));
         r->cache_control = "private, no-cache";
@@ -471,24 +539,60 @@ int connect_prepare(connect_call_t *cc, const char *http_method, const char *pat
         r->allow = "POST";
         return -1;
     }
-    if (m != NULL && (m->flags & METHOD_STREAM)) {
-        snprintf(why, sizeof(why), "%s streams: it is served over the native protocol, not over Connect "
-                                   "unary", name);
+    const char *ct = header(headers, n_headers, "content-type"), *params = "";
+    int streaming_ct = !is_get && ct != NULL &&
+                       ((media_is(ct, CT_STREAM_JSON, &params) && charset_ok(params)) ||
+                        media_is(ct, CT_STREAM_PROTO, NULL));
+    int streams = m != NULL && (m->flags & METHOD_STREAM);
+    if (streams != streaming_ct && (m != NULL || streaming_ct)) {
+        /* Connect's rule: a streaming method takes the streaming content
+         * types only, a unary one the unary types only. */
+        if (streams)
+            snprintf(why, sizeof(why), "%s streams: call it with Content-Type application/connect+json or "
+                                       "application/connect+proto", name);
+        else
+            snprintf(why, sizeof(why), "%s is unary: call it with Content-Type application/json or "
+                                       "application/proto", name);
         connect_plain(415, why, r);
+        r->accept_post = streams ? CT_STREAM_JSON ", " CT_STREAM_PROTO : CT_JSON ", " CT_PROTO;
         return -1;
     }
+    cc->stream = streaming_ct;
+    if (cc->stream)
+        cc->codec = media_is(ct, CT_STREAM_JSON, NULL) ? CALL_CODEC_JSON : CALL_CODEC_PROTO;
+/* Refusals of a streaming request are end-of-stream messages (HTTP 200). */
+#define REFUSE(code, msg)                      \
+    do {                                       \
+        if (cc->stream)                        \
+            stream_error(cc, code, msg, r);    \
+        else                                   \
+            connect_error(code, msg, r);       \
+        return -1;                             \
+    } while (0)
+
     const char *ver = header(headers, n_headers, "connect-protocol-version");
-    if (ver != NULL && strcmp(ver, "1") != 0) {
-        connect_error(SENTRA_INVALID_ARGUMENT, "connect-protocol-version must be 1", r);
-        return -1;
-    }
+    if (ver != NULL && strcmp(ver, "1") != 0)
+        REFUSE(SENTRA_INVALID_ARGUMENT, "connect-protocol-version must be 1");
 
     cc->is_get = is_get;
-    if (is_get) {
+    if (cc->stream) {
+        /* One enveloped message: flags, 4-byte length, the message. */
+        const char *enc = header(headers, n_headers, "connect-content-encoding");
+        if (enc != NULL && enc[0] && strcasecmp(enc, "identity") != 0)
+            REFUSE(SENTRA_UNIMPLEMENTED, "connect-content-encoding is not supported; send identity");
+        if (body_len < 5)
+            REFUSE(SENTRA_INVALID_ARGUMENT, "a server-streaming request is one enveloped message");
+        size_t n = (size_t)body[1] << 24 | (size_t)body[2] << 16 | (size_t)body[3] << 8 | body[4];
+        if (body[0] & 0x01)
+            REFUSE(SENTRA_UNIMPLEMENTED, "compressed messages are not supported");
+        if (body[0] != 0 || n != body_len - 5)
+            REFUSE(SENTRA_INVALID_ARGUMENT, "a server-streaming request is exactly one enveloped message");
+        cc->req.payload = body + 5;
+        cc->req.len = n;
+    } else if (is_get) {
         if (read_get_query(cc, query ? query : "", r) != 0)
             return -1;
     } else {
-        const char *ct = header(headers, n_headers, "content-type"), *params = "";
         if (ct != NULL && media_is(ct, CT_JSON, &params) && charset_ok(params)) {
             cc->codec = CALL_CODEC_JSON;
         } else if (ct != NULL && media_is(ct, CT_PROTO, NULL)) {
@@ -514,10 +618,8 @@ int connect_prepare(connect_call_t *cc, const char *http_method, const char *pat
     const char *tmo = header(headers, n_headers, "connect-timeout-ms");
     if (tmo != NULL) {
         size_t n = strlen(tmo);
-        if (n == 0 || n > 10 || strspn(tmo, "0123456789") != n) {
-            connect_error(SENTRA_INVALID_ARGUMENT, "connect-timeout-ms must be 1 to 10 digits", r);
-            return -1;
-        }
+        if (n == 0 || n > 10 || strspn(tmo, "0123456789") != n)
+            REFUSE(SENTRA_INVALID_ARGUMENT, "connect-timeout-ms must be 1 to 10 digits");
         unsigned long long ms = strtoull(tmo, NULL, 10);
         cc->req.timeout_ms = ms == 0 ? 1 : ms > UINT32_MAX ? UINT32_MAX : (uint32_t)ms;
     }

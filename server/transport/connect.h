@@ -5,14 +5,15 @@
  * status, headers and body. No I/O and no HTTP framing: http1.c uses it
  * for HTTP/1.1, and an HTTP/2 transport can use it per stream.
  *
- * Unary only: POST /sentra.v1.Service/Method with Content-Type
+ * Unary calls: POST /sentra.v1.Service/Method with Content-Type
  * application/json (proto3 JSON, common/pbjson.h) or application/proto,
  * the bare message as body; or GET for methods marked NO_SIDE_EFFECTS with
  * ?encoding=json|proto&message=...[&base64=1]. Answers: 200 with the same
  * content type, or Connect's error JSON with its HTTP status. The ETag of
  * a GET is made from the process instance, the data generation read when
  * the call started (call_t.generation), the method, the request and the
- * token (docs/PROTOCOL.md, HTTP and JSON).
+ * token (docs/PROTOCOL.md, HTTP and JSON). Server-streaming methods in
+ * Connect's streaming envelopes: below.
  */
 #ifndef SENTRA_CONNECT_H
 #define SENTRA_CONNECT_H
@@ -21,6 +22,7 @@
 #include <stdint.h>
 
 #include "call.h"
+#include "pbjson.h"
 
 struct server;
 
@@ -45,6 +47,7 @@ typedef struct connect_call {
     uint8_t *payload;           /* a GET's decoded message (owned), or NULL */
     int codec;                  /* CALL_CODEC_* of request and answer */
     int is_get;                 /* Connect GET: answers may carry an ETag */
+    int stream;                 /* server streaming (application/connect+json|proto) */
     unsigned method_flags;      /* METHOD_* of the method, 0 if unknown */
     uint64_t req_hash;          /* hash of method, codec and message (ETag) */
     char *if_none_match;        /* the client's If-None-Match (owned), or NULL */
@@ -74,6 +77,25 @@ int connect_ready(connect_call_t *cc, const call_t *c, connect_reply_t *reply);
 
 /* The HTTP answer for what the call answered. */
 void connect_answer(const connect_call_t *cc, const call_answer_t *a, connect_reply_t *reply);
+
+/* ---------------------------------------------------------------- streams
+ *
+ * A server-streaming method (METHOD_STREAM) is called with Content-Type
+ * application/connect+json or application/connect+proto and one enveloped
+ * request message (flags byte 0, 4-byte big-endian length, the message).
+ * The answer is 200 with the same content type and a body of envelopes:
+ * each message (flags 0), then the end of the stream (flags 0x02) whose
+ * JSON is {} or {"error":{...}}, Connect's error object. The transport
+ * frames the body (HTTP/1.1: chunked; HTTP/2: DATA). */
+
+/* The Content-Type of cc's answers. */
+const char *connect_content_type(const connect_call_t *cc);
+
+/* Appends m as one message envelope of cc's stream. */
+void connect_stream_message(const connect_call_t *cc, const ProtobufCMessage *m, pbjson_buf_t *out);
+
+/* Appends the end-of-stream envelope for what the call answered. */
+void connect_stream_end(const connect_call_t *cc, const call_answer_t *a, pbjson_buf_t *out);
 
 /* A Connect error answer (code: SENTRA_*), for refusals made without a
  * call (a transport's limits). */

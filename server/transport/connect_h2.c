@@ -1,7 +1,8 @@
 /*
  * connect_h2.c: the Connect protocol on HTTP/2 streams: the h2_app_t
  * (h2.h) that h2.c gives streams whose content-type is application/json,
- * application/proto or absent (a Connect GET). The rules are connect.c's,
+ * application/proto, application/connect+json|proto (server streams) or
+ * absent (a Connect GET). The rules are connect.c's,
  * as for HTTP/1.1 (http1.c); only the framing differs: the request's
  * pseudo-headers and headers come from the stream, the answer leaves as
  * its response headers and body.
@@ -30,6 +31,7 @@ typedef struct cstream {
     uint8_t *in;               /* the request body so far */
     size_t in_len, in_cap;
     int too_big;               /* the body is over --max-frame: dropped, 413 at the end */
+    int headers_sent;          /* a stream's response headers are out */
     int finished;              /* answered, refused or gone: nothing more is sent */
 } cstream_t;
 
@@ -41,7 +43,8 @@ static int media(const char *ct, const char *type)
 
 static int c_match(const char *ct)
 {
-    return ct[0] == '\0' || media(ct, "application/json") || media(ct, "application/proto");
+    return ct[0] == '\0' || media(ct, "application/json") || media(ct, "application/proto") ||
+           media(ct, "application/connect+json") || media(ct, "application/connect+proto");
 }
 
 static nghttp2_nv nv(const char *name, const char *value)
@@ -92,9 +95,53 @@ static void refuse(cstream_t *cs, int status, const char *text)
 
 /* ---------------------------------------------------------------- the sink */
 
+/* A stream's response headers, before its first envelope. Returns 0, or
+ * -1 when the stream is gone. */
+static int stream_begin(cstream_t *cs)
+{
+    if (cs->headers_sent)
+        return 0;
+    cs->headers_sent = 1;
+    nghttp2_nv h[3] = { nv("content-type", connect_content_type(&cs->cc)), nv("cache-control", "no-store"),
+                        nv("x-content-type-options", "nosniff") };
+    return h2_stream_respond(cs->s, 200, h, 3, 0);
+}
+
+static void stream_put(cstream_t *cs, const pbjson_buf_t *b)
+{
+    uint8_t *p = h2_stream_reserve(cs->s, b->len);
+    if (p != NULL) {
+        memcpy(p, b->data, b->len);
+        h2_stream_commit(cs->s, b->len);
+    }
+}
+
+static int sink_message(call_t *c, const ProtobufCMessage *m)
+{
+    cstream_t *cs = c->sink_arg;
+    if (cs->finished || stream_begin(cs) != 0)
+        return 1;   /* gone: the call ends when the stream closes */
+    pbjson_buf_t env = { 0 };
+    connect_stream_message(&cs->cc, m, &env);
+    stream_put(cs, &env);
+    free(env.data);
+    return h2_stream_full(cs->s);
+}
+
 static void sink_answer(call_t *c, const call_answer_t *a)
 {
     cstream_t *cs = c->sink_arg;
+    if (cs->cc.stream) {
+        if (cs->finished || stream_begin(cs) != 0)
+            return;
+        cs->finished = 1;
+        pbjson_buf_t end = { 0 };
+        connect_stream_end(&cs->cc, a, &end);
+        stream_put(cs, &end);
+        free(end.data);
+        h2_stream_end(cs->s, NULL, 0);
+        return;
+    }
     connect_reply_t r;
     connect_answer(&cs->cc, a, &r);
     respond(cs, &r);
@@ -120,7 +167,7 @@ static void sink_done(call_t *c)
 static const call_sink_t connect_h2_sink = {
     .name = "connect-h2",
     .answer = sink_answer,
-    .message = NULL,   /* server streaming is not served over Connect */
+    .message = sink_message,
     .done = sink_done,
     .ready = sink_ready,
 };
@@ -228,6 +275,13 @@ static void c_on_end(h2_stream_t *s)
     cs->in_len = cs->in_cap = 0;
 }
 
+static void c_on_drained(h2_stream_t *s)
+{
+    cstream_t *cs = s->app_data;
+    if (cs != NULL && cs->call != NULL)
+        call_writable(cs->call);
+}
+
 static void c_on_close(h2_stream_t *s, uint32_t error_code)
 {
     cstream_t *cs = s->app_data;
@@ -258,6 +312,6 @@ const h2_app_t sentra__h2_connect_app = {
     .on_headers = c_on_headers,
     .on_data = c_on_data,
     .on_end = c_on_end,
-    .on_drained = NULL,
+    .on_drained = c_on_drained,
     .on_close = c_on_close,
 };

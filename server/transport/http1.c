@@ -3,7 +3,8 @@
  * byte is an upper-case letter, the start of a request line), parsed by
  * http-parser (Debian libhttp-parser-dev). What it serves:
  *
- *   POST|GET /sentra.v1.Service/Method   the Connect protocol (connect.c)
+ *   POST|GET /sentra.v1.Service/Method   the Connect protocol (connect.c),
+ *                                        unary and server streams (chunked)
  *   GET|HEAD /healthz                    200 serving / 503 not (JSON)
  *   OPTIONS *                            CORS preflight (--cors-origin)
  *   GET|HEAD /...                        the dashboard's files (web.c)
@@ -40,6 +41,7 @@
 #define H1_MAX_HEADERS 64
 #define H1_MAX_URL 8192
 #define H1_MAX_PIPELINE 16               /* requests read ahead of their answers */
+#define H1_STREAM_HIGH (64 * 1024)       /* a stream not yet at the head pauses above this */
 
 struct h1;
 
@@ -51,8 +53,11 @@ typedef struct exchange {
     connect_call_t cc;         /* Connect's view of the request */
     int is_connect;            /* cc is in use */
     int ready;                 /* out holds the whole answer */
-    uint8_t *out;              /* the answer's bytes (status line to body) */
-    size_t outlen;
+    uint8_t *out;              /* the answer's bytes (status line to body), or
+                                * what a stream has not written yet */
+    size_t outlen, outcap;
+    int headers_sent;          /* a stream's status line and headers are in out (or gone) */
+    int waiting;               /* a stream's handler waits for call_writable */
     int keep_alive;            /* the connection may carry another request */
     int head;                  /* HEAD: headers without the body */
     int http10;                /* an HTTP/1.0 request */
@@ -139,62 +144,116 @@ static const char *http_date(void)
     return buf;
 }
 
+/* The status line and headers of x's answer into b. With len -1 the body
+ * is chunked (a stream), or for HTTP/1.0 runs to the connection's close. */
+static void head_lines(exchange_t *x, const connect_reply_t *r, const char *extra, long long len,
+                       pbjson_buf_t *b)
+{
+    char line[512];
+    int bodyless = r->status == 304 || r->status == 204 || r->status < 200;
+    int n = snprintf(line, sizeof(line), "HTTP/1.1 %d %s\r\nDate: %s\r\n", r->status, reason(r->status),
+                     http_date());
+    pbjson_buf_add(b, line, (size_t)n);
+    if (!bodyless) {
+        if (r->content_type != NULL) {
+            n = snprintf(line, sizeof(line), "Content-Type: %s\r\n", r->content_type);
+            pbjson_buf_add(b, line, (size_t)n);
+        }
+        if (len >= 0)
+            n = snprintf(line, sizeof(line), "Content-Length: %lld\r\n", len);
+        else
+            n = snprintf(line, sizeof(line), "%s", x->http10 ? "" : "Transfer-Encoding: chunked\r\n");
+        pbjson_buf_add(b, line, (size_t)n);
+    }
+    if (r->etag[0]) {
+        n = snprintf(line, sizeof(line), "ETag: %s\r\n", r->etag);
+        pbjson_buf_add(b, line, (size_t)n);
+    }
+    if (r->cache_control != NULL) {
+        n = snprintf(line, sizeof(line), "Cache-Control: %s\r\n", r->cache_control);
+        pbjson_buf_add(b, line, (size_t)n);
+    }
+    if (r->allow != NULL) {
+        n = snprintf(line, sizeof(line), "Allow: %s\r\n", r->allow);
+        pbjson_buf_add(b, line, (size_t)n);
+    }
+    if (r->accept_post != NULL) {
+        n = snprintf(line, sizeof(line), "Accept-Post: %s\r\n", r->accept_post);
+        pbjson_buf_add(b, line, (size_t)n);
+    }
+    if (x->origin != NULL) {
+        pbjson_buf_add(b, "Access-Control-Allow-Origin: ", 29);
+        pbjson_buf_add(b, x->origin, strlen(x->origin));
+        pbjson_buf_add(b, "\r\nAccess-Control-Expose-Headers: " CONNECT_CORS_EXPOSE "\r\n",
+                       strlen("\r\nAccess-Control-Expose-Headers: " CONNECT_CORS_EXPOSE "\r\n"));
+    }
+    if (x->vary_origin)
+        pbjson_buf_add(b, "Vary: Origin\r\n", 14);
+    if (extra != NULL)
+        pbjson_buf_add(b, extra, strlen(extra));
+    pbjson_buf_add(b, WEB_SECURITY_HEADERS, strlen(WEB_SECURITY_HEADERS));
+    if (!x->keep_alive)
+        pbjson_buf_add(b, "Connection: close\r\n", 19);
+    else if (x->http10)
+        pbjson_buf_add(b, "Connection: keep-alive\r\n", 24);
+    pbjson_buf_add(b, "\r\n", 2);
+}
+
 /* Frames r as x's answer (takes r's body) and marks x ready. extra: more
  * header lines ("Name: value\r\n"), or NULL. */
 static void set_answer(exchange_t *x, connect_reply_t *r, const char *extra)
 {
     pbjson_buf_t b = { 0 };
-    char line[512];
     int bodyless = r->status == 304 || r->status == 204 || r->status < 200;
-    int n = snprintf(line, sizeof(line), "HTTP/1.1 %d %s\r\nDate: %s\r\n", r->status, reason(r->status),
-                     http_date());
-    pbjson_buf_add(&b, line, (size_t)n);
-    if (!bodyless) {
-        if (r->content_type != NULL) {
-            n = snprintf(line, sizeof(line), "Content-Type: %s\r\n", r->content_type);
-            pbjson_buf_add(&b, line, (size_t)n);
-        }
-        n = snprintf(line, sizeof(line), "Content-Length: %zu\r\n", r->len);
-        pbjson_buf_add(&b, line, (size_t)n);
-    }
-    if (r->etag[0]) {
-        n = snprintf(line, sizeof(line), "ETag: %s\r\n", r->etag);
-        pbjson_buf_add(&b, line, (size_t)n);
-    }
-    if (r->cache_control != NULL) {
-        n = snprintf(line, sizeof(line), "Cache-Control: %s\r\n", r->cache_control);
-        pbjson_buf_add(&b, line, (size_t)n);
-    }
-    if (r->allow != NULL) {
-        n = snprintf(line, sizeof(line), "Allow: %s\r\n", r->allow);
-        pbjson_buf_add(&b, line, (size_t)n);
-    }
-    if (r->accept_post != NULL) {
-        n = snprintf(line, sizeof(line), "Accept-Post: %s\r\n", r->accept_post);
-        pbjson_buf_add(&b, line, (size_t)n);
-    }
-    if (x->origin != NULL) {
-        pbjson_buf_add(&b, "Access-Control-Allow-Origin: ", 29);
-        pbjson_buf_add(&b, x->origin, strlen(x->origin));
-        pbjson_buf_add(&b, "\r\nAccess-Control-Expose-Headers: " CONNECT_CORS_EXPOSE "\r\n",
-                       strlen("\r\nAccess-Control-Expose-Headers: " CONNECT_CORS_EXPOSE "\r\n"));
-    }
-    if (x->vary_origin)
-        pbjson_buf_add(&b, "Vary: Origin\r\n", 14);
-    if (extra != NULL)
-        pbjson_buf_add(&b, extra, strlen(extra));
-    pbjson_buf_add(&b, WEB_SECURITY_HEADERS, strlen(WEB_SECURITY_HEADERS));
-    if (!x->keep_alive)
-        pbjson_buf_add(&b, "Connection: close\r\n", 19);
-    else if (x->http10)
-        pbjson_buf_add(&b, "Connection: keep-alive\r\n", 24);
-    pbjson_buf_add(&b, "\r\n", 2);
+    head_lines(x, r, extra, (long long)r->len, &b);
     if (!bodyless && !x->head && r->len > 0)
         pbjson_buf_add(&b, (const char *)r->body, r->len);
     connect_reply_free(r);
+    free(x->out);
     x->out = (uint8_t *)b.data;
     x->outlen = b.len;
     x->ready = 1;
+}
+
+/* Appends data to x's pending output as one chunk of a stream (as they
+ * are for HTTP/1.0, whose stream ends with the connection). */
+static void stream_add(exchange_t *x, const pbjson_buf_t *data, int last)
+{
+    pbjson_buf_t b = { .data = (char *)x->out, .len = x->outlen, .cap = x->outcap };
+    if (x->http10) {
+        pbjson_buf_add(&b, data->data, data->len);
+    } else {
+        char size[24];
+        int n = snprintf(size, sizeof(size), "%zx\r\n", data->len);
+        pbjson_buf_add(&b, size, (size_t)n);
+        pbjson_buf_add(&b, data->data, data->len);
+        pbjson_buf_add(&b, "\r\n", 2);
+        if (last)
+            pbjson_buf_add(&b, "0\r\n\r\n", 5);
+    }
+    x->out = (uint8_t *)b.data;
+    x->outlen = b.len;
+    x->outcap = b.cap;
+}
+
+/* The headers of a stream's answer, before its first message. */
+static void stream_begin(exchange_t *x)
+{
+    if (x->headers_sent)
+        return;
+    x->headers_sent = 1;
+    if (x->http10)
+        x->keep_alive = 0;   /* the stream ends with the connection */
+    connect_reply_t r;
+    memset(&r, 0, sizeof(r));
+    r.status = 200;
+    r.content_type = connect_content_type(&x->cc);
+    r.cache_control = "no-store";
+    pbjson_buf_t b = { .data = (char *)x->out, .len = x->outlen, .cap = x->outcap };
+    head_lines(x, &r, NULL, -1, &b);
+    x->out = (uint8_t *)b.data;
+    x->outlen = b.len;
+    x->outcap = b.cap;
 }
 
 static void exchange_free(exchange_t *x)
@@ -208,18 +267,35 @@ static void exchange_free(exchange_t *x)
 
 /* Writes the answers that are ready at the head of the queue, in order;
  * closes after the last one when the connection is closing. */
+/* Writes what a stream at the head of the queue has produced so far. */
+static void stream_push(h1_t *h, exchange_t *x)
+{
+    if (x != h->head || x->outlen == 0)
+        return;
+    conn_write(h->conn, x->out, x->outlen);
+    x->out = NULL;
+    x->outlen = x->outcap = 0;
+}
+
 static void flush(h1_t *h)
 {
     struct conn *c = h->conn;
-    while (h->head != NULL && h->head->ready && h->head->call == NULL) {
+    while (h->head != NULL) {
         exchange_t *x = h->head;
+        if (!x->ready || x->call != NULL) {
+            /* A stream at the head goes out as it is produced. */
+            if (x->cc.stream && x->headers_sent)
+                stream_push(h, x);
+            break;
+        }
         h->head = x->next;
         if (h->head == NULL)
             h->tail = NULL;
         h->n--;
         if (!x->keep_alive)
             h->closing = 1;
-        conn_write(c, x->out, x->outlen);
+        if (x->outlen > 0)
+            conn_write(c, x->out, x->outlen);
         x->out = NULL;
         exchange_free(x);
         h->last_ms = conn_now_ms(c);
@@ -234,6 +310,14 @@ static void flush(h1_t *h)
         /* Room again: read what waits (conn.c gives it to on_bytes). */
         h->held = 0;
         conn_hold(c, 0);
+    }
+    /* Last, with the queue in order: a stream that waited behind earlier
+     * answers, now at the head, goes on. */
+    exchange_t *x = h->head;
+    if (x != NULL && x->waiting && x->call != NULL && !(c->flags & CONN_F_PAUSED) &&
+        c->state != CONN_CLOSING) {
+        x->waiting = 0;
+        call_writable(x->call);
     }
 }
 
@@ -278,9 +362,38 @@ static void refuse(h1_t *h, int status, const char *text)
 static void sink_answer(call_t *call, const call_answer_t *a)
 {
     exchange_t *x = call->sink_arg;
+    if (x->cc.stream) {
+        /* The end of a stream (its status); done() then writes it. */
+        stream_begin(x);
+        pbjson_buf_t end = { 0 };
+        connect_stream_end(&x->cc, a, &end);
+        stream_add(x, &end, 1);
+        free(end.data);
+        x->ready = 1;
+        return;
+    }
     connect_reply_t r;
     connect_answer(&x->cc, a, &r);
     set_answer(x, &r, NULL);
+}
+
+/* One message of a server stream: written at once when the stream is at
+ * the head of the queue, else kept until it is. Full (1) when the socket's
+ * queue is full or H1_STREAM_HIGH bytes wait here; call_writable follows. */
+static int sink_message(call_t *call, const ProtobufCMessage *m)
+{
+    exchange_t *x = call->sink_arg;
+    h1_t *h = x->h;
+    stream_begin(x);
+    pbjson_buf_t env = { 0 };
+    connect_stream_message(&x->cc, m, &env);
+    stream_add(x, &env, 0);
+    free(env.data);
+    stream_push(h, x);
+    int full = (h->conn->flags & CONN_F_PAUSED) || x->outlen > H1_STREAM_HIGH;
+    if (full)
+        x->waiting = 1;
+    return full;
 }
 
 static int sink_ready(call_t *call)
@@ -310,7 +423,7 @@ static void sink_done(call_t *call)
 static const call_sink_t http1_sink = {
     .name = "connect",
     .answer = sink_answer,
-    .message = NULL,   /* server streaming is not served over HTTP/1.1 yet */
+    .message = sink_message,
     .done = sink_done,
     .ready = sink_ready,
 };
@@ -753,6 +866,16 @@ static int h1_open(struct conn *c)
     return 0;
 }
 
+static void h1_writable(struct conn *c)
+{
+    /* The socket's queue drained: a stream that was told "full" goes on. */
+    exchange_t *x = state(c)->head;
+    if (x != NULL && x->waiting && x->call != NULL) {
+        x->waiting = 0;
+        call_writable(x->call);
+    }
+}
+
 static void h1_tick(struct conn *c, uint64_t now)
 {
     h1_t *h = state(c);
@@ -811,7 +934,7 @@ const conn_proto_t sentra__http1_proto = {
     .name = "http1",
     .open = h1_open,
     .on_bytes = on_bytes,
-    .on_writable = NULL,
+    .on_writable = h1_writable,
     .tick = h1_tick,
     .drain = h1_drain,
     .closing = h1_closing,

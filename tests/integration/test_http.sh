@@ -10,7 +10,8 @@
 # write; bodies over the limit (413), headers over the limit (431), a
 # malformed request line, header and JSON body (400-class, nothing
 # stored); keep-alive and pipelining; a slow sender (408); /healthz;
-# static files and their headers; CORS allowed and refused; then JSON and
+# static files and their headers; CORS allowed and refused; a server
+# stream in Connect's envelopes (HTTP/1.1 chunked and HTTP/2); then JSON and
 # binary over HTTP/2 (curl and buf curl with prior knowledge, the same
 # connect.c behind h2.c). Ends with "N passed, N failed".
 #
@@ -422,7 +423,11 @@ for s in socks:
 PY
 n=$(awk '/^open/ {print $2}' "$TMP/idle.out")
 rss1=$(awk '/^open/ {print $4}' "$TMP/idle.out")
-if [ "${n:-0}" = 2000 ]; then
+if ldd "$SENTRAD" 2>/dev/null | grep -q libasan; then
+    # ASan keeps freed memory in its quarantine: resident memory says
+    # nothing about what the server holds.
+    echo "skip - idle HTTP connection memory (sentrad runs under AddressSanitizer)"
+elif [ "${n:-0}" = 2000 ]; then
     per=$(( (rss1 - rss0) * 1024 / 2000 ))
     [ "$per" -lt 4096 ] && ok "2,000 idle HTTP connections: $per bytes each" ||
         bad "idle HTTP connections are cheap" "$per bytes each (VmRSS $rss0 -> $rss1 kB)"
@@ -486,6 +491,59 @@ has "answers vary by Origin" "$h" "Vary: Origin"
 h=$(curl -s -D - -o /dev/null -H 'Origin: https://evil.example.com' -H "Authorization: Bearer $PROV" \
     -H 'Content-Type: application/json' -d '{}' "$U/sentra.v1.StatsService/GetStatistics")
 hasnt "another origin's call is not readable" "$h" "Access-Control-Allow-Origin"
+
+# ---------------------------------------------------------------- server streams
+
+# Connect's streaming envelopes (grpc.health.v1.Health/Watch, a server
+# stream): one enveloped request; envelopes back, the last (flags 2) with
+# the status. envs FILE prints "FLAGS PAYLOAD" per envelope.
+envs() {
+    /usr/bin/python3 -c '
+import sys
+d = open(sys.argv[1], "rb").read()
+i = 0
+while i + 5 <= len(d):
+    n = int.from_bytes(d[i + 1:i + 5], "big")
+    print(d[i], d[i + 5:i + 5 + n].decode("utf-8", "replace"))
+    i += 5 + n
+' "$1"
+}
+printf '\x00\x00\x00\x00\x02{}' >"$TMP/watch.req"
+W="$U/grpc.health.v1.Health/Watch"
+for proto in 1.1 2; do
+    flag=$([ $proto = 2 ] && echo --http2-prior-knowledge || echo --http1.1)
+    curl -s $flag -D "$TMP/wh" -o "$TMP/watch.out" -H 'Content-Type: application/connect+json' \
+        -H 'Connect-Timeout-Ms: 600' --data-binary @"$TMP/watch.req" "$W"
+    has "HTTP/$proto stream: 200 application/connect+json" "$(tr -d '\r' <"$TMP/wh" | tr 'A-Z' 'a-z')" \
+        "content-type: application/connect+json"
+    e=$(envs "$TMP/watch.out")
+    check "HTTP/$proto stream: a message, then the end with its status" \
+        '0 {"status":"SERVING"}|2 {"error":{"code":"deadline_exceeded","message":"deadline exceeded"}}' \
+        "$(paste -sd'|' <<<"$e")"
+done
+has "HTTP/1.1 streams are chunked" "$(curl -s -D - -o /dev/null -H 'Content-Type: application/connect+json' \
+    -H 'Connect-Timeout-Ms: 100' --data-binary @"$TMP/watch.req" "$W")" "Transfer-Encoding: chunked"
+printf '\x00\x00\x00\x00\x00' >"$TMP/watch0.req"
+curl -s -o "$TMP/watch.bin" -H 'Content-Type: application/connect+proto' -H 'Connect-Timeout-Ms: 300' \
+    --data-binary @"$TMP/watch0.req" "$W"
+check "a binary stream: the first envelope is a HealthCheckResponse" "status: SERVING" \
+    "$(head -c 7 "$TMP/watch.bin" | tail -c 2 | protoc --decode=grpc.health.v1.HealthCheckResponse \
+       -I/usr/share/grpc-proto grpc/health/v1/health.proto 2>&1)"
+printf '\x00\x00\x00\x00\x09{}' >"$TMP/watchbad.req"
+curl -s -o "$TMP/watch.out" -w '%{http_code}' -H 'Content-Type: application/connect+json' \
+    --data-binary @"$TMP/watchbad.req" "$W" >"$TMP/code"
+check "a broken envelope: 200 and the error in the end of the stream" \
+    '200 2 invalid_argument' "$(cat "$TMP/code") $(envs "$TMP/watch.out" | awk '{print $1}') $(envs "$TMP/watch.out" | sed 's/^2 //' | jq -r .error.code)"
+check "a unary method with a streaming content type is 415" 415 \
+    "$(curl -s -o /dev/null -w '%{http_code}' -H 'Content-Type: application/connect+json' --data-binary @"$TMP/watch.req" "$U/sentra.v1.SystemService/Ping")"
+check "a stream with a unary content type is 415" 415 \
+    "$(curl -s -o /dev/null -w '%{http_code}' -H 'Content-Type: application/json' -d '{}' "$W")"
+timeout 20 "$BUF" curl --timeout 1s --schema /usr/share/grpc-proto/grpc/health/v1/health.proto -d '{}' "$W" \
+    >"$TMP/bufw.out" 2>&1
+has "buf curl reads the stream over HTTP/1.1" "$(tr -d ' \n' <"$TMP/bufw.out")" '{"status":"SERVING"}'
+timeout 20 "$BUF" curl --http2-prior-knowledge --timeout 1s --schema /usr/share/grpc-proto/grpc/health/v1/health.proto \
+    -d '{}' "$W" >"$TMP/bufw.out" 2>&1
+has "and over HTTP/2" "$(tr -d ' \n' <"$TMP/bufw.out")" '{"status":"SERVING"}'
 
 # ---------------------------------------------------------------- Connect over HTTP/2
 

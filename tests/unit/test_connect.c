@@ -159,6 +159,62 @@ static void test_get(void **state)
     }
 }
 
+static void test_stream_requests(void **state)
+{
+    (void)state;
+    connect_call_t cc;
+    connect_reply_t r;
+    const char *watch = "/grpc.health.v1.Health/Watch";
+    call_md_t hj[] = { HDR("content-type", "application/connect+json") };
+    assert_int_equal(prep(&cc, "POST", watch, NULL, hj, 1, "\0\0\0\0\x02{}", &r), -1); /* strlen stops at 0 */
+    connect_reply_free(&r);
+    connect_call_free(&cc);
+    memset(&r, 0, sizeof(r));
+    static const uint8_t env[] = { 0, 0, 0, 0, 2, '{', '}' };
+    assert_int_equal(connect_prepare(&cc, "POST", watch, strlen(watch), NULL, hj, 1, env, sizeof(env), &r), 0);
+    assert_true(cc.stream);
+    assert_int_equal(cc.codec, CALL_CODEC_JSON);
+    assert_int_equal(cc.req.len, 2);
+    assert_memory_equal(cc.req.payload, "{}", 2);
+    assert_string_equal(connect_content_type(&cc), "application/connect+json");
+    connect_call_free(&cc);
+
+    /* Refused inside the stream: 200 and an end-of-stream envelope. */
+    static const uint8_t compressed[] = { 1, 0, 0, 0, 2, '{', '}' };
+    assert_int_equal(connect_prepare(&cc, "POST", watch, strlen(watch), NULL, hj, 1, compressed,
+                                     sizeof(compressed), &r), -1);
+    assert_int_equal(r.status, 200);
+    assert_int_equal(r.body[0], 2);
+    assert_non_null(memmem(r.body, r.len, "\"unimplemented\"", 15));
+    connect_reply_free(&r);
+    connect_call_free(&cc);
+
+    /* The wrong kind of content type for the method: 415 both ways. */
+    call_md_t hu[] = { HDR("content-type", "application/json") };
+    assert_int_equal(connect_prepare(&cc, "POST", watch, strlen(watch), NULL, hu, 1, env, sizeof(env), &r), -1);
+    assert_int_equal(r.status, 415);
+    connect_reply_free(&r);
+    connect_call_free(&cc);
+    const char *ping = "/sentra.v1.SystemService/Ping";
+    assert_int_equal(connect_prepare(&cc, "POST", ping, strlen(ping), NULL, hj, 1, env, sizeof(env), &r), -1);
+    assert_int_equal(r.status, 415);
+    connect_reply_free(&r);
+    connect_call_free(&cc);
+
+    /* Envelopes out: a message, then the end with the error as JSON. */
+    connect_call_t out = { .codec = CALL_CODEC_JSON, .stream = 1 };
+    pbjson_buf_t b = { 0 };
+    Sentra__V1__PingResponse pr = SENTRA__V1__PING_RESPONSE__INIT;
+    connect_stream_message(&out, &pr.base, &b);
+    call_answer_t a = { .code = SENTRA_DEADLINE_EXCEEDED, .message = "deadline exceeded" };
+    connect_stream_end(&out, &a, &b);
+    static const char want[] = "\0\0\0\0\x02{}\x02\0\0\0\x44{\"error\":{\"code\":\"deadline_exceeded\","
+                               "\"message\":\"deadline exceeded\"}}";
+    assert_int_equal(b.len, sizeof(want) - 1);
+    assert_memory_equal(b.data, want, sizeof(want) - 1);
+    free(b.data);
+}
+
 static json_t *reply_json(const connect_reply_t *r)
 {
     json_error_t e;
@@ -318,6 +374,7 @@ int main(void)
         cmocka_unit_test(test_procedures),
         cmocka_unit_test(test_post),
         cmocka_unit_test(test_get),
+        cmocka_unit_test(test_stream_requests),
         cmocka_unit_test(test_errors),
         cmocka_unit_test(test_etags),
         cmocka_unit_test(test_cors),
