@@ -88,6 +88,31 @@ static void h1f_check_output(const uint8_t *p, size_t len)
         if (end == NULL)
             break;
         size_t hlen = (size_t)(end - (p + off)) + 4;
+        if (memmem(p + off, hlen, "\r\nTransfer-Encoding: chunked\r\n", 30) != NULL) {
+            /* A stream: chunks (hex size, CRLF, data, CRLF) up to the
+             * empty one. */
+            size_t q = off + hlen;
+            for (;;) {
+                const uint8_t *eol = memmem(p + q, len - q, "\r\n", 2);
+                if (eol == NULL)
+                    return; /* cut off */
+                char *e;
+                unsigned long n = strtoul((const char *)p + q, &e, 16);
+                CHECK((const uint8_t *)e == eol && e != (const char *)p + q);
+                q = (size_t)(eol - p) + 2 + n;
+                if (q + 2 > len)
+                    return;
+                CHECK(memcmp(p + q, "\r\n", 2) == 0);
+                q += 2;
+                if (n == 0)
+                    break;
+            }
+            off = q;
+            continue;
+        }
+        if (memmem(p + off, hlen, "\r\nContent-Length: ", 18) == NULL &&
+            memmem(p + off, hlen, "Content-Type: application/connect+", 34) != NULL)
+            return; /* an HTTP/1.0 stream: its body runs to the close */
         size_t blen = 0;
         const uint8_t *cl = memmem(p + off, hlen, "\r\nContent-Length: ", 18);
         if (cl != NULL)
