@@ -16,7 +16,7 @@ PREFIX     ?= /usr/local
 BUILD      ?= build
 CC         ?= cc
 PKGS        = libuv libprotobuf-c libpq
-SERVER_PKGS = libnghttp2
+SERVER_PKGS = libnghttp2 jansson
 CLI_PKGS    = libuv libprotobuf-c jansson
 TEST_PKGS   = cmocka
 
@@ -41,7 +41,8 @@ endif
 
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) $(CLI_PKGS) $(SERVER_PKGS))
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS))
-SERVER_LIBS:= $(shell pkg-config --libs $(SERVER_PKGS))
+# http-parser (Debian libhttp-parser-dev) ships no .pc file.
+SERVER_LIBS:= $(shell pkg-config --libs $(SERVER_PKGS)) -lhttp_parser
 CLI_LIBS   := $(shell pkg-config --libs $(CLI_PKGS)) -lcsv
 TEST_LIBS  := $(shell pkg-config --libs $(TEST_PKGS))
 
@@ -50,6 +51,7 @@ PROTOS     := $(wildcard proto/sentra/v1/*.proto)
 PB_C       := $(patsubst proto/%.proto,$(GEN)/%.pb-c.c,$(PROTOS))
 PB_H       := $(PB_C:.c=.h)
 DESC_C     := $(GEN)/descriptor_set.c
+PB_LIST    := $(GEN)/pb_messages.h
 
 # Standard .proto files the server implements or sends, compiled for the
 # server only: gRPC health and reflection (Debian grpc-proto), google.rpc's
@@ -72,7 +74,9 @@ SERVER_DIRS:= server server/core server/transport server/db server/services
 INCS       := -I$(GEN) -Icommon $(addprefix -I,$(SERVER_DIRS)) -Iclient/include -Iclient/lib -Iclient/cli
 ALL_CFLAGS  = $(CFLAGS) $(INCS) $(PKG_CFLAGS)
 
-COMMON_SRC := $(wildcard common/*.c)
+# common/pbjson.c (proto3 JSON, on jansson) goes into sentrad and
+# sentra-cli but not into libsentra, which needs no JSON library.
+COMMON_SRC := $(filter-out common/pbjson.c,$(wildcard common/*.c))
 SERVER_SRC := $(filter-out server/main.c,$(foreach d,$(SERVER_DIRS),$(wildcard $(d)/*.c)))
 LIB_SRC    := $(wildcard client/lib/*.c)
 CLI_SRC    := $(wildcard client/cli/*.c)
@@ -85,6 +89,7 @@ PB_OBJ     := $(patsubst $(BUILD)/%.c,$(BUILD)/obj/%.o,$(PB_C))
 STD_PB_OBJ := $(patsubst $(BUILD)/%.c,$(BUILD)/obj/%.o,$(STD_PB_C))
 DESC_OBJ   := $(BUILD)/obj/gen/descriptor_set.o
 COMMON_OBJ := $(call obj,$(COMMON_SRC)) $(PB_OBJ)
+PBJSON_OBJ := $(call obj,common/pbjson.c)
 SERVER_OBJ := $(call obj,$(SERVER_SRC))
 LIB_OBJ    := $(call obj,$(LIB_SRC))
 CLI_OBJ    := $(call obj,$(CLI_SRC))
@@ -128,6 +133,11 @@ $(DESC_C): $(PROTOS) $(DESC_EXTRA) Makefile
 	    -I$(GRPC_PROTO_DIR) $(PROTOS) $(DESC_EXTRA)
 	scripts/bin2c.sh sentra__descriptor_set $(GEN)/descriptor_set.bin > $@
 
+# Every top-level message, for tests that go over all of them.
+$(PB_LIST): $(PROTOS) scripts/pb-messages.sh
+	@mkdir -p $(GEN)
+	scripts/pb-messages.sh $(PROTOS) > $@
+
 # ---------------------------------------------------------------- objects
 
 $(BUILD)/obj/%.o: %.c $(PB_H)
@@ -151,7 +161,7 @@ $(LIBSENTRA_SO): $(LIB_OBJ) $(COMMON_OBJ) client/libsentra.sym
 	$(CC) -shared -Wl,-soname,libsentra.so.1 -Wl,--version-script=client/libsentra.sym \
 	    $(LDFLAGS) -o $@ $(LIB_OBJ) $(COMMON_OBJ) $(PKG_LIBS)
 
-$(LIBSERVER_A): $(SERVER_OBJ) $(DESC_OBJ) $(STD_PB_OBJ)
+$(LIBSERVER_A): $(SERVER_OBJ) $(DESC_OBJ) $(STD_PB_OBJ) $(PBJSON_OBJ)
 	@mkdir -p $(dir $@)
 	rm -f $@ && ar rcs $@ $^
 
@@ -161,13 +171,13 @@ $(SENTRAD): $(BUILD)/obj/server/main.o $(LIBSERVER_A) $(COMMON_OBJ)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(SERVER_LIBS) $(PKG_LIBS) -lm
 
-$(SENTRA_CLI): $(CLI_OBJ) $(LIBSENTRA_A)
+$(SENTRA_CLI): $(CLI_OBJ) $(PBJSON_OBJ) $(LIBSENTRA_A)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(CLI_LIBS) -lm
 
 # ---------------------------------------------------------------- tests
 
-$(BUILD)/tests/%: tests/unit/%.c $(LIBSERVER_A) $(LIBSENTRA_A) $(TESTLIB_OBJ) $(PB_H)
+$(BUILD)/tests/%: tests/unit/%.c $(LIBSERVER_A) $(LIBSENTRA_A) $(TESTLIB_OBJ) $(PB_H) $(PB_LIST)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -Itests/lib -o $@ $< $(TESTLIB_OBJ) $(LIBSERVER_A) $(LIBSENTRA_A) \
 	    $(LDFLAGS) $(SERVER_LIBS) $(PKG_LIBS) $(TEST_LIBS) -lm

@@ -7,7 +7,7 @@ set -u
 PKGS="build-essential pkg-config libuv1-dev libprotobuf-c-dev protobuf-c-compiler
 protobuf-compiler libpq-dev postgresql postgresql-contrib libjansson-dev
 libcsv-dev libcmocka-dev xxd python3-protobuf libnghttp2-dev nghttp2-client
-python3-grpcio python3-grpc-tools grpc-proto"
+python3-grpcio python3-grpc-tools grpc-proto libhttp-parser-dev curl jq"
 # Node and npm for the gRPC interop tests (tests/interop; the npm packages
 # are pinned by its package-lock.json), installed only when missing: a
 # machine may have another build of nodejs that ships its own npm.
@@ -21,7 +21,9 @@ missing() {
     for pc in libuv libprotobuf-c libpq jansson cmocka libnghttp2; do
         pkg-config --exists "$pc" 2>/dev/null || m="$m $pc"
     done
-    for cmd in protoc-c protoc xxd nghttp h2load node npm; do
+    # curl, jq, node and npm: the HTTP and gRPC interop tests (their npm
+    # packages are installed at test time, pinned by package-lock.json).
+    for cmd in protoc-c protoc xxd nghttp h2load curl jq node npm; do
         command -v "$cmd" >/dev/null 2>&1 || m="$m $cmd"
     done
     /usr/bin/python3 -c 'import grpc, grpc_tools' >/dev/null 2>&1 || m="$m python3-grpcio"
@@ -29,6 +31,7 @@ missing() {
     [ -f /usr/include/csv.h ] || m="$m libcsv"
     # a strict protobuf decoder for the tests (tests/integration/strict_decoder.py)
     /usr/bin/python3 -c 'import google.protobuf' 2>/dev/null || m="$m python3-protobuf"
+    [ -f /usr/include/http_parser.h ] || m="$m libhttp-parser"
     pgbin=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)
     [ -n "$pgbin" ] && [ -x "$pgbin/initdb" ] || m="$m postgresql-server"
     echo "$m"
@@ -47,7 +50,7 @@ case "${1:---check}" in
     echo "sentra: missing:$m" >&2
     if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null 2>&1; then
         echo "sentra: as root on Debian 12, run:" >&2
-        echo "  apt-get update && apt-get install -y" $PKGS >&2
+        echo "  apt-get update && apt-get install -y" $PKGS npm >&2
         exit 1
     fi
     echo "sentra: installing with apt-get:" $PKGS >&2
@@ -61,35 +64,19 @@ case "${1:---check}" in
 --bench)
     # Extra tools for `make bench`, `make fuzz` and `make valgrind-test`.
     need=""
-    for c in redis-server redis-benchmark clang valgrind grpc_cpp_plugin haproxy; do
+    for c in redis-server redis-benchmark clang valgrind grpc_cpp_plugin haproxy wrk; do
         command -v $c >/dev/null 2>&1 || need=yes
     done
     pkg-config --exists grpc++ 2>/dev/null || need=yes
     ls /usr/lib/llvm-*/lib/clang/*/lib/linux/libclang_rt.fuzzer-x86_64.a >/dev/null 2>&1 || need=yes
     [ -z "$need" ] && exit 0
     if [ "$(id -u)" != 0 ]; then
-        echo "sentra: as root, run: apt-get install -y redis-server clang valgrind libclang-rt-14-dev libgrpc++-dev protobuf-compiler-grpc haproxy" >&2
+        echo "sentra: as root, run: apt-get install -y redis-server clang valgrind libclang-rt-14-dev libgrpc++-dev protobuf-compiler-grpc haproxy wrk" >&2
         exit 1
     fi
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -qq >&2 && apt-get install -y -qq redis-server clang valgrind libclang-rt-14-dev \
-        libgrpc++-dev protobuf-compiler-grpc haproxy >&2 || exit 1
-    ;;
---ha)
-    # Extra packages for `make ha-up` and `make ha-test` (issue 17): the
-    # failover manager and the proxy, from Debian 12.
-    need=""
-    command -v pg_autoctl >/dev/null 2>&1 || need=yes
-    command -v haproxy >/dev/null 2>&1 || need=yes
-    ls /usr/lib/postgresql/15/lib/pgautofailover.so >/dev/null 2>&1 || need=yes
-    [ -z "$need" ] && exit 0
-    if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null 2>&1; then
-        echo "sentra: as root on Debian 12, run: apt-get install -y $HA_PKGS" >&2
-        exit 1
-    fi
-    export DEBIAN_FRONTEND=noninteractive
-    # shellcheck disable=SC2086
-    apt-get update -qq >&2 && apt-get install -y -qq --no-install-recommends $HA_PKGS >&2 || exit 1
+        echo "sentra: as root, run: apt-get install -y redis-server clang valgrind libclang-rt-14-dev libgrpc++-dev protobuf-compiler-grpc haproxy wrk" >&2
     ;;
 *)
     echo "usage: $0 --check | --install | --bench | --ha" >&2

@@ -1045,7 +1045,25 @@ static int stream_emit(stream_state_t *ss, stream_msg_t *m)
     resp.base.unknown_fields = ss->uf;
     resp.next_cursor = m->cursor;
     resp.more = m->more;
-    int r = call_send(ss->c, &resp.base);
+    int r;
+    if (ss->c->codec == CALL_CODEC_JSON) {
+        /* A JSON printer knows fields by their descriptors, not unknown
+         * fields: give it the message decoded (Connect with JSON only). */
+        size_t n = protobuf_c_message_get_packed_size(&resp.base);
+        uint8_t *buf = malloc(n ? n : 1);
+        if (buf == NULL)
+            abort();
+        protobuf_c_message_pack(&resp.base, buf);
+        ProtobufCMessage *full = protobuf_c_message_unpack(&sentra__v1__stream_changes_response__descriptor,
+                                                           NULL, n, buf);
+        free(buf);
+        if (full == NULL)
+            abort();            /* our own bytes: cannot fail but for memory */
+        r = call_send(ss->c, full);
+        protobuf_c_message_free_unpacked(full, NULL);
+    } else {
+        r = call_send(ss->c, &resp.base);
+    }
     if (r >= 0) {
         ss->sent_more = m->more;
         memcpy(ss->sent_cursor, m->cursor, sizeof ss->sent_cursor);
