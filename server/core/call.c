@@ -1107,15 +1107,13 @@ void call_cancel(call_t *c, int code)
 
 void call_detach(call_t *c)
 {
-    c->sink_arg = NULL;
+    c->sink_arg = NULL;          /* so finish() leaves the transport alone */
     c->writable_cb = NULL;
     if (!(c->flags & CALL_F_ANSWERED)) {
-        c->flags |= CALL_F_ANSWERED | CALL_F_CANCELLED;
-        c->code = SENTRA_CANCELLED;
-        timer_stop(c);
-        wait_end(c);
-        if (c->query != NULL)
-            db_query_cancel(c->query);
+        /* As a cancel by the client (its connection went), and logged as
+         * one: a stream's end is otherwise never in the request log. */
+        c->flags |= CALL_F_CANCELLED;
+        finish(c, SENTRA_CANCELLED);
     }
     call_unref(c);
 }
