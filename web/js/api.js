@@ -84,7 +84,8 @@ export function errorFromJson(body, httpStatus) {
                 for (const v of fv) violations.push({ field: v.field || '', description: v.description || '' });
         }
     }
-    const message = body && typeof body.message === 'string' ? body.message : '';
+    const message = body && typeof body.message === 'string' && body.message
+        ? body.message : `${code} (HTTP ${httpStatus})`;
     return new ApiError(code, message, { violations, details, httpStatus, currentVersion });
 }
 

@@ -86,18 +86,23 @@ app.regionsOf = function (parent) {
 // ---------------------------------------------------------------- session
 
 // Learns the scope of a token: what it reads (statistics by province and
-// regency) and whether its role may write, asked with a push that can
-// change nothing (no client id, no mutations: every writer is told the
-// request is invalid, a national token that it may not write).
+// regency) and whether its role may write. A token that reads more than one
+// province is national; otherwise a push of no mutations asks: it changes
+// nothing and touches no table, writers get an empty answer and a national
+// token PERMISSION_DENIED.
 async function learnScope() {
     const stats = await app.call(STATS + '/GetStatistics', { groupBy: ['GROUP_BY_PROVINCE', 'GROUP_BY_REGENCY'] });
     learnRegionNames(app.names, stats);
-    let canWrite = true;
-    try {
-        await app.call(SYNC + '/PushChanges', { clientId: '', mutations: [] });
-    } catch (e) {
-        if (e.code === 'unauthenticated') throw e;
-        canWrite = writeProbeAllows(e);
+    const gp = (stats.groupBy || []).indexOf('GROUP_BY_PROVINCE');
+    const provinces = new Set((stats.rows || []).map((r) => (r.keys || [])[gp]).filter(Boolean));
+    let canWrite = provinces.size <= 1;
+    if (canWrite) {
+        try {
+            await app.call(SYNC + '/PushChanges', { clientId: 'sentra-dashboard-scope-probe', mutations: [] });
+        } catch (e) {
+            if (e.code === 'unauthenticated') throw e;
+            canWrite = writeProbeAllows(e);
+        }
     }
     app.scope = deriveScope(stats, canWrite);
     await app.loadRegions('');

@@ -48,6 +48,7 @@ const id = {
     'filter.notDesignated': 'Belum ditetapkan',
     'filter.text': 'Cari nama, komoditas, produk',
     'filter.reset': 'Hapus saringan',
+    'filter.search': 'Cari',
     'filter.region': 'Wilayah',
 
     'overview.title': 'Ringkasan',
@@ -219,6 +220,7 @@ const en = {
     'filter.notDesignated': 'Not designated',
     'filter.text': 'Search name, commodity, product',
     'filter.reset': 'Clear filters',
+    'filter.search': 'Search',
     'filter.region': 'Region',
 
     'overview.title': 'Overview',

@@ -248,8 +248,9 @@ export function deriveScope(stats, canWrite) {
     return { ...base, role: 'unknown', certain: false };
 }
 
-// Whether the answer to the write probe (see app.js) says "this role may
-// not write": PERMISSION_DENIED before any field is looked at.
+// Whether the answer to the write probe (app.js: a push of no mutations)
+// allows writing: only PERMISSION_DENIED (the role's refusal) says no; any
+// other failure leaves the decision to the real write.
 export function writeProbeAllows(err) {
     return !(err && err.code === 'permission_denied');
 }

@@ -240,7 +240,7 @@ function filterBar(app, f, go) {
     const text = h('input', { id: 'f-text', type: 'search', value: f.q, maxlength: '200',
                               placeholder: t('filter.text'), 'aria-label': t('filter.text') });
     const form = h('form.search', { on: { submit: (ev) => { ev.preventDefault(); go({ q: text.value }); } } },
-        text, h('button', { type: 'submit' }, '🔍'));
+        text, h('button', { type: 'submit', id: 'f-search' }, t('filter.search')));
     return h('section.panel.filters', { id: 'filters' },
         h('nav.crumbs', { 'aria-label': t('filter.region') }, trail),
         h('div.filter-fields', fields, form,
