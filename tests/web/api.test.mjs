@@ -8,7 +8,7 @@
 import test from 'node:test';
 import assert from 'node:assert/strict';
 
-import { createClient, errorFromJson, ApiError, STATS, SENTRA } from '../../web/js/api.js';
+import { createClient, errorFromJson, ApiError, STATS, SENTRA, SYNC, getUrl, READS } from '../../web/js/api.js';
 import { readFields, decodeBadRequest, encodeBadRequest, decodeErrorInfo, base64Bytes } from '../../web/js/protobuf.js';
 
 const b64 = (bytes) => Buffer.from(bytes).toString('base64').replace(/=+$/, '');
@@ -66,9 +66,45 @@ test('protobuf: ErrorInfo with metadata', () => {
     assert.deepEqual(decodeErrorInfo(bytes), { reason: 'VERSION_CONFLICT', domain: 'sentra.v1', metadata: { current_version: '7' } });
 });
 
+test('client: a read as Connect GET, revalidated by the browser cache', async () => {
+    const fetch = fakeFetch({ body: { rows: [] } });
+    const api = createClient({ token: 'snt_SECRET', base: 'http://127.0.0.1:1', fetch });
+    const request = { filter: { regencyCode: '18.71', text: 'kopi & "tapis"' }, groupBy: ['GROUP_BY_REGENCY'] };
+    await api.call(STATS + '/GetStatistics', request);
+    const [{ url, init }] = fetch.calls;
+    assert.equal(init.method, 'GET');
+    assert.equal(init.body, undefined);
+    assert.equal(init.cache, 'no-cache');
+    assert.equal(init.headers.Authorization, 'Bearer snt_SECRET');
+    assert.equal(init.headers['Content-Type'], undefined);
+    const u = new URL(url);
+    assert.equal(u.pathname, '/sentra.v1.StatsService/GetStatistics');
+    assert.equal(u.searchParams.get('connect'), 'v1');
+    assert.equal(u.searchParams.get('encoding'), 'json');
+    assert.deepEqual(JSON.parse(u.searchParams.get('message')), request);
+    assert.ok(!url.includes('snt_'));
+    assert.equal(url, getUrl('http://127.0.0.1:1', STATS + '/GetStatistics', request));
+    // Writes and the scope probe are never GETs.
+    for (const m of [SENTRA + '/CreateSentra', SENTRA + '/UpdateSentra', SENTRA + '/DeleteSentra', SYNC + '/PushChanges'])
+        assert.ok(!READS.has(m), m);
+});
+
+test('client: the reads are the methods the protos mark NO_SIDE_EFFECTS', async () => {
+    const { readFileSync } = await import('node:fs');
+    const proto = readFileSync('proto/sentra/v1/sentra.proto', 'utf8');
+    const marked = new Set();
+    let service = '';
+    for (const m of proto.matchAll(/service (\w+)|rpc (\w+)\([^)]*\) returns \([^)]*\)\s*(\{\s*option idempotency_level = NO_SIDE_EFFECTS;)?/g)) {
+        if (m[1]) service = m[1];
+        else if (m[3]) marked.add(`sentra.v1.${service}/${m[2]}`);
+    }
+    if (marked.size === 0) return;   // protos without the marks (before the HTTP transport)
+    for (const r of READS) assert.ok(marked.has(r), `${r} is not NO_SIDE_EFFECTS`);
+});
+
 test('client: a unary POST with the token in the Authorization header only', async () => {
     const fetch = fakeFetch({ body: { groupBy: ['GROUP_BY_REGENCY'], rows: [], total: { sentra: '73' } } });
-    const api = createClient({ token: 'snt_SECRET', base: 'http://127.0.0.1:1', fetch });
+    const api = createClient({ token: 'snt_SECRET', base: 'http://127.0.0.1:1', fetch, get: false });
     const resp = await api.call(STATS + '/GetStatistics', { groupBy: ['GROUP_BY_REGENCY'] });
     assert.equal(resp.total.sentra, '73');
     const [{ url, init }] = fetch.calls;

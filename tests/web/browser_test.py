@@ -161,6 +161,15 @@ def shot(d, name):
     d.save_screenshot(os.path.join(OUT, name))
 
 
+def shot_full(d, name, width=1280):
+    """The whole page, by making the window as tall as the page."""
+    h = js(d, "return document.documentElement.scrollHeight")
+    d.set_window_size(width, min(int(h) + 140, 5000))
+    time.sleep(0.3)
+    shot(d, name)
+    d.set_window_size(1280, 1000)
+
+
 def click_at(d, x, y):
     """A real pointer click at viewport coordinates."""
     ab = ActionBuilder(d)
@@ -317,6 +326,7 @@ def province_office(d, tmp):
     truthy("map: Lampung shaded", lampung.get_attribute("fill") not in ("#f3f3f3", "#dedede", None),
            lampung.get_attribute("fill"))
     shot(d, "dashboard.png")
+    shot_full(d, "dashboard-full.png")
 
     # A regency clicked on the map (a real pointer click on its circle).
     pt = own_point(d, "#map-body circle.regency[data-regency='18.04']")
@@ -349,9 +359,18 @@ def province_office(d, tmp):
         bad("chart click: filters by Kota Bandar Lampung", d.current_url)
 
     # Back to the province through the crumbs; page the list.
+    js(d, "performance.clearResourceTimings()")
     d.find_element(By.LINK_TEXT, "Lampung").click()
-    settled(d, lambda drv: "regency" not in drv.current_url and card(drv, "ov-sentra") == "73")
+    settled(d, lambda drv: "regency" not in drv.current_url and card(drv, "ov-sentra") == "73"
+            and drv.find_elements(By.CSS_SELECTOR, "#map-body[data-drawn=yes]"))
     ok("crumb: back to the whole province")
+    # The same reads as the first visit: GETs the browser revalidates with
+    # If-None-Match; a 304 transfers headers only.
+    got = js(d, """return performance.getEntriesByType('resource')
+        .filter(e => e.name.includes('/sentra.v1.StatsService/GetStatistics?'))
+        .map(e => [e.transferSize, e.encodedBodySize]);""")
+    truthy("repeated reads come back as 304 from the browser's cache check",
+           any(t < b for t, b in got) and all(t <= b + 2000 for t, b in got), got)
     page1 = table_names(d)
     check("list: 20 on the first page", 20, len(page1))
     truthy("list: 1–20 of 73", "1–20 dari 73" in d.find_element(By.ID, "list-page").text,
@@ -547,6 +566,7 @@ def english_and_phone(d):
     wide = js(d, "return [document.documentElement.scrollWidth, window.innerWidth]")
     truthy("phone: nothing wider than the screen", wide[0] <= wide[1] + 1, wide)
     shot(d, "dashboard-phone.png")
+    shot_full(d, "dashboard-phone-full.png", 390)
     d.set_window_size(1280, 1000)
 
 

@@ -4,7 +4,7 @@ import test from 'node:test';
 import assert from 'node:assert/strict';
 
 import { DICTS, t, setLang } from '../../web/js/i18n.js';
-import { int64, fmtInt, fmtRate, fmtRupiah } from '../../web/js/format.js';
+import { int64, fmtInt, fmtRate, fmtRupiah, fmtRupiahShort } from '../../web/js/format.js';
 import { toCsv, parseCsv } from '../../web/js/csv.js';
 import * as M from '../../web/js/model.js';
 
@@ -49,6 +49,16 @@ test('format: int64 strings beyond 2^53 stay exact', () => {
     assert.equal(fmtInt('1234567'), '1,234,567');
     setLang('id');
     assert.throws(() => int64('12abc'));
+});
+
+test('format: large sums in words beside the exact figure', () => {
+    setLang('id');
+    assert.equal(fmtRupiahShort('31584000000'), 'Rp 31,6 miliar');
+    assert.equal(fmtRupiahShort('1500000000000'), 'Rp 1,5 triliun');
+    assert.equal(fmtRupiahShort('999999'), 'Rp 999.999');
+    setLang('en');
+    assert.equal(fmtRupiahShort('31584000000'), 'Rp 31.6 billion');
+    setLang('id');
 });
 
 test('format: the rate as sentra-cli stats prints it (percent, one decimal)', () => {

@@ -1,5 +1,6 @@
 // api.js: the dashboard's client of sentrad's Connect/JSON API
-// (docs/PROTOCOL.md, "HTTP and JSON"). A unary call is
+// (docs/PROTOCOL.md, "HTTP and JSON"). A unary call (a read may go as a
+// GET instead: READS below) is
 //
 //   POST /sentra.v1.<Service>/<Method>
 //   Content-Type: application/json, Authorization: Bearer <token>
@@ -18,6 +19,18 @@ import { base64Bytes, decodeBadRequest, decodeErrorInfo } from './protobuf.js';
 export const SENTRA = 'sentra.v1.SentraService';
 export const STATS = 'sentra.v1.StatsService';
 export const SYNC = 'sentra.v1.SyncService';
+
+// The methods marked NO_SIDE_EFFECTS in proto/sentra/v1/*.proto: called
+// with Connect's GET (?connect=v1&encoding=json&message=<the request's
+// JSON>), so that the browser's cache keeps the answer with its ETag and
+// asks again with If-None-Match: an unchanged answer comes back as an empty
+// 304 (docs/PROTOCOL.md, HTTP and JSON). The token stays in the
+// Authorization header; the request message (filters, page tokens) is in
+// the address.
+export const READS = new Set([
+    SENTRA + '/GetSentra', SENTRA + '/ListSentra', SENTRA + '/GetRegion', SENTRA + '/ListRegions',
+    STATS + '/GetStatistics', STATS + '/GetTimeSeries',
+]);
 
 // Connect's codes (lower snake case, as Connect writes them).
 export const CODES = [
@@ -89,18 +102,25 @@ export function errorFromJson(body, httpStatus) {
     return new ApiError(code, message, { violations, details, httpStatus, currentVersion });
 }
 
-// createClient({token, base, fetch, timeoutMs}) -> {call(method, request)}.
+// The address of a Connect GET for method and request.
+export function getUrl(base, method, request) {
+    return `${base}/${method}?connect=v1&encoding=json&message=${encodeURIComponent(JSON.stringify(request))}`;
+}
+
+// createClient({token, base, fetch, timeoutMs, get}) -> {call(method, request)}.
+// get: use GET for READS (default true).
 // method: "sentra.v1.StatsService/GetStatistics"; request: a plain object.
 // Resolves to the response message (a plain object) or rejects with an
 // ApiError (network failures are "unavailable", timeouts
 // "deadline_exceeded").
-export function createClient({ token, base = '', fetch: fetchFn = globalThis.fetch, timeoutMs = 30000 } = {}) {
+export function createClient({ token, base = '', fetch: fetchFn = globalThis.fetch, timeoutMs = 30000, get = true } = {}) {
     async function call(method, request = {}, { signal } = {}) {
+        const viaGet = get && READS.has(method);
         const headers = {
-            'Content-Type': 'application/json',
             'Connect-Protocol-Version': '1',
             'Connect-Timeout-Ms': String(timeoutMs),
         };
+        if (!viaGet) headers['Content-Type'] = 'application/json';
         if (token) headers.Authorization = 'Bearer ' + token;
         const ctl = new AbortController();
         const timer = setTimeout(() => ctl.abort('timeout'), timeoutMs + 1000);
@@ -108,12 +128,13 @@ export function createClient({ token, base = '', fetch: fetchFn = globalThis.fet
         if (signal) signal.addEventListener('abort', onAbort);
         let res;
         try {
-            res = await fetchFn(`${base}/${method}`, {
-                method: 'POST',
+            res = await fetchFn(viaGet ? getUrl(base, method, request) : `${base}/${method}`, {
+                method: viaGet ? 'GET' : 'POST',
                 headers,
-                body: JSON.stringify(request),
+                body: viaGet ? undefined : JSON.stringify(request),
                 credentials: 'omit',
-                cache: 'no-store',
+                // A read is kept and revalidated (If-None-Match); a write never.
+                cache: viaGet ? 'no-cache' : 'no-store',
                 signal: ctl.signal,
             });
         } catch (e) {

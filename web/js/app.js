@@ -55,6 +55,12 @@ app.call = async function (method, request) {
     }
 };
 
+// Counts other work the page waits for (a data file) as busy too.
+app.busyWhile = function (promise) {
+    setBusy(1);
+    return promise.finally(() => setBusy(-1));
+};
+
 app.navigate = function (hash) {
     if (location.hash === hash) route();
     else location.hash = hash;

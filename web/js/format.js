@@ -29,6 +29,16 @@ export function fmtRupiah(v) {
     return 'Rp ' + fmtInt(v);
 }
 
+// Large sums in words ("Rp 31,6 miliar", "Rp 31.6 billion") for the
+// overview's cards, beside the exact figure. Below a million: exact.
+export function fmtRupiahShort(v) {
+    const n = int64(v);
+    const abs = n < 0n ? -n : n;
+    if (abs < 1000000n) return fmtRupiah(n);
+    return 'Rp ' + new Intl.NumberFormat(locale(), { notation: 'compact', compactDisplay: 'long',
+                                                     maximumFractionDigits: 1 }).format(Number(n));
+}
+
 // The designation rate as sentra-cli stats prints it: percent, one decimal
 // ("74.0%"), with the interface's decimal separator.
 export function fmtRate(rate) {

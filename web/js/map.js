@@ -27,7 +27,8 @@ export async function loadShapes() {
 // opts: {provinces: regionSeries of the province level (or null), regencies:
 // regionSeries of the regency level (or null), points, focus: province code
 // to zoom to, selectedRegency, mode: 'count'|'rate', names (Map),
-// onProvince(code), onRegency(code), onPoint(id)}
+// canPick(codes): whether a shape may be clicked (a province token's own
+// province only), onProvince(codes), onRegency(code), onPoint(id)}
 export function drawMap(geo, opts) {
     const all = bbox(geo);
     const proj = projection(all, WIDTH);
@@ -49,10 +50,11 @@ export function drawMap(geo, opts) {
         const codes = f.properties.codes || [];
         const inFocus = !opts.focus || codes.includes(opts.focus);
         const fill = !codes.length ? '#dedede' : tot ? shade(value(tot)) : '#f3f3f3';
+        const pickable = codes.length > 0 && (!opts.canPick || opts.canPick(codes));
         const path = s('path', {
             d: pathData(f.geometry, proj.project),
             fill,
-            class: 'shape' + (codes.length ? ' clickable' : '') + (inFocus ? '' : ' dim') +
+            class: 'shape' + (pickable ? ' clickable' : '') + (inFocus ? '' : ' dim') +
                    (opts.focus && codes.includes(opts.focus) ? ' focus' : ''),
             'vector-effect': 'non-scaling-stroke',
             dataset: { shape: f.id, codes: codes.join(' ') },
@@ -61,7 +63,7 @@ export function drawMap(geo, opts) {
             const names = codes.map((c) => opts.names.get(c) || c).join(', ');
             const tip = tot ? `${names}: ${fmtInt(tot.sentra)} sentra, ${fmtRate(tot.rate)}` : names;
             path.appendChild(s('title', null, tip));
-            path.addEventListener('click', () => opts.onProvince(codes, tot));
+            if (pickable) path.addEventListener('click', () => opts.onProvince(codes, tot));
         }
         land.appendChild(path);
     }

@@ -7,7 +7,7 @@
 
 import { h, replace, download } from '../dom.js';
 import { t } from '../i18n.js';
-import { fmtInt, fmtRate, fmtRupiah } from '../format.js';
+import { fmtInt, fmtRate, fmtRupiah, fmtRupiahShort } from '../format.js';
 import { SENTRA, STATS } from '../api.js';
 import { toCsv } from '../csv.js';
 import { STATUSES, SECTORS, sectorLabel, parseFilter, filterQuery, apiFilter, overview,
@@ -80,8 +80,10 @@ export function renderDashboard(view, app, query) {
             card('ov-units', t('overview.units'), fmtInt(o.units), o.units),
             card('ov-workers', t('overview.workers'), fmtInt(o.workers), o.workers,
                 t('overview.workersSplit', { m: fmtInt(o.male), f: fmtInt(o.female) })),
-            card('ov-investment', t('overview.investment'), fmtRupiah(o.investment), o.investment),
-            card('ov-production', t('overview.production'), fmtRupiah(o.production), o.production));
+            card('ov-investment', t('overview.investment'), fmtRupiahShort(o.investment), o.investment,
+                fmtRupiah(o.investment)),
+            card('ov-production', t('overview.production'), fmtRupiahShort(o.production), o.production,
+                fmtRupiah(o.production)));
     }).catch((e) => live() && replace(overviewBody, errorBox(e)));
 
     // ------------------------------------------------------------ charts
@@ -143,6 +145,8 @@ export function renderDashboard(view, app, query) {
         const svg = drawMap(geo, {
             provinces: provinceRows, regencies: province ? regionRows : null, points,
             focus: province, selectedRegency: f.regency, mode: mapMode, names: app.names,
+            canPick: (codes) => scope.role === 'national' || scope.role === 'unknown' ||
+                                codes.includes(scope.provinceCode),
             onProvince: (codes, tot) => {
                 if (codes.length === 1) return go({ province: codes[0] === f.province && !f.regency ? '' : codes[0], regency: '' });
                 replace(mapChooser, h('p', t('map.shared')), h('div.buttons', codes.map((c) =>
@@ -164,20 +168,13 @@ export function renderDashboard(view, app, query) {
                     ? h('a', { href: '#/?' + filterQuery({ ...f, province: '', regency: '' }) }, t('map.zoomOut')) : null);
         }
     }
-    setBusyWhile(app, Promise.all([loadShapes().then((g) => { geo = g; }), provincesDone, pointsDone,
-                                   regionsDone.catch(() => {})])
+    app.busyWhile(Promise.all([loadShapes().then((g) => { geo = g; }), provincesDone, pointsDone,
+                               regionsDone.catch(() => {})])
         .then(() => drawTheMap())
         .catch((e) => live() && replace(mapBody, errorBox(e))));
 
     // ------------------------------------------------------------ list
     renderList(app, f, listBody, [''], live);
-}
-
-// Counts a piece of work that is not one API call (the map's file) as busy.
-function setBusyWhile(app, promise) {
-    const el = document.documentElement;
-    el.dataset.busy = String(Number(el.dataset.busy || 0) + 1);
-    promise.finally(() => { el.dataset.busy = String(Number(el.dataset.busy || 0) - 1); });
 }
 
 function mapControls(redraw) {
