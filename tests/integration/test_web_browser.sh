@@ -59,13 +59,16 @@ PORT=$(cat "$TMP/port")
 token() { "$SENTRAD" token create --role "$1" --region "$2" --label test_web --db "$DB" 2>/dev/null | tail -1; }
 PROVINCE_TOKEN=$(token province 18)
 DISTRICT_TOKEN=$(token district 18.04)
-[ -n "$PROVINCE_TOKEN" ] && [ -n "$DISTRICT_TOKEN" ] || die "tokens"
+NATIONAL_TOKEN=$("$SENTRAD" token create --role national --label test_web --db "$DB" 2>/dev/null | tail -1)
+[ -n "$PROVINCE_TOKEN" ] && [ -n "$DISTRICT_TOKEN" ] && [ -n "$NATIONAL_TOKEN" ] || die "tokens"
 # The numbers sentra-cli stats prints (its TOTAL row), for the overview.
 CLI_TOTAL=$("$CLI" --addr "127.0.0.1:$PORT" --token "$PROVINCE_TOKEN" stats --csv | tail -1)
 [ -n "$CLI_TOTAL" ] || die "sentra-cli stats"
 
 mkdir -p "$OUT"
+rm -f "$OUT"/*.png "$OUT"/*.csv
 BASE="http://127.0.0.1:$PORT" PROVINCE_TOKEN=$PROVINCE_TOKEN DISTRICT_TOKEN=$DISTRICT_TOKEN \
+NATIONAL_TOKEN=$NATIONAL_TOKEN \
 CLI_TOTAL=$CLI_TOTAL OUT=$OUT \
     timeout 280 /usr/bin/python3 "$ROOT/tests/web/browser_test.py"
 rc=$?

@@ -13,7 +13,7 @@ with the version it read, and meet a version conflict. Then English, a phone
 screen, and no errors in the browser console. Screenshots go to $OUT.
 
 Environment: BASE (http://127.0.0.1:PORT), PROVINCE_TOKEN, DISTRICT_TOKEN
-(regency 18.04), CLI_TOTAL (sentra-cli stats --csv's TOTAL row), OUT.
+(regency 18.04), NATIONAL_TOKEN, CLI_TOTAL (sentra-cli stats --csv's TOTAL row), OUT.
 Prints "N passed, N failed".
 """
 import base64
@@ -41,6 +41,7 @@ from selenium.webdriver.support.ui import Select, WebDriverWait
 BASE = os.environ["BASE"]
 PROVINCE = os.environ["PROVINCE_TOKEN"]
 DISTRICT = os.environ["DISTRICT_TOKEN"]
+NATIONAL = os.environ["NATIONAL_TOKEN"]
 OUT = os.environ.get("OUT", "build/web-test")
 CLI_TOTAL = os.environ.get("CLI_TOTAL", "")
 XSS = "<img src=x onerror=alert(1)>"
@@ -323,8 +324,9 @@ def province_office(d, tmp):
     check("map: a circle per regency", 15, len(d.find_elements(By.CSS_SELECTOR, "#map-body circle.regency")))
     check("map: a dot per sentra", 73, len(d.find_elements(By.CSS_SELECTOR, "#map-body circle.point")))
     lampung = d.find_element(By.CSS_SELECTOR, "#map-body path.shape[data-shape='18']")
-    truthy("map: Lampung shaded", lampung.get_attribute("fill") not in ("#f3f3f3", "#dedede", None),
-           lampung.get_attribute("fill"))
+    truthy("map: zoomed into Lampung", "focus" in lampung.get_attribute("class"))
+    fills = {c.get_attribute("fill") for c in d.find_elements(By.CSS_SELECTOR, "#map-body circle.regency")}
+    truthy("map: regency circles shaded by count", len(fills) >= 3, fills)
     shot(d, "dashboard.png")
     shot_full(d, "dashboard-full.png")
 
@@ -548,6 +550,34 @@ def district_office(d, tmp):
     return rid
 
 
+def national_office(d):
+    """A national token: provinces shaded across Indonesia, a province
+    chosen by clicking its shape."""
+    d.find_element(By.ID, "signout").click()
+    WebDriverWait(d, 10).until(lambda drv: drv.find_elements(By.ID, "token"))
+    sign_in(d, NATIONAL)
+    check("national scope", "national", d.find_element(By.ID, "scope").get_attribute("data-role"))
+    check("national: no create button", 0, len(d.find_elements(By.ID, "nav-new")))
+    settled(d, lambda drv: drv.find_elements(By.CSS_SELECTOR, "#map-body[data-drawn=yes]"))
+    check("national: the region chart is per province", "GROUP_BY_PROVINCE",
+          d.find_element(By.ID, "chart-regions").get_attribute("data-level"))
+    lampung = d.find_element(By.CSS_SELECTOR, "#map-body path.shape[data-shape='18']")
+    java = d.find_element(By.CSS_SELECTOR, "#map-body path.shape[data-shape='32']")
+    truthy("national: Lampung shaded, Jawa Barat (no data) not",
+           lampung.get_attribute("fill") != java.get_attribute("fill") and java.get_attribute("fill") == "#f3f3f3",
+           (lampung.get_attribute("fill"), java.get_attribute("fill")))
+    shot(d, "national.png")
+    pt = own_point(d, "#map-body path.shape[data-shape='18']")
+    truthy("national: Lampung's shape can be clicked", pt is not None)
+    if pt:
+        click_at(d, *pt)
+        settled(d, lambda drv: "province=18" in drv.current_url and
+                drv.find_elements(By.CSS_SELECTOR, "#map-body[data-drawn=yes]") and
+                drv.find_element(By.ID, "chart-regions").get_attribute("data-level") == "GROUP_BY_REGENCY")
+        check("national: Lampung's 15 regencies after the click", 15, len(chart_labels(d, "regions") or []))
+        check("national: 74 sentra in Lampung now (the district added one)", "74", card(d, "ov-sentra"))
+
+
 def english_and_phone(d):
     d.get(BASE + "/#/")
     settled(d, lambda drv: len(drv.find_elements(By.CSS_SELECTOR, "#overview-cards .card")) == 7)
@@ -576,7 +606,8 @@ def main():
     d = None
     try:
         d = browser(tmp)
-        steps = [province_office, district_office, lambda drv, _t: english_and_phone(drv)]
+        steps = [province_office, district_office, lambda drv, _t: national_office(drv),
+                 lambda drv, _t: english_and_phone(drv)]
         for step in steps:
             try:
                 step(d, tmp)
@@ -584,8 +615,10 @@ def main():
                 bad("%s ran to its end" % getattr(step, "__name__", "step"), traceback.format_exc())
                 shot(d, "failure-%d.png" % failed)
         # Chromium logs every 4xx answer that fetch gets; these are the ones
-        # this test asked for (the invalid create and the stale edit).
-        errs = console_errors(d, ["/sentra.v1.SentraService/CreateSentra", "/sentra.v1.SentraService/UpdateSentra"])
+        # this test asked for (the invalid create, the stale edit) and the
+        # national token's refused scope probe (docs/WEB.md).
+        errs = console_errors(d, ["/sentra.v1.SentraService/CreateSentra", "/sentra.v1.SentraService/UpdateSentra",
+                                  "/sentra.v1.SyncService/PushChanges"])
         check("the browser console has no errors", [], errs)
     finally:
         if d:

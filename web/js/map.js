@@ -49,7 +49,13 @@ export function drawMap(geo, opts) {
         const tot = totals.get(f.id);
         const codes = f.properties.codes || [];
         const inFocus = !opts.focus || codes.includes(opts.focus);
-        const fill = !codes.length ? '#dedede' : tot ? shade(value(tot)) : '#f3f3f3';
+        // Zoomed into a province, its regency circles carry the colours
+        // and the province is plain land; across Indonesia the provinces
+        // are shaded.
+        let fill;
+        if (!codes.length) fill = '#dedede';
+        else if (opts.focus) fill = inFocus ? '#fbfaf3' : '#ececec';
+        else fill = tot ? shade(value(tot)) : '#f3f3f3';
         const pickable = codes.length > 0 && (!opts.canPick || opts.canPick(codes));
         const path = s('path', {
             d: pathData(f.geometry, proj.project),
@@ -81,7 +87,7 @@ export function drawMap(geo, opts) {
             const n = i >= 0 ? reg.formed[i] : c.n;
             const rate = i >= 0 ? reg.rates[i] : 0;
             const [x, y] = proj.project([c.lon, c.lat]);
-            const r = (4 + 14 * Math.sqrt(n / maxN)) * unit;
+            const r = (7 + 20 * Math.sqrt(n / maxN)) * unit;
             const circle = s('circle', {
                 cx: x.toFixed(2), cy: y.toFixed(2), r: r.toFixed(3),
                 fill: opts.mode === 'rate' ? shade(rate) : shade(n / maxN),
@@ -100,7 +106,7 @@ export function drawMap(geo, opts) {
         for (const p of points) {
             const [x, y] = proj.project([p.lon, p.lat]);
             const dot = s('circle', {
-                cx: x.toFixed(2), cy: y.toFixed(2), r: (1.6 * unit).toFixed(3),
+                cx: x.toFixed(2), cy: y.toFixed(2), r: (2.4 * unit).toFixed(3),
                 class: 'point' + (p.designated ? ' designated' : '') +
                        (opts.selectedRegency && p.regency !== opts.selectedRegency ? ' dim' : ''),
                 'vector-effect': 'non-scaling-stroke',
@@ -122,7 +128,7 @@ export function legend(mode, maxCount) {
         const lo = i / steps.length, hi = (i + 1) / steps.length;
         const label = mode === 'rate'
             ? `${Math.round(lo * 100)}–${Math.round(hi * 100)}%`
-            : `${fmtInt(Math.ceil(lo * maxCount))}–${fmtInt(Math.floor(hi * maxCount))}`;
+            : `${fmtInt(Math.max(1, Math.ceil(lo * maxCount)))}–${fmtInt(Math.floor(hi * maxCount))}`;
         return h('li', h('span.swatch', { dataset: { shade: String(i + 1) } }), label);
     });
     items.unshift(h('li', h('span.swatch', { dataset: { shade: '0' } }), t('map.legend.none')));

@@ -156,14 +156,16 @@ export function renderDashboard(view, app, query) {
             onRegency: pickRegency,
             onPoint: (id) => app.navigate('#/sentra/' + id),
         });
-        replace(mapBody, svg,
-            legend(mapMode, Math.max(1, ...((provinceRows && provinceRows.formed) || [1]))));
+        // The legend speaks of what carries the colours: regency circles
+        // inside a province, provinces across Indonesia.
+        const coloured = province ? regionRows : provinceRows;
+        replace(mapBody, svg, legend(mapMode, Math.max(1, ...((coloured && coloured.formed) || [1]))));
         mapBody.dataset.drawn = 'yes';
         if (province) {
             const shown = points.length;
             replace(mapNote, shown < pointsTotal && shown >= 1000
                 ? t('map.pointsCut', { n: fmtInt(shown), total: fmtInt(pointsTotal) })
-                : t('map.points', { n: fmtInt(shown) }), ' ', t('map.noShape'),
+                : t('map.points', { n: fmtInt(shown) }), '. ', t('map.noShape'),
                 ' ', f.province && scope.role === 'national'
                     ? h('a', { href: '#/?' + filterQuery({ ...f, province: '', regency: '' }) }, t('map.zoomOut')) : null);
         }
