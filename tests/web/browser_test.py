@@ -424,6 +424,24 @@ def province_office(d, tmp):
         check("record CSV: business units of the first year",
               sorted(rec["figures"], key=lambda x: x["year"])[0].get("businessUnits", "0"), rows[1][3])
 
+    # Search and a filter, as a person types and chooses them.
+    d.find_element(By.ID, "back").click()
+    settled(d, lambda drv: drv.find_elements(By.ID, "f-text") and card(drv, "ov-sentra") == "73")
+    d.find_element(By.ID, "f-text").send_keys("kopi")
+    d.find_element(By.ID, "f-search").click()
+    settled(d, lambda drv: "q=kopi" in drv.current_url and drv.find_elements(By.CSS_SELECTOR, "#sentra-table"))
+    st, kopi = api("sentra.v1.StatsService/GetStatistics", {"filter": {"text": "kopi"}, "groupBy": []}, PROVINCE)
+    check("search: the overview counts what matches", kopi["total"]["sentra"], card(d, "ov-sentra"))
+    check("search: the list shows as many", int(kopi["total"]["sentra"]), len(table_names(d)))
+    Select(d.find_element(By.ID, "f-designation")).select_by_value("designated")
+    settled(d, lambda drv: "designation=designated" in drv.current_url and "q=kopi" in drv.current_url)
+    st, kd = api("sentra.v1.StatsService/GetStatistics",
+                 {"filter": {"text": "kopi", "designation": "DESIGNATION_DESIGNATED"}, "groupBy": []}, PROVINCE)
+    check("filter: designated among them", kd["total"]["sentra"], card(d, "ov-sentra"))
+    d.find_element(By.ID, "f-reset").click()
+    settled(d, lambda drv: card(drv, "ov-sentra") == "73")
+    ok("filters cleared")
+
 
 # ---------------------------------------------------------------- the district office
 
@@ -578,7 +596,7 @@ def national_office(d):
         check("national: 74 sentra in Lampung now (the district added one)", "74", card(d, "ov-sentra"))
 
 
-def english_and_phone(d):
+def english(d):
     d.get(BASE + "/#/")
     settled(d, lambda drv: len(drv.find_elements(By.CSS_SELECTOR, "#overview-cards .card")) == 7)
     d.find_element(By.ID, "lang").click()
@@ -589,6 +607,8 @@ def english_and_phone(d):
     settled(d, lambda drv: drv.find_element(By.CSS_SELECTOR, "#overview h2").text == "Ringkasan")
     ok("Bahasa Indonesia again")
 
+
+def phone(d):
     d.set_window_size(390, 844)
     d.get(BASE + "/#/")
     settled(d, lambda drv: drv.find_elements(By.CSS_SELECTOR, "#map-body[data-drawn=yes]")
@@ -606,8 +626,8 @@ def main():
     d = None
     try:
         d = browser(tmp)
-        steps = [province_office, district_office, lambda drv, _t: national_office(drv),
-                 lambda drv, _t: english_and_phone(drv)]
+        steps = [province_office, district_office, lambda drv, _t: phone(drv),
+                 lambda drv, _t: national_office(drv), lambda drv, _t: english(drv)]
         for step in steps:
             try:
                 step(d, tmp)
