@@ -13,7 +13,8 @@
 #   --idle N     idle connections for the memory test (default 10,000)
 #   --keep       keep the work directory (cluster, logs) afterwards
 #
-# Environment: LOADGEN (build/bench/loadgen), SENTRAD (bin/sentrad).
+# Environment: LOADGEN (build/bench/loadgen), SENTRAD (bin/sentrad),
+# GRPCPP_PING (build/bench/grpcpp/grpcpp_ping).
 #
 # What runs: a PostgreSQL cluster in a fresh directory under /tmp
 # (scripts/pgcluster.sh), loaded by scripts/gen-national.sh; sentrad on a
@@ -26,11 +27,18 @@
 #   get    loadgen GetSentra (random ids)    vs pgbench -S -M prepared
 #          (over sentrad's Unix socket, as pgbench reaches PostgreSQL;
 #          also with 4 in flight a connection, and over TCP)
+#   http   GetSentra and GetStatistics in JSON over HTTP/1.1 (Connect,
+#          wrk keep-alive, bench/wrk_connect.lua) vs the same calls over
+#          the native protocol on TCP (loadgen)
 #   list   loadgen ListSentra (50 a page)    (no ceiling)
 #   stats  loadgen GetStatistics by province vs pgbench running the same GROUP BY
 #   pull   loadgen full PullChanges          vs COPY out of the same rows
 #   push   loadgen PushChanges, 100 a batch  vs pgbench single-row inserts, COPY in
 #   idle   N idle connections: sentrad's VmRSS
+#   grpc   h2load (16 clients, one stream each) gRPC Ping against sentrad and
+#          against a stock gRPC C++ server (bench/grpcpp_ping.cc, the same
+#          system.proto), and gRPC GetSentra against native GetSentra
+#          (loadgen over TCP), both with one fixed id
 #
 # All clients run at --clients connections with one request in flight
 # each (no pipelining), pgbench with one thread (-j 1) like loadgen and
@@ -43,6 +51,7 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT" || exit 1
 LOADGEN=${LOADGEN:-build/bench/loadgen}
 SENTRAD=${SENTRAD:-bin/sentrad}
+GRPCPP_PING=${GRPCPP_PING:-build/bench/grpcpp/grpcpp_ping}
 PGBIN=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)
 PSQL=$PGBIN/psql
 PGBENCH=$PGBIN/pgbench
@@ -62,7 +71,7 @@ while [ $# -gt 0 ]; do
     --records) RECORDS=$2; shift ;;
     --idle) IDLE=$2; shift ;;
     --keep) KEEP=1 ;;
-    -h|--help) sed -n '2,35p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,38p' "$0"; exit 0 ;;
     *) echo "bench: unknown option $1" >&2; exit 2 ;;
     esac
     shift
@@ -73,7 +82,8 @@ log() { echo "bench: $*" >&2; }
 
 [ -x "$LOADGEN" ] || die "$LOADGEN not built (make loadgen)"
 [ -x "$SENTRAD" ] || die "$SENTRAD not built (make)"
-for c in redis-server redis-benchmark "$PGBENCH" "$PSQL"; do
+[ -x "$GRPCPP_PING" ] || die "$GRPCPP_PING not built (make bench builds it)"
+for c in redis-server redis-benchmark h2load nghttp wrk "$PGBENCH" "$PSQL"; do
     command -v "$c" >/dev/null 2>&1 || die "$c missing (scripts/deps.sh --bench installs redis)"
 done
 
@@ -91,6 +101,7 @@ REDIS_PID=""
 cleanup() {
     [ -n "$SENTRAD_PID" ] && kill "$SENTRAD_PID" 2>/dev/null && wait "$SENTRAD_PID" 2>/dev/null
     [ -n "$REDIS_PID" ] && kill "$REDIS_PID" 2>/dev/null && wait "$REDIS_PID" 2>/dev/null
+    [ -n "${GRPCPP_PID:-}" ] && kill "$GRPCPP_PID" 2>/dev/null && wait "$GRPCPP_PID" 2>/dev/null
     if [ $KEEP = 1 ]; then
         scripts/pgcluster.sh stop "$PGDIR" >/dev/null 2>&1
         log "kept $WORK (cluster stopped; scripts/pgcluster.sh destroy $PGDIR removes it)"
@@ -200,6 +211,39 @@ for _ in $(seq 1 50); do
     sleep 0.1
 done
 
+# The stock gRPC server, and the request bodies h2load sends: a gRPC
+# message each (1 flag byte, 4 bytes of length, the message).
+GPORT=$(free_port)
+"$GRPCPP_PING" "$GPORT" 2>"$WORK/grpcpp.log" &
+GRPCPP_PID=$!
+printf '\x00\x00\x00\x00\x00' >"$WORK/grpc-ping.bin"     # PingRequest{}
+ID1=$(head -1 "$WORK/ids")
+head -1 "$WORK/ids" >"$WORK/id1"
+# GetSentraRequest{id}: field 1, length-delimited (36 bytes of UUID text).
+printf '\x00\x00\x00\x00\x26\x0a\x24%s' "$ID1" >"$WORK/grpc-get.bin"
+for _ in $(seq 1 50); do grep -q listening "$WORK/grpcpp.log" && break; sleep 0.1; done
+GH=(-H 'content-type: application/grpc' -H 'te: trailers')
+# h2load counts HTTP 2xx, not grpc-status: check once that both answer OK.
+for u in "http://127.0.0.1:$PORT" "http://127.0.0.1:$GPORT"; do
+    nghttp "${GH[@]}" -d "$WORK/grpc-ping.bin" -v "$u/sentra.v1.SystemService/Ping" 2>&1 |
+        grep -q 'grpc-status: 0' || die "gRPC Ping at $u did not answer grpc-status 0"
+done
+nghttp "${GH[@]}" -H "authorization: Bearer $TOK_NAT" -d "$WORK/grpc-get.bin" -v \
+    "http://127.0.0.1:$PORT/sentra.v1.SentraService/GetSentra" 2>&1 | grep -q 'grpc-status: 0' ||
+    die "gRPC GetSentra did not answer grpc-status 0"
+
+# h2l NAME URL FILE [HEADER...]: req/s of an h2load run (16 clients, one
+# stream in flight each, like loadgen); failed requests are counted.
+h2l() {
+    local name=$1 url=$2 file=$3 out
+    shift 3
+    out=$(h2load -c "$CLIENTS" -m 1 -t 1 -D "$SECS" --warm-up-time=1 "${GH[@]}" "$@" -d "$file" "$url" 2>&1)
+    echo "$out" >>"$WORK/h2load.log"
+    put "$name.rps" "$(sed -n 's/^finished in [^,]*, \([0-9.]*\) req\/s.*/\1/p' <<<"$out")"
+    put "$name.err" "$(sed -n 's/^requests: .* \([0-9]*\) failed, \([0-9]*\) errored.*/\1+\2/p' <<<"$out" | bc)"
+    log "  $name: $(tail -1 "$R/$name.rps") req/s (h2load), failed+errored $(tail -1 "$R/$name.err")"
+}
+
 # Stops the benchmark if sentrad has died, saying how.
 check_alive() {
     kill -0 "$SENTRAD_PID" 2>/dev/null && return 0
@@ -243,6 +287,32 @@ pgb() {
     out=$("$PGBENCH" -n -c "$CLIENTS" -j 1 -T "$SECS" "$@" 2>&1)
     echo "$out" >>"$WORK/pgbench.log"
     sed -n 's/^tps = \([0-9.]*\) (without initial connection time)$/\1/p' <<<"$out"
+}
+
+# wrkj NAME PATH BODY|@IDS: a wrk run of Connect JSON calls (one thread,
+# CLIENTS keep-alive connections, like loadgen); records req/s, p50, p99
+# and errors (answers other than 200, socket errors) as NAME.*.
+wrkj() {
+    local name=$1 path=$2 arg=$3 out ids="" body=""
+    case "$arg" in @*) ids=${arg#@} ;; *) body=$arg ;; esac
+    out=$(SENTRA_TOKEN=$TOK_NAT SENTRA_PATH=$path SENTRA_BODY=$body SENTRA_IDS=$ids \
+          wrk -t 1 -c "$CLIENTS" -d "${SECS}s" --latency -s "$ROOT/bench/wrk_connect.lua" \
+              "http://127.0.0.1:$PORT" 2>&1)
+    echo "$out" >>"$WORK/wrk.log"
+    # wrk prints latencies as 812.00us, 1.20ms or 1.01s.
+    ms() { awk -v v="$1" 'BEGIN { if (v ~ /us$/) printf "%.3f", v / 1000; else if (v ~ /ms$/) printf "%.3f", v + 0;
+                                  else if (v ~ /s$/) printf "%.3f", v * 1000; else print "nan" }'; }
+    local rps p50 p99 errs
+    rps=$(awk '/^Requests\/sec:/ {print $2}' <<<"$out")
+    p50=$(ms "$(awk '$1 == "50%" {print $2}' <<<"$out")")
+    p99=$(ms "$(awk '$1 == "99%" {print $2}' <<<"$out")")
+    errs=$(awk '/Non-2xx or 3xx responses:/ {n += $5} /^  Socket errors:/ {n += $4 + $6 + $8 + $10} END {print n + 0}' \
+           <<<"$out" | tr -d ',')
+    put "$name.rps" "$rps"
+    put "$name.p50" "$p50"
+    put "$name.p99" "$p99"
+    put "$name.err" "$errs"
+    log "  $name (HTTP/1.1 JSON): $rps req/s, p50 $p50 ms, p99 $p99 ms, errors $errs"
 }
 
 # ---------------------------------------------------------------- idle
@@ -289,9 +359,30 @@ for r in $(seq 1 "$RUNS"); do
     ours gett "$(lg -w get --ids "$WORK/ids" -T "$TOK_NAT")"; check_alive "get tcp, round $r"
     pair gett.ratio gett.rps pgbench_s.tps
 
+    # The same GetSentra in JSON over HTTP/1.1 (Connect), against the
+    # native TCP run just before.
+    wrkj httpget /sentra.v1.SentraService/GetSentra "@$WORK/ids"; check_alive "http get, round $r"
+    pair httpget.ratio httpget.rps gett.rps
+
     ours list "$(lg -w list -T "$TOK_NAT")"; check_alive "list, round $r"
 
+    # gRPC over HTTP/2: Ping against the stock C++ server, GetSentra
+    # against the native protocol (same id, same transport: TCP).
+    h2l gping "http://127.0.0.1:$PORT/sentra.v1.SystemService/Ping" "$WORK/grpc-ping.bin"
+    check_alive "grpc ping, round $r"
+    h2l grpcpp "http://127.0.0.1:$GPORT/sentra.v1.SystemService/Ping" "$WORK/grpc-ping.bin"
+    pair gping.ratio gping.rps grpcpp.rps
+    pair gpingn.ratio gping.rps ping.rps
+    h2l gget "http://127.0.0.1:$PORT/sentra.v1.SentraService/GetSentra" "$WORK/grpc-get.bin" \
+        -H "authorization: Bearer $TOK_NAT"
+    check_alive "grpc get, round $r"
+    ours nget "$(lg -w get --ids "$WORK/id1" -T "$TOK_NAT")"; check_alive "get one id, round $r"
+    pair gget.ratio gget.rps nget.rps
+
     ours stats "$(lg -w stats -T "$TOK_NAT")"; check_alive "stats, round $r"
+    wrkj httpstats /sentra.v1.StatsService/GetStatistics '{"groupBy":["GROUP_BY_PROVINCE"]}'
+    check_alive "http stats, round $r"
+    pair httpstats.ratio httpstats.rps stats.rps
     v=$(pgb -M prepared -f "$WORK/stats.sql" "$CONN"); put stats_sql.tps "$v"; log "  GROUP BY: $v tps"
     pair stats.ratio stats.rps stats_sql.tps
 
@@ -355,9 +446,13 @@ G_OURS=$(med get.rps); G_CEIL=$(med pgbench_s.tps); G_R=$(mr get.ratio)
 GP_OURS=$(med getp.rps); GP_R=$(mr getp.ratio)
 GT_OURS=$(med gett.rps); GT_R=$(mr gett.ratio)
 S_OURS=$(med stats.rps); S_CEIL=$(med stats_sql.tps); S_R=$(mr stats.ratio)
+HG_OURS=$(med httpget.rps); HG_R=$(mr httpget.ratio)
+HS_OURS=$(med httpstats.rps); HS_R=$(mr httpstats.ratio)
 PL_OURS=$(med pull.rec); PL_CEIL=$(med copy_out.rec); PL_R=$(mr pull.ratio)
 PU_OURS=$(med push.rec); PU_INS=$(med insert.tps); PU_R=$(mr push.ratio)
 PU_COPY=$(med copy_in.rec); PU_RC=$(mr pushc.ratio)
+GP_G=$(med gping.rps); GP_CPP=$(med grpcpp.rps); GP_GR=$(mr gping.ratio); GP_GN=$(mr gpingn.ratio)
+GG_G=$(med gget.rps); GG_N=$(med nget.rps); GG_R=$(mr gget.ratio)
 RSS_MB=$(awk -v k="${RSS1:-0}" 'BEGIN {printf "%.1f", k / 1024}')
 PER_CONN=$(awk -v a="${RSS0:-0}" -v b="${RSS1:-0}" -v n="${NCONN:-0}" 'BEGIN {if (n > 0) printf "%.2f", (b - a) / n; else print "n/a"}')
 RSS_OK=$(awk -v m="$RSS_MB" -v n="${NCONN:-0}" -v want="$IDLE" 'BEGIN {print (m < 200 && n >= want) ? "met" : "MISSED"}')
@@ -374,6 +469,11 @@ Medians of $RUNS runs; each ratio is the median of the $RUNS ratios of a run of 
 | GetSentra (random id; Unix socket, as pgbench) | $G_OURS req/s | $(med get.p50) | $(med get.p99) | pgbench -S -M prepared | $G_CEIL tps | $G_R | >= 0.8 | $(verdict "$G_R" 0.8) |
 | GetSentra, 4 in flight per connection (Unix socket) | $GP_OURS req/s | $(med getp.p50) | $(med getp.p99) | pgbench -S -M prepared | $G_CEIL tps | $GP_R | (aim 1.0) | $(verdict "$GP_R" 1.0) |
 | GetSentra over TCP (loopback) | $GT_OURS req/s | $(med gett.p50) | $(med gett.p99) | pgbench -S -M prepared | $G_CEIL tps | $GT_R | - | - |
+| GetSentra, JSON over HTTP/1.1 (Connect, wrk keep-alive) | $HG_OURS req/s | $(med httpget.p50) | $(med httpget.p99) | GetSentra, native protocol over TCP | $GT_OURS req/s | $HG_R | >= 0.5 | $(verdict "$HG_R" 0.5) |
+| GetStatistics, JSON over HTTP/1.1 (Connect, wrk keep-alive) | $HS_OURS req/s | $(med httpstats.p50) | $(med httpstats.p99) | GetStatistics, native protocol over TCP | $S_OURS req/s | $HS_R | - | - |
+| gRPC Ping (h2load, HTTP/2) | $GP_G req/s | | | gRPC C++ 1.51 callback server (bench/grpcpp_ping.cc), h2load | $GP_CPP req/s | $GP_GR | >= 1.0 | $(verdict "$GP_GR" 1.0) |
+| gRPC Ping vs native Ping | $GP_G req/s | | | native Ping (loadgen, TCP) | $P_OURS req/s | $GP_GN | - | - |
+| gRPC GetSentra (h2load, one id) | $GG_G req/s | | | native GetSentra (loadgen, TCP, same id) | $GG_N req/s | $GG_R | >= 0.8 | $(verdict "$GG_R" 0.8) |
 | ListSentra (page of 50, one province) | $(med list.rps) req/s | $(med list.p50) | $(med list.p99) | - | - | - | - | - |
 | GetStatistics (by province, national) | $S_OURS req/s | $(med stats.p50) | $(med stats.p99) | pgbench, same GROUP BY | $S_CEIL tps | $S_R | - | - |
 | PullChanges (full, 5000 a page, 1 client) | $PL_OURS records/s | $(med pull.p50) | $(med pull.p99) | COPY out of sentra_rows (all records) | $PL_CEIL records/s | $PL_R | >= 100,000 records/s | $(awk -v v="$PL_OURS" 'BEGIN {print (v + 0 >= 100000) ? "met" : "MISSED"}') |
@@ -382,7 +482,7 @@ Medians of $RUNS runs; each ratio is the median of the $RUNS ratios of a run of 
 | $IDLE idle connections | ${NCONN:-0} held | | | | | | RSS < 200 MB | $RSS_OK |
 
 Idle connections: sentrad VmRSS $((${RSS0:-0} / 1024)) MB before, $RSS_MB MB with ${NCONN:-0} connections (${PER_CONN} kB each); server alive afterwards: $alive.
-Errors (summed over runs): ping $(paste -sd+ "$R/ping.err" 2>/dev/null | bc), get $(paste -sd+ "$R/get.err" 2>/dev/null | bc), list $(paste -sd+ "$R/list.err" 2>/dev/null | bc), stats $(paste -sd+ "$R/stats.err" 2>/dev/null | bc), pull $(paste -sd+ "$R/pull.err" 2>/dev/null | bc), push $(paste -sd+ "$R/push.err" 2>/dev/null | bc).
+Errors (summed over runs): ping $(paste -sd+ "$R/ping.err" 2>/dev/null | bc), http get $(paste -sd+ "$R/httpget.err" 2>/dev/null | bc), http stats $(paste -sd+ "$R/httpstats.err" 2>/dev/null | bc), grpc ping $(paste -sd+ "$R/gping.err" 2>/dev/null | bc), grpc++ ping $(paste -sd+ "$R/grpcpp.err" 2>/dev/null | bc), grpc get $(paste -sd+ "$R/gget.err" 2>/dev/null | bc), get $(paste -sd+ "$R/get.err" 2>/dev/null | bc), list $(paste -sd+ "$R/list.err" 2>/dev/null | bc), stats $(paste -sd+ "$R/stats.err" 2>/dev/null | bc), pull $(paste -sd+ "$R/pull.err" 2>/dev/null | bc), push $(paste -sd+ "$R/push.err" 2>/dev/null | bc).
 EOF
 if [ -s "$WORK/loadgen.err" ]; then
     echo

@@ -6,17 +6,27 @@ set -u
 
 PKGS="build-essential pkg-config libuv1-dev libprotobuf-c-dev protobuf-c-compiler
 protobuf-compiler libpq-dev postgresql postgresql-contrib libjansson-dev
-libcsv-dev libcmocka-dev xxd"
+libcsv-dev libcmocka-dev xxd libnghttp2-dev nghttp2-client python3-grpcio
+python3-grpc-tools grpc-proto libhttp-parser-dev curl jq"
+# Node and npm for the gRPC interop tests (tests/interop; the npm packages
+# are pinned by its package-lock.json), installed only when missing: a
+# machine may have another build of nodejs that ships its own npm.
+NODE_PKGS="nodejs npm"
 
 missing() {
     m=""
-    for pc in libuv libprotobuf-c libpq jansson cmocka; do
+    for pc in libuv libprotobuf-c libpq jansson cmocka libnghttp2; do
         pkg-config --exists "$pc" 2>/dev/null || m="$m $pc"
     done
-    for cmd in protoc-c protoc xxd; do
+    # curl, jq, node and npm: the HTTP and gRPC interop tests (their npm
+    # packages are installed at test time, pinned by package-lock.json).
+    for cmd in protoc-c protoc xxd nghttp h2load curl jq node npm; do
         command -v "$cmd" >/dev/null 2>&1 || m="$m $cmd"
     done
+    /usr/bin/python3 -c 'import grpc, grpc_tools' >/dev/null 2>&1 || m="$m python3-grpcio"
+    [ -f /usr/share/grpc-proto/grpc/health/v1/health.proto ] || m="$m grpc-proto"
     [ -f /usr/include/csv.h ] || m="$m libcsv"
+    [ -f /usr/include/http_parser.h ] || m="$m libhttp-parser"
     pgbin=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)
     [ -n "$pgbin" ] && [ -x "$pgbin/initdb" ] || m="$m postgresql-server"
     echo "$m"
@@ -35,12 +45,14 @@ case "${1:---check}" in
     echo "sentra: missing:$m" >&2
     if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null 2>&1; then
         echo "sentra: as root on Debian 12, run:" >&2
-        echo "  apt-get update && apt-get install -y" $PKGS >&2
+        echo "  apt-get update && apt-get install -y" $PKGS npm >&2
         exit 1
     fi
     echo "sentra: installing with apt-get:" $PKGS >&2
     export DEBIAN_FRONTEND=noninteractive
-    apt-get update -qq >&2 && apt-get install -y -qq $PKGS >&2 || exit 1
+    need_node=""
+    command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 || need_node=$NODE_PKGS
+    apt-get update -qq >&2 && apt-get install -y -qq $PKGS $need_node >&2 || exit 1
     m=$(missing)
     [ -z "$m" ] || { echo "sentra: still missing:$m" >&2; exit 1; }
     ;;
@@ -68,17 +80,19 @@ case "${1:---check}" in
 --bench)
     # Extra tools for `make bench`, `make fuzz` and `make valgrind-test`.
     need=""
-    for c in redis-server redis-benchmark clang valgrind; do
+    for c in redis-server redis-benchmark clang valgrind grpc_cpp_plugin wrk; do
         command -v $c >/dev/null 2>&1 || need=yes
     done
+    pkg-config --exists grpc++ 2>/dev/null || need=yes
     ls /usr/lib/llvm-*/lib/clang/*/lib/linux/libclang_rt.fuzzer-x86_64.a >/dev/null 2>&1 || need=yes
     [ -z "$need" ] && exit 0
     if [ "$(id -u)" != 0 ]; then
-        echo "sentra: as root, run: apt-get install -y redis-server clang valgrind libclang-rt-14-dev" >&2
+        echo "sentra: as root, run: apt-get install -y redis-server clang valgrind libclang-rt-14-dev libgrpc++-dev protobuf-compiler-grpc wrk" >&2
         exit 1
     fi
     export DEBIAN_FRONTEND=noninteractive
-    apt-get update -qq >&2 && apt-get install -y -qq redis-server clang valgrind libclang-rt-14-dev >&2 || exit 1
+    apt-get update -qq >&2 && apt-get install -y -qq redis-server clang valgrind libclang-rt-14-dev \
+        libgrpc++-dev protobuf-compiler-grpc wrk >&2 || exit 1
     ;;
 *)
     echo "usage: $0 --check | --install | --web | --bench" >&2

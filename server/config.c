@@ -59,6 +59,12 @@ static const struct opt opts[] = {
       "log one line per request: method, status, duration" },
     { "log-level", "SENTRA_LOG_LEVEL", OPT_STR, F(log_level), "info", 0, 0, "debug, info, warn or error" },
     { "port-file", NULL, OPT_STR, F(port_file), NULL, 0, 0, "write the bound TCP port to this file" },
+    { "web-root", "SENTRA_WEB_ROOT", OPT_STR, F(web_root), NULL, 0, 0,
+      "static files served over HTTP at / (default: web/ beside bin/), read at start" },
+    { "cors-origin", "SENTRA_CORS_ORIGIN", OPT_STR, F(cors_origin), NULL, 0, 0,
+      "origins whose web pages may call the HTTP API (comma-separated; default none)" },
+    { "http-request-timeout", "SENTRA_HTTP_REQUEST_TIMEOUT_MS", OPT_INT, F(http_request_timeout_ms), "30000",
+      100, INT_MAX, "an HTTP request's headers and body must arrive within this long, ms" },
 };
 
 #define NOPTS (sizeof(opts) / sizeof(opts[0]))

@@ -10,15 +10,19 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "call.h"
 #include "conn.h"
 #include "log.h"
 #include "methods.h"
+#include "reflection.h"
 #include "server.h"
 #include "status.h"
+#include "web.h"
 
 static void on_connection(uv_stream_t *listener, int status)
 {
@@ -33,6 +37,9 @@ static void on_connection(uv_stream_t *listener, int status)
 static void on_notify(void *arg, const char *channel, const char *payload)
 {
     server_t *srv = arg;
+    /* Whatever came (a change, a revoked token, notifications lost), what
+     * was read before may be stale now. */
+    srv->generation++;
     if (channel == NULL || strcmp(channel, "sentra_change") == 0) {
         /* Long polls re-check; when notifications were lost (channel NULL)
          * they re-check too, which is always safe. */
@@ -71,6 +78,7 @@ static void finish_stop(server_t *srv)
     db_pool_close(srv->db);
     srv->db = NULL;
     h_sync_shutdown();          /* the pool has answered every read-ahead */
+    reflection_free(srv);
 }
 
 void server_conn_gone(server_t *srv, struct conn *c)
@@ -188,6 +196,8 @@ int server_start(server_t *srv, uv_loop_t *loop, config_t *cfg, const char *conn
     memset(srv, 0, sizeof(*srv));
     srv->loop = loop;
     srv->cfg = cfg;
+    if (getrandom(&srv->instance, sizeof(srv->instance), 0) != (ssize_t)sizeof(srv->instance))
+        srv->instance = (uint64_t)getpid() << 32 ^ uv_hrtime();
     raise_fd_limit(cfg);
     srv->auth = auth_cache_new();
     srv->db = db_pool_new(loop, conninfo, cfg->db_pool_size, cfg->db_pipeline_depth);
@@ -205,6 +215,19 @@ int server_start(server_t *srv, uv_loop_t *loop, config_t *cfg, const char *conn
     uv_signal_start(&srv->sigint, on_signal, SIGINT);
     signal(SIGPIPE, SIG_IGN);
 
+    if (cfg->web_root != NULL && cfg->web_root[0]) {
+        struct stat st;
+        char err[512];
+        if (stat(cfg->web_root, &st) != 0) {
+            log_warn("web_root_missing", "dir=%s hint=\"no static files are served; see --web-root\"",
+                     cfg->web_root);
+        } else if ((srv->web = web_load(cfg->web_root, err, sizeof(err))) == NULL) {
+            log_error("web_root_unusable", "dir=%s error=\"%s\"", cfg->web_root, err);
+            return UV_EINVAL;
+        } else {
+            log_info("web_root", "dir=%s files=%zu bytes=%zu", cfg->web_root, srv->web->n, srv->web->bytes);
+        }
+    }
     if ((r = listen_tcp(srv)) != 0)
         return r;
     if (cfg->unix_path != NULL && cfg->unix_path[0] && (r = listen_unix(srv)) != 0)

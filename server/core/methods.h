@@ -18,6 +18,10 @@ typedef void (*handler_fn)(call_t *c);
 #define METHOD_WRITE  0x04   /* changes data: refused to the national role */
 #define METHOD_ADMIN  0x08   /* token management: the admin role only */
 #define METHOD_STREAM 0x10   /* server streaming: call_send() messages, then the status */
+#define METHOD_NO_SIDE_EFFECTS 0x20 /* idempotency_level = NO_SIDE_EFFECTS in the .proto
+                                     * (tests/unit/test_methods.c checks): Connect GET allowed */
+#define METHOD_ETAG   0x40   /* reads only sentra data, whose every change bumps
+                              * srv->generation: Connect GETs get ETags */
 
 typedef struct method {
     const char *name;                             /* "/sentra.v1.SentraService/GetSentra" */
@@ -38,6 +42,9 @@ void h_health_check(call_t *c);
 void h_ping(call_t *c);
 void h_get_descriptor_set(call_t *c);
 void h_sleep(call_t *c);
+/* handlers_health.c: grpc.health.v1.Health */
+void h_grpc_health_check(call_t *c);
+void h_grpc_health_watch(call_t *c);
 /* handlers_sentra.c */
 void h_create_sentra(call_t *c);
 void h_get_sentra(call_t *c);

@@ -66,10 +66,39 @@ void conn_close(struct conn *c)
     uv_close((uv_handle_t *)&c->timer, on_handle_closed);
 }
 
+static void on_shutdown(uv_shutdown_t *req, int status)
+{
+    (void)status;
+    free(req);
+}
+
 static void maybe_close(struct conn *c)
 {
-    if ((c->flags & CONN_F_CLOSE_AFTER) && c->wqueued == 0)
+    if (!(c->flags & CONN_F_CLOSE_AFTER) || c->wqueued != 0)
+        return;
+    if (!(c->flags & CONN_F_LINGER)) {
         conn_close(c);
+        return;
+    }
+    /* Half-close once; the client's EOF (on_read) or the linger deadline
+     * (on_tick) closes. */
+    c->flags &= ~CONN_F_LINGER;
+    uv_shutdown_t *req = malloc(sizeof(*req));
+    if (req == NULL)
+        abort();
+    if (uv_shutdown(req, &c->h.stream, on_shutdown) != 0) {
+        free(req);
+        conn_close(c);
+    }
+}
+
+void conn_linger_close(struct conn *c)
+{
+    if (c->flags & CONN_F_CLOSE_AFTER)
+        return;
+    c->flags |= CONN_F_CLOSE_AFTER | CONN_F_LINGER;
+    c->close_at_ms = conn_now_ms(c) + CLOSE_LINGER_MS;
+    maybe_close(c);
 }
 
 void conn_close_after_write(struct conn *c)
@@ -170,14 +199,39 @@ static void ensure_rbuf(struct conn *c, size_t need)
  * The protocol for the first bytes of a connection. The native framing
  * starts with a 4-byte big-endian payload length no larger than the
  * maximum frame (under 16 MiB), so its first byte is always 0; HTTP/2's
- * preface ("PRI * HTTP/2.0") and HTTP/1.1's request line start with an
- * upper-case letter. Returns NULL while too few bytes have come to tell.
+ * preface ("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", what every gRPC client sends
+ * in plaintext) and HTTP/1.1's request line start with an upper-case
+ * letter. Returns NULL while too few bytes have come to tell.
  */
 static const conn_proto_t *sniff(const uint8_t *data, size_t len)
 {
-    (void)data;
-    (void)len;
+    static const char preface[] = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+    const size_t plen = sizeof(preface) - 1;
+    if (len == 0)
+        return NULL;
+    if (data[0] == 'P') {
+        /* HTTP/2's preface, or one of its first bytes so far (wait). */
+        size_t n = len < plen ? len : plen;
+        if (memcmp(data, preface, n) == 0)
+            return n == plen ? &sentra__h2_proto : NULL;
+    }
+    if (data[0] >= 'A' && data[0] <= 'Z')
+        return &sentra__http1_proto;
+    /* A 0 byte, or anything else (the native codec refuses garbage with a
+     * GOAWAY). */
     return &sentra__native_proto;
+}
+
+int conn_choose_proto(struct conn *c, const conn_proto_t *p)
+{
+    c->proto = p;
+    if (p->open != NULL && p->open(c) != 0) {
+        c->proto = NULL;
+        conn_close(c);
+        return -1;
+    }
+    log_debug("conn_protocol", "peer=%s protocol=%s", c->peer, p->name);
+    return 0;
 }
 
 /* Gives the protocol data[0..len) and keeps what it left unused. */
@@ -192,12 +246,8 @@ static void feed(struct conn *c, const uint8_t *data, size_t len)
             c->rlen = len;
             return;
         }
-        c->proto = p;
-        if (p->open != NULL && p->open(c) != 0) {
-            conn_close(c);
+        if (conn_choose_proto(c, p) != 0)
             return;
-        }
-        log_debug("conn_protocol", "peer=%s protocol=%s", c->peer, p->name);
     }
     size_t used = c->proto->on_bytes(c, data, len);
     if (c->state == CONN_CLOSING)

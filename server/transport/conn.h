@@ -4,8 +4,9 @@
  *
  * conn.c owns the socket: it reads, writes, counts what is queued, keeps
  * the connection's timer and its place in the server's list. It knows no
- * protocol. The first bytes a client sends choose one (conn_sniff): the
- * native framing (transport/native.c) and, as they are added, others; each
+ * protocol. The first bytes a client sends choose one (sniff in conn.c): the
+ * native framing (transport/native.c), HTTP/2 (transport/h2.c) and, as
+ * they are added, others; each
  * is a conn_proto_t whose functions conn.c calls. A protocol turns bytes
  * into calls (core/call.h) and answers into bytes, which it hands back with
  * conn_write().
@@ -62,6 +63,7 @@ enum conn_state {
 #define CONN_F_CLOSE_AFTER 0x02  /* close once the write queue is empty */
 #define CONN_F_TCP         0x04  /* handle is a uv_tcp_t (else a uv_pipe_t) */
 #define CONN_F_HELD        0x08  /* reading stopped by the protocol (conn_hold) */
+#define CONN_F_LINGER      0x10  /* CLOSE_AFTER by conn_linger_close: half-close, then drain */
 
 struct conn {
     union {
@@ -111,8 +113,22 @@ void conn_drain(struct conn *c, int code, const char *reason);
  * of seconds later). */
 void conn_close_after_write(struct conn *c);
 
+/* Like conn_close_after_write, but the way HTTP servers close ("lingering
+ * close"): once the queue is written the sending side is shut down and
+ * whatever the client still sends is read and dropped until it closes too
+ * (or CLOSE_LINGER_MS pass). Closing at once with unread bytes pending
+ * would make the kernel reset the connection, and the client could lose
+ * the answer it was sent (a 400 or 413 to a pipelined or large request). */
+void conn_linger_close(struct conn *c);
+
 /* Closes now: the protocol's closing() detaches its calls. */
 void conn_close(struct conn *c);
+
+/* Starts protocol p on c (its open()); returns 0, or -1 when it failed
+ * and the connection is closing. feed() calls it with what sniff() chose;
+ * a TLS layer calls it with the protocol its ALPN named ("h2":
+ * sentra__h2_proto) instead of sniffing. */
+int conn_choose_proto(struct conn *c, const conn_proto_t *p);
 
 /* The loop's time in milliseconds. */
 uint64_t conn_now_ms(const struct conn *c);
@@ -123,5 +139,7 @@ void sentra__conn_unlink(struct server *srv, struct conn *c);
 
 /* The protocols. */
 extern const conn_proto_t sentra__native_proto;   /* native.c */
+extern const conn_proto_t sentra__http1_proto;    /* http1.c: HTTP/1.1, Connect, static files */
+extern const conn_proto_t sentra__h2_proto;       /* h2.c: HTTP/2 (gRPC, later Connect) */
 
 #endif

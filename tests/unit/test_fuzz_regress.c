@@ -33,6 +33,10 @@
 #define LLVMFuzzerTestOneInput fuzz_validate_one
 #include "../fuzz/fuzz_validate.c"
 #undef LLVMFuzzerTestOneInput
+#undef CHECK
+#define LLVMFuzzerTestOneInput fuzz_h2_one
+#include "../fuzz/fuzz_h2.c"
+#undef LLVMFuzzerTestOneInput
 
 typedef int (*fuzz_fn)(const uint8_t *, size_t);
 
@@ -107,6 +111,12 @@ static void test_validate(void **state)
     assert_true(n >= 10);
 }
 
+static void test_h2(void **state)
+{
+    int n = replay("corpus", "h2", fuzz_h2_one) + replay("regress", "h2", fuzz_h2_one);
+    assert_true(n >= 10);
+}
+
 /* Inputs written here, not found by a fuzzer: the edges the targets'
  * checks care most about. */
 static void test_edges(void **state)
@@ -127,6 +137,7 @@ static void test_edges(void **state)
     fuzz_request_one(NULL, 0);
     fuzz_validate_one(year_one, sizeof(year_one));
     fuzz_validate_one(NULL, 0);
+    fuzz_h2_one(NULL, 0);
 }
 
 int main(void)
@@ -135,6 +146,7 @@ int main(void)
         cmocka_unit_test(test_frame),
         cmocka_unit_test(test_request),
         cmocka_unit_test(test_validate),
+        cmocka_unit_test(test_h2),
         cmocka_unit_test(test_edges),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,0 +1,263 @@
+/*
+ * connect_h2.c: the Connect protocol on HTTP/2 streams: the h2_app_t
+ * (h2.h) that h2.c gives streams whose content-type is application/json,
+ * application/proto or absent (a Connect GET). The rules are connect.c's,
+ * as for HTTP/1.1 (http1.c); only the framing differs: the request's
+ * pseudo-headers and headers come from the stream, the answer leaves as
+ * its response headers and body.
+ *
+ * The body is gathered up to --max-frame (beyond, it is dropped as it
+ * comes and 413 answered at its end); the call starts at END_STREAM. A stream the client resets cancels its call, as a native
+ * CANCEL frame does.
+ */
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "call.h"
+#include "config.h"
+#include "conn.h"
+#include "connect.h"
+#include "h2.h"
+#include "log.h"
+#include "server.h"
+
+/* The app's state for one stream. */
+typedef struct cstream {
+    h2_stream_t *s;            /* the stream */
+    call_t *call;              /* the call while it runs */
+    connect_call_t cc;         /* Connect's view of the request */
+    uint8_t *in;               /* the request body so far */
+    size_t in_len, in_cap;
+    int too_big;               /* the body is over --max-frame: dropped, 413 at the end */
+    int finished;              /* answered, refused or gone: nothing more is sent */
+} cstream_t;
+
+static int media(const char *ct, const char *type)
+{
+    size_t n = strlen(type);
+    return strncasecmp(ct, type, n) == 0 && (ct[n] == '\0' || ct[n] == ';' || ct[n] == ' ');
+}
+
+static int c_match(const char *ct)
+{
+    return ct[0] == '\0' || media(ct, "application/json") || media(ct, "application/proto");
+}
+
+static nghttp2_nv nv(const char *name, const char *value)
+{
+    nghttp2_nv v = { (uint8_t *)name, (uint8_t *)value, strlen(name), strlen(value), NGHTTP2_NV_FLAG_NONE };
+    return v;
+}
+
+/* Sends r as the stream's answer (takes its body). */
+static void respond(cstream_t *cs, connect_reply_t *r)
+{
+    if (cs->finished) {
+        connect_reply_free(r);
+        return;
+    }
+    cs->finished = 1;
+    nghttp2_nv h[8];
+    size_t n = 0;
+    int body = r->body != NULL && r->len > 0 && r->status != 304;
+    if (r->content_type != NULL && r->status != 304)
+        h[n++] = nv("content-type", r->content_type);
+    if (r->etag[0])
+        h[n++] = nv("etag", r->etag);
+    if (r->cache_control != NULL)
+        h[n++] = nv("cache-control", r->cache_control);
+    if (r->allow != NULL)
+        h[n++] = nv("allow", r->allow);
+    if (r->accept_post != NULL)
+        h[n++] = nv("accept-post", r->accept_post);
+    h[n++] = nv("x-content-type-options", "nosniff");
+    if (h2_stream_respond(cs->s, r->status, h, n, !body) == 0 && body) {
+        uint8_t *p = h2_stream_reserve(cs->s, r->len);
+        if (p != NULL) {
+            memcpy(p, r->body, r->len);
+            h2_stream_commit(cs->s, r->len);
+        }
+        h2_stream_end(cs->s, NULL, 0);
+    }
+    connect_reply_free(r);
+}
+
+static void refuse(cstream_t *cs, int status, const char *text)
+{
+    connect_reply_t r;
+    connect_plain(status, text, &r);
+    respond(cs, &r);
+}
+
+/* ---------------------------------------------------------------- the sink */
+
+static void sink_answer(call_t *c, const call_answer_t *a)
+{
+    cstream_t *cs = c->sink_arg;
+    connect_reply_t r;
+    connect_answer(&cs->cc, a, &r);
+    respond(cs, &r);
+}
+
+static int sink_ready(call_t *c)
+{
+    cstream_t *cs = c->sink_arg;
+    connect_reply_t r;
+    if (!connect_ready(&cs->cc, c, &r))
+        return 0;
+    respond(cs, &r);
+    return 1;
+}
+
+static void sink_done(call_t *c)
+{
+    cstream_t *cs = c->sink_arg;
+    cs->call = NULL;
+    call_unref(c);
+}
+
+static const call_sink_t connect_h2_sink = {
+    .name = "connect-h2",
+    .answer = sink_answer,
+    .message = NULL,   /* server streaming is not served over Connect */
+    .done = sink_done,
+    .ready = sink_ready,
+};
+
+/* ---------------------------------------------------------------- streams */
+
+static void c_on_headers(h2_stream_t *s)
+{
+    cstream_t *cs = calloc(1, sizeof(*cs));
+    if (cs == NULL)
+        abort();
+    cs->s = s;
+    s->app_data = cs;
+    const char *cl = h2_stream_header(s, "content-length");
+    uint32_t max = h2_stream_server(s)->cfg->max_frame;
+    if (cl != NULL && strtoull(cl, NULL, 10) > max)
+        cs->too_big = 1;
+}
+
+static void c_on_data(h2_stream_t *s, const uint8_t *data, size_t len)
+{
+    cstream_t *cs = s->app_data;
+    uint32_t max = h2_stream_server(s)->cfg->max_frame;
+    if (cs != NULL && !cs->finished && !cs->too_big && cs->in_len + len > max) {
+        free(cs->in);
+        cs->in = NULL;
+        cs->in_len = cs->in_cap = 0;
+        cs->too_big = 1;
+    }
+    if (cs == NULL || cs->finished || cs->too_big) {
+        /* Dropped as it comes: what a refused request sends costs no
+         * memory. */
+        h2_stream_release(s);
+        return;
+    }
+    if (cs->in_len + len > cs->in_cap) {
+        size_t cap = cs->in_cap ? cs->in_cap : 4096;
+        while (cap < cs->in_len + len)
+            cap *= 2;
+        uint8_t *p = realloc(cs->in, cap);
+        if (p == NULL)
+            abort();
+        cs->in = p;
+        cs->in_cap = cap;
+    }
+    memcpy(cs->in + cs->in_len, data, len);
+    cs->in_len += len;
+    h2_stream_release(s);
+}
+
+static void c_on_end(h2_stream_t *s)
+{
+    cstream_t *cs = s->app_data;
+    if (cs == NULL || cs->finished)
+        return;
+    if (cs->too_big) {
+        /* Answered once the client has sent it all: a response with the
+         * stream still open from its side would be followed by a reset,
+         * which some clients report instead of the answer. */
+        refuse(cs, 413, "request body larger than --max-frame");
+        return;
+    }
+    const char *method = h2_stream_header(s, ":method");
+    const char *full = h2_stream_header(s, ":path");
+    if (method == NULL || full == NULL) {
+        refuse(cs, 400, "a request needs :method and :path");
+        return;
+    }
+    size_t plen = strcspn(full, "?");
+    char *path = strndup(full, plen);
+    if (path == NULL)
+        abort();
+    const char *query = full[plen] == '?' ? full + plen + 1 : NULL;
+    if (!connect_is_procedure(path, plen)) {
+        free(path);
+        refuse(cs, 404, "not found: procedures are at /sentra.v1.<Service>/<Method>");
+        return;
+    }
+    size_t nh = h2_stream_nheaders(s), k = 0;
+    call_md_t md_small[32], *md = md_small;
+    if (nh > sizeof(md_small) / sizeof(md_small[0]) && (md = malloc(nh * sizeof(*md))) == NULL)
+        abort();
+    for (size_t i = 0; i < nh; i++) {
+        const char *name, *value;
+        h2_stream_header_at(s, i, &name, &value);
+        if (name[0] == ':')
+            continue;
+        md[k].key = name;
+        md[k].value = value;
+        k++;
+    }
+    connect_reply_t r;
+    if (connect_prepare(&cs->cc, method, path, plen, query, md, k, cs->in, cs->in_len, &r) != 0) {
+        respond(cs, &r);
+    } else {
+        cs->call = call_new(h2_stream_server(s), &connect_h2_sink, cs, (uint32_t)s->id);
+        call_start(cs->call, &cs->cc.req);
+    }
+    /* call_start copied what it keeps. */
+    if (md != md_small)
+        free(md);
+    free(path);
+    free(cs->in);
+    cs->in = NULL;
+    cs->in_len = cs->in_cap = 0;
+}
+
+static void c_on_close(h2_stream_t *s, uint32_t error_code)
+{
+    cstream_t *cs = s->app_data;
+    if (cs == NULL)
+        return;
+    cs->finished = 1;
+    if (cs->call != NULL) {
+        call_t *c = cs->call;
+        if (s->conn->state != CONN_CLOSING) {
+            /* Reset by the client: the call and its statement stop. */
+            log_debug("connect_stream_reset", "peer=%s stream=%d code=%u", s->conn->peer, s->id, error_code);
+            call_cancel(c, SENTRA_CANCELLED);
+        }
+        if (cs->call != NULL) {
+            cs->call = NULL;
+            call_detach(c);
+        }
+    }
+    connect_call_free(&cs->cc);
+    free(cs->in);
+    free(cs);
+    s->app_data = NULL;
+}
+
+const h2_app_t sentra__h2_connect_app = {
+    .name = "connect",
+    .match = c_match,
+    .on_headers = c_on_headers,
+    .on_data = c_on_data,
+    .on_end = c_on_end,
+    .on_drained = NULL,
+    .on_close = c_on_close,
+};
