@@ -27,7 +27,8 @@ skip() {
     echo "0 passed, 0 failed, 1 skipped"
     exit 0
 }
-[ -x /usr/bin/chromium ] || skip "no /usr/bin/chromium"
+CHROMIUM=${SENTRA_TEST_CHROMIUM:-/usr/bin/chromium}   # another path: to see the skip
+[ -x "$CHROMIUM" ] || skip "no $CHROMIUM"
 [ -x /usr/bin/chromedriver ] || skip "no /usr/bin/chromedriver"
 /usr/bin/python3 -c 'import selenium' 2>/dev/null || skip "no python3-selenium"
 

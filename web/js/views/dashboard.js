@@ -196,8 +196,13 @@ function filterBar(app, f, go) {
     const national = scope.role === 'national' || scope.role === 'unknown';
     if (national) crumbs.push(h('a', { href: '#/?' + filterQuery({ ...f, province: '', regency: '' }) }, t('filter.indonesia')));
     const prov = f.province || scope.provinceCode;
-    if (prov) crumbs.push(h('a', { href: '#/?' + filterQuery({ ...f, province: prov, regency: '' }) }, app.regionName(prov)));
-    if (f.regency) crumbs.push(h('span.current', app.regionName(f.regency)));
+    if (scope.role === 'district') {
+        // A district token reads one regency: nothing to go up to.
+        crumbs.push(h('span', app.regionName(scope.provinceCode)), h('span.current', app.regionName(scope.regencyCode)));
+    } else {
+        if (prov) crumbs.push(h('a', { href: '#/?' + filterQuery({ ...f, province: prov, regency: '' }) }, app.regionName(prov)));
+        if (f.regency) crumbs.push(h('span.current', app.regionName(f.regency)));
+    }
     const trail = [];
     crumbs.forEach((c, i) => { if (i) trail.push(h('span.sep', ' › ')); trail.push(c); });
 
