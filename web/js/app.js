@@ -194,6 +194,7 @@ function route() {
         return;
     }
     const hash = location.hash || '#/';
+    const before = app.view.dataset.view;
     let m;
     if ((m = /^#\/sentra\/([0-9a-fA-F-]{36})\/edit$/.exec(hash))) {
         renderForm(app.view, app, m[1]);
@@ -205,7 +206,9 @@ function route() {
         const q = hash.startsWith('#/?') ? hash.slice(3) : '';
         renderDashboard(app.view, app, q);
     }
-    window.scrollTo(0, 0);
+    // A new filter keeps the place on the page (the map or chart that was
+    // clicked stays in view); another page starts at its top.
+    if (app.view.dataset.view !== before || app.view.dataset.view !== 'dashboard') window.scrollTo(0, 0);
 }
 app.render = route;
 
