@@ -16,6 +16,7 @@ PREFIX     ?= /usr/local
 BUILD      ?= build
 CC         ?= cc
 PKGS        = libuv libprotobuf-c libpq
+SERVER_PKGS = libcrypto
 CLI_PKGS    = libuv libprotobuf-c jansson
 TEST_PKGS   = cmocka
 
@@ -38,8 +39,9 @@ $(error missing packages: see the message above)
 endif
 endif
 
-PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) $(CLI_PKGS))
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) $(CLI_PKGS) $(SERVER_PKGS))
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS))
+SERVER_LIBS:= $(shell pkg-config --libs $(SERVER_PKGS))
 CLI_LIBS   := $(shell pkg-config --libs $(CLI_PKGS)) -lcsv
 TEST_LIBS  := $(shell pkg-config --libs $(TEST_PKGS))
 
@@ -132,7 +134,7 @@ $(LIBSERVER_A): $(SERVER_OBJ) $(DESC_OBJ)
 
 $(SENTRAD): $(BUILD)/obj/server/main.o $(LIBSERVER_A) $(COMMON_OBJ)
 	@mkdir -p $(dir $@)
-	$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS) -lm
+	$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS) $(SERVER_LIBS) -lm
 
 $(SENTRA_CLI): $(CLI_OBJ) $(LIBSENTRA_A)
 	@mkdir -p $(dir $@)
@@ -143,7 +145,7 @@ $(SENTRA_CLI): $(CLI_OBJ) $(LIBSENTRA_A)
 $(BUILD)/tests/%: tests/unit/%.c $(LIBSERVER_A) $(LIBSENTRA_A) $(TESTLIB_OBJ) $(PB_H)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -Itests/lib -o $@ $< $(TESTLIB_OBJ) $(LIBSERVER_A) $(LIBSENTRA_A) \
-	    $(LDFLAGS) $(PKG_LIBS) $(TEST_LIBS) -lm
+	    $(LDFLAGS) $(PKG_LIBS) $(SERVER_LIBS) $(TEST_LIBS) -lm
 
 $(BUILD)/tests/%: tests/integration/%.c $(LIBSENTRA_A) $(TESTLIB_OBJ) $(PB_H)
 	@mkdir -p $(dir $@)

@@ -6,11 +6,11 @@ set -u
 
 PKGS="build-essential pkg-config libuv1-dev libprotobuf-c-dev protobuf-c-compiler
 protobuf-compiler libpq-dev postgresql postgresql-contrib libjansson-dev
-libcsv-dev libcmocka-dev xxd"
+libcsv-dev libcmocka-dev xxd libssl-dev"
 
 missing() {
     m=""
-    for pc in libuv libprotobuf-c libpq jansson cmocka; do
+    for pc in libuv libprotobuf-c libpq jansson cmocka libcrypto; do
         pkg-config --exists "$pc" 2>/dev/null || m="$m $pc"
     done
     for cmd in protoc-c protoc xxd; do

@@ -26,4 +26,4 @@ fuzz-build:
 $(BUILD)/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(LIBSERVER_A) $(COMMON_OBJ) $(PB_H)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -fsanitize=fuzzer -o $@ $< $(LIBSERVER_A) $(COMMON_OBJ) \
-	    $(LDFLAGS) $(PKG_LIBS) -lm
+	    $(LDFLAGS) $(PKG_LIBS) $(SERVER_LIBS) -lm
