@@ -291,19 +291,29 @@ WIRE_FN const char *sql1(PGconn *db, const char *sql, int n, const char *const *
     return out;
 }
 
-/* The backend of the pool connection that LISTENs, if it is known: while
- * the server has run nothing but its start-up, that connection's last
- * statement is a LISTEN, unless it ran a probe after it (server.c sends
- * some until one comes back). Returns its pid, or 0 when no single
- * backend's last statement is a LISTEN. */
+/* The backend of the pool connection that LISTENs, if it can be told:
+ * while the server has run nothing but its start-up, that connection's
+ * last statement is a LISTEN, or else the probe server.c sends after it
+ * (pg_notify on sentra_token); then no other backend shows a LISTEN and,
+ * if no other one ran a probe too, it is the only one showing the probe.
+ * Returns its pid, or 0 when it cannot be told (restart and try again). */
 WIRE_FN int listener_pid(PGconn *db)
 {
-    PGresult *res = PQexec(db, "SELECT pid FROM pg_stat_activity WHERE datname = current_database()"
-                               " AND pid <> pg_backend_pid() AND query LIKE 'LISTEN%'");
-    int pid = PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1
-                  ? atoi(PQgetvalue(res, 0, 0)) : 0;
-    PQclear(res);
-    return pid;
+    static const char *const sql[2] = {
+        "SELECT pid FROM pg_stat_activity WHERE datname = current_database()"
+        " AND pid <> pg_backend_pid() AND query LIKE 'LISTEN%'",
+        "SELECT pid FROM pg_stat_activity WHERE datname = current_database()"
+        " AND pid <> pg_backend_pid() AND query LIKE '%pg_notify(''sentra_token''%'",
+    };
+    for (int k = 0; k < 2; k++) {
+        PGresult *res = PQexec(db, sql[k]);
+        int n = PQresultStatus(res) == PGRES_TUPLES_OK ? PQntuples(res) : -1;
+        int pid = n == 1 ? atoi(PQgetvalue(res, 0, 0)) : 0;
+        PQclear(res);
+        if (n != 0)
+            return pid;     /* a LISTEN (or the probe) shows: decided */
+    }
+    return 0;
 }
 
 /* Waits until a backend other than ours runs a statement containing like
