@@ -39,6 +39,7 @@ typedef struct native {
     int ncalls;                 /* how many */
     size_t inflight_bytes;      /* their request frames' bytes (call->tbytes) */
     int held;                   /* reading held for inflight_bytes */
+    int shed;                   /* an answer was refused: end the other reads */
     uint32_t max_stream_id;     /* highest request stream id seen */
     uint64_t last_request_ms;   /* last request started (idle timeout) */
     uint64_t ping_sent_ms;      /* when our keepalive PING left */
@@ -149,6 +150,7 @@ static void sink_send(call_t *call, uint8_t flags, const call_answer_t *a,
         small.code = SENTRA__V1__CODE__RESOURCE_EXHAUSTED;
         small.message = msg;
         send_response(c, call->stream_id, 0, &small);
+        state(c)->shed = 1;     /* the reads still running would fare no better */
     } else {
         send_response(c, call->stream_id, flags, &r);
     }
@@ -179,6 +181,23 @@ static void unlink_call(native_t *n, call_t *call)
     n->ncalls--;
 }
 
+/* A client that leaves its answers unread: its other reads in flight are
+ * answered RESOURCE_EXHAUSTED now, which also drops their queries, rather
+ * than take database time to build answers that would be refused too.
+ * Writes go on: their outcome is always sent. */
+static void shed_reads(struct conn *c)
+{
+    native_t *n = state(c);
+    n->shed = 0;
+    for (call_t *call = n->calls, *next; call != NULL; call = next) {
+        next = call->tnext;
+        if (call->method != NULL && (call->method->flags & METHOD_WRITE))
+            continue;
+        call_fail(call, SENTRA_RESOURCE_EXHAUSTED,
+                  "not run: earlier answers are still unread on this connection; read them, then retry");
+    }
+}
+
 static void sink_done(call_t *call)
 {
     struct conn *c = call->sink_arg;
@@ -186,6 +205,8 @@ static void sink_done(call_t *call)
     unlink_call(n, call);
     n->inflight_bytes -= call->tbytes;
     call_unref(call);
+    if (n->shed)
+        shed_reads(c);
     if (c->state == CONN_DRAINING && n->ncalls == 0)
         conn_close_after_write(c);
     if (n->held && n->inflight_bytes <= NATIVE_INFLIGHT_LOW) {
