@@ -2,8 +2,9 @@
  * call.c: the life of one request, from a decoded envelope to its answer
  * (see call.h for the handler's side of the contract).
  *
- *   call_start  -> method lookup -> payload decode -> deadline timer
- *               -> token check (cache, else one query) -> handler
+ *   call_start  -> method lookup -> token check (cache, else one query,
+ *                  the payload's bytes kept meanwhile) -> payload decode
+ *                  (within a budget) -> deadline timer -> handler
  *   handler     -> call_query ... -> call_reply / call_fail
  *   answer      -> call_answer_t handed to the transport's sink, which
  *                  encodes it (transport/native.c: a RESPONSE frame)
