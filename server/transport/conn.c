@@ -71,7 +71,6 @@ void conn_close(struct conn *c)
     c->state = CONN_CLOSING;
     if (c->proto != NULL && c->proto->closing != NULL)
         c->proto->closing(c);
-    rbuf_free(c);               /* a partial frame is of no use any more */
     uv_read_stop(&c->h.stream);
     uv_close(&c->h.handle, on_handle_closed);
     uv_close((uv_handle_t *)&c->timer, on_handle_closed);
