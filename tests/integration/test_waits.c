@@ -177,7 +177,7 @@ static void test_change_announced_during_the_pull_query(void **state)
     Sentra__V1__SleepRequest sl = SENTRA__V1__SLEEP_REQUEST__INIT;
     sl.ms = 400;
     assert_int_equal(wire_send(a, 1, "/sentra.v1.SystemService/Sleep", &sl.base, NULL, 10000), 0);
-    assert_int_equal(wait_running(db, "%pg_sleep%", 5000), listener);
+    assert_int_not_equal(wait_running(db, "%pg_sleep%", 5000), 0);
     send_pull(b, 1, district, cursor, 60000);
     assert_int_equal(wait_running(db, "%sentra_change%", 5000), other);
     uint32_t sid;
