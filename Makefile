@@ -16,7 +16,7 @@ PREFIX     ?= /usr/local
 BUILD      ?= build
 CC         ?= cc
 PKGS        = libuv libprotobuf-c libpq
-SERVER_PKGS = libnghttp2 jansson
+SERVER_PKGS = libnghttp2 jansson libcrypto
 CLI_PKGS    = libuv libprotobuf-c jansson
 TEST_PKGS   = cmocka
 

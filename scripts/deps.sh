@@ -7,7 +7,7 @@ set -u
 PKGS="build-essential pkg-config libuv1-dev libprotobuf-c-dev protobuf-c-compiler
 protobuf-compiler libpq-dev postgresql postgresql-contrib libjansson-dev
 libcsv-dev libcmocka-dev xxd python3-protobuf libnghttp2-dev nghttp2-client
-python3-grpcio python3-grpc-tools grpc-proto libhttp-parser-dev curl jq"
+python3-grpcio python3-grpc-tools grpc-proto libhttp-parser-dev curl jq libssl-dev"
 # Node and npm for the gRPC interop tests (tests/interop; the npm packages
 # are pinned by its package-lock.json), installed only when missing: a
 # machine may have another build of nodejs that ships its own npm.
@@ -18,7 +18,7 @@ HA_PKGS="postgresql-15-auto-failover pg-auto-failover-cli haproxy"
 
 missing() {
     m=""
-    for pc in libuv libprotobuf-c libpq jansson cmocka libnghttp2; do
+    for pc in libuv libprotobuf-c libpq jansson cmocka libnghttp2 libcrypto; do
         pkg-config --exists "$pc" 2>/dev/null || m="$m $pc"
     done
     # curl, jq, node and npm: the HTTP and gRPC interop tests (their npm
