@@ -7,7 +7,7 @@ set -u
 PKGS="build-essential pkg-config libuv1-dev libprotobuf-c-dev protobuf-c-compiler
 protobuf-compiler libpq-dev postgresql postgresql-contrib libjansson-dev
 libcsv-dev libcmocka-dev xxd python3-protobuf libnghttp2-dev nghttp2-client
-python3-grpcio python3-grpc-tools grpc-proto libhttp-parser-dev curl jq"
+python3-grpcio python3-grpc-tools grpc-proto libhttp-parser-dev curl jq libssl-dev"
 # Node and npm for the gRPC interop tests (tests/interop; the npm packages
 # are pinned by its package-lock.json), installed only when missing: a
 # machine may have another build of nodejs that ships its own npm.
@@ -18,7 +18,7 @@ HA_PKGS="postgresql-15-auto-failover pg-auto-failover-cli haproxy"
 
 missing() {
     m=""
-    for pc in libuv libprotobuf-c libpq jansson cmocka libnghttp2; do
+    for pc in libuv libprotobuf-c libpq jansson cmocka libnghttp2 libcrypto; do
         pkg-config --exists "$pc" 2>/dev/null || m="$m $pc"
     done
     # curl, jq, node and npm: the HTTP and gRPC interop tests (their npm
@@ -61,6 +61,27 @@ case "${1:---check}" in
     m=$(missing)
     [ -z "$m" ] || { echo "sentra: still missing:$m" >&2; exit 1; }
     ;;
+--web)
+    # The dashboard's tests (tests/integration/test_web_*.sh): node for the
+    # unit tests, headless Chromium driven by Debian's selenium for the
+    # browser test, and a font for its screenshots. Installed when missing
+    # (as root with apt-get); otherwise named, and the browser test skips.
+    need=""
+    command -v node >/dev/null 2>&1 || need="$need nodejs"
+    command -v chromium >/dev/null 2>&1 || need="$need chromium"
+    command -v chromedriver >/dev/null 2>&1 || need="$need chromium-driver"
+    /usr/bin/python3 -c 'import selenium' >/dev/null 2>&1 || need="$need python3-selenium"
+    [ -d /usr/share/fonts/truetype/dejavu ] || need="$need fonts-dejavu-core"
+    [ -z "$need" ] && exit 0
+    if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null 2>&1; then
+        echo "sentra: the web tests need:$need (as root: apt-get install -y$need)" >&2
+        exit 1
+    fi
+    echo "sentra: installing with apt-get:$need" >&2
+    export DEBIAN_FRONTEND=noninteractive
+    # shellcheck disable=SC2086
+    apt-get update -qq >&2 && apt-get install -y -qq --no-install-recommends $need >&2 || exit 1
+    ;;
 --bench)
     # Extra tools for `make bench`, `make fuzz` and `make valgrind-test`.
     need=""
@@ -79,7 +100,7 @@ case "${1:---check}" in
         echo "sentra: as root, run: apt-get install -y redis-server clang valgrind libclang-rt-14-dev libgrpc++-dev protobuf-compiler-grpc haproxy wrk" >&2
     ;;
 *)
-    echo "usage: $0 --check | --install | --bench | --ha" >&2
+    echo "usage: $0 --check | --install | --web | --bench | --ha" >&2
     exit 2
     ;;
 esac

@@ -634,6 +634,15 @@ int connect_prepare(connect_call_t *cc, const char *http_method, const char *pat
             k++;
         }
     }
+    /* Custom metadata: headers named sentra-* (sentra-consistency, ...),
+     * as many as fit; other headers are HTTP's and the browser's. */
+    for (size_t i = 0; i < n_headers && k < sizeof(cc->md) / sizeof(cc->md[0]); i++) {
+        if (strncmp(headers[i].key, "sentra-", 7) == 0) {
+            cc->md[k].key = headers[i].key;
+            cc->md[k].value = headers[i].value;
+            k++;
+        }
+    }
     const char *inm = header(headers, n_headers, "if-none-match");
     if (inm != NULL && is_get && (cc->method_flags & METHOD_ETAG)) {
         cc->if_none_match = strdup(inm);
@@ -681,6 +690,12 @@ static int inm_matches(const char *list, const char *tag)
 int connect_ready(connect_call_t *cc, const call_t *c, connect_reply_t *r)
 {
     if (!cc->is_get || !(cc->method_flags & METHOD_ETAG))
+        return 0;
+    /* A read that accepts a standby's lag (docs/PROTOCOL.md,
+     * sentra-consistency) may answer data older than the generation read at
+     * its start: a tag would let a later 304 keep that stale answer. */
+    const char *cons = call_metadata(c, "sentra-consistency");
+    if (cons != NULL && strcmp(cons, "bounded") == 0)
         return 0;
     /* The token's id and today's date (answers about "this year" or "as
      * of now" change with it) join the request's hash. */

@@ -43,7 +43,7 @@ typedef struct connect_reply {
  * ETag state until the answer). */
 typedef struct connect_call {
     call_request_t req;         /* for call_start() */
-    call_md_t md[4];            /* req.md: authorization, idempotency keys */
+    call_md_t md[8];            /* req.md: authorization, idempotency keys, sentra-* */
     uint8_t *payload;           /* a GET's decoded message (owned), or NULL */
     int codec;                  /* CALL_CODEC_* of request and answer */
     int is_get;                 /* Connect GET: answers may carry an ETag */
