@@ -26,7 +26,6 @@
 #include "methods.h"
 #include "region_check.h"
 #include "sentra_row.h"
-#include "server.h"
 #include "validate.h"
 #include "sentra/v1/sentra.pb-c.h"
 
@@ -960,6 +959,8 @@ typedef struct stream_state {
     int sent_more;               /* `more` of the last message sent (1 before any) */
     char sent_cursor[CURSOR_MAX];/* the cursor of the last message sent ("" before any) */
     uint64_t queried_ns;         /* when the last page's query was sent */
+    uint64_t mark;               /* call_change_mark() when that query left: a change
+                                  * announced since ends the next wait at once */
     stream_msg_t msg[2];         /* [0] built and sent at once, [1] held while paused */
     pull_pos_t *pos;             /* feed rows in feed order (room for pos_cap) */
     size_t pos_cap;
@@ -1133,7 +1134,7 @@ static void msg_reset(stream_msg_t *m)
  * client resumes from its last cursor on another connection. */
 static int stream_stopping(call_t *c)
 {
-    if (!c->srv->stopping)
+    if (!call_draining(c))
         return 0;
     call_fail(c, SENTRA_UNAVAILABLE, "server shutting down; resume from the last cursor received");
     return 1;
@@ -1268,7 +1269,7 @@ static int msg_worth(const stream_state_t *ss, const stream_msg_t *m)
 
 static void stream_writable(call_t *c)
 {
-    stream_state_t *ss = c->data;
+    stream_state_t *ss = c->handler_state;
     ss->paused = 0;
     if (ss->held) {
         ss->held = 0;
@@ -1286,7 +1287,7 @@ static void stream_writable(call_t *c)
 
 static void stream_done(call_t *c, PGresult *res)
 {
-    stream_state_t *ss = c->data;
+    stream_state_t *ss = c->handler_state;
     int was_snapshot = ss->phase == STREAM_SNAPSHOT;
 
     ss->querying = 0;
@@ -1304,7 +1305,7 @@ static void stream_done(call_t *c, PGresult *res)
         return;
     }
     /* The next page is read while this one is encoded and sent. */
-    if (ss->more && !c->srv->stopping)
+    if (ss->more && !call_draining(c))
         stream_query(c);
     int r = stream_emit(ss, m);
     if (r < 0)
@@ -1320,7 +1321,7 @@ static void stream_done(call_t *c, PGresult *res)
 
 static void stream_query(call_t *c)
 {
-    stream_state_t *ss = c->data;
+    stream_state_t *ss = c->handler_state;
     char txid[24], seq[24], limit[16];
     const char *v[9];
     int n;
@@ -1330,6 +1331,9 @@ static void stream_query(call_t *c)
     v[1] = c->auth.region;
     ss->querying = 1;
     ss->queried_ns = uv_hrtime();
+    /* Taken as the query leaves: a change that commits after its snapshot
+     * may be announced before its result comes (the long poll's rule). */
+    ss->mark = call_change_mark(c);
     if (ss->phase == STREAM_SNAPSHOT) {
         v[2] = ss->next_id;
         v[3] = limit;
@@ -1355,14 +1359,14 @@ static void stream_query(call_t *c)
 
 static void stream_wake(call_t *c)
 {
-    stream_state_t *ss = c->data;
+    stream_state_t *ss = c->handler_state;
     uint64_t now = uv_hrtime(), next = ss->queried_ns + PULL_MIN_INTERVAL_MS * 1000000ull;
 
     if (stream_stopping(c))
         return;
     if (now < next) {
         /* Woken too soon after the last query: wait out the interval. */
-        call_wait_change(c, (int)((next - now) / 1000000) + 1, stream_wake);
+        call_wait_change(c, call_change_mark(c), (int)((next - now) / 1000000) + 1, stream_wake);
         return;
     }
     stream_query(c);
@@ -1371,7 +1375,7 @@ static void stream_wake(call_t *c)
 /* Neither a query out nor a message held: read on, or wait for a change. */
 static void stream_next(call_t *c)
 {
-    stream_state_t *ss = c->data;
+    stream_state_t *ss = c->handler_state;
 
     if (ss->querying || ss->paused || stream_stopping(c))
         return;
@@ -1379,7 +1383,7 @@ static void stream_next(call_t *c)
         stream_query(c);
         return;
     }
-    call_wait_change(c, ss->pending ? PULL_PENDING_RETRY_MS : STREAM_RECHECK_MS, stream_wake);
+    call_wait_change(c, ss->mark, ss->pending ? PULL_PENDING_RETRY_MS : STREAM_RECHECK_MS, stream_wake);
 }
 
 void h_stream_changes(call_t *c)
@@ -1412,7 +1416,7 @@ void h_stream_changes(call_t *c)
     ss->key = fr.key;
     ss->sent_more = 1;
     ss->more = 1;
-    c->data = ss;
+    c->handler_state = ss;
     stream_next(c);
 }
 
