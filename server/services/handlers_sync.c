@@ -794,13 +794,26 @@ static int feed_setup(call_t *c, const char *cursor, int32_t limit,
     return 1;
 }
 
+static int cursor_decode_snap(const char *tok, void *arg);
+
+/* PullChanges given a cursor of StreamChanges' catch-up (v2): it starts
+ * from the beginning of the feed, as from the empty cursor, which loses
+ * nothing (the records of the catch-up come again, which versions make
+ * harmless). */
+static int pull_cursor_snap(const char *tok, void *arg)
+{
+    char raw[CURSOR_RAW_MAX];
+    return tok != NULL && cursor_unhex(tok, raw) && strncmp(raw, "v2:", 3) == 0 &&
+           cursor_decode_snap(tok, NULL);
+}
+
 void h_pull_changes(call_t *c)
 {
     const Sentra__V1__PullChangesRequest *req = (const void *)c->msg;
     feed_req_t fr;
 
     if (!feed_setup(c, req->cursor, req->limit, req->filter, "PullChanges",
-                    NULL, NULL, &fr))
+                    pull_cursor_snap, NULL, &fr))
         return;
     pull_state_t *ps = calloc(1, sizeof *ps);
     if (ps == NULL)
@@ -993,7 +1006,8 @@ static void cursor_format_snap(char *out, uint64_t txid, int64_t seq, const char
     cursor_hex(out, raw, n);
 }
 
-/* Parses a v2 cursor into ss (tail and next id); 0 when tok is not one. */
+/* Parses a v2 cursor into ss (tail and next id; ss NULL: only checks);
+ * 0 when tok is not one. */
 static int cursor_decode_snap(const char *tok, void *arg)
 {
     stream_state_t *ss = arg;
@@ -1007,15 +1021,19 @@ static int cursor_decode_snap(const char *tok, void *arg)
         s > INT64_MAX || strlen(c2 + 1) != 32)
         return 0;
     const char *h = c2 + 1;
+    char id[37];
     int k = 0;
     for (int i = 0; i < 32; i++) {
         if (h[i] < '0' || (h[i] > '9' && h[i] < 'a') || h[i] > 'f')
             return 0;
         if (i == 8 || i == 12 || i == 16 || i == 20)
-            ss->next_id[k++] = '-';
-        ss->next_id[k++] = h[i];
+            id[k++] = '-';
+        id[k++] = h[i];
     }
-    ss->next_id[k] = '\0';
+    id[k] = '\0';
+    if (ss == NULL)
+        return 1;               /* only checked (PullChanges) */
+    memcpy(ss->next_id, id, sizeof id);
     ss->txid = t;
     ss->seq = (int64_t)s;
     ss->tail_known = 1;

@@ -545,6 +545,25 @@ static void test_resume(void **state)
     char c2[256];
     snprintf(c2, sizeof c2, "%s", r1->last_cursor);
 
+    /* PullChanges takes that cursor too, and starts from the beginning:
+     * the records sent before it come again (nothing is lost). */
+    sentra_client_t *pc = client(tok);
+    Sentra__V1__PullChangesRequest pq = SENTRA__V1__PULL_CHANGES_REQUEST__INIT;
+    Sentra__V1__PullChangesResponse *pr = NULL;
+    sentra_status_t pst;
+    sentra_status_init(&pst);
+    pq.cursor = c2;
+    pq.limit = 100;
+    assert_int_equal(sentra_pull_changes(pc, &pq, &pr, NULL, &pst), 0);
+    int again = 0;
+    for (size_t i = 0; i < pr->n_changes; i++)
+        again += strcmp(pr->changes[i]->id, r1->got[0].id) == 0;
+    assert_int_equal(pr->n_changes, 13);
+    assert_int_equal(again, 1);
+    sentra__v1__pull_changes_response__free_unpacked(pr, NULL);
+    sentra_status_clear(&pst);
+    sentra_client_free(pc);
+
     /* Meanwhile: an update of a record already sent, and a new one. */
     const char *sent = r1->got[0].id;
     assert_int_equal(push1(sent, 1, "18.02", 0), 2);
