@@ -888,12 +888,13 @@ enum { STREAM_SNAPSHOT, STREAM_FEED };
 
 /* The snapshot phase's statements. $1 role, $2 region, $3 the first id to
  * read, $4 limit, $5 filter province, $6 filter regency, $7 the region key
- * of the keyed shapes, $8 the caller's token id. Rows: the record's id,
- * version, packed text, then the tail (the last feed position below this
- * statement's horizon; NULL when the feed is empty) and whether the token
- * is still valid (StreamChanges re-checks it with every page: a stream
- * outlives the check of its start). One row of NULL record columns when
- * nothing is left. Only live records the caller may read: a client
+ * of the keyed shapes, $8 the caller's token id. The first row is the
+ * page's meta: NULL record columns, the tail (the last feed position below
+ * this statement's horizon; NULL when the feed is empty) and whether the
+ * token is still valid (StreamChanges re-checks it with every page: a
+ * stream outlives the check of its start). Then one row per record: its
+ * id, version and packed text, the meta columns NULL (printing them for
+ * every row cost a tenth of the statement). Only live records the caller may read: a client
  * starting from the empty cursor holds nothing that a tombstone would
  * delete. Keyed shapes start from sentra's regional indexes. */
 enum { SNAP_ID, SNAP_VERSION, SNAP_PACKED, SNAP_TAIL_TXID, SNAP_TAIL_SEQ, SNAP_LIVE, SNAP_NCOLS };
@@ -906,8 +907,10 @@ enum { SNAP_ID, SNAP_VERSION, SNAP_PACKED, SNAP_TAIL_TXID, SNAP_TAIL_SEQ, SNAP_L
     " m AS MATERIALIZED (SELECT t.txid, t.seq, " STREAM_TOKEN_LIVE " AS live," \
     " $7::text AS k FROM h LEFT JOIN LATERAL (SELECT c.txid, c.seq FROM sentra_change c" \
     " WHERE c.txid < h.xmin ORDER BY c.txid DESC, c.seq DESC LIMIT 1) t ON true)" \
-    " SELECT r.sentra_id, r.version, r.packed, m.txid, m.seq, m.live" \
-    " FROM m LEFT JOIN LATERAL (" page ") r ON m.live"
+    " SELECT NULL::uuid, NULL::bigint, NULL::text, m.txid, m.seq, m.live FROM m" \
+    " UNION ALL" \
+    " SELECT r.sentra_id, r.version, r.packed, NULL, NULL, NULL" \
+    " FROM m CROSS JOIN LATERAL (" page ") r WHERE m.live"
 
 #define SNAP_VISIBLE " AND NOT p.deleted AND sync_visible($1, $2, $5, $6, p.regency_code)"
 #define SNAP_PAGE_KEYED(col) \
@@ -1164,7 +1167,8 @@ static int snap_page(call_t *c, stream_state_t *ss, PGresult *res, stream_msg_t 
 {
     int n = PQntuples(res);
 
-    if (n < 1 || PQnfields(res) < SNAP_NCOLS) {
+    if (n < 1 || PQnfields(res) < SNAP_NCOLS || !PQgetisnull(res, 0, SNAP_ID) ||
+        PQgetisnull(res, 0, SNAP_LIVE)) {
         call_fail(c, SENTRA_INTERNAL, "stream: unexpected result shape");
         return -1;
     }
@@ -1177,12 +1181,12 @@ static int snap_page(call_t *c, stream_state_t *ss, PGresult *res, stream_msg_t 
         ss->seq = (int64_t)col_u64(res, 0, SNAP_TAIL_SEQ);
         ss->tail_known = 1;
     }
-    if (PQgetisnull(res, 0, SNAP_ID))
-        n = 0;
-    /* The rows come in id order (the page's ORDER BY; checked). */
+    /* Records in rows 1 .. n-1, in id order (the page's ORDER BY; checked,
+     * as is that UNION ALL kept the meta row first). */
     int sorted = 1;
     for (int i = 1; i < n && sorted; i++)
-        sorted = strcmp(PQgetvalue(res, i - 1, SNAP_ID), PQgetvalue(res, i, SNAP_ID)) < 0;
+        sorted = !PQgetisnull(res, i, SNAP_ID) &&
+                 (i == 1 || strcmp(PQgetvalue(res, i - 1, SNAP_ID), PQgetvalue(res, i, SNAP_ID)) < 0);
     if (!sorted) {
         call_fail(c, SENTRA_INTERNAL, "stream: page not in id order");
         return -1;
@@ -1190,15 +1194,15 @@ static int snap_page(call_t *c, stream_state_t *ss, PGresult *res, stream_msg_t 
     msg_reset(m);
     size_t bytes = 0;
     int row;
-    for (row = 0; row < n; row++) {
+    for (row = 1; row < n; row++) {
         if (m->n > 0 && bytes > PULL_MAX_BYTES)
             break;              /* the rest next time, from its id */
         bytes += msg_add(m, PQgetvalue(res, row, SNAP_ID), PQgetvalue(res, row, SNAP_VERSION),
                          "f", PQgetvalue(res, row, SNAP_PACKED),
                          (size_t)PQgetlength(res, row, SNAP_PACKED));
     }
-    int done = row == n && n < ss->limit;
-    if (!done && row > 0 && !uuid_next(PQgetvalue(res, row - 1, SNAP_ID), ss->next_id))
+    int done = row == n && n - 1 < ss->limit;
+    if (!done && row > 1 && !uuid_next(PQgetvalue(res, row - 1, SNAP_ID), ss->next_id))
         done = 1;               /* the last possible id was sent */
     if (done) {
         ss->phase = STREAM_FEED;

@@ -83,7 +83,8 @@ typedef struct sentra_wbuf {
 
 /* Appends to b the sentra.v1.Sentra wire encoding of one pull row, given
  * its columns (enum sentra_pull_col): id, version, deleted ("t"/"f") and
- * packed of plen bytes (NULL: a tombstone). The bytes are exactly those of
+ * packed of plen bytes followed by a NUL, as PQgetvalue gives it (NULL:
+ * a tombstone). The bytes are exactly those of
  * protobuf_c_message_pack(sentra__from_pull(...)) (fields in number
  * order, proto3 defaults left out), without building the message: a
  * stream's catch-up sends 100,000 records (tests/unit/test_pull_wire.c

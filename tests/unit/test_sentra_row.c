@@ -531,7 +531,7 @@ static void wire_random(void **state)
     static const char *const pieces[] = {
         "0", "7", "-12", "2024", "9999999999", "-", "18.71", ",", "MY", "a b", "\t", "\n",
         "\xc3\xa9", "abcdefghij", "", "1.5", "-0.25", "1e5", "\x1f", "\x1f", "\x1f", "\x1f",
-        "\x1e", "\x1d",
+        "\x1e", "\x1d", "12345678", "123456789012345678901234", "00000000", "-99999999",
     };
     unsigned seed = 12345;
     char text[1024];
