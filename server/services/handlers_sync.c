@@ -25,7 +25,9 @@
 #include "log.h"
 #include "methods.h"
 #include "region_check.h"
+#include "config.h"
 #include "sentra_row.h"
+#include "server.h"
 #include "validate.h"
 #include "sentra/v1/sentra.pb-c.h"
 
@@ -1115,6 +1117,15 @@ static int stream_emit(stream_state_t *ss, stream_msg_t *m)
     return r;
 }
 
+/* The most record bytes in one message: about 3 MiB, as a pull's page,
+ * and well below the frame limit when --max-frame is set lower (a message
+ * over it could not be sent). */
+static size_t stream_max_bytes(const call_t *c)
+{
+    size_t half = c->srv->cfg->max_frame / 2;
+    return half < PULL_MAX_BYTES ? half : PULL_MAX_BYTES;
+}
+
 /* Appends a record (its wire bytes behind a length prefix) to m. */
 static size_t msg_add(stream_msg_t *m, const char *id, const char *version,
                       const char *deleted, const char *packed, size_t plen)
@@ -1192,10 +1203,10 @@ static int snap_page(call_t *c, stream_state_t *ss, PGresult *res, stream_msg_t 
         return -1;
     }
     msg_reset(m);
-    size_t bytes = 0;
+    size_t bytes = 0, max = stream_max_bytes(c);
     int row;
     for (row = 1; row < n; row++) {
-        if (m->n > 0 && bytes > PULL_MAX_BYTES)
+        if (m->n > 0 && bytes > max)
             break;              /* the rest next time, from its id */
         bytes += msg_add(m, PQgetvalue(res, row, SNAP_ID), PQgetvalue(res, row, SNAP_VERSION),
                          "f", PQgetvalue(res, row, SNAP_PACKED),
@@ -1250,10 +1261,10 @@ static int feed_page(call_t *c, stream_state_t *ss, PGresult *res, stream_msg_t 
     }
     pull_order_into(ss->pos, res, n);
     msg_reset(m);
-    size_t bytes = 0;
+    size_t bytes = 0, max = stream_max_bytes(c);
     int row;
     for (row = 0; row < n; row++) {
-        if (m->n > 0 && bytes > PULL_MAX_BYTES) {
+        if (m->n > 0 && bytes > max) {
             more = 1;
             break;
         }
