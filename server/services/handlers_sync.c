@@ -868,8 +868,9 @@ void h_pull_changes(call_t *c)
  *
  * Flow control: a message is handed to the transport as one call_send();
  * when it returns 1 (the client does not read fast enough) the stream
- * stops until call_on_writable(). The next page's query is sent before a
- * page is encoded, so the database and this server work at once; a page
+ * stops until call_on_writable(). The next page's query is sent as soon as
+ * a page is encoded, before it is sent, so the database reads the next page
+ * while this one travels and the client decodes it; a page
  * that arrives while the stream is paused is encoded and held (one at
  * most), and no further query is sent until it has gone.
  *
