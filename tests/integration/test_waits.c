@@ -84,19 +84,8 @@ static int setup(void **state)
     if (th_server_start(&srv, "waits", args) != 0)
         return -1;
     have_server = 1;
-    /* The LISTENing backend is known while the server has run nothing
-     * else (listener_pid); restart until it is. */
-    for (int attempt = 0; attempt < 8 && listener == 0; attempt++) {
-        if (attempt > 0 && (th_server_stop(&srv) != 0 || th_server_restart(&srv) != 0))
-            return -1;
-        PGconn *db = th_db(&srv);
-        if (db == NULL)
-            return -1;
-        wait_backends(db, 2);
-        usleep(500 * 1000);
-        listener = listener_pid(db);
-        PQfinish(db);
-    }
+    /* The LISTENing backend: the server's log names it (db_connected). */
+    listener = listener_pid_wait(&srv, 10000);
     if (listener == 0)
         fprintf(stderr, "test_waits: no LISTENing backend found\n");
     district = th_token(&srv, "district", "18.71");
