@@ -15,9 +15,9 @@
 PREFIX     ?= /usr/local
 BUILD      ?= build
 CC         ?= cc
-PKGS        = libuv libprotobuf-c libpq
+PKGS        = libuv libprotobuf-c libpq libssl libcrypto
 SERVER_PKGS = libnghttp2
-CLI_PKGS    = libuv libprotobuf-c jansson
+CLI_PKGS    = libuv libprotobuf-c jansson libssl libcrypto
 TEST_PKGS   = cmocka
 
 WARN       := -Wall -Wextra -Wstrict-prototypes -Wno-unused-parameter -Wshadow

@@ -39,6 +39,11 @@ typedef struct config {
     int request_log;          /* --request-log: one line per request */
     char *log_level;          /* SENTRA_LOG_LEVEL, --log-level; default info */
     char *port_file;          /* --port-file: write the bound port here (tests) */
+    char *tls_cert;           /* SENTRA_TLS_CERT, --tls-cert: PEM certificate (chain allowed); NULL: no TLS */
+    char *tls_key;            /* SENTRA_TLS_KEY, --tls-key: its PEM key; NULL: in the --tls-cert file */
+    char *tls_client_ca;      /* SENTRA_TLS_CLIENT_CA, --tls-client-ca: require client certificates of this CA */
+    int tls_only;             /* --tls-only: refuse plaintext on TCP (the Unix socket stays plaintext) */
+    int tls_handshake_timeout_ms; /* --tls-handshake-timeout; close a handshake not done by then; default 10000 */
 } config_t;
 
 /* Fills cfg with defaults, then the file named by SENTRA_CONFIG or

@@ -2,7 +2,12 @@
  * conn.c: one client connection over TCP or a Unix socket: the socket, its
  * reads and writes, its timer and its place in the server's list (see
  * conn.h). The protocol spoken on it (native.c, ...) is chosen by the first
- * bytes the client sends (sniff) and does everything else.
+ * bytes the client sends (sniff) and does everything else. A first byte
+ * that starts a TLS handshake puts a TLS session (tls.c) between the
+ * socket and the protocol: on_read hands it the bytes, it hands back
+ * plaintext (sentra__conn_plain); conn_write encrypts through it and it
+ * queues the records (sentra__conn_write_raw), so that what is counted as
+ * queued is what waits for the socket.
  *
  * Memory stays bounded per connection: an idle connection holds no read
  * buffer (reads land in one shared buffer and only bytes the protocol left
@@ -18,6 +23,7 @@
 #include "log.h"
 #include "server.h"
 #include "status.h"
+#include "tls.h"
 
 #define READ_CHUNK (64 * 1024)
 #define CLOSE_LINGER_MS 2000       /* a last answer gets this long to be written */
@@ -34,6 +40,7 @@ static _Thread_local uint8_t shared_rbuf[READ_CHUNK];
 
 static void start_reading(struct conn *c);
 static void feed(struct conn *c, const uint8_t *data, size_t len);
+static void on_tick(uv_timer_t *t);
 
 uint64_t conn_now_ms(const struct conn *c)
 {
@@ -49,6 +56,7 @@ static void on_handle_closed(uv_handle_t *h)
         return;
     if (c->proto != NULL && c->proto->free != NULL)
         c->proto->free(c);
+    sentra__tls_conn_free(c);
     free(c->rbuf);
     server_conn_gone(c->srv, c);
     free(c);
@@ -68,8 +76,13 @@ void conn_close(struct conn *c)
 
 static void maybe_close(struct conn *c)
 {
-    if ((c->flags & CONN_F_CLOSE_AFTER) && c->wqueued == 0)
-        conn_close(c);
+    if (!(c->flags & CONN_F_CLOSE_AFTER) || c->wqueued != 0)
+        return;
+    /* TLS ends with a close_notify, after everything else; its write's
+     * completion comes back here. */
+    if (c->tls != NULL && sentra__tls_close_notify(c))
+        return;
+    conn_close(c);
 }
 
 void conn_close_after_write(struct conn *c)
@@ -121,6 +134,19 @@ static void on_write(uv_write_t *req, int status)
 }
 
 void conn_write(struct conn *c, uint8_t *buf, size_t len)
+{
+    if (c->state == CONN_CLOSING) {
+        free(buf);
+        return;
+    }
+    if (c->tls != NULL) {
+        sentra__tls_send(c, buf, len);  /* back in sentra__conn_write_raw */
+        return;
+    }
+    sentra__conn_write_raw(c, buf, len);
+}
+
+void sentra__conn_write_raw(struct conn *c, uint8_t *buf, size_t len)
 {
     if (c->state == CONN_CLOSING) {
         free(buf);
@@ -235,10 +261,43 @@ static void feed(struct conn *c, const uint8_t *data, size_t len)
     c->rlen = left;
 }
 
+/*
+ * The first byte of a connection: a TLS handshake record starts a TLS
+ * session (when --tls-cert is set); under --tls-only anything else on TCP
+ * is refused. Returns 0 (go on), or -1 when the connection is closing.
+ */
+static int first_byte(struct conn *c, const uint8_t *data)
+{
+    server_t *srv = c->srv;
+    if (data[0] == TLS_RECORD_HANDSHAKE) {
+        if (srv->tls == NULL) {
+            log_info("conn_tls_refused", "peer=%s reason=\"TLS handshake, but TLS is not configured "
+                     "(--tls-cert)\"", c->peer);
+            conn_close(c);
+            return -1;
+        }
+        if (sentra__tls_accept(c) != 0)
+            return -1;
+        /* The handshake has a deadline of its own: the timer's next run
+         * is then (and its period after that). */
+        uint64_t period = uv_timer_get_repeat(&c->timer);
+        uv_timer_start(&c->timer, on_tick, (uint64_t)srv->cfg->tls_handshake_timeout_ms, period);
+        return 0;
+    }
+    if (srv->cfg->tls_only && (c->flags & CONN_F_TCP)) {
+        log_info("conn_plaintext_refused", "peer=%s reason=\"--tls-only: TLS is required on TCP\"", c->peer);
+        conn_close(c);
+        return -1;
+    }
+    return 0;
+}
+
 static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 {
     struct conn *c = h->data;
-    if (c->rlen == 0) {
+    /* Ciphertext is never kept here (OpenSSL keeps a partial record):
+     * TLS reads always land in the shared buffer. */
+    if (c->rlen == 0 || c->tls != NULL) {
         buf->base = (char *)shared_rbuf;
         buf->len = sizeof(shared_rbuf);
         return;
@@ -270,7 +329,12 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
     if (nread == 0)
         return;
     c->last_read_ms = conn_now_ms(c);
-    if ((uint8_t *)buf->base == shared_rbuf) {
+    if (c->tls == NULL && c->proto == NULL && c->rlen == 0 &&
+        first_byte(c, (const uint8_t *)buf->base) != 0)
+        return;
+    if (c->tls != NULL) {
+        sentra__tls_recv(c, (const uint8_t *)buf->base, (size_t)nread);
+    } else if ((uint8_t *)buf->base == shared_rbuf) {
         feed(c, shared_rbuf, (size_t)nread);
     } else {
         c->rlen += (size_t)nread;
@@ -278,6 +342,19 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
     }
     if (c->state != CONN_CLOSING && (c->flags & (CONN_F_PAUSED | CONN_F_HELD)))
         uv_read_stop(&c->h.stream);
+}
+
+void sentra__conn_plain(struct conn *c, const uint8_t *data, size_t len)
+{
+    if (c->rlen == 0) {
+        feed(c, data, len);
+        return;
+    }
+    /* After the bytes the protocol left (a partial frame). */
+    ensure_rbuf(c, c->rlen + len);
+    memcpy(c->rbuf + c->rlen, data, len);
+    c->rlen += len;
+    feed(c, c->rbuf, c->rlen);
 }
 
 static void start_reading(struct conn *c)
@@ -317,6 +394,14 @@ static void on_tick(uv_timer_t *t)
     if (c->flags & CONN_F_CLOSE_AFTER) {
         if (now >= c->close_at_ms)
             conn_close(c);
+        return;
+    }
+    if (sentra__tls_handshaking(c) &&
+        now - c->opened_ms >= (uint64_t)c->srv->cfg->tls_handshake_timeout_ms) {
+        /* A slow (or stalled) handshake must not pin a session's memory. */
+        log_info("tls_handshake_timeout", "peer=%s timeout_ms=%d", c->peer,
+                 c->srv->cfg->tls_handshake_timeout_ms);
+        conn_close(c);
         return;
     }
     if (c->proto == NULL) {

@@ -11,6 +11,12 @@
  * into calls (core/call.h) and answers into bytes, which it hands back with
  * conn_write().
  *
+ * TLS (transport/tls.c) sits between the socket and the protocol when the
+ * client's first byte starts a TLS handshake: reads go through the session
+ * before the protocol sees them (sentra__conn_plain), conn_write()
+ * encrypts, and what conn.c queues and counts is the encrypted bytes
+ * (sentra__conn_write_raw). ALPN may choose the protocol instead of sniff.
+ *
  * Memory: reads land in one shared buffer; only bytes a protocol did not
  * consume yet (a partial frame) are kept in the connection. A client that
  * does not read its answers stops being read once CONN_WQ_HIGH bytes are
@@ -25,6 +31,7 @@
 
 struct server;
 struct conn;
+struct tls_conn;
 
 #define CONN_WQ_HIGH (1024 * 1024)   /* stop reading above this many queued bytes */
 #define CONN_WQ_LOW (256 * 1024)     /* resume below this */
@@ -76,7 +83,8 @@ struct conn {
     enum conn_state state;      /* see enum */
     unsigned flags;             /* CONN_F_* */
     int handles;                /* handles still open (socket, timer) */
-    const conn_proto_t *proto;  /* NULL until the first bytes chose one */
+    const conn_proto_t *proto;  /* NULL until the first bytes (or ALPN) chose one */
+    struct tls_conn *tls;       /* the TLS session (tls.c); NULL: plaintext */
     void *proto_state;          /* the protocol's own state */
     uint8_t *rbuf;              /* bytes not yet used by the protocol */
     size_t rlen, rcap;          /* bytes held, bytes allocated */
@@ -120,6 +128,14 @@ void conn_close(struct conn *c);
  * a TLS layer calls it with the protocol its ALPN named ("h2":
  * sentra__h2_proto) instead of sniffing. */
 int conn_choose_proto(struct conn *c, const conn_proto_t *p);
+
+/* For tls.c: plaintext that came through the TLS session, handled as
+ * bytes read from a plaintext socket are (the protocol, or sniffing). */
+void sentra__conn_plain(struct conn *c, const uint8_t *data, size_t len);
+
+/* For tls.c: queues len bytes of buf (encrypted records) on the socket
+ * and counts them; takes ownership of buf as conn_write() does. */
+void sentra__conn_write_raw(struct conn *c, uint8_t *buf, size_t len);
 
 /* The loop's time in milliseconds. */
 uint64_t conn_now_ms(const struct conn *c);
