@@ -5,6 +5,7 @@
 #   make test       build and run the whole test suite (own cluster and server)
 #   make asan       the same build with AddressSanitizer and UBSan (build-asan/)
 #   make stop       stop the private cluster started by `make run`
+#   make dev-cert   a local CA and certificates for trying TLS (var/tls)
 #   make destroy-db delete the private cluster (var/pg) and its data
 #   make install PREFIX=/usr/local
 #
@@ -103,7 +104,7 @@ UNIT_BIN     := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRC))
 ITEST_BIN    := $(patsubst tests/integration/%.c,$(BUILD)/tests/%,$(ITEST_SRC))
 
 .PHONY: all run test valgrind-test asan asan-test stop destroy-db install clean bench fuzz demo-data \
-        regions-full national-data tests
+        regions-full national-data tests dev-cert
 all: $(SENTRAD) $(SENTRA_CLI) $(LIBSENTRA_A) $(LIBSENTRA_SO)
 
 # ---------------------------------------------------------------- codegen
@@ -203,6 +204,11 @@ run: all
 
 stop:
 	scripts/pgcluster.sh stop var/pg
+
+# A local CA, a server certificate for localhost and a client certificate
+# in var/tls (scripts/dev-cert.sh; never for production: docs/DEPLOY.md).
+dev-cert:
+	scripts/dev-cert.sh var/tls
 
 destroy-db:
 	scripts/pgcluster.sh destroy var/pg

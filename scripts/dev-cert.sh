@@ -8,8 +8,7 @@
 # Writes into DIR (keys readable by their owner only):
 #   ca.pem, ca.key         the CA (ECDSA P-256, 5 years)
 #   server.pem, server.key a server certificate for localhost, 127.0.0.1 and
-#                          ::1 (397 days), issued by the CA; server.pem holds
-#                          the leaf then the CA (a chain, as --tls-cert takes)
+#                          ::1 (397 days), issued by the CA
 #   client.pem, client.key a client certificate (CN dev-client) for trying
 #                          mutual TLS (--tls-client-ca DIR/ca.pem)
 # Existing files are kept unless --force. Needs the openssl command.
@@ -50,7 +49,7 @@ sign() {
     openssl req -new -key "$DIR/$1.key" -subj "$2" -out "$T/$1.csr"
     openssl x509 -req -in "$T/$1.csr" -CA "$DIR/ca.pem" -CAkey "$DIR/ca.key" -sha256 -days 397 \
         -set_serial "0x$(openssl rand -hex 16)" -extfile "$3" -out "$T/$1.leaf" 2>/dev/null
-    cat "$T/$1.leaf" "$DIR/ca.pem" > "$DIR/$1.pem"
+    mv "$T/$1.leaf" "$DIR/$1.pem"
 }
 
 cat > "$T/server.ext" <<'EOF'

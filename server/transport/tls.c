@@ -380,12 +380,17 @@ static SSL_CTX *ctx_build(tls_server_t *ts, struct cert_info *ci, char *why, siz
     SSL_CTX_set_default_passwd_cb(ctx, no_passphrase);
 
     if (SSL_CTX_use_certificate_chain_file(ctx, cfg->tls_cert) != 1) {
-        snprintf(why, whylen, "certificate %s: %s", cfg->tls_cert, ssl_errors(err, sizeof(err)));
+        ssl_errors(err, sizeof(err));
+        snprintf(why, whylen, "certificate %s: %s%s", cfg->tls_cert, err,
+                 strstr(err, "no start line") != NULL ? " (not a PEM certificate)" : "");
         goto fail;
     }
     if (SSL_CTX_use_PrivateKey_file(ctx, key, SSL_FILETYPE_PEM) != 1) {
-        snprintf(why, whylen, "key %s: %s (an unencrypted PEM key is needed)", key,
-                 ssl_errors(err, sizeof(err)));
+        ssl_errors(err, sizeof(err));
+        if (strstr(err, "mismatch") != NULL)
+            snprintf(why, whylen, "key %s does not match certificate %s: %s", key, cfg->tls_cert, err);
+        else
+            snprintf(why, whylen, "key %s: %s (an unencrypted PEM key is needed)", key, err);
         goto fail;
     }
     if (SSL_CTX_check_private_key(ctx) != 1) {
@@ -637,10 +642,11 @@ void sentra__tls_recv(struct conn *c, const uint8_t *data, size_t len)
             break;
         }
         if (e == SSL_ERROR_ZERO_RETURN) {
-            /* The client's close_notify: it sends nothing more (as an EOF
-             * in plaintext). */
+            /* The client's close_notify: it sends nothing more. What is
+             * already queued (and answers finishing within the close
+             * linger) still goes, then our close_notify (maybe_close). */
             flush_out(c);
-            conn_close(c);
+            conn_close_after_write(c);
             break;
         }
         fail(c, "tls_error");
