@@ -228,6 +228,13 @@ void sentra__tls_free(sentra__tls_t *t)
 {
     if (!t)
         return;
+    /* OpenSSL takes a session freed without a shutdown for a bad one and
+     * marks it not resumable (ssl_clear_bad_session), the copy kept for
+     * the next connection too. A connection the server ended (a GOAWAY,
+     * an idle timeout) is not bad; a fatal TLS error marks its session
+     * by itself. */
+    if (SSL_is_init_finished(t->ssl))
+        SSL_set_shutdown(t->ssl, SSL_SENT_SHUTDOWN | SSL_RECEIVED_SHUTDOWN);
     SSL_free(t->ssl);
     free(t);
 }

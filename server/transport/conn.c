@@ -278,10 +278,12 @@ static int first_byte(struct conn *c, const uint8_t *data)
         }
         if (sentra__tls_accept(c) != 0)
             return -1;
-        /* The handshake has a deadline of its own: the timer's next run
-         * is then (and its period after that). */
+        /* The handshake has a deadline of its own (on_tick): when it is
+         * shorter than the timer's period the next run is at it, else the
+         * period's runs check it. Later runs keep the period. */
         uint64_t period = uv_timer_get_repeat(&c->timer);
-        uv_timer_start(&c->timer, on_tick, (uint64_t)srv->cfg->tls_handshake_timeout_ms, period);
+        uint64_t deadline = (uint64_t)srv->cfg->tls_handshake_timeout_ms;
+        uv_timer_start(&c->timer, on_tick, deadline < period ? deadline : period, period);
         return 0;
     }
     if (srv->cfg->tls_only && (c->flags & CONN_F_TCP)) {

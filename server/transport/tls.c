@@ -237,8 +237,8 @@ static int ticket_mac(EVP_MAC_CTX *hctx, struct ticket_key *k)
 
 /*
  * OpenSSL's session ticket callback: seals new tickets with the current
- * key, opens tickets sealed by the current or the previous one (asking for
- * a new ticket then). OpenSSL's own keys would live as long as the
+ * key, opens tickets sealed by the current or the previous one, and always
+ * asks for a new ticket then. OpenSSL's own keys would live as long as the
  * SSL_CTX: never rotated, and lost at every certificate reload.
  */
 static int ticket_cb(SSL *s, unsigned char key_name[16], unsigned char *iv, EVP_CIPHER_CTX *cctx,
@@ -268,7 +268,10 @@ static int ticket_cb(SSL *s, unsigned char key_name[16], unsigned char *iv, EVP_
             continue;
         if (EVP_DecryptInit_ex(cctx, EVP_aes_256_cbc(), NULL, k->aes, iv) != 1 || ticket_mac(hctx, k) != 1)
             return -1;
-        return i == 0 ? 1 : 2;  /* 2: valid, but send a ticket under the new key */
+        /* 2: valid, and a new ticket goes out. TLS 1.3 sends tickets after
+         * a resumption only then (and a client uses one ticket once); in
+         * TLS 1.2 it moves clients onto the current key. */
+        return 2;
     }
     return 0;   /* unknown key (rotated out, or another server's): a full handshake */
 }
