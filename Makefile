@@ -17,7 +17,7 @@ PREFIX     ?= /usr/local
 BUILD      ?= build
 CC         ?= cc
 PKGS        = libuv libprotobuf-c libpq libssl libcrypto
-SERVER_PKGS = libnghttp2
+SERVER_PKGS = libnghttp2 jansson
 CLI_PKGS    = libuv libprotobuf-c jansson libssl libcrypto
 TEST_PKGS   = cmocka
 
@@ -42,7 +42,8 @@ endif
 
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) $(CLI_PKGS) $(SERVER_PKGS))
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS))
-SERVER_LIBS:= $(shell pkg-config --libs $(SERVER_PKGS))
+# http-parser (Debian libhttp-parser-dev) ships no .pc file.
+SERVER_LIBS:= $(shell pkg-config --libs $(SERVER_PKGS)) -lhttp_parser
 CLI_LIBS   := $(shell pkg-config --libs $(CLI_PKGS)) -lcsv
 TEST_LIBS  := $(shell pkg-config --libs $(TEST_PKGS))
 
@@ -51,6 +52,7 @@ PROTOS     := $(wildcard proto/sentra/v1/*.proto)
 PB_C       := $(patsubst proto/%.proto,$(GEN)/%.pb-c.c,$(PROTOS))
 PB_H       := $(PB_C:.c=.h)
 DESC_C     := $(GEN)/descriptor_set.c
+PB_LIST    := $(GEN)/pb_messages.h
 
 # Standard .proto files the server implements or sends, compiled for the
 # server only: gRPC health and reflection (Debian grpc-proto), google.rpc's
@@ -73,7 +75,9 @@ SERVER_DIRS:= server server/core server/transport server/db server/services
 INCS       := -I$(GEN) -Icommon $(addprefix -I,$(SERVER_DIRS)) -Iclient/include -Iclient/lib -Iclient/cli
 ALL_CFLAGS  = $(CFLAGS) $(INCS) $(PKG_CFLAGS)
 
-COMMON_SRC := $(wildcard common/*.c)
+# common/pbjson.c (proto3 JSON, on jansson) goes into sentrad and
+# sentra-cli but not into libsentra, which needs no JSON library.
+COMMON_SRC := $(filter-out common/pbjson.c,$(wildcard common/*.c))
 SERVER_SRC := $(filter-out server/main.c,$(foreach d,$(SERVER_DIRS),$(wildcard $(d)/*.c)))
 LIB_SRC    := $(wildcard client/lib/*.c)
 CLI_SRC    := $(wildcard client/cli/*.c)
@@ -86,6 +90,7 @@ PB_OBJ     := $(patsubst $(BUILD)/%.c,$(BUILD)/obj/%.o,$(PB_C))
 STD_PB_OBJ := $(patsubst $(BUILD)/%.c,$(BUILD)/obj/%.o,$(STD_PB_C))
 DESC_OBJ   := $(BUILD)/obj/gen/descriptor_set.o
 COMMON_OBJ := $(call obj,$(COMMON_SRC)) $(PB_OBJ)
+PBJSON_OBJ := $(call obj,common/pbjson.c)
 SERVER_OBJ := $(call obj,$(SERVER_SRC))
 LIB_OBJ    := $(call obj,$(LIB_SRC))
 CLI_OBJ    := $(call obj,$(CLI_SRC))
@@ -129,6 +134,11 @@ $(DESC_C): $(PROTOS) $(DESC_EXTRA) Makefile
 	    -I$(GRPC_PROTO_DIR) $(PROTOS) $(DESC_EXTRA)
 	scripts/bin2c.sh sentra__descriptor_set $(GEN)/descriptor_set.bin > $@
 
+# Every top-level message, for tests that go over all of them.
+$(PB_LIST): $(PROTOS) scripts/pb-messages.sh
+	@mkdir -p $(GEN)
+	scripts/pb-messages.sh $(PROTOS) > $@
+
 # ---------------------------------------------------------------- objects
 
 $(BUILD)/obj/%.o: %.c $(PB_H)
@@ -152,7 +162,7 @@ $(LIBSENTRA_SO): $(LIB_OBJ) $(COMMON_OBJ) client/libsentra.sym
 	$(CC) -shared -Wl,-soname,libsentra.so.1 -Wl,--version-script=client/libsentra.sym \
 	    $(LDFLAGS) -o $@ $(LIB_OBJ) $(COMMON_OBJ) $(PKG_LIBS)
 
-$(LIBSERVER_A): $(SERVER_OBJ) $(DESC_OBJ) $(STD_PB_OBJ)
+$(LIBSERVER_A): $(SERVER_OBJ) $(DESC_OBJ) $(STD_PB_OBJ) $(PBJSON_OBJ)
 	@mkdir -p $(dir $@)
 	rm -f $@ && ar rcs $@ $^
 
@@ -162,13 +172,13 @@ $(SENTRAD): $(BUILD)/obj/server/main.o $(LIBSERVER_A) $(COMMON_OBJ)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(SERVER_LIBS) $(PKG_LIBS) -lm
 
-$(SENTRA_CLI): $(CLI_OBJ) $(LIBSENTRA_A)
+$(SENTRA_CLI): $(CLI_OBJ) $(PBJSON_OBJ) $(LIBSENTRA_A)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(CLI_LIBS) -lm
 
 # ---------------------------------------------------------------- tests
 
-$(BUILD)/tests/%: tests/unit/%.c $(LIBSERVER_A) $(LIBSENTRA_A) $(TESTLIB_OBJ) $(PB_H)
+$(BUILD)/tests/%: tests/unit/%.c $(LIBSERVER_A) $(LIBSENTRA_A) $(TESTLIB_OBJ) $(PB_H) $(PB_LIST)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -Itests/lib -o $@ $< $(TESTLIB_OBJ) $(LIBSERVER_A) $(LIBSENTRA_A) \
 	    $(LDFLAGS) $(SERVER_LIBS) $(PKG_LIBS) $(TEST_LIBS) -lm
@@ -180,7 +190,11 @@ $(BUILD)/tests/%: tests/integration/%.c $(LIBSENTRA_A) $(TESTLIB_OBJ) $(PB_H)
 
 tests: all $(UNIT_BIN) $(ITEST_BIN)
 
+# scripts/deps.sh --web installs what the dashboard's tests need (node,
+# Chromium, selenium) where it can; where it cannot, the browser test says
+# why and is counted as skipped.
 test: tests
+	@scripts/deps.sh --web || echo "make test: the browser test will be skipped (see above)"
 	BUILD=$(BUILD) SENTRAD=$(SENTRAD) SENTRA_CLI=$(SENTRA_CLI) scripts/run-tests.sh
 
 # The suite with every test program and every sentrad under valgrind's

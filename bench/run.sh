@@ -27,6 +27,9 @@
 #   get    loadgen GetSentra (random ids)    vs pgbench -S -M prepared
 #          (over sentrad's Unix socket, as pgbench reaches PostgreSQL;
 #          also with 4 in flight a connection, and over TCP)
+#   http   GetSentra and GetStatistics in JSON over HTTP/1.1 (Connect,
+#          wrk keep-alive, bench/wrk_connect.lua) vs the same calls over
+#          the native protocol on TCP (loadgen)
 #   list   loadgen ListSentra (50 a page)    (no ceiling)
 #   scale  GetSentra and GetStatistics through HAProxy to two sentrad on
 #          the same database vs one sentrad over TCP (issue 17)
@@ -70,7 +73,7 @@ while [ $# -gt 0 ]; do
     --records) RECORDS=$2; shift ;;
     --idle) IDLE=$2; shift ;;
     --keep) KEEP=1 ;;
-    -h|--help) sed -n '2,35p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,38p' "$0"; exit 0 ;;
     *) echo "bench: unknown option $1" >&2; exit 2 ;;
     esac
     shift
@@ -82,7 +85,7 @@ log() { echo "bench: $*" >&2; }
 [ -x "$LOADGEN" ] || die "$LOADGEN not built (make loadgen)"
 [ -x "$SENTRAD" ] || die "$SENTRAD not built (make)"
 [ -x "$GRPCPP_PING" ] || die "$GRPCPP_PING not built (make bench builds it)"
-for c in redis-server redis-benchmark h2load nghttp "$PGBENCH" "$PSQL"; do
+for c in redis-server redis-benchmark h2load nghttp wrk "$PGBENCH" "$PSQL"; do
     command -v "$c" >/dev/null 2>&1 || die "$c missing (scripts/deps.sh --bench installs redis)"
 done
 
@@ -319,6 +322,32 @@ pgb() {
     sed -n 's/^tps = \([0-9.]*\) (without initial connection time)$/\1/p' <<<"$out"
 }
 
+# wrkj NAME PATH BODY|@IDS: a wrk run of Connect JSON calls (one thread,
+# CLIENTS keep-alive connections, like loadgen); records req/s, p50, p99
+# and errors (answers other than 200, socket errors) as NAME.*.
+wrkj() {
+    local name=$1 path=$2 arg=$3 out ids="" body=""
+    case "$arg" in @*) ids=${arg#@} ;; *) body=$arg ;; esac
+    out=$(SENTRA_TOKEN=$TOK_NAT SENTRA_PATH=$path SENTRA_BODY=$body SENTRA_IDS=$ids \
+          wrk -t 1 -c "$CLIENTS" -d "${SECS}s" --latency -s "$ROOT/bench/wrk_connect.lua" \
+              "http://127.0.0.1:$PORT" 2>&1)
+    echo "$out" >>"$WORK/wrk.log"
+    # wrk prints latencies as 812.00us, 1.20ms or 1.01s.
+    ms() { awk -v v="$1" 'BEGIN { if (v ~ /us$/) printf "%.3f", v / 1000; else if (v ~ /ms$/) printf "%.3f", v + 0;
+                                  else if (v ~ /s$/) printf "%.3f", v * 1000; else print "nan" }'; }
+    local rps p50 p99 errs
+    rps=$(awk '/^Requests\/sec:/ {print $2}' <<<"$out")
+    p50=$(ms "$(awk '$1 == "50%" {print $2}' <<<"$out")")
+    p99=$(ms "$(awk '$1 == "99%" {print $2}' <<<"$out")")
+    errs=$(awk '/Non-2xx or 3xx responses:/ {n += $5} /^  Socket errors:/ {n += $4 + $6 + $8 + $10} END {print n + 0}' \
+           <<<"$out" | tr -d ',')
+    put "$name.rps" "$rps"
+    put "$name.p50" "$p50"
+    put "$name.p99" "$p99"
+    put "$name.err" "$errs"
+    log "  $name (HTTP/1.1 JSON): $rps req/s, p50 $p50 ms, p99 $p99 ms, errors $errs"
+}
+
 # ---------------------------------------------------------------- idle
 
 rss_kb() { awk '/^VmRSS/ {print $2}' "/proc/$SENTRAD_PID/status"; }
@@ -363,6 +392,11 @@ for r in $(seq 1 "$RUNS"); do
     ours gett "$(lg -w get --ids "$WORK/ids" -T "$TOK_NAT")"; check_alive "get tcp, round $r"
     pair gett.ratio gett.rps pgbench_s.tps
 
+    # The same GetSentra in JSON over HTTP/1.1 (Connect), against the
+    # native TCP run just before.
+    wrkj httpget /sentra.v1.SentraService/GetSentra "@$WORK/ids"; check_alive "http get, round $r"
+    pair httpget.ratio httpget.rps gett.rps
+
     ours list "$(lg -w list -T "$TOK_NAT")"; check_alive "list, round $r"
 
     # gRPC over HTTP/2: Ping against the stock C++ server, GetSentra
@@ -385,6 +419,9 @@ for r in $(seq 1 "$RUNS"); do
     fi
 
     ours stats "$(lg -w stats -T "$TOK_NAT")"; check_alive "stats, round $r"
+    wrkj httpstats /sentra.v1.StatsService/GetStatistics '{"groupBy":["GROUP_BY_PROVINCE"]}'
+    check_alive "http stats, round $r"
+    pair httpstats.ratio httpstats.rps stats.rps
     v=$(pgb -M prepared -f "$WORK/stats.sql" "$CONN"); put stats_sql.tps "$v"; log "  GROUP BY: $v tps"
     pair stats.ratio stats.rps stats_sql.tps
     [ -n "$HPORT" ] && pair statsh.ratio statsh.rps stats.rps
@@ -449,6 +486,8 @@ G_OURS=$(med get.rps); G_CEIL=$(med pgbench_s.tps); G_R=$(mr get.ratio)
 GP_OURS=$(med getp.rps); GP_R=$(mr getp.ratio)
 GT_OURS=$(med gett.rps); GT_R=$(mr gett.ratio)
 S_OURS=$(med stats.rps); S_CEIL=$(med stats_sql.tps); S_R=$(mr stats.ratio)
+HG_OURS=$(med httpget.rps); HG_R=$(mr httpget.ratio)
+HS_OURS=$(med httpstats.rps); HS_R=$(mr httpstats.ratio)
 PL_OURS=$(med pull.rec); PL_CEIL=$(med copy_out.rec); PL_R=$(mr pull.ratio)
 PU_OURS=$(med push.rec); PU_INS=$(med insert.tps); PU_R=$(mr push.ratio)
 PU_COPY=$(med copy_in.rec); PU_RC=$(mr pushc.ratio)
@@ -470,6 +509,8 @@ Medians of $RUNS runs; each ratio is the median of the $RUNS ratios of a run of 
 | GetSentra (random id; Unix socket, as pgbench) | $G_OURS req/s | $(med get.p50) | $(med get.p99) | pgbench -S -M prepared | $G_CEIL tps | $G_R | >= 0.8 | $(verdict "$G_R" 0.8) |
 | GetSentra, 4 in flight per connection (Unix socket) | $GP_OURS req/s | $(med getp.p50) | $(med getp.p99) | pgbench -S -M prepared | $G_CEIL tps | $GP_R | (aim 1.0) | $(verdict "$GP_R" 1.0) |
 | GetSentra over TCP (loopback) | $GT_OURS req/s | $(med gett.p50) | $(med gett.p99) | pgbench -S -M prepared | $G_CEIL tps | $GT_R | - | - |
+| GetSentra, JSON over HTTP/1.1 (Connect, wrk keep-alive) | $HG_OURS req/s | $(med httpget.p50) | $(med httpget.p99) | GetSentra, native protocol over TCP | $GT_OURS req/s | $HG_R | >= 0.5 | $(verdict "$HG_R" 0.5) |
+| GetStatistics, JSON over HTTP/1.1 (Connect, wrk keep-alive) | $HS_OURS req/s | $(med httpstats.p50) | $(med httpstats.p99) | GetStatistics, native protocol over TCP | $S_OURS req/s | $HS_R | - | - |
 | gRPC Ping (h2load, HTTP/2) | $GP_G req/s | | | gRPC C++ 1.51 callback server (bench/grpcpp_ping.cc), h2load | $GP_CPP req/s | $GP_GR | >= 1.0 | $(verdict "$GP_GR" 1.0) |
 | gRPC Ping vs native Ping | $GP_G req/s | | | native Ping (loadgen, TCP) | $P_OURS req/s | $GP_GN | - | - |
 | gRPC GetSentra (h2load, one id) | $GG_G req/s | | | native GetSentra (loadgen, TCP, same id) | $GG_N req/s | $GG_R | >= 0.8 | $(verdict "$GG_R" 0.8) |
@@ -483,7 +524,7 @@ Medians of $RUNS runs; each ratio is the median of the $RUNS ratios of a run of 
 | $IDLE idle connections | ${NCONN:-0} held | | | | | | RSS < 200 MB | $RSS_OK |
 
 Idle connections: sentrad VmRSS $((${RSS0:-0} / 1024)) MB before, $RSS_MB MB with ${NCONN:-0} connections (${PER_CONN} kB each); server alive afterwards: $alive.
-Errors (summed over runs): ping $(paste -sd+ "$R/ping.err" 2>/dev/null | bc), grpc ping $(paste -sd+ "$R/gping.err" 2>/dev/null | bc), grpc++ ping $(paste -sd+ "$R/grpcpp.err" 2>/dev/null | bc), grpc get $(paste -sd+ "$R/gget.err" 2>/dev/null | bc), get $(paste -sd+ "$R/get.err" 2>/dev/null | bc), list $(paste -sd+ "$R/list.err" 2>/dev/null | bc), stats $(paste -sd+ "$R/stats.err" 2>/dev/null | bc), pull $(paste -sd+ "$R/pull.err" 2>/dev/null | bc), push $(paste -sd+ "$R/push.err" 2>/dev/null | bc).
+Errors (summed over runs): ping $(paste -sd+ "$R/ping.err" 2>/dev/null | bc), http get $(paste -sd+ "$R/httpget.err" 2>/dev/null | bc), http stats $(paste -sd+ "$R/httpstats.err" 2>/dev/null | bc), grpc ping $(paste -sd+ "$R/gping.err" 2>/dev/null | bc), grpc++ ping $(paste -sd+ "$R/grpcpp.err" 2>/dev/null | bc), grpc get $(paste -sd+ "$R/gget.err" 2>/dev/null | bc), get $(paste -sd+ "$R/get.err" 2>/dev/null | bc), list $(paste -sd+ "$R/list.err" 2>/dev/null | bc), stats $(paste -sd+ "$R/stats.err" 2>/dev/null | bc), pull $(paste -sd+ "$R/pull.err" 2>/dev/null | bc), push $(paste -sd+ "$R/push.err" 2>/dev/null | bc).
 EOF
 if [ -s "$WORK/loadgen.err" ]; then
     echo

@@ -39,6 +39,11 @@ typedef struct config {
     int request_log;          /* --request-log: one line per request */
     char *log_level;          /* SENTRA_LOG_LEVEL, --log-level; default info */
     char *port_file;          /* --port-file: write the bound port here (tests) */
+    char *web_root;           /* SENTRA_WEB_ROOT, --web-root; static files at "/"; default web/ beside bin/ */
+    char *cors_origin;        /* SENTRA_CORS_ORIGIN, --cors-origin; origins allowed cross-origin calls
+                               * over HTTP (comma-separated); default none */
+    int http_request_timeout_ms; /* --http-request-timeout; an HTTP request must arrive whole within
+                                  * this long of its first byte; default 30000 */
     char *tls_cert;           /* SENTRA_TLS_CERT, --tls-cert: PEM certificate (chain allowed); NULL: no TLS */
     char *tls_key;            /* SENTRA_TLS_KEY, --tls-key: its PEM key; NULL: in the --tls-cert file */
     char *tls_client_ca;      /* SENTRA_TLS_CLIENT_CA, --tls-client-ca: require client certificates of this CA */

@@ -10,7 +10,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "call.h"
@@ -21,6 +23,7 @@
 #include "replica.h"
 #include "server.h"
 #include "status.h"
+#include "web.h"
 #include "tls.h"
 
 static void on_connection(uv_stream_t *listener, int status)
@@ -36,6 +39,9 @@ static void on_connection(uv_stream_t *listener, int status)
 static void on_notify(void *arg, const char *channel, const char *payload)
 {
     server_t *srv = arg;
+    /* Whatever came (a change, a revoked token, notifications lost), what
+     * was read before may be stale now. */
+    srv->generation++;
     if (channel == NULL || strcmp(channel, "sentra_change") == 0) {
         /* Long polls re-check; when notifications were lost (channel NULL)
          * they re-check too, which is always safe. */
@@ -213,6 +219,8 @@ int server_start(server_t *srv, uv_loop_t *loop, config_t *cfg, const char *conn
     memset(srv, 0, sizeof(*srv));
     srv->loop = loop;
     srv->cfg = cfg;
+    if (getrandom(&srv->instance, sizeof(srv->instance), 0) != (ssize_t)sizeof(srv->instance))
+        srv->instance = (uint64_t)getpid() << 32 ^ uv_hrtime();
     raise_fd_limit(cfg);
     srv->auth = auth_cache_new();
     db_pool_opts_t po;
@@ -250,6 +258,19 @@ int server_start(server_t *srv, uv_loop_t *loop, config_t *cfg, const char *conn
     uv_signal_start(&srv->sighup, on_sighup, SIGHUP);
     signal(SIGPIPE, SIG_IGN);
 
+    if (cfg->web_root != NULL && cfg->web_root[0]) {
+        struct stat st;
+        char err[512];
+        if (stat(cfg->web_root, &st) != 0) {
+            log_warn("web_root_missing", "dir=%s hint=\"no static files are served; see --web-root\"",
+                     cfg->web_root);
+        } else if ((srv->web = web_load(cfg->web_root, err, sizeof(err))) == NULL) {
+            log_error("web_root_unusable", "dir=%s error=\"%s\"", cfg->web_root, err);
+            return UV_EINVAL;
+        } else {
+            log_info("web_root", "dir=%s files=%zu bytes=%zu", cfg->web_root, srv->web->n, srv->web->bytes);
+        }
+    }
     if (cfg->tls_cert != NULL && cfg->tls_cert[0] && (srv->tls = tls_server_new(cfg)) == NULL)
         return UV_EINVAL;   /* logged */
     if ((r = listen_tcp(srv)) != 0)

@@ -36,6 +36,12 @@ typedef struct server {
     int bound_port;             /* the TCP port actually bound */
     uint64_t requests;          /* requests started, for logs */
     struct call *waiters;       /* calls parked in call_wait_change() */
+    uint64_t generation;        /* +1 at every sentra_change or sentra_token
+                                 * notification and whenever notifications may
+                                 * have been lost: data read at generation g are
+                                 * still current while it is g (ETags) */
+    uint64_t instance;          /* random at start: names this process in ETags */
+    struct web *web;            /* static files served over HTTP (web.h); NULL: none */
     struct reflection *reflection; /* gRPC reflection's index of the descriptor set
                                     * (services/reflection.c; built on first use) */
 } server_t;

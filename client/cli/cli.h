@@ -113,12 +113,13 @@ int cli_fail(cli_t *cli, const char *what, int rc, const sentra_status_t *st);
 
 /* ---------------------------------------------------------------- JSON */
 
-/* The message as a JSON object (proto field names, enums by name, 64-bit
- * integers as numbers, bytes as base64; zero values left out unless
- * `all_fields`). New reference. */
+/* The message as a JSON object: proto3's JSON mapping (common/pbjson.h)
+ * with proto field names (enums by name, 64-bit integers as strings, bytes
+ * as base64; zero values left out unless `all_fields`). New reference. */
 json_t *cli_pb_to_json(const ProtobufCMessage *m, int all_fields);
 
-/* A new message of type desc from a JSON object; NULL with a message in
+/* A new message of type desc from a JSON object (either field name, 64-bit
+ * integers as strings or numbers); NULL with a message in
  * err (size errlen) naming the offending field. Free with
  * protobuf_c_message_free_unpacked(msg, NULL). */
 ProtobufCMessage *cli_json_to_pb(const ProtobufCMessageDescriptor *desc, json_t *j, char *err,

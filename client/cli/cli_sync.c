@@ -216,13 +216,17 @@ static void push_progress(void *arg, long done)
 /* One input line as a Mutation; NULL with err set. */
 static Sentra__V1__Mutation *line_to_mutation(json_t *j, char *err, size_t errlen)
 {
-    if (json_object_get(j, "op") || json_object_get(j, "mutation_id"))
+    if (json_object_get(j, "op") || json_object_get(j, "mutation_id") || json_object_get(j, "mutationId"))
         return (Sentra__V1__Mutation *)cli_json_to_pb(&sentra__v1__mutation__descriptor, j, err, errlen);
     /* A plain record: an upsert based on the version it carries. */
     json_t *copy = json_deep_copy(j);
-    json_int_t version = json_integer_value(json_object_get(copy, "version"));
+    /* int64 fields are strings in proto3 JSON (as sync pull writes them);
+     * numbers are read too. Output-only fields under either name. */
+    json_t *jv = json_object_get(copy, "version");
+    json_int_t version = json_is_string(jv) ? strtoll(json_string_value(jv), NULL, 10) : json_integer_value(jv);
     static const char *output_only[] = {"version", "created_at_ms", "updated_at_ms", "created_by",
-                                        "updated_by", "province_code", "deleted"};
+                                        "updated_by", "province_code", "deleted", "createdAtMs",
+                                        "updatedAtMs", "createdBy", "updatedBy", "provinceCode"};
     int deleted = json_is_true(json_object_get(copy, "deleted"));
     for (size_t i = 0; i < sizeof output_only / sizeof *output_only; i++)
         json_object_del(copy, output_only[i]);

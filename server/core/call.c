@@ -22,6 +22,7 @@
 #include "call.h"
 #include "log.h"
 #include "methods.h"
+#include "pbjson.h"
 #include "pbscan.h"
 #include "replica.h"
 #include "server.h"
@@ -43,6 +44,10 @@ struct call_cleanup {
 #define MAX_IDEMPOTENCY_KEY 128
 #define MAX_MD_ENTRIES 64              /* metadata entries kept for a call */
 #define MAX_MD_BYTES (16 * 1024)       /* and their bytes */
+/* What decoding a JSON request of len bytes may allocate, the parsed
+ * document and the message together: legitimate requests take about 5
+ * times their length; "[{},{},...]" would take 100. */
+#define JSON_DECODE_MEMORY(len) ((size_t)1024 * 1024 + 16 * (size_t)(len))
 
 static void call_free(call_t *c)
 {
@@ -818,6 +823,11 @@ static void dispatch(call_t *c)
             return;
         }
     }
+    if (c->sink->ready != NULL && c->sink_arg != NULL && c->sink->ready(c)) {
+        /* The transport answered by itself (call_sink_t.ready). */
+        finish(c, SENTRA_OK);
+        return;
+    }
     m->handler(c);
 }
 
@@ -948,6 +958,14 @@ static ProtobufCMessage *decode(call_t *c, const call_request_t *req, char *err,
         if (m == NULL)
             snprintf(err, errlen, "payload is not a valid %s", d->name);
         break;
+    case CALL_CODEC_JSON: {
+        char why[320];
+        m = pbjson_decode(d, (const char *)req->payload, req->len, JSON_DECODE_MEMORY(req->len), why,
+                          sizeof(why));
+        if (m == NULL)
+            snprintf(err, errlen, "payload is not a valid %s in JSON: %s", d->name, why);
+        break;
+    }
     default:
         snprintf(err, errlen, "this server does not read that encoding");
         break;
@@ -976,12 +994,29 @@ static int refuse_nul(call_t *c, const call_request_t *req)
     return n > 0;
 }
 
+uint8_t *call_encode(const ProtobufCMessage *m, int codec, size_t *len)
+{
+    if (codec == CALL_CODEC_JSON)
+        return (uint8_t *)pbjson_encode(m, 0, len);
+    size_t n = protobuf_c_message_get_packed_size(m);
+    uint8_t *buf = malloc(n ? n : 1);
+    if (buf == NULL)
+        abort();
+    protobuf_c_message_pack(m, buf);
+    *len = n;
+    return buf;
+}
+
 static void start(call_t *c, const call_request_t *req)
 {
     server_t *srv = c->srv;
     const config_t *cfg = srv->cfg;
-    char err[256];
+    char err[512];
     srv->requests++;
+    /* Read before any query of this call is sent: what it reads can only
+     * be newer (the ETags of Connect GETs rest on this). */
+    c->generation = srv->generation;
+    c->codec = req->codec;
 
     const method_t *m = method_find(req->method ? req->method : "");
     if (m == NULL || ((m->flags & METHOD_DEBUG) && !cfg->enable_debug)) {

@@ -101,6 +101,13 @@ typedef struct call_sink {
     /* The call is finished with the transport (answered or cancelled):
      * the transport drops its reference (call_unref) and forgets c. */
     void (*done)(call_t *c);
+    /* Optional. The token is checked and the method's role rules passed;
+     * the handler is about to run. Returns 0 to run it, or 1 when the
+     * transport answers by itself without it (Connect's 304 Not Modified
+     * for a GET whose ETag still holds: no query is made). After 1 the
+     * call ends as OK without answer() being called: done() follows, and
+     * the transport sends what it prepared. */
+    int (*ready)(call_t *c);
 } call_sink_t;
 
 struct call {
@@ -116,6 +123,9 @@ struct call {
 
     const call_md_t *md;           /* the request's metadata (call memory) */
     size_t n_md;
+    int codec;                     /* CALL_CODEC_* of the request (answers use the same) */
+    uint64_t generation;           /* srv->generation when the call started: the
+                                    * data it reads are at least this new */
     void *data;                    /* the handler's own state across continuations
                                     * (usually call_alloc memory); NULL at start */
 
@@ -293,6 +303,11 @@ void call_cancel(call_t *c, int code);
 /* The transport is going away: the call is cancelled without an answer
  * and the transport's reference dropped (sink->done is not called). */
 void call_detach(call_t *c);
+
+/* m encoded in codec (CALL_CODEC_*): binary protobuf, or proto3 JSON
+ * (common/pbjson.h, lowerCamelCase names). malloc'ed (the caller frees it;
+ * never NULL: aborts on OOM), its length in *len. For sinks. */
+uint8_t *call_encode(const ProtobufCMessage *m, int codec, size_t *len);
 
 /* The transport can take more messages of c's stream (call_on_writable). */
 void call_writable(call_t *c);

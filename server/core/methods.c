@@ -13,24 +13,29 @@
 #define M(svc, name, req, fn, flags) \
     { "/sentra.v1." svc "/" name, &sentra__v1__##req##__descriptor, fn, flags }
 
+/* RO: NO_SIDE_EFFECTS. Regions, tokens and health change without the
+ * notifications that bump srv->generation, so only sentra reads get ETags;
+ * a pull may long-poll, which a 304 would cut short. */
+#define RO METHOD_NO_SIDE_EFFECTS
+
 const method_t methods[] = {
-    M("Health", "Check", health_check_request, h_health_check, METHOD_PUBLIC),
-    M("SystemService", "Ping", ping_request, h_ping, METHOD_PUBLIC),
-    M("SystemService", "GetDescriptorSet", get_descriptor_set_request, h_get_descriptor_set, METHOD_PUBLIC),
+    M("Health", "Check", health_check_request, h_health_check, METHOD_PUBLIC | RO),
+    M("SystemService", "Ping", ping_request, h_ping, METHOD_PUBLIC | RO),
+    M("SystemService", "GetDescriptorSet", get_descriptor_set_request, h_get_descriptor_set, METHOD_PUBLIC | RO),
     M("SystemService", "Sleep", sleep_request, h_sleep, METHOD_PUBLIC | METHOD_DEBUG),
     M("SentraService", "CreateSentra", create_sentra_request, h_create_sentra, METHOD_WRITE | METHOD_RECORD_PATHS),
-    M("SentraService", "GetSentra", get_sentra_request, h_get_sentra, 0),
+    M("SentraService", "GetSentra", get_sentra_request, h_get_sentra, RO | METHOD_ETAG),
     M("SentraService", "UpdateSentra", update_sentra_request, h_update_sentra, METHOD_WRITE | METHOD_RECORD_PATHS),
     M("SentraService", "DeleteSentra", delete_sentra_request, h_delete_sentra, METHOD_WRITE),
-    M("SentraService", "ListSentra", list_sentra_request, h_list_sentra, 0),
-    M("SentraService", "GetRegion", get_region_request, h_get_region, 0),
-    M("SentraService", "ListRegions", list_regions_request, h_list_regions, 0),
-    M("StatsService", "GetStatistics", get_statistics_request, h_get_statistics, 0),
-    M("StatsService", "GetTimeSeries", get_time_series_request, h_get_time_series, 0),
-    M("SyncService", "PullChanges", pull_changes_request, h_pull_changes, 0),
+    M("SentraService", "ListSentra", list_sentra_request, h_list_sentra, RO | METHOD_ETAG),
+    M("SentraService", "GetRegion", get_region_request, h_get_region, RO),
+    M("SentraService", "ListRegions", list_regions_request, h_list_regions, RO),
+    M("StatsService", "GetStatistics", get_statistics_request, h_get_statistics, RO | METHOD_ETAG),
+    M("StatsService", "GetTimeSeries", get_time_series_request, h_get_time_series, RO | METHOD_ETAG),
+    M("SyncService", "PullChanges", pull_changes_request, h_pull_changes, RO),
     M("SyncService", "PushChanges", push_changes_request, h_push_changes, METHOD_WRITE),
     M("TokenService", "CreateToken", create_token_request, h_create_token, METHOD_ADMIN),
-    M("TokenService", "ListTokens", list_tokens_request, h_list_tokens, METHOD_ADMIN),
+    M("TokenService", "ListTokens", list_tokens_request, h_list_tokens, METHOD_ADMIN | RO),
     M("TokenService", "RevokeToken", revoke_token_request, h_revoke_token, METHOD_ADMIN),
     /* gRPC's standard health service (handlers_health.c). Reflection is
      * not here: it is bidirectional streaming, answered by the gRPC

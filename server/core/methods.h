@@ -18,7 +18,11 @@ typedef void (*handler_fn)(call_t *c);
 #define METHOD_WRITE  0x04   /* changes data: refused to the national role */
 #define METHOD_ADMIN  0x08   /* token management: the admin role only */
 #define METHOD_STREAM 0x10   /* server streaming: call_send() messages, then the status */
-#define METHOD_RECORD_PATHS 0x20 /* violations name the request's "sentra" fields
+#define METHOD_NO_SIDE_EFFECTS 0x20 /* idempotency_level = NO_SIDE_EFFECTS in the .proto
+                                     * (tests/unit/test_methods.c checks): Connect GET allowed */
+#define METHOD_ETAG   0x40   /* reads only sentra data, whose every change bumps
+                              * srv->generation: Connect GETs get ETags */
+#define METHOD_RECORD_PATHS 0x80 /* violations name the request's "sentra" fields
                                   * without "sentra." ("name", "figures[0].year") */
 
 typedef struct method {

@@ -74,6 +74,12 @@ void conn_close(struct conn *c)
     uv_close((uv_handle_t *)&c->timer, on_handle_closed);
 }
 
+static void on_shutdown(uv_shutdown_t *req, int status)
+{
+    (void)status;
+    free(req);
+}
+
 static void maybe_close(struct conn *c)
 {
     if (!(c->flags & CONN_F_CLOSE_AFTER) || c->wqueued != 0)
@@ -82,7 +88,29 @@ static void maybe_close(struct conn *c)
      * completion comes back here. */
     if (c->tls != NULL && sentra__tls_close_notify(c))
         return;
-    conn_close(c);
+    if (!(c->flags & CONN_F_LINGER)) {
+        conn_close(c);
+        return;
+    }
+    /* Half-close once; the client's EOF (on_read) or the linger deadline
+     * (on_tick) closes. */
+    c->flags &= ~CONN_F_LINGER;
+    uv_shutdown_t *req = malloc(sizeof(*req));
+    if (req == NULL)
+        abort();
+    if (uv_shutdown(req, &c->h.stream, on_shutdown) != 0) {
+        free(req);
+        conn_close(c);
+    }
+}
+
+void conn_linger_close(struct conn *c)
+{
+    if (c->flags & CONN_F_CLOSE_AFTER)
+        return;
+    c->flags |= CONN_F_CLOSE_AFTER | CONN_F_LINGER;
+    c->close_at_ms = conn_now_ms(c) + CLOSE_LINGER_MS;
+    maybe_close(c);
 }
 
 void conn_close_after_write(struct conn *c)
@@ -204,13 +232,18 @@ static const conn_proto_t *sniff(const uint8_t *data, size_t len)
 {
     static const char preface[] = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
     const size_t plen = sizeof(preface) - 1;
-    if (len > 0 && data[0] == 'P') {
+    if (len == 0)
+        return NULL;
+    if (data[0] == 'P') {
+        /* HTTP/2's preface, or one of its first bytes so far (wait). */
         size_t n = len < plen ? len : plen;
         if (memcmp(data, preface, n) == 0)
             return n == plen ? &sentra__h2_proto : NULL;
     }
-    /* Anything else is read as native frames (whose decoder refuses what
-     * is not one with a GOAWAY). */
+    if (data[0] >= 'A' && data[0] <= 'Z')
+        return &sentra__http1_proto;
+    /* A 0 byte, or anything else (the native codec refuses garbage with a
+     * GOAWAY). */
     return &sentra__native_proto;
 }
 

@@ -70,6 +70,7 @@ enum conn_state {
 #define CONN_F_CLOSE_AFTER 0x02  /* close once the write queue is empty */
 #define CONN_F_TCP         0x04  /* handle is a uv_tcp_t (else a uv_pipe_t) */
 #define CONN_F_HELD        0x08  /* reading stopped by the protocol (conn_hold) */
+#define CONN_F_LINGER      0x10  /* CLOSE_AFTER by conn_linger_close: half-close, then drain */
 
 struct conn {
     union {
@@ -120,6 +121,14 @@ void conn_drain(struct conn *c, int code, const char *reason);
  * of seconds later). */
 void conn_close_after_write(struct conn *c);
 
+/* Like conn_close_after_write, but the way HTTP servers close ("lingering
+ * close"): once the queue is written the sending side is shut down and
+ * whatever the client still sends is read and dropped until it closes too
+ * (or CLOSE_LINGER_MS pass). Closing at once with unread bytes pending
+ * would make the kernel reset the connection, and the client could lose
+ * the answer it was sent (a 400 or 413 to a pipelined or large request). */
+void conn_linger_close(struct conn *c);
+
 /* Closes now: the protocol's closing() detaches its calls. */
 void conn_close(struct conn *c);
 
@@ -146,6 +155,7 @@ void sentra__conn_unlink(struct server *srv, struct conn *c);
 
 /* The protocols. */
 extern const conn_proto_t sentra__native_proto;   /* native.c */
+extern const conn_proto_t sentra__http1_proto;    /* http1.c: HTTP/1.1, Connect, static files */
 extern const conn_proto_t sentra__h2_proto;       /* h2.c: HTTP/2 (gRPC, later Connect) */
 
 #endif

@@ -449,9 +449,10 @@ void h2_stream_reset(h2_stream_t *pub, uint32_t error_code)
 /* ---------------------------------------------------------------- the apps */
 
 /* The per-stream dispatch on content-type: the first app whose match()
- * accepts the stream serves it. The Connect protocol adds its app here. */
+ * accepts the stream serves it: gRPC, then Connect (JSON, proto, GET). */
 static const h2_app_t *const apps[] = {
     &sentra__h2_grpc_app,
+    &sentra__h2_connect_app,
     NULL
 };
 
@@ -478,7 +479,7 @@ static void dispatch(struct stream *s)
         { (uint8_t *)"content-type", (uint8_t *)"text/plain", 12, 10, NGHTTP2_NV_FLAG_NONE },
     };
     if (h2_stream_respond(&s->pub, 415, nv, 1, 0) == 0) {
-        static const char body[] = "unsupported content-type; use application/grpc\n";
+        static const char body[] = "unsupported content-type; use application/grpc, application/json or application/proto\n";
         uint8_t *p = h2_stream_reserve(&s->pub, sizeof(body) - 1);
         memcpy(p, body, sizeof(body) - 1);
         h2_stream_commit(&s->pub, sizeof(body) - 1);

@@ -10,8 +10,7 @@
  * stream's content-type (the per-stream dispatch on content-type):
  *
  *   application/grpc, application/grpc+proto, ...   grpc.c (sentra__h2_grpc_app)
- *   application/json, application/proto, ...        Connect (later: add its
- *                                                   h2_app_t to the table in h2.c)
+ *   application/json, application/proto, none       Connect (connect_h2.c)
  *   anything else                                   HTTP 415, no app
  *
  * An app sees only the stream functions below: request headers in,
@@ -145,5 +144,6 @@ int h2_stream_open(const h2_stream_t *s);
 /* ---------------------------------------------------------------- apps */
 
 extern const h2_app_t sentra__h2_grpc_app;    /* grpc.c */
+extern const h2_app_t sentra__h2_connect_app; /* connect_h2.c: Connect (JSON, proto, GET) */
 
 #endif

@@ -54,16 +54,21 @@
 #define RECORD_OVERHEAD 64             /* header, nonce, tag, padding of one record, at most */
 #define CERT_WARN_DAYS 30              /* warn when the certificate expires sooner */
 
-/* The protocols ALPN may name, in the server's order of preference. */
+/*
+ * The protocols ALPN may name, in the server's order of preference: a
+ * client that offers h2 and http/1.1 (browsers, curl, buf, connect-go)
+ * gets HTTP/2, which serves everything HTTP/1.1 does (gRPC besides).
+ */
 static const struct {
     const char *name;
     const conn_proto_t *proto;
 } alpn_protos[] = {
-    { "h2", &sentra__h2_proto },            /* gRPC (and Connect) over HTTP/2 */
+    { "h2", &sentra__h2_proto },            /* gRPC, Connect, /healthz, the web pages */
+    { "http/1.1", &sentra__http1_proto },   /* Connect, /healthz, the web pages */
     { "sentra/1", &sentra__native_proto },  /* the native framing (docs/PROTOCOL.md) */
 };
 /* The same list in ALPN's wire format (a length byte before each name). */
-static const unsigned char alpn_wire[] = "\x02h2\x08sentra/1";
+static const unsigned char alpn_wire[] = "\x02h2\x08http/1.1\x08sentra/1";
 
 /* One session ticket key (RFC 5077's layout, as OpenSSL uses it). */
 struct ticket_key {
@@ -535,8 +540,10 @@ static void fail(struct conn *c, const char *event)
     else
         log_info(event, "peer=%s reason=\"%s\"", c->peer, err);
     flush_out(c);
+    /* A lingering close: the alert must not be lost to a reset, which
+     * closing with the client's bytes unread would cause. */
     if (c->state != CONN_CLOSING)
-        conn_close_after_write(c);
+        conn_linger_close(c);
 }
 
 static const char *alpn_of(SSL *ssl, char *buf, size_t len)

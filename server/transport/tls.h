@@ -14,7 +14,8 @@
  * every byte it is given.
  *
  * After the handshake ALPN names the protocol ("h2": gRPC and Connect over
- * HTTP/2, "http/1.1", "sentra/1": the native framing); a client that named
+ * HTTP/2, "http/1.1": Connect and the web pages, "sentra/1": the native
+ * framing); a client that named
  * none gets the same sniffing as plaintext. Everything runs in the loop:
  * the session reads from and writes to memory, never a socket.
  *

@@ -177,13 +177,16 @@ done
 out=$(sc "$MAIN" -tls1_2 -cipher 'ECDHE-ECDSA-AES128-SHA:AES128-SHA')
 grep -q "Cipher is (NONE)\|alert handshake failure" <<<"$out" && ok "s_client: CBC and RSA key exchange refused" ||
     bad "weak ciphers refused" "$(grep -E 'Cipher|alert' <<<"$out")"
-for alpn in h2 sentra/1; do
+for alpn in h2 http/1.1 sentra/1; do
     out=$(sc "$MAIN" -alpn "$alpn")
     grep -qx "ALPN protocol: $alpn" <<<"$out" && ok "s_client: ALPN $alpn selected" ||
         bad "ALPN $alpn" "$(grep ALPN <<<"$out")"
 done
 out=$(sc "$MAIN" -alpn "h2,sentra/1")
 grep -qx "ALPN protocol: h2" <<<"$out" && ok "s_client: ALPN h2,sentra/1: h2 (server order)" || bad "ALPN order"
+out=$(sc "$MAIN" -alpn "http/1.1,h2")
+grep -qx "ALPN protocol: h2" <<<"$out" && ok "s_client: ALPN http/1.1,h2 (a browser's list): h2" ||
+    bad "ALPN browser order" "$(grep ALPN <<<"$out")"
 out=$(sc "$MAIN" -alpn "spdy/3")
 grep -q "No ALPN negotiated" <<<"$out" && grep -q "^New, TLSv1.3" <<<"$out" &&
     ok "s_client: an unknown ALPN gets no ALPN, and the handshake goes on" || bad "unknown ALPN" "$(grep ALPN <<<"$out")"
@@ -195,6 +198,75 @@ sc "$MAIN" -tls1_3 -sess_out "$TMP/sess13" >/dev/null
 out=$(sc "$MAIN" -tls1_3 -sess_in "$TMP/sess13")
 grep -q "^Reused, TLSv1.3" <<<"$out" && ok "s_client: TLS 1.3 session resumed from its ticket" ||
     bad "TLS 1.3 resumption" "$(grep -E '^(New|Reused)' <<<"$out")"
+
+# ---------------------------------------------------------------- curl over HTTPS
+
+echo "--- curl"
+U=https://localhost:${MAIN##*:}
+CURL=(curl -sS --max-time 20 --cacert "$PKI/ca.pem")
+for v in --http2 --http1.1; do
+    want=${v#--http}
+    want=${want%.0}
+    out=$("${CURL[@]}" $v -w ' %{http_code} %{http_version}' "$U/healthz" 2>&1)
+    grep -q "\"status\":\"SERVING_STATUS_SERVING\".* 200 $want\$" <<<"$out" &&
+        ok "curl $v: GET /healthz over HTTPS" || bad "curl $v healthz" "$out"
+    out=$("${CURL[@]}" $v -D "$TMP/hdr" -o "$TMP/index" -w '%{http_code} %{content_type}' "$U/" 2>&1)
+    grep -q "^200 text/html" <<<"$out" && grep -qi "^content-security-policy: default-src 'self'" "$TMP/hdr" &&
+        ok "curl $v: the web page over HTTPS, with its security headers" || bad "curl $v GET /" "$out"
+    etag=$(sed -n 's/^etag: *//Ip' "$TMP/hdr" | tr -d '\r')
+    out=$("${CURL[@]}" $v -o /dev/null -w '%{http_code}' -H "If-None-Match: $etag" "$U/" 2>&1)
+    [ "$out" = 304 ] && ok "curl $v: If-None-Match gets 304" || bad "curl $v 304" "$out etag=$etag"
+done
+out=$("${CURL[@]}" -v -o /dev/null "$U/healthz" 2>&1)
+grep -q "ALPN: server accepted h2" <<<"$out" && grep -q "SSL connection using TLSv1.3" <<<"$out" &&
+    ok "curl: TLS 1.3, ALPN h2, certificate verified" || bad "curl -v" "$(grep -E 'ALPN|SSL' <<<"$out")"
+out=$("${CURL[@]}" -w ' %{http_code}' -H 'Content-Type: application/json' -d '{"data":"aGFsbw=="}' \
+    "$U/sentra.v1.SystemService/Ping" 2>&1)
+[ "$out" = '{"data":"aGFsbw=="} 200' ] && ok "curl: a Connect JSON call over HTTPS (Ping)" || bad "curl Ping" "$out"
+out=$("${CURL[@]}" -w ' %{http_code}' -H "Authorization: Bearer $PROV" -H 'Content-Type: application/json' \
+    -d '{"filter":{},"pageSize":1}' "$U/sentra.v1.SentraService/ListSentra" 2>&1)
+grep -q ' 200$' <<<"$out" && ok "curl: a Connect JSON call with a token over HTTPS (ListSentra)" || bad "curl List" "$out"
+out=$("${CURL[@]}" --http1.1 -w ' %{http_code} %{http_version}' -H 'Content-Type: application/json' \
+    -d '{"data":"aDE="}' "$U/sentra.v1.SystemService/Ping" 2>&1)
+[ "$out" = '{"data":"aDE="} 200 1.1' ] && ok "curl --http1.1: Connect over HTTP/1.1 over TLS" || bad "curl h1" "$out"
+out=$(curl -sS --max-time 20 "$U/healthz" 2>&1)
+[ $? = 60 ] && ok "curl: the system store does not trust the test CA (exit 60)" || bad "curl untrusted" "$out"
+out=$("${CURL[@]}" --tlsv1.1 --tls-max 1.1 --ciphers 'DEFAULT@SECLEVEL=0' "$U/healthz" 2>&1)
+rc=$?
+[ "$rc" = 35 ] && ok "curl: TLS 1.1 refused (exit 35)" || bad "curl TLS 1.1" "rc=$rc $out"
+out=$(curl -sS --max-time 20 --cacert "$PKI/ca.pem" --cert "$PKI/client.pem" --key "$PKI/client.key" \
+    -w ' %{http_code}' "https://localhost:${MTLS##*:}/healthz" 2>&1)
+grep -q ' 200$' <<<"$out" && ok "curl: mutual TLS with a client certificate" || bad "curl mtls" "$out"
+out=$(curl -sS --max-time 20 --cacert "$PKI/ca.pem" "https://localhost:${MTLS##*:}/healthz" 2>&1)
+[ $? != 0 ] && ok "curl: mutual TLS without a client certificate is refused" || bad "curl mtls no cert" "$out"
+
+# buf curl (Go's TLS): gRPC (ALPN h2) and Connect over HTTPS, methods found
+# by reflection over TLS. Pinned by tests/interop's lock file, as in
+# test_grpc_interop.sh.
+NODE_DIR=$ROOT/build/interop
+if ! cmp -s "$INTEROP/package-lock.json" "$NODE_DIR/package-lock.json" || [ ! -d "$NODE_DIR/node_modules" ]; then
+    mkdir -p "$NODE_DIR"
+    cp "$INTEROP/package.json" "$INTEROP/package-lock.json" "$NODE_DIR/"
+    (cd "$NODE_DIR" && timeout 600 npm ci --no-audit --no-fund --loglevel=error) >"$TMP/npm.log" 2>&1 ||
+        bad "npm ci in $NODE_DIR" "$(tail -5 "$TMP/npm.log")"
+fi
+BUF=$NODE_DIR/node_modules/.bin/buf
+if [ -x "$BUF" ]; then
+    out=$(timeout 60 "$BUF" curl --protocol grpc --cacert "$PKI/ca.pem" -d '{"data":"YnVm"}' \
+        "$U/sentra.v1.SystemService/Ping" 2>&1)
+    grep -q '"data": "YnVm"' <<<"$out" && ok "buf curl: gRPC over TLS, through reflection" || bad "buf curl grpc" "$out"
+    out=$(timeout 60 "$BUF" curl --schema "$ROOT/proto" --cacert "$PKI/ca.pem" -H "authorization: Bearer $PROV" \
+        -d '{"pageSize":1}' "$U/sentra.v1.SentraService/ListSentra" 2>&1)
+    [ $? = 0 ] && ok "buf curl: Connect over TLS with a token" || bad "buf curl connect" "$out"
+    out=$(timeout 60 "$BUF" curl --schema "$ROOT/proto" --protocol grpcweb --cacert "$PKI/ca.pem" -d '{}' \
+        "$U/sentra.v1.SystemService/Ping" 2>&1)
+    [ $? != 0 ] && ok "buf curl: gRPC-Web is not served (refused, not hung)" || bad "buf curl grpcweb" "$out"
+    out=$(timeout 60 "$BUF" curl --schema "$ROOT/proto" --protocol grpc --cacert "$PKI/rogue-ca.pem" -d '{}' \
+        "$U/sentra.v1.SystemService/Ping" 2>&1)
+    grep -q "certificate" <<<"$out" && ok "buf curl: an unknown CA is refused" || bad "buf curl rogue" "$out"
+else
+    bad "buf installed in $NODE_DIR"
+fi
 
 # ---------------------------------------------------------------- Python ssl, raw records
 

@@ -37,6 +37,10 @@
 #define LLVMFuzzerTestOneInput fuzz_h2_one
 #include "../fuzz/fuzz_h2.c"
 #undef LLVMFuzzerTestOneInput
+#undef CHECK
+#define LLVMFuzzerTestOneInput fuzz_http1_one
+#include "../fuzz/fuzz_http1.c"
+#undef LLVMFuzzerTestOneInput
 
 typedef int (*fuzz_fn)(const uint8_t *, size_t);
 
@@ -117,6 +121,12 @@ static void test_h2(void **state)
     assert_true(n >= 10);
 }
 
+static void test_http1(void **state)
+{
+    int n = replay("corpus", "http1", fuzz_http1_one) + replay("regress", "http1", fuzz_http1_one);
+    assert_true(n >= 10);
+}
+
 /* Inputs written here, not found by a fuzzer: the edges the targets'
  * checks care most about. */
 static void test_edges(void **state)
@@ -138,6 +148,7 @@ static void test_edges(void **state)
     fuzz_validate_one(year_one, sizeof(year_one));
     fuzz_validate_one(NULL, 0);
     fuzz_h2_one(NULL, 0);
+    fuzz_http1_one(NULL, 0);
 }
 
 int main(void)
@@ -147,6 +158,7 @@ int main(void)
         cmocka_unit_test(test_request),
         cmocka_unit_test(test_validate),
         cmocka_unit_test(test_h2),
+        cmocka_unit_test(test_http1),
         cmocka_unit_test(test_edges),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
