@@ -26,7 +26,8 @@
 
 #include "internal.h"
 
-#define ALPN_NATIVE "\x08sentra/1"
+#define ALPN_NATIVE "\x08sentra/1"   /* ALPN's wire form: a length, then the name */
+#define ALPN_NATIVE_NAME "sentra/1"
 
 struct sentra__tls_cfg {
     SSL_CTX *ctx;           /* trust, client certificate, versions */
@@ -274,7 +275,7 @@ int sentra__tls_handshake(sentra__tls_t *t, char *err, size_t errlen)
         const unsigned char *p;
         unsigned n;
         SSL_get0_alpn_selected(t->ssl, &p, &n);
-        if (n && !(n == sizeof ALPN_NATIVE - 2 && memcmp(p, ALPN_NATIVE + 1, n) == 0)) {
+        if (n && !(n == sizeof ALPN_NATIVE_NAME - 1 && memcmp(p, ALPN_NATIVE_NAME, n) == 0)) {
             snprintf(err, errlen, "TLS with %s: the server chose the protocol \"%.*s\"", t->cfg->name, (int)n,
                      (const char *)p);
             return SENTRA_ETLS;
