@@ -83,6 +83,7 @@ struct tls_server {
     const config_t *cfg;        /* the file names (--tls-*); not owned */
     SSL_CTX *ctx;               /* for new connections; open ones hold their own reference */
     BIO_METHOD *bio_method;     /* our memory BIO (below); outlives every connection */
+    EVP_CIPHER *ticket_cipher;  /* AES-256-CBC, fetched once (an implicit fetch per ticket costs) */
     struct ticket_key keys[2];  /* [0] seals new tickets, [1] the one before still opens */
     unsigned reloads;           /* successful SIGHUP reloads */
     uint8_t plain[RECORD_MAX];  /* one record's plaintext on its way to the protocol; one
@@ -262,8 +263,8 @@ static int ticket_cb(SSL *s, unsigned char key_name[16], unsigned char *iv, EVP_
         }
         struct ticket_key *k = &ts->keys[0];
         memcpy(key_name, k->name, sizeof(k->name));
-        if (RAND_bytes(iv, EVP_CIPHER_get_iv_length(EVP_aes_256_cbc())) != 1 ||
-            EVP_EncryptInit_ex(cctx, EVP_aes_256_cbc(), NULL, k->aes, iv) != 1 || ticket_mac(hctx, k) != 1)
+        if (RAND_bytes(iv, EVP_CIPHER_get_iv_length(ts->ticket_cipher)) != 1 ||
+            EVP_EncryptInit_ex(cctx, ts->ticket_cipher, NULL, k->aes, iv) != 1 || ticket_mac(hctx, k) != 1)
             return -1;
         return 1;
     }
@@ -271,7 +272,7 @@ static int ticket_cb(SSL *s, unsigned char key_name[16], unsigned char *iv, EVP_
         struct ticket_key *k = &ts->keys[i];
         if (!k->valid || memcmp(key_name, k->name, sizeof(k->name)) != 0)
             continue;
-        if (EVP_DecryptInit_ex(cctx, EVP_aes_256_cbc(), NULL, k->aes, iv) != 1 || ticket_mac(hctx, k) != 1)
+        if (EVP_DecryptInit_ex(cctx, ts->ticket_cipher, NULL, k->aes, iv) != 1 || ticket_mac(hctx, k) != 1)
             return -1;
         /* 2: valid, and a new ticket goes out. TLS 1.3 sends tickets after
          * a resumption only then (and a client uses one ticket once); in
@@ -383,6 +384,9 @@ static SSL_CTX *ctx_build(tls_server_t *ts, struct cert_info *ci, char *why, siz
     SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
     SSL_CTX_set_timeout(ctx, SESSION_LIFETIME_S);
     SSL_CTX_set_session_id_context(ctx, (const unsigned char *)"sentrad", 7);
+    /* One TLS 1.3 ticket per handshake, not OpenSSL's two: a client
+     * resumes one connection at a time, and each ticket costs a seal. */
+    SSL_CTX_set_num_tickets(ctx, 1);
     SSL_CTX_set_tlsext_ticket_key_evp_cb(ctx, ticket_cb);
     SSL_CTX_set_alpn_select_cb(ctx, alpn_select, ts);
     SSL_CTX_set_default_passwd_cb(ctx, no_passphrase);
@@ -458,7 +462,8 @@ tls_server_t *tls_server_new(const config_t *cfg)
     if (ts == NULL)
         return NULL;
     ts->cfg = cfg;
-    if ((ts->bio_method = bio_method_new()) == NULL || ticket_key_new(&ts->keys[0], time(NULL)) != 0) {
+    if ((ts->bio_method = bio_method_new()) == NULL || ticket_key_new(&ts->keys[0], time(NULL)) != 0 ||
+        (ts->ticket_cipher = EVP_CIPHER_fetch(NULL, "AES-256-CBC", NULL)) == NULL) {
         log_error("tls_failed", "reason=\"OpenSSL initialisation failed\"");
         goto fail;
     }
@@ -470,6 +475,7 @@ tls_server_t *tls_server_new(const config_t *cfg)
     return ts;
 
 fail:
+    EVP_CIPHER_free(ts->ticket_cipher);
     BIO_meth_free(ts->bio_method);
     free(ts);
     return NULL;
@@ -502,6 +508,7 @@ void tls_server_free(tls_server_t *ts)
         return;
     SSL_CTX_free(ts->ctx);
     BIO_meth_free(ts->bio_method);
+    EVP_CIPHER_free(ts->ticket_cipher);
     OPENSSL_cleanse(ts->keys, sizeof(ts->keys));
     free(ts);
 }
