@@ -6,7 +6,13 @@
  * whatever is left is cancelled and closed. Then the database pool closes
  * and uv_run() returns. A write is acknowledged only after its transaction
  * committed, so nothing acknowledged is lost on any of these paths.
+ *
+ * Also here: what the pool's notifications mean (token revocations, changes
+ * for long polls, and probes that confirm that notifications arrive), and
+ * giving freed memory back to the system.
  */
+#include <inttypes.h>
+#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -36,24 +42,128 @@ static void on_connection(uv_stream_t *listener, int status)
     conn_accept(srv, listener);
 }
 
+/* ---------------------------------------------------------------- notifications */
+
+/*
+ * A revocation committed while the pool's LISTEN is not in place (at start,
+ * or between the loss of the listening connection and its LISTENs on the
+ * new one) sends a NOTIFY nobody hears. So the token cache is trusted only
+ * once this server has seen a NOTIFY of its own come back: the probe,
+ * `SELECT pg_notify('sentra_token', 'probe <id> <epoch>')`, sent every
+ * PROBE_MS through the pool until it arrives. Its arrival proves that the
+ * LISTEN was active when it committed; the cache is cleared then (a lookup
+ * answered earlier may predate it) and trusted from there on. Until then
+ * every request looks its token up. Each "notifications lost" from the
+ * pool (channel NULL, on a loss and, with pools that say so, once the
+ * LISTENs are back) starts this again: treating both as a loss is always
+ * safe.
+ */
+#define PROBE_MS 200
+
+static db_stmt_t probe_stmt = { "SELECT pg_notify('sentra_token', $1)", 0, 0 };
+
+static void on_probe_done(void *arg, int status, PGresult *res)
+{
+    server_t *srv = arg;
+    (void)res;
+    srv->probe_inflight = 0;
+    if (status != DB_OK)
+        log_debug("notify_probe_failed", "status=%d", status);
+}
+
+static void on_probe(uv_timer_t *t)
+{
+    server_t *srv = t->data;
+    char payload[96];
+    if (srv->stopping || srv->db == NULL || auth_cache_trusted(srv->auth)) {
+        uv_timer_stop(&srv->probe);
+        return;
+    }
+    if (srv->probe_inflight)
+        return;
+    snprintf(payload, sizeof(payload), "%s %" PRIu64, srv->probe_id, srv->probe_epoch);
+    const char *v[1] = { payload };
+    srv->probe_inflight = 1;
+    db_query(srv->db, &probe_stmt, 1, v, on_probe_done, srv);
+}
+
+/* Notifications may have been missed: no caching until a probe is back. */
+static void notifications_unsure(server_t *srv)
+{
+    if (auth_cache_trusted(srv->auth))
+        log_info("token_cache_off", "reason=\"notifications lost; until one comes back\"");
+    auth_cache_trust(srv->auth, 0);
+    srv->probe_epoch++;
+    if (!srv->stopping && srv->db != NULL)
+        uv_timer_start(&srv->probe, on_probe, 0, PROBE_MS);
+}
+
+/* Whether payload is a probe of ours, of the current epoch. */
+static int probe_ours(const server_t *srv, const char *payload)
+{
+    size_t n = strlen(srv->probe_id);
+    return strncmp(payload, srv->probe_id, n) == 0 && payload[n] == ' ' &&
+           strtoull(payload + n + 1, NULL, 10) == srv->probe_epoch;
+}
+
 static void on_notify(void *arg, const char *channel, const char *payload)
 {
     server_t *srv = arg;
     /* Whatever came (a change, a revoked token, notifications lost), what
-     * was read before may be stale now. */
+     * was read before may be stale now (ETags, connect.c). */
     srv->generation++;
-    if (channel == NULL || strcmp(channel, "sentra_change") == 0) {
-        /* Long polls re-check; when notifications were lost (channel NULL)
-         * they re-check too, which is always safe. */
-        sentra__call_wake_all(srv, channel != NULL ? payload : NULL);
-        if (channel != NULL)
-            return;
+    if (channel == NULL) {
+        /* Lost (or just re-established): long polls re-check, which is
+         * always safe, and tokens are looked up until a probe is back. */
+        notifications_unsure(srv);
+        sentra__call_wake_all(srv, NULL);
+        return;
     }
-    /* A token was revoked, or notifications may have been missed: forget
-     * every cached token; the next requests look them up again. */
+    if (strcmp(channel, "sentra_change") == 0) {
+        log_debug("notify_change", "regencies=%s", payload ? payload : "-");
+        sentra__call_wake_all(srv, payload);
+        return;
+    }
+    if (payload != NULL && strncmp(payload, "probe ", 6) == 0) {
+        /* Nothing was revoked: another server's probe, or ours. */
+        if (!auth_cache_trusted(srv->auth) && probe_ours(srv, payload)) {
+            auth_cache_clear(srv->auth);
+            auth_cache_trust(srv->auth, 1);
+            uv_timer_stop(&srv->probe);
+            log_info("token_cache_on", "reason=\"notifications confirmed\"");
+            /* A change committed while notifications were out may not
+             * have woken anyone. */
+            sentra__call_wake_all(srv, NULL);
+        }
+        return;
+    }
+    /* A token was revoked (or something unknown was said on the channel):
+     * forget every cached token; the next requests look them up again. */
     auth_cache_clear(srv->auth);
-    log_debug("auth_cache_cleared", "channel=%s token=%s", channel ? channel : "-",
-              payload ? payload : "-");
+    log_info("token_revoked", "channel=%s token=%s", channel, payload ? payload : "-");
+}
+
+/* ---------------------------------------------------------------- memory */
+
+/*
+ * glibc raises its mmap threshold each time it frees a large mmap'ed block
+ * (up to 32 MiB), after which large buffers come from the heap and stay
+ * there: after hostile traffic (huge frames), the heap kept hundreds of MB.
+ * A fixed threshold keeps large buffers mmap'ed (given back when freed);
+ * what many small allocations leave in the heap (decoded messages, query
+ * results) is given back by malloc_trim once enough was freed.
+ */
+#define MMAP_THRESHOLD (128 * 1024)
+#define TRIM_AFTER ((size_t)8 << 20)    /* freed since the last trim */
+#define MEM_TICK_MS 1000
+
+static void on_mem_tick(uv_timer_t *t)
+{
+    server_t *srv = t->data;
+    if (srv->mem_freed < TRIM_AFTER)
+        return;
+    srv->mem_freed = 0;
+    malloc_trim(0);
 }
 
 static void on_signal(uv_signal_t *h, int signum)
@@ -89,6 +199,8 @@ static void finish_stop(server_t *srv)
     log_info("server_stopped", "requests=%llu", (unsigned long long)srv->requests);
     uv_timer_stop(&srv->grace);
     uv_close((uv_handle_t *)&srv->grace, NULL);
+    uv_close((uv_handle_t *)&srv->probe, NULL);
+    uv_close((uv_handle_t *)&srv->mem_timer, NULL);
     uv_close((uv_handle_t *)&srv->sigterm, NULL);
     uv_close((uv_handle_t *)&srv->sigint, NULL);
     uv_close((uv_handle_t *)&srv->sighup, NULL);
@@ -222,6 +334,7 @@ int server_start(server_t *srv, uv_loop_t *loop, config_t *cfg, const char *conn
     if (getrandom(&srv->instance, sizeof(srv->instance), 0) != (ssize_t)sizeof(srv->instance))
         srv->instance = (uint64_t)getpid() << 32 ^ uv_hrtime();
     raise_fd_limit(cfg);
+    mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD);
     srv->auth = auth_cache_new();
     db_pool_opts_t po;
     db_pool_opts_init(&po);
@@ -246,6 +359,18 @@ int server_start(server_t *srv, uv_loop_t *loop, config_t *cfg, const char *conn
     }
     static const char *const channels[] = { "sentra_token", "sentra_change" };
     db_pool_listen(srv->db, channels, 2, on_notify, srv);
+
+    uint64_t rnd = 0;
+    if (getrandom(&rnd, sizeof(rnd), GRND_NONBLOCK) != (ssize_t)sizeof(rnd))
+        rnd = uv_hrtime();
+    snprintf(srv->probe_id, sizeof(srv->probe_id), "probe %d-%016" PRIx64, (int)getpid(), rnd);
+    uv_timer_init(loop, &srv->probe);
+    srv->probe.data = srv;
+    notifications_unsure(srv);          /* the LISTEN is not in place yet */
+    uv_timer_init(loop, &srv->mem_timer);
+    srv->mem_timer.data = srv;
+    uv_timer_start(&srv->mem_timer, on_mem_tick, MEM_TICK_MS, MEM_TICK_MS);
+    uv_unref((uv_handle_t *)&srv->mem_timer);
 
     uv_timer_init(loop, &srv->grace);
     srv->grace.data = srv;

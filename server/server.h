@@ -44,7 +44,30 @@ typedef struct server {
     struct web *web;            /* static files served over HTTP (web.h); NULL: none */
     struct reflection *reflection; /* gRPC reflection's index of the descriptor set
                                     * (services/reflection.c; built on first use) */
+    uint64_t change_seq;        /* wake-ups handled (NOTIFY sentra_change, losses):
+                                 * call_change_mark() */
+
+    /* Token revocations reach this server only while the pool's LISTEN
+     * works: after a loss (and at start) the token cache stays off until a
+     * probe NOTIFY of ours comes back through it (auth.h). */
+    uv_timer_t probe;           /* sends probes while not confirmed */
+    int probe_inflight;         /* a probe query is out */
+    uint64_t probe_epoch;       /* bumped by every loss: only a probe of this epoch counts */
+    char probe_id[48];          /* "probe <pid>-<random>": tells our probes apart */
+
+    /* Memory (call.c, conn.c): bounded in total, whatever the connections. */
+    size_t req_mem;             /* held by requests in progress (messages, decoded) */
+    size_t wq_total;            /* bytes queued for writing, with their overhead */
+    size_t partial_total;       /* bytes held for partial frames */
+    struct conn *partial_head;  /* connections holding a partial frame, oldest first */
+    struct conn *partial_tail;
+    size_t mem_freed;           /* large buffers freed since memory was last given back */
+    uv_timer_t mem_timer;       /* gives freed memory back to the system */
 } server_t;
+
+/* Request memory (call.c) in total; past it new requests are refused
+ * RESOURCE_EXHAUSTED. */
+#define SERVER_REQ_MEM_MAX ((size_t)256 << 20)
 
 /* Binds the listeners and starts serving on loop. Returns 0 or a negative
  * libuv error (logged). */

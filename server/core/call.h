@@ -31,6 +31,7 @@
 #include <libpq-fe.h>
 #include <protobuf-c/protobuf-c.h>
 
+#include "auth.h"
 #include "db.h"
 #include "status.h"
 #include "sentra/v1/rpc.pb-c.h"
@@ -126,8 +127,9 @@ struct call {
     int codec;                     /* CALL_CODEC_* of the request (answers use the same) */
     uint64_t generation;           /* srv->generation when the call started: the
                                     * data it reads are at least this new */
-    void *data;                    /* the handler's own state across continuations
-                                    * (usually call_alloc memory); NULL at start */
+    void *handler_state;           /* the handler's own, kept across its
+                                    * continuations (call_alloc'd, or freed
+                                    * through call_on_free); NULL at first */
 
     /* ---- private to call.c and the transport ---- */
     const call_sink_t *sink;       /* the transport's functions */
@@ -142,12 +144,20 @@ struct call {
     void *timer;                   /* deadline timer (uv_timer_t *) */
     struct call *next, *prev;      /* in conn's list of calls */
     int code;                      /* the status answered, for the request log */
-    char *secret;                  /* the token while it is being verified */
+    uint8_t digest[AUTH_DIGEST_LEN]; /* the token's SHA-256, while it is looked up */
+    uint64_t auth_gen;             /* the token cache's generation when the lookup left */
+    uint8_t *pending;              /* the request's message bytes (malloc'ed) while its
+                                    * token is looked up: decoded only once it is valid */
+    size_t pending_len;
+    int pending_codec;             /* CALL_CODEC_* of pending */
+    size_t mem;                    /* request memory counted in srv->req_mem */
     void (*wait_cb)(call_t *);     /* call_wait_change continuation */
     void *wait_timer;              /* its timer (uv_timer_t *) */
     struct call *wnext, *wprev;    /* in the server's list of waiting calls */
     void (*writable_cb)(call_t *); /* call_on_writable continuation */
     struct call *tnext, *tprev;    /* the transport's list (its own to use) */
+    size_t tbytes;                 /* the transport's own count for the call
+                                    * (native.c: its request frame's bytes) */
 };
 
 #define CALL_NO_DEADLINE UINT64_MAX
@@ -251,12 +261,26 @@ typedef void (*call_ahead_cb)(void *arg, PGresult *res);
 void call_query_ahead(call_t *c, db_stmt_t *stmt, int nparams,
                       const char *const *values, call_ahead_cb cb, void *arg);
 
+/* A mark of the change notifications handled so far (each NOTIFY
+ * sentra_change, and each loss or return of notifications, moves it).
+ * Take it just before sending the query whose empty result would lead to
+ * call_wait_change(): a change that commits after the query's snapshot may
+ * be announced before its result arrives. */
+uint64_t call_change_mark(const call_t *c);
+
 /* Parks the call until a change to sentra its token may read commits (the
  * change-log trigger sends NOTIFY sentra_change naming the regencies
- * touched) or ms pass, whichever is first, then runs cb. If the call ends
- * first (cancel, deadline, connection gone) cb never runs. For long polls:
- * one wait per call at a time; no query may be in flight. */
-void call_wait_change(call_t *c, int ms, void (*cb)(call_t *c));
+ * touched) or ms pass, whichever is first, then runs cb. When a
+ * notification was handled since mark (call_change_mark), or the server is
+ * stopping (call_draining), the wait ends at once: cb runs from the loop,
+ * never before this returns. If the call ends first (cancel, deadline,
+ * connection gone) cb never runs. For long polls: one wait per call at a
+ * time; no query may be in flight. */
+void call_wait_change(call_t *c, uint64_t mark, int ms, void (*cb)(call_t *c));
+
+/* Whether the server is stopping: a long poll then answers with what it
+ * has (an empty page) instead of waiting again. */
+int call_draining(const call_t *c);
 
 /* Wakes the waiting calls a change concerns (server.c, on NOTIFY
  * sentra_change): payload lists regency codes, comma-separated; NULL or ""
@@ -308,6 +332,22 @@ void call_detach(call_t *c);
  * (common/pbjson.h, lowerCamelCase names). malloc'ed (the caller frees it;
  * never NULL: aborts on OOM), its length in *len. For sinks. */
 uint8_t *call_encode(const ProtobufCMessage *m, int codec, size_t *len);
+
+/* Unpacks data[0..len) as a message of type d, allocating at most budget
+ * bytes (each allocation counted with its malloc overhead), so that a small
+ * message cannot decode into a huge one (empty sub-messages cost 2 bytes
+ * each on the wire and a whole struct in memory). Returns the message
+ * (free it with protobuf_c_message_free_unpacked(m, NULL)) and sets *used
+ * to what it took, or NULL with *too_big set when the budget ran out (else
+ * the bytes were not such a message). */
+ProtobufCMessage *call_unpack_bounded(const ProtobufCMessageDescriptor *d, size_t len,
+                                      const uint8_t *data, size_t budget, int *too_big,
+                                      size_t *used);
+
+/* The budget call_start() gives a request message of len bytes: ten times
+ * its size and 64 KiB (a push of 500 full records decodes to 5.6 times its
+ * size; 100 000 empty sub-messages to 60 times). */
+#define CALL_DECODE_BUDGET(len) ((size_t)(len) * 10 + 64 * 1024)
 
 /* The transport can take more messages of c's stream (call_on_writable). */
 void call_writable(call_t *c);

@@ -58,7 +58,7 @@ void h_grpc_health_check(call_t *c)
     call_reply(c, &resp.base);
 }
 
-/* A Watch's state (c->data, call memory). */
+/* A Watch's state (c->handler_state, call memory). */
 typedef struct watch {
     int known;          /* the service is served */
     int sent;           /* a status went out */
@@ -67,7 +67,7 @@ typedef struct watch {
 
 static void watch_send(call_t *c)
 {
-    watch_t *w = c->data;
+    watch_t *w = c->handler_state;
     status_t st = w->known ? server_status(c) : GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__SERVICE_UNKNOWN;
     if (!w->sent || st != w->last) {
         Grpc__Health__V1__HealthCheckResponse resp = GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__INIT;
@@ -89,7 +89,7 @@ static void watch_send(call_t *c)
         call_fail(c, SENTRA_UNAVAILABLE, "server shutting down");
         return;
     }
-    call_wait_change(c, WATCH_RECHECK_MS, watch_send);
+    call_wait_change(c, call_change_mark(c), WATCH_RECHECK_MS, watch_send);
 }
 
 void h_grpc_health_watch(call_t *c)
@@ -97,6 +97,6 @@ void h_grpc_health_watch(call_t *c)
     Grpc__Health__V1__HealthCheckRequest *req = (Grpc__Health__V1__HealthCheckRequest *)c->msg;
     watch_t *w = call_alloc(c, sizeof(*w));
     w->known = service_known(req->service);
-    c->data = w;
+    c->handler_state = w;
     watch_send(c);
 }

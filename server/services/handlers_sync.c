@@ -162,6 +162,7 @@ typedef struct pull_state {
     const char *key;             /* the region of a keyed shape */
     uint64_t wait_until_ns;      /* long poll ends then (uv_hrtime); 0: no wait */
     uint64_t queried_ns;         /* when the last query was sent */
+    uint64_t mark;               /* call_change_mark() when the page's query left */
     struct readahead *ra;        /* the read-ahead this pull waits for */
     struct pull_state *next;     /* hash chain */
 } pull_state_t;
@@ -327,6 +328,7 @@ typedef struct readahead {
     uint64_t txid;               /* the cursor it answers */
     int64_t seq;
     uint64_t born_ns;
+    uint64_t mark;               /* call_change_mark() when its query left */
     int running;                 /* its query has not answered yet */
     int dropped;                 /* out of the list: its answer frees it */
     PGresult *res;               /* the answer; NULL: none could be had */
@@ -392,6 +394,7 @@ static int ra_matches(const readahead_t *ra, const call_t *c, const pull_state_t
 static void ra_deliver(call_t *c, readahead_t *ra)
 {
     PGresult *res = ra->res;
+    pull_find(c)->mark = ra->mark;
     free(ra);
     if (res == NULL) {
         /* The read-ahead found no database: ask the usual way. */
@@ -445,6 +448,7 @@ static void ra_start(call_t *c, const pull_state_t *ps)
     ra->txid = ps->txid;
     ra->seq = ps->seq;
     ra->born_ns = uv_hrtime();
+    ra->mark = call_change_mark(c);
     ra->running = 1;
     ra->next = ra_list;
     ra_list = ra;
@@ -488,15 +492,30 @@ void h_sync_shutdown(void)
         ra_drop(ra_list);
 }
 
+/* The answer of a long poll that stops waiting: no changes, the cursor as
+ * far as the last page went. */
+static void pull_reply_empty(call_t *c, const pull_state_t *ps)
+{
+    Sentra__V1__PullChangesResponse resp = SENTRA__V1__PULL_CHANGES_RESPONSE__INIT;
+    resp.next_cursor = cursor_encode(c, ps->txid, ps->seq);
+    call_reply(c, &resp.base);
+}
+
 static void pull_wake(call_t *c)
 {
     pull_state_t *ps = pull_find(c);
     uint64_t now = uv_hrtime(), next = ps->queried_ns + PULL_MIN_INTERVAL_MS * 1000000ull;
 
+    if (call_draining(c)) {
+        /* The server is stopping: answer now rather than hold the stop
+         * (docs/PROTOCOL.md, GOAWAY). */
+        pull_reply_empty(c, ps);
+        return;
+    }
     if (now < next && next < ps->wait_until_ns) {
         /* Woken too soon after the last query: wait out the interval (a
          * later NOTIFY may wake it again, to find the same). */
-        call_wait_change(c, (int)((next - now) / 1000000) + 1, pull_wake);
+        call_wait_change(c, call_change_mark(c), (int)((next - now) / 1000000) + 1, pull_wake);
         return;
     }
     pull_query(c);
@@ -598,14 +617,16 @@ static void pull_done(call_t *c, PGresult *res)
     ps->txid = last_txid;
     ps->seq = last_seq;
 
-    if (resp.n_changes == 0 && ps->wait_until_ns != 0) {
+    if (resp.n_changes == 0 && ps->wait_until_ns != 0 && !call_draining(c)) {
         uint64_t now = uv_hrtime();
         if (now + 1000000 < ps->wait_until_ns) {
             int ms = (int)((ps->wait_until_ns - now) / 1000000);
             if (PQgetvalue(res, 0, PULL_META_COL + PM_PENDING)[0] == 't' &&
                 ms > PULL_PENDING_RETRY_MS)
                 ms = PULL_PENDING_RETRY_MS;
-            call_wait_change(c, ms, pull_wake);
+            /* ps->mark: a change announced while this page's query was out
+             * (committed after its snapshot) ends the wait at once. */
+            call_wait_change(c, ps->mark, ms, pull_wake);
             return;
         }
     }
@@ -635,6 +656,7 @@ static void pull_query_db(call_t *c, pull_state_t *ps)
 {
     const char *v[8];
     int n = pull_params(c, ps, v);
+    ps->mark = call_change_mark(c);
     call_query_read(c, &pull_stmts[ps->shape], n, v, pull_done);
 }
 

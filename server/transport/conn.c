@@ -9,10 +9,12 @@
  * queues the records (sentra__conn_write_raw), so that what is counted as
  * queued is what waits for the socket.
  *
- * Memory stays bounded per connection: an idle connection holds no read
- * buffer (reads land in one shared buffer and only bytes the protocol left
- * unused are copied out), and a client that does not read its answers
- * stops being read once CONN_WQ_HIGH bytes are queued for it.
+ * Memory stays bounded per connection and in total (conn.h): an idle
+ * connection holds no read buffer (reads land in one shared buffer and only
+ * bytes the protocol left unused are copied out, into a buffer sized by
+ * what came), partial frames together are bounded, and a client that does
+ * not read its answers stops being read once CONN_WQ_HIGH bytes are queued
+ * for it.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,19 +29,26 @@
 
 #define READ_CHUNK (64 * 1024)
 #define CLOSE_LINGER_MS 2000       /* a last answer gets this long to be written */
+#define ALLOC_OVERHEAD 16          /* glibc: a chunk header, 16-byte alignment */
+#define RBUF_MIN 256               /* smallest partial-frame buffer */
+#define BIG_BUFFER (128 * 1024)    /* freeing one is worth giving memory back */
 
 struct wreq {
     uv_write_t req;
     struct conn *conn;
-    size_t len;
+    size_t cost;                   /* what it counts in wqueued */
     uint8_t *buf;
 };
+
+/* What a write of len bytes costs: the bytes, the request, two mallocs. */
+#define WRITE_COST(len) ((len) + sizeof(struct wreq) + 2 * ALLOC_OVERHEAD)
 
 /* One loop per thread reads through this buffer; see the file comment. */
 static _Thread_local uint8_t shared_rbuf[READ_CHUNK];
 
 static void start_reading(struct conn *c);
 static void feed(struct conn *c, const uint8_t *data, size_t len);
+static void rbuf_free(struct conn *c);
 static void on_tick(uv_timer_t *t);
 
 uint64_t conn_now_ms(const struct conn *c)
@@ -57,7 +66,7 @@ static void on_handle_closed(uv_handle_t *h)
     if (c->proto != NULL && c->proto->free != NULL)
         c->proto->free(c);
     sentra__tls_conn_free(c);
-    free(c->rbuf);
+    rbuf_free(c);
     server_conn_gone(c->srv, c);
     free(c);
 }
@@ -137,11 +146,16 @@ void conn_drain(struct conn *c, int code, const char *reason)
 
 /* ---------------------------------------------------------------- writing */
 
+static void resume(struct conn *c);
+
 static void on_write(uv_write_t *req, int status)
 {
     struct wreq *w = (struct wreq *)req;
     struct conn *c = w->conn;
-    c->wqueued -= w->len;
+    c->wqueued -= w->cost;
+    c->srv->wq_total -= w->cost;
+    if (w->cost >= BIG_BUFFER)
+        c->srv->mem_freed += w->cost;
     free(w->buf);
     free(w);
     if (c->state == CONN_CLOSING)
@@ -155,8 +169,9 @@ static void on_write(uv_write_t *req, int status)
         c->flags &= ~CONN_F_PAUSED;
         if (c->proto != NULL && c->proto->on_writable != NULL)
             c->proto->on_writable(c);
-        if (c->state != CONN_CLOSING && !(c->flags & CONN_F_CLOSE_AFTER))
-            start_reading(c);
+        resume(c);
+        if (c->state == CONN_CLOSING)
+            return;
     }
     maybe_close(c);
 }
@@ -184,7 +199,7 @@ void sentra__conn_write_raw(struct conn *c, uint8_t *buf, size_t len)
     if (w == NULL)
         abort();
     w->conn = c;
-    w->len = len;
+    w->cost = WRITE_COST(len);
     w->buf = buf;
     uv_buf_t b = uv_buf_init((char *)buf, (unsigned)len);
     int r = uv_write(&w->req, &c->h.stream, &b, 1, on_write);
@@ -194,30 +209,147 @@ void sentra__conn_write_raw(struct conn *c, uint8_t *buf, size_t len)
         conn_close(c);
         return;
     }
-    c->wqueued += len;
-    if (c->wqueued > CONN_WQ_HIGH && !(c->flags & CONN_F_PAUSED)) {
-        /* The client is not reading: stop reading it until it catches up. */
+    c->wqueued += w->cost;
+    c->srv->wq_total += w->cost;
+    if (!(c->flags & CONN_F_PAUSED) &&
+        (c->wqueued > CONN_WQ_HIGH ||
+         (c->srv->wq_total > SERVER_WQ_HIGH && c->wqueued > CONN_WQ_LOW))) {
+        /* The client is not reading (or the server holds too much for
+         * all): stop reading it until it catches up. The protocol's
+         * on_bytes sees it at once (conn_reading_held). */
         c->flags |= CONN_F_PAUSED;
         uv_read_stop(&c->h.stream);
     }
+}
+
+int conn_answer_fits(const struct conn *c, size_t len)
+{
+    size_t cost = WRITE_COST(len);
+    if (c->wqueued < CONN_WQ_HIGH)
+        return 1;
+    return c->wqueued + cost <= CONN_WQ_MAX && c->srv->wq_total + cost <= SERVER_WQ_MAX;
 }
 
 /* ---------------------------------------------------------------- reading */
 
 int conn_reading_held(const struct conn *c)
 {
-    return c->state == CONN_CLOSING || (c->flags & (CONN_F_CLOSE_AFTER | CONN_F_PAUSED | CONN_F_HELD));
+    return c->state == CONN_CLOSING ||
+           (c->flags & (CONN_F_CLOSE_AFTER | CONN_F_PAUSED | CONN_F_HELD | CONN_F_NOREAD));
 }
 
-static void ensure_rbuf(struct conn *c, size_t need)
+/* ---------------------------------------------------------------- partial frames */
+
+size_t conn_partial_max(const server_t *srv)
 {
-    if (c->rcap >= need)
+    size_t four = 4 * ((size_t)srv->cfg->max_frame + 12);
+    return four > CONN_PARTIAL_MIN ? four : CONN_PARTIAL_MIN;
+}
+
+static void partial_unlink(struct conn *c)
+{
+    server_t *srv = c->srv;
+    if (c->pprev != NULL)
+        c->pprev->pnext = c->pnext;
+    else
+        srv->partial_head = c->pnext;
+    if (c->pnext != NULL)
+        c->pnext->pprev = c->pprev;
+    else
+        srv->partial_tail = c->pprev;
+    c->pnext = c->pprev = NULL;
+}
+
+/* Resizes rbuf to cap bytes (0: frees it), keeping srv->partial_total and
+ * the list of partial frames right. */
+static void rbuf_resize(struct conn *c, size_t cap)
+{
+    server_t *srv = c->srv;
+    if (cap == c->rcap)
         return;
-    uint8_t *p = realloc(c->rbuf, need);
-    if (p == NULL)
-        abort();
-    c->rbuf = p;
-    c->rcap = need;
+    if (cap == 0) {
+        if (c->rcap >= BIG_BUFFER)
+            srv->mem_freed += c->rcap;
+        free(c->rbuf);
+        c->rbuf = NULL;
+    } else {
+        uint8_t *p = realloc(c->rbuf, cap);
+        if (p == NULL)
+            abort();
+        c->rbuf = p;
+    }
+    if (c->rcap == 0 && cap > 0) {
+        /* A partial frame begins: the newest. */
+        c->partial_ms = conn_now_ms(c);
+        c->pprev = srv->partial_tail;
+        c->pnext = NULL;
+        if (srv->partial_tail != NULL)
+            srv->partial_tail->pnext = c;
+        else
+            srv->partial_head = c;
+        srv->partial_tail = c;
+    } else if (cap == 0) {
+        partial_unlink(c);
+    }
+    srv->partial_total = srv->partial_total - c->rcap + cap;
+    c->rcap = cap;
+}
+
+static void rbuf_free(struct conn *c)
+{
+    rbuf_resize(c, 0);
+    c->rlen = 0;
+}
+
+/* The capacity for need bytes: what came, and as much again (at most), so
+ * that a frame arriving in many reads is copied O(1) times per byte. */
+static size_t rbuf_cap_for(size_t need)
+{
+    size_t cap = RBUF_MIN;
+    while (cap < need)
+        cap *= 2;
+    return cap;
+}
+
+/* Sends connections away, the oldest partial frame first, until all
+ * partial frames fit again. */
+static void partial_enforce(server_t *srv)
+{
+    size_t max = conn_partial_max(srv);
+    while (srv->partial_total > max && srv->partial_head != NULL) {
+        struct conn *c = srv->partial_head;
+        log_warn("conn_partial_evicted", "peer=%s bytes=%zu age_ms=%llu total=%zu", c->peer,
+                 c->rlen, (unsigned long long)(conn_now_ms(c) - c->partial_ms),
+                 srv->partial_total);
+        rbuf_free(c);
+        c->flags |= CONN_F_NOREAD;
+        uv_read_stop(&c->h.stream);
+        /* GOAWAY: its requests in flight are still answered. */
+        conn_drain(c, SENTRA_RESOURCE_EXHAUSTED,
+                   "server memory for partial frames is full; this connection's was the oldest");
+    }
+}
+
+/* Keeps data[0..len) as the connection's unused bytes (len may be 0;
+ * data may point into rbuf itself). */
+static void rbuf_keep(struct conn *c, const uint8_t *data, size_t len)
+{
+    if (len == 0) {
+        rbuf_free(c);
+        return;
+    }
+    if (c->rbuf != NULL && data >= c->rbuf && data < c->rbuf + c->rcap) {
+        memmove(c->rbuf, data, len);
+        c->rlen = len;
+        /* A buffer twice too large (a big frame just went) shrinks. */
+        if (c->rcap > 2 * rbuf_cap_for(len))
+            rbuf_resize(c, rbuf_cap_for(len));
+        return;
+    }
+    if (c->rcap < len || c->rcap > 2 * rbuf_cap_for(len))
+        rbuf_resize(c, rbuf_cap_for(len));
+    memcpy(c->rbuf, data, len);
+    c->rlen = len;
 }
 
 /*
@@ -265,10 +397,7 @@ static void feed(struct conn *c, const uint8_t *data, size_t len)
     if (c->proto == NULL) {
         const conn_proto_t *p = sniff(data, len);
         if (p == NULL) {
-            ensure_rbuf(c, len > READ_CHUNK ? len : READ_CHUNK);
-            if (data != c->rbuf)
-                memcpy(c->rbuf, data, len);
-            c->rlen = len;
+            rbuf_keep(c, data, len);
             return;
         }
         if (conn_choose_proto(c, p) != 0)
@@ -277,21 +406,12 @@ static void feed(struct conn *c, const uint8_t *data, size_t len)
     size_t used = c->proto->on_bytes(c, data, len);
     if (c->state == CONN_CLOSING)
         return;
-    if (used >= len || (c->flags & CONN_F_CLOSE_AFTER)) {
+    if (used >= len || (c->flags & (CONN_F_CLOSE_AFTER | CONN_F_NOREAD))) {
         /* Idle connections keep no buffer. */
-        free(c->rbuf);
-        c->rbuf = NULL;
-        c->rlen = c->rcap = 0;
+        rbuf_free(c);
         return;
     }
-    size_t left = len - used;
-    if (data == c->rbuf) {
-        memmove(c->rbuf, c->rbuf + used, left);
-    } else {
-        ensure_rbuf(c, left > READ_CHUNK ? left : READ_CHUNK);
-        memcpy(c->rbuf, data + used, left);
-    }
-    c->rlen = left;
+    rbuf_keep(c, data + used, len - used);
 }
 
 /*
@@ -314,9 +434,8 @@ static int first_byte(struct conn *c, const uint8_t *data)
         /* The handshake has a deadline of its own (on_tick): when it is
          * shorter than the timer's period the next run is at it, else the
          * period's runs check it. Later runs keep the period. */
-        uint64_t period = uv_timer_get_repeat(&c->timer);
         uint64_t deadline = (uint64_t)srv->cfg->tls_handshake_timeout_ms;
-        uv_timer_start(&c->timer, on_tick, deadline < period ? deadline : period, period);
+        uv_timer_start(&c->timer, on_tick, deadline < c->tick_ms ? deadline : c->tick_ms, c->tick_ms);
         return 0;
     }
     if (srv->cfg->tls_only && (c->flags & CONN_F_TCP)) {
@@ -327,76 +446,85 @@ static int first_byte(struct conn *c, const uint8_t *data)
     return 0;
 }
 
+/* Reads always land in the shared buffer: a connection's own buffer holds
+ * only bytes that came, never room that a frame header asks for. */
 static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 {
-    struct conn *c = h->data;
-    /* Ciphertext is never kept here (OpenSSL keeps a partial record):
-     * TLS reads always land in the shared buffer. */
-    if (c->rlen == 0 || c->tls != NULL) {
-        buf->base = (char *)shared_rbuf;
-        buf->len = sizeof(shared_rbuf);
-        return;
-    }
-    /* Bytes are waiting (a partial frame): read after them, with room for
-     * the whole frame when its header says how long it is (already checked
-     * against max_frame by the decoder). */
-    size_t need = c->rlen + READ_CHUNK;
-    if (c->proto == &sentra__native_proto && c->rlen >= 4) {
-        size_t flen = 12 + ((size_t)c->rbuf[0] << 24 | (size_t)c->rbuf[1] << 16 |
-                            (size_t)c->rbuf[2] << 8 | c->rbuf[3]);
-        if (flen > need && flen <= (size_t)c->srv->cfg->max_frame + 12)
-            need = flen;
-    }
-    ensure_rbuf(c, need);
-    buf->base = (char *)c->rbuf + c->rlen;
-    buf->len = c->rcap - c->rlen;
+    (void)h;
+    (void)suggested;
+    buf->base = (char *)shared_rbuf;
+    buf->len = sizeof(shared_rbuf);
 }
 
 static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 {
     struct conn *c = s->data;
+    size_t n = nread > 0 ? (size_t)nread : 0;
     if (nread < 0) {
         if (nread != UV_EOF)
             log_debug("conn_read_failed", "peer=%s error=%s", c->peer, uv_strerror((int)nread));
         conn_close(c);
         return;
     }
-    if (nread == 0)
+    if (n == 0 || (c->flags & CONN_F_NOREAD))
         return;
     c->last_read_ms = conn_now_ms(c);
     if (c->tls == NULL && c->proto == NULL && c->rlen == 0 &&
         first_byte(c, (const uint8_t *)buf->base) != 0)
         return;
     if (c->tls != NULL) {
-        sentra__tls_recv(c, (const uint8_t *)buf->base, (size_t)nread);
-    } else if ((uint8_t *)buf->base == shared_rbuf) {
-        feed(c, shared_rbuf, (size_t)nread);
-    } else {
-        c->rlen += (size_t)nread;
-        feed(c, c->rbuf, c->rlen);
-    }
-    if (c->state != CONN_CLOSING && (c->flags & (CONN_F_PAUSED | CONN_F_HELD)))
-        uv_read_stop(&c->h.stream);
-}
-
-void sentra__conn_plain(struct conn *c, const uint8_t *data, size_t len)
-{
-    if (c->rlen == 0) {
-        feed(c, data, len);
+        /* Ciphertext: the plaintext comes back through sentra__conn_plain,
+         * which keeps and bounds what the protocol leaves. */
+        sentra__tls_recv(c, (const uint8_t *)buf->base, n);
+        if (c->state != CONN_CLOSING && conn_reading_held(c))
+            uv_read_stop(&c->h.stream);
         return;
     }
-    /* After the bytes the protocol left (a partial frame). */
-    ensure_rbuf(c, c->rlen + len);
-    memcpy(c->rbuf + c->rlen, data, len);
-    c->rlen += len;
-    feed(c, c->rbuf, c->rlen);
+    sentra__conn_plain(c, (const uint8_t *)buf->base, n);
+}
+
+void sentra__conn_plain(struct conn *c, const uint8_t *data, size_t n)
+{
+    if (c->rlen == 0) {
+        feed(c, data, n);
+    } else {
+        /* After the bytes of the partial frame. */
+        if (c->rcap - c->rlen < n)
+            rbuf_resize(c, rbuf_cap_for(c->rlen + n));
+        memcpy(c->rbuf + c->rlen, data, n);
+        c->rlen += n;
+        partial_enforce(c->srv);
+        if (c->state == CONN_CLOSING || (c->flags & CONN_F_NOREAD))
+            return;
+        feed(c, c->rbuf, c->rlen);
+    }
+    if (c->state == CONN_CLOSING)
+        return;
+    if (c->rlen > 0)
+        partial_enforce(c->srv);
+    if (c->state != CONN_CLOSING && conn_reading_held(c))
+        uv_read_stop(&c->h.stream);
 }
 
 static void start_reading(struct conn *c)
 {
-    if (c->flags & (CONN_F_PAUSED | CONN_F_HELD))
+    if (conn_reading_held(c))
         return;
     uv_read_start(&c->h.stream, on_alloc, on_read);
+}
+
+/* Reading may go on: first the bytes already here (the client may have
+ * sent everything and now wait), then the socket. */
+static void resume(struct conn *c)
+{
+    if (conn_reading_held(c))
+        return;
+    if (c->rlen > 0) {
+        feed(c, c->rbuf, c->rlen);
+        if (conn_reading_held(c))
+            return;
+    }
+    start_reading(c);
 }
 
 void conn_hold(struct conn *c, int held)
@@ -409,12 +537,12 @@ void conn_hold(struct conn *c, int held)
     if (!(c->flags & CONN_F_HELD))
         return;
     c->flags &= ~CONN_F_HELD;
-    if (c->state == CONN_CLOSING || (c->flags & CONN_F_CLOSE_AFTER))
+    if (c->state == CONN_CLOSING)
         return;
-    if (c->rlen > 0 && !(c->flags & CONN_F_PAUSED))
-        feed(c, c->rbuf, c->rlen);
-    if (c->state != CONN_CLOSING && !(c->flags & CONN_F_CLOSE_AFTER))
-        start_reading(c);
+    /* From the loop, not from inside the caller (which may be answering a
+     * call): the timer's next run gives the waiting bytes to the protocol. */
+    c->flags |= CONN_F_REFEED;
+    uv_timer_start(&c->timer, on_tick, 0, c->tick_ms);
 }
 
 /* ---------------------------------------------------------------- timer */
@@ -426,6 +554,12 @@ static void on_tick(uv_timer_t *t)
 
     if (c->state == CONN_CLOSING)
         return;
+    if (c->flags & CONN_F_REFEED) {
+        c->flags &= ~CONN_F_REFEED;
+        resume(c);
+        if (c->state == CONN_CLOSING)
+            return;
+    }
     if (c->flags & CONN_F_CLOSE_AFTER) {
         if (now >= c->close_at_ms)
             conn_close(c);
@@ -452,11 +586,19 @@ static void on_tick(uv_timer_t *t)
 
 /* ---------------------------------------------------------------- accept */
 
+/* Tests make this fail (tests/unit/test_conn_accept.c). */
+void *(*sentra__conn_calloc)(size_t, size_t) = calloc;
+
 void conn_accept(server_t *srv, uv_stream_t *listener)
 {
-    struct conn *c = calloc(1, sizeof(*c));
-    if (c == NULL)
-        return;
+    /* Out of memory: abort, as everywhere in the server (call_alloc,
+     * conn_write). Returning would leave the connection unaccepted, and
+     * libuv then stops accepting on this listener for good. */
+    struct conn *c = sentra__conn_calloc(1, sizeof(*c));
+    if (c == NULL) {
+        log_error("out_of_memory", "where=conn_accept");
+        abort();
+    }
     int r;
     if (listener->type == UV_TCP) {
         uv_tcp_init(srv->loop, &c->h.tcp);
@@ -509,6 +651,7 @@ void conn_accept(server_t *srv, uv_stream_t *listener)
         tick = 100;
     if (tick > 5000)
         tick = 5000;
+    c->tick_ms = tick;
     uv_timer_start(&c->timer, on_tick, tick, tick);
 
     if (srv->nconns > cfg->max_connections || srv->stopping) {

@@ -528,6 +528,13 @@ static void flush_out(struct conn *c)
         return;
     uint8_t *buf = t->out;
     size_t len = t->out_len;
+    /* conn.c counts len bytes (and its overhead) as waiting: the buffer
+     * must not hold much more. A shrinking realloc stays in place. */
+    if (t->out_cap - len > 256) {
+        uint8_t *p = realloc(buf, len);
+        if (p != NULL)
+            buf = p;
+    }
     t->out = NULL;
     t->out_len = t->out_cap = 0;
     sentra__conn_write_raw(c, buf, len);
@@ -645,7 +652,7 @@ void sentra__tls_recv(struct conn *c, const uint8_t *data, size_t len)
      * also while the protocol holds reading: the plaintext waits in the
      * connection's own buffer, bounded as in plaintext, and the socket is
      * not read meanwhile. */
-    while (c->state != CONN_CLOSING && !(c->flags & CONN_F_CLOSE_AFTER)) {
+    while (c->state != CONN_CLOSING && !(c->flags & (CONN_F_CLOSE_AFTER | CONN_F_NOREAD))) {
         size_t got = 0;
         ERR_clear_error();
         int r = SSL_read_ex(t->ssl, ts->plain, sizeof(ts->plain), &got);

@@ -1187,7 +1187,10 @@ static void test_statement_timeout_and_queue(void **state)
     close(fd);
     print_message("16 sleeps: %d OK, %d RESOURCE_EXHAUSTED\n", ok, full);
     assert_int_equal(ok + full, 16);
-    assert_true(full >= 8 && ok >= 5);
+    /* One running and four queued: five, or four when a query of the
+     * server's own (a notification probe, a watchdog SELECT 1) holds a
+     * place in the queue at that moment. */
+    assert_true(full >= 8 && ok >= 4);
     assert_int_equal(th_server_stop(&s), 0);
     th_server_free(&s);
 }
