@@ -226,6 +226,15 @@ out=$("${CURL[@]}" -w ' %{http_code}' -H 'Content-Type: application/json' -d '{"
 out=$("${CURL[@]}" -w ' %{http_code}' -H "Authorization: Bearer $PROV" -H 'Content-Type: application/json' \
     -d '{"filter":{},"pageSize":1}' "$U/sentra.v1.SentraService/ListSentra" 2>&1)
 grep -q ' 200$' <<<"$out" && ok "curl: a Connect JSON call with a token over HTTPS (ListSentra)" || bad "curl List" "$out"
+# The same HTTP/2 without TLS (h2c, prior knowledge): GET /healthz and the
+# page are served there too (they were 404 before HTTP/2 served them).
+out=$(curl -sS --max-time 20 --http2-prior-knowledge -w ' %{http_code} %{http_version}' "http://$MAIN/healthz" 2>&1)
+grep -q '"status":"SERVING_STATUS_SERVING".* 200 2$' <<<"$out" && ok "curl h2c: GET /healthz over plaintext HTTP/2" ||
+    bad "h2c healthz" "$out"
+out=$(curl -sS --max-time 20 --http2-prior-knowledge -I -w '%{http_code}' -o /dev/null "http://$MAIN/" 2>&1)
+[ "$out" = 200 ] && ok "curl h2c: HEAD / over plaintext HTTP/2" || bad "h2c HEAD /" "$out"
+out=$(curl -sS --max-time 20 --http2-prior-knowledge -w '%{http_code}' -o /dev/null "http://$MAIN/no/such/file" 2>&1)
+[ "$out" = 404 ] && ok "curl h2c: a file that is not there is 404" || bad "h2c 404" "$out"
 out=$("${CURL[@]}" --http1.1 -w ' %{http_code} %{http_version}' -H 'Content-Type: application/json' \
     -d '{"data":"aDE="}' "$U/sentra.v1.SystemService/Ping" 2>&1)
 [ "$out" = '{"data":"aDE="} 200 1.1' ] && ok "curl --http1.1: Connect over HTTP/1.1 over TLS" || bad "curl h1" "$out"
