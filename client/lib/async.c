@@ -893,6 +893,11 @@ static void conn_fail(struct sconn *c, int err, const char *fmt, ...)
             }
         }
     }
+    if (a->closing && was_connected && c->tls && c->tls_done) {
+        /* The handle is closing: say goodbye at the TLS level too. */
+        sentra__tls_close_notify(c->tls);
+        tls_flush(c);
+    }
     conn_release(c);
 
     if (a->closing)
