@@ -185,9 +185,18 @@ static const call_sink_t connect_h2_sink = {
 
 /* ---------------------------------------------------------------- GET and HEAD */
 
+/* A HEAD's answer: the headers of the GET, no body (HTTP/2 forbids DATA
+ * after a HEAD). */
+static void drop_body(connect_reply_t *r)
+{
+    free(r->body);
+    r->body = NULL;
+    r->len = 0;
+}
+
 /* /healthz: 200 while the database pool has a connection and the server
  * is not stopping, else 503 (as on HTTP/1.1). */
-static void serve_health(cstream_t *cs)
+static void serve_health(cstream_t *cs, int head)
 {
     server_t *srv = h2_stream_server(cs->s);
     int up = db_pool_ready(srv->db);
@@ -203,6 +212,8 @@ static void serve_health(cstream_t *cs)
     r.content_type = "application/json";
     r.cache_control = "no-store";
     r.body = (uint8_t *)pbjson_encode(&resp.base, 0, &r.len);
+    if (head)
+        drop_body(&r);
     respond(cs, &r);
 }
 
@@ -214,6 +225,8 @@ static void serve_static(cstream_t *cs, const char *path, size_t len, int head)
     connect_reply_t r;
     if (f == NULL) {
         connect_plain(404, srv->web == NULL ? "not found (no --web-root to serve)" : "not found", &r);
+        if (head)
+            drop_body(&r);
         respond(cs, &r);
         return;
     }
@@ -308,8 +321,8 @@ static void c_on_end(h2_stream_t *s)
     const char *query = full[plen] == '?' ? full + plen + 1 : NULL;
     if (!connect_is_procedure(path, plen)) {
         int get = strcmp(method, "GET") == 0, head = strcmp(method, "HEAD") == 0;
-        if (get && strcmp(path, "/healthz") == 0)
-            serve_health(cs);
+        if ((get || head) && strcmp(path, "/healthz") == 0)
+            serve_health(cs, head);
         else if (get || head)
             serve_static(cs, path, plen, head);
         else

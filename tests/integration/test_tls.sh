@@ -124,7 +124,8 @@ LIVE=$TMP/live
 mkdir -p "$LIVE"
 cp "$PKI/server.pem" "$LIVE/cert.pem"
 cp "$PKI/server.key" "$LIVE/key.pem"
-start_server "$DB" main --tls-cert "$LIVE/cert.pem" --tls-key "$LIVE/key.pem" --tls-handshake-timeout 1500 ||
+start_server "$DB" main --tls-cert "$LIVE/cert.pem" --tls-key "$LIVE/key.pem" --tls-handshake-timeout 1500 \
+    --web-root "$ROOT/web" ||
     { bad "start the TLS server"; finish; }
 MAIN_PID=$PID
 MAIN=127.0.0.1:$PORT
@@ -235,6 +236,11 @@ out=$(curl -sS --max-time 20 --http2-prior-knowledge -I -w '%{http_code}' -o /de
 [ "$out" = 200 ] && ok "curl h2c: HEAD / over plaintext HTTP/2" || bad "h2c HEAD /" "$out"
 out=$(curl -sS --max-time 20 --http2-prior-knowledge -w '%{http_code}' -o /dev/null "http://$MAIN/no/such/file" 2>&1)
 [ "$out" = 404 ] && ok "curl h2c: a file that is not there is 404" || bad "h2c 404" "$out"
+for p in /no/such/file /healthz; do
+    out=$(curl -sS --max-time 20 --http2-prior-knowledge -I -w '%{http_code}' -o /dev/null "http://$MAIN$p" 2>&1)
+    case $p in /healthz) want=200 ;; *) want=404 ;; esac
+    [ "$out" = "$want" ] && ok "curl h2c: HEAD $p is $want, without a body" || bad "h2c HEAD $p" "$out"
+done
 out=$("${CURL[@]}" --http1.1 -w ' %{http_code} %{http_version}' -H 'Content-Type: application/json' \
     -d '{"data":"aDE="}' "$U/sentra.v1.SystemService/Ping" 2>&1)
 [ "$out" = '{"data":"aDE="} 200 1.1' ] && ok "curl --http1.1: Connect over HTTP/1.1 over TLS" || bad "curl h1" "$out"
