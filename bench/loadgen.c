@@ -22,6 +22,9 @@
  *           --page-size records per page, repeated; reports records/s
  *   idle    opens C connections, pings each once, then holds them idle for
  *           --duration seconds (for the server's memory per connection)
+ *   stream  SyncService/StreamChanges from the empty cursor until its first
+ *           message with more = false (the catch-up), then CANCEL and
+ *           again; each message decoded; reports records/s
  *   handshake  each connection: connect (and TLS handshake), one Ping,
  *           close, again; reports connections per second
  *
@@ -57,9 +60,10 @@
 #include "sentra/v1/sentra.pb-c.h"
 #include "sentra/v1/system.pb-c.h"
 
-enum workload { W_PING, W_GET, W_LIST, W_STATS, W_PUSH, W_PULL, W_IDLE, W_HANDSHAKE };
+enum workload { W_PING, W_GET, W_LIST, W_STATS, W_PUSH, W_PULL, W_IDLE, W_STREAM, W_HANDSHAKE };
 
-static const char *const workload_names[] = { "ping", "get", "list", "stats", "push", "pull", "idle", "handshake" };
+static const char *const workload_names[] = { "ping", "get", "list", "stats", "push", "pull", "idle",
+                                              "stream", "handshake" };
 
 /* ---------------------------------------------------------------- options */
 
@@ -94,6 +98,7 @@ struct inflight {
     uint32_t stream_id;     /* 0: slot free */
     uint64_t sent_ns;
     int records;            /* push: mutations in this request */
+    int cancelled;          /* stream: caught up, CANCEL sent; its status ends it */
 };
 
 struct client {
@@ -234,6 +239,55 @@ static void uuid4(struct client *c, char out[37])
              u[13], u[14], u[15]);
 }
 
+/* A bump allocator for decoding the messages of a stream or pull (what
+ * a client that keeps nothing of a message past its handling would use):
+ * protobuf-c allocates every string and array of a message apart, and
+ * malloc/free of some thirty pieces per record was most of the decoding.
+ * A message that does not fit takes malloc'ed pieces for the rest and
+ * makes the next arena big enough. */
+static struct {
+    uint8_t *p;
+    size_t used, cap;
+    size_t asked;          /* bytes the current message asked for */
+} arena;
+
+static void *arena_alloc(void *data, size_t n)
+{
+    n = (n + 15) & ~(size_t)15;
+    arena.asked += n;
+    if (arena.used + n > arena.cap) {
+        void *q = malloc(n);
+        if (q == NULL)
+            die("out of memory");
+        return q;
+    }
+    void *q = arena.p + arena.used;
+    arena.used += n;
+    return q;
+}
+
+static void arena_free(void *data, void *q)
+{
+    if (q != NULL && ((uint8_t *)q < arena.p || (uint8_t *)q >= arena.p + arena.cap))
+        free(q);
+}
+
+/* After a message's free_unpacked: the arena is empty again. */
+static void arena_reset(void)
+{
+    if (arena.asked > arena.cap) {
+        free(arena.p);
+        arena.cap = arena.asked + arena.asked / 4;
+        arena.p = malloc(arena.cap);
+        if (arena.p == NULL)
+            die("out of memory");
+    }
+    arena.used = 0;
+    arena.asked = 0;
+}
+
+static ProtobufCAllocator arena_allocator = { arena_alloc, arena_free, NULL };
+
 /* Packs the method's request message into a malloc'd buffer. */
 static uint8_t *pack_msg(const ProtobufCMessage *m, size_t *len)
 {
@@ -293,6 +347,13 @@ static const char *build_request(struct client *c, uint8_t **payload, size_t *pl
         r.limit = opt.page_size > 0 ? opt.page_size : 5000;
         *payload = pack_msg(&r.base, plen);
         return "/sentra.v1.SyncService/PullChanges";
+    }
+    case W_STREAM: {
+        Sentra__V1__StreamChangesRequest r = SENTRA__V1__STREAM_CHANGES_REQUEST__INIT;
+        r.cursor = "";
+        r.limit = opt.page_size > 0 ? opt.page_size : 0;
+        *payload = pack_msg(&r.base, plen);
+        return "/sentra.v1.SyncService/StreamChanges";
     }
     case W_PUSH: {
         int n = opt.batch;
@@ -431,7 +492,7 @@ static void client_send_next(struct client *c)
 
     Sentra__V1__Request r = SENTRA__V1__REQUEST__INIT;
     r.method = (char *)method;
-    r.timeout_ms = (uint32_t)opt.timeout_ms;
+    r.timeout_ms = opt.wl == W_STREAM ? 0 : (uint32_t)opt.timeout_ms;
     if (opt.token != NULL) {
         r.metadata = auth_mds;
         r.n_metadata = 1;
@@ -481,9 +542,39 @@ static void on_response(struct client *c, const sentra_frame_t *f)
         fprintf(stderr, "loadgen: client %d: response for unknown stream %u\n", c->index, f->stream_id);
         return;
     }
+    if (opt.wl == W_STREAM && (f->flags & SENTRA_FRAME_F_MORE)) {
+        /* One message of the stream: its records count as they come. */
+        Sentra__V1__Response *r = sentra__v1__response__unpack(NULL, f->length, f->payload);
+        Sentra__V1__StreamChangesResponse *m =
+            r ? sentra__v1__stream_changes_response__unpack(&arena_allocator, r->payload.len, r->payload.data)
+              : NULL;
+        if (m == NULL) {
+            if (errors_printed++ < 5)
+                fprintf(stderr, "loadgen: undecodable stream message\n");
+        } else {
+            if (measuring)
+                records_done += (long)m->n_changes;
+            if (!m->more && !c->slots[slot].cancelled) {
+                /* Caught up: a pass is done; end it and start another. */
+                uint8_t hdr[SENTRA_FRAME_HEADER_LEN];
+                sentra_frame_header(hdr, SENTRA_FRAME_CANCEL, 0, f->stream_id, 0);
+                write_bytes(c, hdr, sizeof hdr);
+                c->slots[slot].cancelled = 1;
+                if (measuring)
+                    pull_passes++;
+            }
+            sentra__v1__stream_changes_response__free_unpacked(m, &arena_allocator);
+        }
+        arena_reset();
+        if (r != NULL)
+            sentra__v1__response__free_unpacked(r, NULL);
+        return;
+    }
     uint64_t lat = uv_hrtime() - c->slots[slot].sent_ns;
     int records = c->slots[slot].records;
+    int cancelled = c->slots[slot].cancelled;
     c->slots[slot].stream_id = 0;
+    c->slots[slot].cancelled = 0;
     c->inflight--;
     if (opt.wl == W_IDLE) {
         /* The one Ping of an idle connection; then it stays silent. Our
@@ -510,7 +601,8 @@ static void on_response(struct client *c, const sentra_frame_t *f)
     }
 
     Sentra__V1__Response *r = sentra__v1__response__unpack(NULL, f->length, f->payload);
-    int ok = r != NULL && r->code == SENTRA__V1__CODE__OK;
+    int ok = r != NULL && (r->code == SENTRA__V1__CODE__OK ||
+                           (cancelled && r->code == SENTRA__V1__CODE__CANCELLED));
     if (!ok && errors_printed < 5 && !stopping) {
         errors_printed++;
         fprintf(stderr, "loadgen: error: %s %s\n",
@@ -520,7 +612,7 @@ static void on_response(struct client *c, const sentra_frame_t *f)
     }
     if (ok && opt.wl == W_PULL) {
         Sentra__V1__PullChangesResponse *p =
-            sentra__v1__pull_changes_response__unpack(NULL, r->payload.len, r->payload.data);
+            sentra__v1__pull_changes_response__unpack(&arena_allocator, r->payload.len, r->payload.data);
         if (p == NULL) {
             ok = 0;
         } else {
@@ -536,7 +628,8 @@ static void on_response(struct client *c, const sentra_frame_t *f)
                     pull_passes++;
                 c->pull_records = 0;
             }
-            sentra__v1__pull_changes_response__free_unpacked(p, NULL);
+            sentra__v1__pull_changes_response__free_unpacked(p, &arena_allocator);
+            arena_reset();
         }
     }
     if (ok && opt.wl == W_PUSH) {
@@ -988,7 +1081,7 @@ static void usage(void)
 {
     fprintf(stderr,
             "usage: loadgen [options]\n"
-            "  -w, --workload W     ping|get|list|stats|push|pull|idle (default ping)\n"
+            "  -w, --workload W     ping|get|list|stats|push|pull|idle|stream (default ping)\n"
             "  -H, --host H         server address (default 127.0.0.1)\n"
             "  -p, --port P         server port\n"
             "  -u, --unix PATH      connect to a Unix socket instead\n"
@@ -1073,7 +1166,7 @@ int main(int argc, char **argv)
         regions = read_lines(opt.regions_file, &nregions);
     if (opt.wl == W_PUSH && nregions == 0)
         die("the push workload needs --regions FILE");
-    if (opt.wl == W_PULL)
+    if (opt.wl == W_PULL || opt.wl == W_STREAM)
         opt.depth = 1; /* a pull follows its cursor */
     if (opt.wl == W_IDLE || opt.wl == W_HANDSHAKE)
         opt.depth = 1;

@@ -35,6 +35,8 @@
 #          the same database vs one sentrad over TCP (issue 17)
 #   stats  loadgen GetStatistics by province vs pgbench running the same GROUP BY
 #   pull   loadgen full PullChanges          vs COPY out of the same rows
+#   stream loadgen StreamChanges catch-up    vs COPY out of sentra_pull (the
+#          from the empty cursor                same live records)
 #   push   loadgen PushChanges, 100 a batch  vs pgbench single-row inserts, COPY in
 #   idle   N idle connections: sentrad's VmRSS
 #   grpc   h2load (16 clients, one stream each) gRPC Ping against sentrad and
@@ -514,6 +516,19 @@ for r in $(seq 1 "$RUNS"); do
     v=$(awk -v n="$NREC" -v ns=$((t1 - t0)) 'BEGIN {printf "%.1f", n / (ns / 1e9)}')
     put copy_out.rec "$v"; log "  COPY out: $NREC records ($n rows), $v records/s"
     pair pull.ratio pull.rec copy_out.rec
+
+    # StreamChanges from the empty cursor until caught up (each message
+    # decoded), again and again, against COPY of the same rows of the
+    # table it reads them from (sentra_pull: every live record printed).
+    ours stream "$("$LOADGEN" -p "$PORT" -c 1 -t $((SECS < 10 ? 10 : SECS)) -w stream \
+                   -T "$TOK_NAT" 2>>"$WORK/loadgen.err")"
+    check_alive "stream, round $r"
+    t0=$(now_ns)
+    n=$(q -c "COPY (SELECT sentra_id, version, deleted, packed FROM sentra_pull WHERE NOT deleted) TO STDOUT" | wc -l)
+    t1=$(now_ns)
+    v=$(awk -v n="$n" -v ns=$((t1 - t0)) 'BEGIN {printf "%.1f", n / (ns / 1e9)}')
+    put copy_pull.rec "$v"; log "  COPY out of sentra_pull: $n records, $v records/s"
+    pair stream.ratio stream.rec copy_pull.rec
 done
 
 for r in $(seq 1 "$RUNS"); do
@@ -564,6 +579,7 @@ S_OURS=$(med stats.rps); S_CEIL=$(med stats_sql.tps); S_R=$(mr stats.ratio)
 HG_OURS=$(med httpget.rps); HG_R=$(mr httpget.ratio)
 HS_OURS=$(med httpstats.rps); HS_R=$(mr httpstats.ratio)
 PL_OURS=$(med pull.rec); PL_CEIL=$(med copy_out.rec); PL_R=$(mr pull.ratio)
+ST_OURS=$(med stream.rec); ST_CEIL=$(med copy_pull.rec); ST_R=$(mr stream.ratio)
 PU_OURS=$(med push.rec); PU_INS=$(med insert.tps); PU_R=$(mr push.ratio)
 PU_COPY=$(med copy_in.rec); PU_RC=$(mr pushc.ratio)
 GP_G=$(med gping.rps); GP_CPP=$(med grpcpp.rps); GP_GR=$(mr gping.ratio); GP_GN=$(mr gpingn.ratio)
@@ -598,6 +614,7 @@ Medians of $RUNS runs; each ratio is the median of the $RUNS ratios of a run of 
 | GetStatistics, 2 sentrad behind HAProxy (TCP) | $(med statsh.rps) req/s | $(med statsh.p50) | $(med statsh.p99) | 1 sentrad, the GetStatistics row (TCP) | $S_OURS req/s | $(mr statsh.ratio) | - (on 2 cores: the proxy's cost) | - |
 | GetStatistics (by province, national) | $S_OURS req/s | $(med stats.p50) | $(med stats.p99) | pgbench, same GROUP BY | $S_CEIL tps | $S_R | - | - |
 | PullChanges (full, 5000 a page, 1 client) | $PL_OURS records/s | $(med pull.p50) | $(med pull.p99) | COPY out of sentra_rows (all records) | $PL_CEIL records/s | $PL_R | >= 100,000 records/s | $(awk -v v="$PL_OURS" 'BEGIN {print (v + 0 >= 100000) ? "met" : "MISSED"}') |
+| StreamChanges catch-up (empty cursor, 1 client, messages decoded) | $ST_OURS records/s | | | COPY out of sentra_pull (the same live records) | $ST_CEIL records/s | $ST_R | >= 0.7 | $(verdict "$ST_R" 0.7) |
 | PushChanges (100 a batch) | $PU_OURS records/s | $(med push.p50) | $(med push.p99) | pgbench, one record and its figures a transaction (bench/insert_record.sql) | $PU_INS records/s | $PU_R | >= 2.0 | $(verdict "$PU_R" 2.0) |
 | PushChanges vs COPY in | | | | COPY in (sentra + figures) | $PU_COPY rows/s | $PU_RC | - | - |
 | $IDLE idle connections | ${NCONN:-0} held | | | | | | RSS < 200 MB | $RSS_OK |
@@ -609,7 +626,7 @@ Medians of $RUNS runs; each ratio is the median of the $RUNS ratios of a run of 
 
 Idle connections: sentrad VmRSS $((${RSS0:-0} / 1024)) MB before, $RSS_MB MB with ${NCONN:-0} connections (${PER_CONN} kB each); server alive afterwards: $alive.
 Idle TLS connections: the TLS sentrad's VmRSS $((${TRSS0:-0} / 1024)) MB before, $TRSS_MB MB with ${TNCONN:-0} connections (${TPER_CONN} kB each); alive afterwards: $talive.
-Errors (summed over runs): ping $(paste -sd+ "$R/ping.err" 2>/dev/null | bc), http get $(paste -sd+ "$R/httpget.err" 2>/dev/null | bc), http stats $(paste -sd+ "$R/httpstats.err" 2>/dev/null | bc), grpc ping $(paste -sd+ "$R/gping.err" 2>/dev/null | bc), grpc++ ping $(paste -sd+ "$R/grpcpp.err" 2>/dev/null | bc), grpc get $(paste -sd+ "$R/gget.err" 2>/dev/null | bc), get $(paste -sd+ "$R/get.err" 2>/dev/null | bc), tls get $(paste -sd+ "$R/tget.err" 2>/dev/null | bc), handshakes $(cat "$R/hsfull.err" "$R/hsres.err" 2>/dev/null | paste -sd+ | bc), list $(paste -sd+ "$R/list.err" 2>/dev/null | bc), stats $(paste -sd+ "$R/stats.err" 2>/dev/null | bc), pull $(paste -sd+ "$R/pull.err" 2>/dev/null | bc), push $(paste -sd+ "$R/push.err" 2>/dev/null | bc).
+Errors (summed over runs): ping $(paste -sd+ "$R/ping.err" 2>/dev/null | bc), http get $(paste -sd+ "$R/httpget.err" 2>/dev/null | bc), http stats $(paste -sd+ "$R/httpstats.err" 2>/dev/null | bc), grpc ping $(paste -sd+ "$R/gping.err" 2>/dev/null | bc), grpc++ ping $(paste -sd+ "$R/grpcpp.err" 2>/dev/null | bc), grpc get $(paste -sd+ "$R/gget.err" 2>/dev/null | bc), get $(paste -sd+ "$R/get.err" 2>/dev/null | bc), tls get $(paste -sd+ "$R/tget.err" 2>/dev/null | bc), handshakes $(cat "$R/hsfull.err" "$R/hsres.err" 2>/dev/null | paste -sd+ | bc), list $(paste -sd+ "$R/list.err" 2>/dev/null | bc), stats $(paste -sd+ "$R/stats.err" 2>/dev/null | bc), pull $(paste -sd+ "$R/pull.err" 2>/dev/null | bc), stream $(paste -sd+ "$R/stream.err" 2>/dev/null | bc), push $(paste -sd+ "$R/push.err" 2>/dev/null | bc).
 EOF
 if [ -s "$WORK/loadgen.err" ]; then
     echo

@@ -91,6 +91,10 @@ struct sentra_async_call {
     sentra_status_t status;
     sentra_async_cb cb;
     void *arg;
+    /* Server streaming (sentra_async_stream): each message goes to
+     * on_message as it comes; cb ends the call. */
+    sentra_async_message_cb on_message;
+    uint64_t messages;         /* messages handed over so far */
 };
 
 enum conn_state {
@@ -802,6 +806,27 @@ sentra_async_call_t *sentra_async_call(sentra_async_t *a, const char *method,
     return call;
 }
 
+sentra_async_call_t *sentra_async_stream(sentra_async_t *a, const char *method,
+                                         const ProtobufCMessage *req,
+                                         const ProtobufCMessageDescriptor *msg_desc,
+                                         const sentra_call_opts_t *opts,
+                                         sentra_async_message_cb on_message,
+                                         sentra_async_cb on_end, void *arg)
+{
+    if (!on_message)
+        return NULL;
+    /* A stream lasts as long as its caller wants: no default deadline. */
+    sentra_call_opts_t o = {0};
+    if (opts)
+        o = *opts;
+    if (o.deadline_ms == 0)
+        o.deadline_ms = -1;
+    sentra_async_call_t *call = sentra_async_call(a, method, req, msg_desc, &o, on_end, arg);
+    if (call)
+        call->on_message = on_message;
+    return call;
+}
+
 int sentra_async_cancel(sentra_async_call_t *call)
 {
     if (!call || call->state == CALL_FINISHING)
@@ -980,7 +1005,33 @@ static void on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf)
     *buf = uv_buf_init((char *)c->rbuf + c->rlen, (unsigned)(c->rcap - c->rlen));
 }
 
-static void on_response(struct sconn *c, uint32_t stream, const uint8_t *p, size_t n)
+/* One message of a server stream (a RESPONSE flagged SENTRA_FRAME_F_MORE). */
+static void on_stream_message(sentra_async_call_t *call, const uint8_t *p, size_t n)
+{
+    Sentra__V1__Response *r = sentra__v1__response__unpack(NULL, n, p);
+    ProtobufCMessage *m = NULL;
+    if (r != NULL && (int)r->code == SENTRA_OK)
+        m = protobuf_c_message_unpack(call->resp_desc, NULL, r->payload.len, r->payload.data);
+    if (r != NULL)
+        sentra__v1__response__free_unpacked(r, NULL);
+    if (m == NULL) {
+        if (call->state == CALL_INFLIGHT && call->conn->state != CONN_CLOSING)
+            send_frame(call->conn, SENTRA_FRAME_CANCEL, call->stream_id, NULL, 0);
+        call_finish(call, sentra__local_status(&call->status, SENTRA_EDECODE, SENTRA_INTERNAL,
+                                               "undecodable %s stream message", call->resp_desc->name),
+                    NULL);
+        return;
+    }
+    /* From the first message on, the caller has seen part of the answer:
+     * a loss is no longer retried here (the caller resumes, from the
+     * cursor it holds, say). */
+    call->messages++;
+    call->retry_safe = 0;
+    if (call->on_message(call, m, call->arg) != 0 && call->state == CALL_INFLIGHT)
+        sentra_async_cancel(call);
+}
+
+static void on_response(struct sconn *c, uint32_t stream, uint8_t flags, const uint8_t *p, size_t n)
 {
     sentra_async_t *a = c->a;
     sentra_async_call_t *call = NULL;
@@ -994,11 +1045,27 @@ static void on_response(struct sconn *c, uint32_t stream, const uint8_t *p, size
     }
     if (!call)
         return; /* cancelled or timed out locally: the late answer is dropped */
+    if (flags & SENTRA_FRAME_F_MORE) {
+        if (call->on_message != NULL) {
+            on_stream_message(call, p, n);
+        } else {
+            call_finish(call, sentra__local_status(&call->status, SENTRA_EPROTO, SENTRA_INTERNAL,
+                                                   "stream message for a unary call"), NULL);
+        }
+        return;
+    }
 
     Sentra__V1__Response *r = sentra__v1__response__unpack(NULL, n, p);
     if (!r) {
         call_finish(call, sentra__local_status(&call->status, SENTRA_EDECODE, SENTRA_INTERNAL,
                                                "undecodable Response envelope"), NULL);
+        return;
+    }
+    if ((int)r->code == SENTRA_OK && call->on_message != NULL) {
+        /* The end of a stream: its status only. */
+        sentra__v1__response__free_unpacked(r, NULL);
+        sentra_status_clear(&call->status);
+        call_finish(call, 0, NULL);
         return;
     }
     if ((int)r->code == SENTRA_OK) {
@@ -1156,7 +1223,7 @@ static void parse_frames(struct sconn *c)
         start += used;
         switch (f.type) {
         case SENTRA_FRAME_RESPONSE:
-            on_response(c, f.stream_id, f.payload, f.length);
+            on_response(c, f.stream_id, f.flags, f.payload, f.length);
             break;
         case SENTRA_FRAME_PING:
             send_frame(c, SENTRA_FRAME_PONG, 0, f.payload, f.length);

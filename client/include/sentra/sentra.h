@@ -245,7 +245,7 @@ void sentra_client_set_deadline(sentra_client_t *c, unsigned ms);
 
 /* Calls `method` ("/sentra.v1.SentraService/GetSentra") with request `req`
  * and waits for the answer, reconnecting and retrying where that is safe
- * (reads: Get*, List*, PullChanges, Check, Ping; writes only with an
+ * (reads: Get*, List*, PullChanges, StreamChanges, Check, Ping; writes only with an
  * idempotency key). On success returns 0 and stores the decoded response
  * (type resp_desc) in *resp_out, which the caller frees with
  * protobuf_c_message_free_unpacked. On failure returns a negative
@@ -256,6 +256,27 @@ int sentra_call(sentra_client_t *c, const char *method,
                 const ProtobufCMessageDescriptor *resp_desc,
                 ProtobufCMessage **resp_out, const sentra_call_opts_t *opts,
                 sentra_status_t *status_out);
+
+/* A server-streaming call (SyncService/StreamChanges): sends req, then
+ * hands each message (decoded as msg_desc; borrowed for the duration of
+ * the callback) to on_message until the server ends the stream. Returns 0
+ * when the server ended it with OK, SENTRA_ECANCELED when on_message
+ * returned non-zero (the stream is cancelled), or the error that ended it
+ * (SENTRA_ESTATUS with the server's status, SENTRA_ETIMEDOUT when
+ * opts->deadline_ms passed, SENTRA_ECONNLOST, ...). No deadline applies
+ * unless opts->deadline_ms > 0. A loss before the first message is
+ * retried as for reads; after it, not (resume from your last cursor). */
+typedef int (*sentra_stream_cb)(void *arg, const ProtobufCMessage *msg);
+int sentra_call_stream(sentra_client_t *c, const char *method, const ProtobufCMessage *req,
+                       const ProtobufCMessageDescriptor *msg_desc, const sentra_call_opts_t *opts,
+                       sentra_stream_cb on_message, void *arg, sentra_status_t *status_out);
+
+/* SyncService/StreamChanges through sentra_call_stream; each message is
+ * a Sentra__V1__StreamChangesResponse. */
+typedef int (*sentra_stream_changes_cb)(void *arg, const Sentra__V1__StreamChangesResponse *msg);
+int sentra_stream_changes(sentra_client_t *c, const Sentra__V1__StreamChangesRequest *req,
+                          sentra_stream_changes_cb on_message, void *arg,
+                          const sentra_call_opts_t *opts, sentra_status_t *status_out);
 
 /* 1 when a call of `method` may be retried without an idempotency key. */
 int sentra_method_is_read(const char *method);
@@ -325,6 +346,7 @@ SENTRA_DECLARE_CALL_(sentra_revoke_token, Sentra__V1__RevokeTokenRequest,
 #define SENTRA_M_GET_TIME_SERIES "/sentra.v1.StatsService/GetTimeSeries"
 #define SENTRA_M_PULL_CHANGES "/sentra.v1.SyncService/PullChanges"
 #define SENTRA_M_PUSH_CHANGES "/sentra.v1.SyncService/PushChanges"
+#define SENTRA_M_STREAM_CHANGES "/sentra.v1.SyncService/StreamChanges"
 #define SENTRA_M_CREATE_TOKEN "/sentra.v1.TokenService/CreateToken"
 #define SENTRA_M_LIST_TOKENS "/sentra.v1.TokenService/ListTokens"
 #define SENTRA_M_REVOKE_TOKEN "/sentra.v1.TokenService/RevokeToken"
