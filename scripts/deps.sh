@@ -7,7 +7,8 @@ set -u
 PKGS="build-essential pkg-config libuv1-dev libprotobuf-c-dev protobuf-c-compiler
 protobuf-compiler libpq-dev postgresql postgresql-contrib libjansson-dev
 libcsv-dev libcmocka-dev xxd python3-protobuf libnghttp2-dev nghttp2-client
-python3-grpcio python3-grpc-tools grpc-proto libhttp-parser-dev curl jq libssl-dev"
+python3-grpcio python3-grpc-tools grpc-proto libhttp-parser-dev curl jq
+libssl-dev openssl ca-certificates"
 # Node and npm for the gRPC interop tests (tests/interop; the npm packages
 # are pinned by its package-lock.json), installed only when missing: a
 # machine may have another build of nodejs that ships its own npm.
@@ -18,12 +19,13 @@ HA_PKGS="postgresql-15-auto-failover pg-auto-failover-cli haproxy"
 
 missing() {
     m=""
-    for pc in libuv libprotobuf-c libpq jansson cmocka libnghttp2 libcrypto; do
+    for pc in libuv libprotobuf-c libpq jansson cmocka libnghttp2 libssl libcrypto; do
         pkg-config --exists "$pc" 2>/dev/null || m="$m $pc"
     done
     # curl, jq, node and npm: the HTTP and gRPC interop tests (their npm
-    # packages are installed at test time, pinned by package-lock.json).
-    for cmd in protoc-c protoc xxd nghttp h2load curl jq node npm; do
+    # packages are installed at test time, pinned by package-lock.json);
+    # openssl: the TLS tests and `make dev-cert`.
+    for cmd in protoc-c protoc xxd nghttp h2load curl jq node npm openssl; do
         command -v "$cmd" >/dev/null 2>&1 || m="$m $cmd"
     done
     /usr/bin/python3 -c 'import grpc, grpc_tools' >/dev/null 2>&1 || m="$m python3-grpcio"

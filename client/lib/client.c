@@ -19,6 +19,12 @@ struct sentra_client {
 
 int sentra_client_new(sentra_client_t **out, const sentra_client_opts_t *opts)
 {
+    return sentra_client_new_tls(out, opts, NULL);
+}
+
+int sentra_client_new_tls(sentra_client_t **out, const sentra_client_opts_t *opts,
+                          const sentra_tls_opts_t *tls)
+{
     *out = NULL;
     const char *addr = opts && opts->address ? opts->address : getenv("SENTRA_ADDR");
     if (addr && *addr) {
@@ -31,9 +37,11 @@ int sentra_client_new(sentra_client_t **out, const sentra_client_opts_t *opts)
         return SENTRA_ENOMEM;
     if (uv_loop_init(&c->loop) != 0)
         goto fail_free;
-    c->async = sentra_async_new(&c->loop, opts);
+    c->async = sentra_async_new_tls(&c->loop, opts, tls);
     if (!c->async)
         goto fail_loop;
+    /* A TLS file that could not be loaded is told from the start. */
+    snprintf(c->errmsg, sizeof c->errmsg, "%s", sentra_async_error_message(c->async));
     *out = c;
     return 0;
 

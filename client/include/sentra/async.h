@@ -48,6 +48,13 @@ typedef void (*sentra_async_close_cb)(sentra_async_t *a, void *arg);
  * out of memory. Close with sentra_async_close. */
 sentra_async_t *sentra_async_new(uv_loop_t *loop, const sentra_client_opts_t *opts);
 
+/* sentra_async_new with TLS settings (see sentra_client_new_tls in
+ * sentra.h; tls may be NULL). When the TLS files cannot be loaded the
+ * handle is still made; its calls fail with SENTRA_ETLS and
+ * sentra_async_error_message() says why. */
+sentra_async_t *sentra_async_new_tls(uv_loop_t *loop, const sentra_client_opts_t *opts,
+                                     const sentra_tls_opts_t *tls);
+
 /* Starts a call. req is packed before this returns (borrowed, not kept);
  * opts borrowed likewise. Returns the call's handle, valid until its
  * callback has returned, or NULL (and cb will never run) when an argument

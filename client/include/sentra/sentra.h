@@ -5,6 +5,12 @@
  * timeouts and (lazily) one connection to sentrad. Every call is blocking;
  * <sentra/async.h> offers the same calls on the caller's libuv loop.
  *
+ * TLS: an address "tls://host:port" (or sentra_tls_opts_t.enable) makes
+ * the connection TLS 1.2 or 1.3. The server's certificate is always
+ * verified: its chain against the system's trusted CAs, or the CA file in
+ * sentra_tls_opts_t.ca_file / $SENTRA_CA, and its name against the host
+ * connected to (sentra_tls_opts_t, below).
+ *
  * Messages are the protobuf-c types generated from proto/sentra/v1/ (one .proto per service)
  * (installed as <sentra/v1/NAME.pb-c.h>): Sentra__V1__Sentra and so on.
  *
@@ -55,7 +61,7 @@ extern "C" {
 #endif
 
 #define SENTRA_VERSION_MAJOR 0
-#define SENTRA_VERSION_MINOR 1
+#define SENTRA_VERSION_MINOR 2
 #define SENTRA_VERSION_PATCH 0
 
 /* ---------------------------------------------------------------- errors */
@@ -76,7 +82,8 @@ extern "C" {
     XX(ETOOBIG, -11, "request larger than the maximum frame size")             \
     XX(ESTATUS, -12, "the server answered with a non-OK status")               \
     XX(EIO, -13, "input/output error")                                         \
-    XX(ESYNC, -14, "the sync store callback failed")
+    XX(ESYNC, -14, "the sync store callback failed")                           \
+    XX(ETLS, -15, "TLS failed (certificate not accepted, or refused by the server)")
 
 typedef enum {
     SENTRA_EOK = 0,
@@ -137,9 +144,9 @@ int sentra_status_copy(sentra_status_t *dst, const sentra_status_t *src);
  * set what you need. Strings are copied by the functions that take the
  * struct; the struct may be freed right after. */
 typedef struct sentra_client_opts {
-    const char *address;          /* "host:port", "[::1]:port", "unix:/path" or
-                                     "/path"; NULL: $SENTRA_ADDR, else
-                                     "127.0.0.1:7600" */
+    const char *address;          /* "host:port", "[::1]:port", "tls://host:port",
+                                     "unix:/path" or "/path"; NULL:
+                                     $SENTRA_ADDR, else "127.0.0.1:7600" */
     const char *token;            /* NULL: $SENTRA_TOKEN; "" for none */
     unsigned connect_timeout_ms;  /* per connection attempt; default 5000 */
     unsigned default_deadline_ms; /* per call when the call names none;
@@ -175,6 +182,40 @@ typedef struct sentra_client sentra_client_t;
  * Returns 0, SENTRA_EINVAL, SENTRA_EADDR or SENTRA_ENOMEM; *out is NULL on
  * failure. Free with sentra_client_free. */
 int sentra_client_new(sentra_client_t **out, const sentra_client_opts_t *opts);
+
+/* TLS settings (libsentra 0.2). Initialize with sentra_tls_opts_init;
+ * strings are copied by the functions that take the struct. Files are PEM.
+ * A field added later comes with new functions, never by growing this
+ * struct under the old ones. */
+typedef struct sentra_tls_opts {
+    int enable;                   /* 1: TLS even when the address has no
+                                     "tls://" (which enables it too) */
+    const char *ca_file;          /* CAs to trust instead of the system's;
+                                     NULL: $SENTRA_CA, else the system store */
+    const char *cert_file;        /* client certificate for mutual TLS (leaf,
+                                     then chain); NULL: $SENTRA_CERT, else none */
+    const char *key_file;         /* its unencrypted key; NULL: $SENTRA_KEY,
+                                     else in cert_file */
+    const char *server_name;      /* the name the certificate must carry (and
+                                     SNI); NULL: the address' host */
+    int insecure_no_hostname_check; /* 1: DANGEROUS. Accepts a certificate the
+                                     trusted CA issued for ANY name, so anyone
+                                     holding one can pose as the server. The
+                                     chain is still verified. For tests. */
+} sentra_tls_opts_t;
+
+void sentra_tls_opts_init(sentra_tls_opts_t *tls);
+
+/* sentra_client_new with TLS settings (tls may be NULL: as
+ * sentra_client_new, which reads $SENTRA_CA, $SENTRA_CERT and $SENTRA_KEY
+ * for a tls:// address). TLS is used when tls->enable is set or the
+ * address starts with "tls://"; the files are loaded now. When they cannot
+ * be, the handle is still made (0 is returned), every call fails with
+ * SENTRA_ETLS, and sentra_client_error_message() says why from the start:
+ * check it when the files may be wrong. Other returns as
+ * sentra_client_new. */
+int sentra_client_new_tls(sentra_client_t **out, const sentra_client_opts_t *opts,
+                          const sentra_tls_opts_t *tls);
 
 /* Closes the connection, fails nothing (no call can be running: the API is
  * blocking) and frees the handle. NULL is a no-op. */
