@@ -5,6 +5,7 @@
 #   make test       build and run the whole test suite (own cluster and server)
 #   make asan       the same build with AddressSanitizer and UBSan (build-asan/)
 #   make stop       stop the private cluster started by `make run`
+#   make dev-cert   a local CA and certificates for trying TLS (var/tls)
 #   make destroy-db delete the private cluster (var/pg) and its data
 #   make install PREFIX=/usr/local
 #
@@ -15,8 +16,9 @@
 PREFIX     ?= /usr/local
 BUILD      ?= build
 CC         ?= cc
-PKGS        = libuv libprotobuf-c libpq
-CLI_PKGS    = libuv libprotobuf-c jansson
+PKGS        = libuv libprotobuf-c libpq libssl libcrypto
+SERVER_PKGS = libnghttp2 jansson
+CLI_PKGS    = libuv libprotobuf-c jansson libssl libcrypto
 TEST_PKGS   = cmocka
 
 WARN       := -Wall -Wextra -Wstrict-prototypes -Wno-unused-parameter -Wshadow
@@ -38,8 +40,10 @@ $(error missing packages: see the message above)
 endif
 endif
 
-PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) $(CLI_PKGS))
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) $(CLI_PKGS) $(SERVER_PKGS))
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS))
+# http-parser (Debian libhttp-parser-dev) ships no .pc file.
+SERVER_LIBS:= $(shell pkg-config --libs $(SERVER_PKGS)) -lhttp_parser
 CLI_LIBS   := $(shell pkg-config --libs $(CLI_PKGS)) -lcsv
 TEST_LIBS  := $(shell pkg-config --libs $(TEST_PKGS))
 
@@ -48,6 +52,21 @@ PROTOS     := $(wildcard proto/sentra/v1/*.proto)
 PB_C       := $(patsubst proto/%.proto,$(GEN)/%.pb-c.c,$(PROTOS))
 PB_H       := $(PB_C:.c=.h)
 DESC_C     := $(GEN)/descriptor_set.c
+PB_LIST    := $(GEN)/pb_messages.h
+
+# Standard .proto files the server implements or sends, compiled for the
+# server only: gRPC health and reflection (Debian grpc-proto), google.rpc's
+# Status and BadRequest (vendored in proto/google/rpc, see its README) and
+# protobuf's own Any and descriptor.proto (reflection reads descriptors).
+GRPC_PROTO_DIR ?= /usr/share/grpc-proto
+PB_INC     ?= /usr/include
+GRPC_PROTOS:= grpc/health/v1/health.proto grpc/reflection/v1/reflection.proto
+STD_PROTOS := $(GRPC_PROTOS) google/rpc/status.proto google/rpc/error_details.proto \
+              google/protobuf/any.proto google/protobuf/descriptor.proto
+STD_PB_C   := $(patsubst %.proto,$(GEN)/%.pb-c.c,$(STD_PROTOS))
+PB_H       += $(STD_PB_C:.c=.h)   # (install copies only our own, $(PB_C:.c=.h))
+# Served by reflection beside our own (clients look for them there).
+DESC_EXTRA := $(addprefix $(GRPC_PROTO_DIR)/,$(GRPC_PROTOS) grpc/reflection/v1alpha/reflection.proto)
 
 # server/ has rooms (docs/DESIGN.md): transport/ (bytes to calls), core/
 # (calls, methods, tokens), db/ (the pool, migrations), services/ (the
@@ -56,7 +75,9 @@ SERVER_DIRS:= server server/core server/transport server/db server/services
 INCS       := -I$(GEN) -Icommon $(addprefix -I,$(SERVER_DIRS)) -Iclient/include -Iclient/lib -Iclient/cli
 ALL_CFLAGS  = $(CFLAGS) $(INCS) $(PKG_CFLAGS)
 
-COMMON_SRC := $(wildcard common/*.c)
+# common/pbjson.c (proto3 JSON, on jansson) goes into sentrad and
+# sentra-cli but not into libsentra, which needs no JSON library.
+COMMON_SRC := $(filter-out common/pbjson.c,$(wildcard common/*.c))
 SERVER_SRC := $(filter-out server/main.c,$(foreach d,$(SERVER_DIRS),$(wildcard $(d)/*.c)))
 LIB_SRC    := $(wildcard client/lib/*.c)
 CLI_SRC    := $(wildcard client/cli/*.c)
@@ -66,8 +87,10 @@ TESTLIB_SRC:= $(wildcard tests/lib/*.c)
 
 obj = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
 PB_OBJ     := $(patsubst $(BUILD)/%.c,$(BUILD)/obj/%.o,$(PB_C))
+STD_PB_OBJ := $(patsubst $(BUILD)/%.c,$(BUILD)/obj/%.o,$(STD_PB_C))
 DESC_OBJ   := $(BUILD)/obj/gen/descriptor_set.o
 COMMON_OBJ := $(call obj,$(COMMON_SRC)) $(PB_OBJ)
+PBJSON_OBJ := $(call obj,common/pbjson.c)
 SERVER_OBJ := $(call obj,$(SERVER_SRC))
 LIB_OBJ    := $(call obj,$(LIB_SRC))
 CLI_OBJ    := $(call obj,$(CLI_SRC))
@@ -86,20 +109,35 @@ UNIT_BIN     := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRC))
 ITEST_BIN    := $(patsubst tests/integration/%.c,$(BUILD)/tests/%,$(ITEST_SRC))
 
 .PHONY: all run test valgrind-test asan asan-test stop destroy-db install clean bench fuzz demo-data \
-        regions-full national-data tests
+        regions-full national-data tests dev-cert
 all: $(SENTRAD) $(SENTRA_CLI) $(LIBSENTRA_A) $(LIBSENTRA_SO)
 
 # ---------------------------------------------------------------- codegen
 
 $(GEN)/%.pb-c.c $(GEN)/%.pb-c.h: proto/%.proto $(PROTOS)
 	@mkdir -p $(GEN)
-	protoc-c --c_out=$(GEN) -Iproto $<
+	protoc-c --c_out=$(GEN) -Iproto -I$(PB_INC) $<
 
-# The FileDescriptorSet served by the reflection method, as a C array.
-$(DESC_C): $(PROTOS)
+$(GEN)/grpc/%.pb-c.c $(GEN)/grpc/%.pb-c.h: $(GRPC_PROTO_DIR)/grpc/%.proto
 	@mkdir -p $(GEN)
-	protoc --include_imports --descriptor_set_out=$(GEN)/descriptor_set.bin -Iproto $(PROTOS)
+	protoc-c --c_out=$(GEN) -I$(GRPC_PROTO_DIR) $<
+
+$(GEN)/google/protobuf/%.pb-c.c $(GEN)/google/protobuf/%.pb-c.h: $(PB_INC)/google/protobuf/%.proto
+	@mkdir -p $(GEN)
+	protoc-c --c_out=$(GEN) -I$(PB_INC) $<
+
+# The FileDescriptorSet served by reflection (GetDescriptorSet, and gRPC's
+# ServerReflection), as a C array: our files, with gRPC health and reflection.
+$(DESC_C): $(PROTOS) $(DESC_EXTRA) Makefile
+	@mkdir -p $(GEN)
+	protoc --include_imports --descriptor_set_out=$(GEN)/descriptor_set.bin -Iproto \
+	    -I$(GRPC_PROTO_DIR) $(PROTOS) $(DESC_EXTRA)
 	scripts/bin2c.sh sentra__descriptor_set $(GEN)/descriptor_set.bin > $@
+
+# Every top-level message, for tests that go over all of them.
+$(PB_LIST): $(PROTOS) scripts/pb-messages.sh
+	@mkdir -p $(GEN)
+	scripts/pb-messages.sh $(PROTOS) > $@
 
 # ---------------------------------------------------------------- objects
 
@@ -124,7 +162,7 @@ $(LIBSENTRA_SO): $(LIB_OBJ) $(COMMON_OBJ) client/libsentra.sym
 	$(CC) -shared -Wl,-soname,libsentra.so.1 -Wl,--version-script=client/libsentra.sym \
 	    $(LDFLAGS) -o $@ $(LIB_OBJ) $(COMMON_OBJ) $(PKG_LIBS)
 
-$(LIBSERVER_A): $(SERVER_OBJ) $(DESC_OBJ)
+$(LIBSERVER_A): $(SERVER_OBJ) $(DESC_OBJ) $(STD_PB_OBJ) $(PBJSON_OBJ)
 	@mkdir -p $(dir $@)
 	rm -f $@ && ar rcs $@ $^
 
@@ -132,18 +170,18 @@ $(LIBSERVER_A): $(SERVER_OBJ) $(DESC_OBJ)
 
 $(SENTRAD): $(BUILD)/obj/server/main.o $(LIBSERVER_A) $(COMMON_OBJ)
 	@mkdir -p $(dir $@)
-	$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS) -lm
+	$(CC) $(LDFLAGS) -o $@ $^ $(SERVER_LIBS) $(PKG_LIBS) -lm
 
-$(SENTRA_CLI): $(CLI_OBJ) $(LIBSENTRA_A)
+$(SENTRA_CLI): $(CLI_OBJ) $(PBJSON_OBJ) $(LIBSENTRA_A)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(CLI_LIBS) -lm
 
 # ---------------------------------------------------------------- tests
 
-$(BUILD)/tests/%: tests/unit/%.c $(LIBSERVER_A) $(LIBSENTRA_A) $(TESTLIB_OBJ) $(PB_H)
+$(BUILD)/tests/%: tests/unit/%.c $(LIBSERVER_A) $(LIBSENTRA_A) $(TESTLIB_OBJ) $(PB_H) $(PB_LIST)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -Itests/lib -o $@ $< $(TESTLIB_OBJ) $(LIBSERVER_A) $(LIBSENTRA_A) \
-	    $(LDFLAGS) $(PKG_LIBS) $(TEST_LIBS) -lm
+	    $(LDFLAGS) $(SERVER_LIBS) $(PKG_LIBS) $(TEST_LIBS) -lm
 
 $(BUILD)/tests/%: tests/integration/%.c $(LIBSENTRA_A) $(TESTLIB_OBJ) $(PB_H)
 	@mkdir -p $(dir $@)
@@ -152,7 +190,11 @@ $(BUILD)/tests/%: tests/integration/%.c $(LIBSENTRA_A) $(TESTLIB_OBJ) $(PB_H)
 
 tests: all $(UNIT_BIN) $(ITEST_BIN)
 
+# scripts/deps.sh --web installs what the dashboard's tests need (node,
+# Chromium, selenium) where it can; where it cannot, the browser test says
+# why and is counted as skipped.
 test: tests
+	@scripts/deps.sh --web || echo "make test: the browser test will be skipped (see above)"
 	BUILD=$(BUILD) SENTRAD=$(SENTRAD) SENTRA_CLI=$(SENTRA_CLI) scripts/run-tests.sh
 
 # The suite with every test program and every sentrad under valgrind's
@@ -176,6 +218,11 @@ run: all
 
 stop:
 	scripts/pgcluster.sh stop var/pg
+
+# A local CA, a server certificate for localhost and a client certificate
+# in var/tls (scripts/dev-cert.sh; never for production: docs/DEPLOY.md).
+dev-cert:
+	scripts/dev-cert.sh var/tls
 
 destroy-db:
 	scripts/pgcluster.sh destroy var/pg
@@ -208,11 +255,11 @@ install: all
 	ln -sf libsentra.so.1 $(DESTDIR)$(PREFIX)/lib/libsentra.so
 	install -m 644 client/include/sentra/*.h $(DESTDIR)$(PREFIX)/include/sentra/
 	install -d $(DESTDIR)$(PREFIX)/include/sentra/v1
-	install -m 644 $(PB_H) $(DESTDIR)$(PREFIX)/include/sentra/v1/
+	install -m 644 $(PB_C:.c=.h) $(DESTDIR)$(PREFIX)/include/sentra/v1/
 	install -m 755 $(SENTRAD) $(SENTRA_CLI) $(DESTDIR)$(PREFIX)/bin/
 	sed -e 's|@PREFIX@|$(PREFIX)|g' client/sentra.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/sentra.pc
 
 clean:
 	rm -rf build build-asan bin
 
--include bench/bench.mk tests/fuzz/fuzz.mk
+-include bench/bench.mk tests/fuzz/fuzz.mk tests/ha/ha.mk

@@ -8,6 +8,12 @@
 LOADGEN := $(BUILD)/bench/loadgen
 BENCH_ARGS ?=
 
+# The stock gRPC server of the gRPC rows (bench/grpcpp_ping.cc): gRPC C++
+# from Debian (libgrpc++-dev, protobuf-compiler-grpc), the same system.proto.
+GRPCPP_DIR  := $(BUILD)/bench/grpcpp
+GRPCPP_PING := $(GRPCPP_DIR)/grpcpp_ping
+CXX         ?= c++
+
 .PHONY: loadgen
 loadgen: $(LOADGEN)
 
@@ -15,6 +21,15 @@ $(LOADGEN): bench/loadgen.c $(COMMON_OBJ) $(PB_H)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -o $@ bench/loadgen.c $(COMMON_OBJ) $(LDFLAGS) $(PKG_LIBS) -lm
 
-bench: all $(LOADGEN)
+bench: all $(LOADGEN) $(GRPCPP_PING)
 	scripts/deps.sh --bench
-	LOADGEN=$(LOADGEN) SENTRAD=$(SENTRAD) bench/run.sh $(BENCH_ARGS) | tee $(BUILD)/bench/last.md
+	LOADGEN=$(LOADGEN) SENTRAD=$(SENTRAD) GRPCPP_PING=$(GRPCPP_PING) bench/run.sh $(BENCH_ARGS) | tee $(BUILD)/bench/last.md
+
+$(GRPCPP_PING): bench/grpcpp_ping.cc proto/sentra/v1/system.proto
+	scripts/deps.sh --bench
+	@mkdir -p $(GRPCPP_DIR)
+	protoc -Iproto --cpp_out=$(GRPCPP_DIR) --grpc_out=$(GRPCPP_DIR) \
+	    --plugin=protoc-gen-grpc=$$(command -v grpc_cpp_plugin) proto/sentra/v1/system.proto
+	$(CXX) -O2 -std=c++17 -I$(GRPCPP_DIR) -o $@ bench/grpcpp_ping.cc \
+	    $(GRPCPP_DIR)/sentra/v1/system.pb.cc $(GRPCPP_DIR)/sentra/v1/system.grpc.pb.cc \
+	    $$(pkg-config --cflags --libs grpc++ protobuf)

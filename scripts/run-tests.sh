@@ -20,10 +20,12 @@
 #   SENTRA_PG_FAST=1     the cluster runs without fsync
 #
 # Counting: cmocka's "[  PASSED  ] N test(s)." and "[  FAILED  ] N test(s)"
-# summaries, and a shell test's "N passed, N failed" line. A program that
-# exits non-zero (or crashes, or times out) without reporting a failure
-# counts as one failed test. The last line is "N passed, N failed"; the exit
-# status is non-zero when anything failed.
+# summaries, and a shell test's "N passed, N failed" line (", N skipped" may
+# follow: a test that cannot run here, such as the browser test without a
+# browser, says why and counts as skipped). A program that exits non-zero
+# (or crashes, or times out) without reporting a failure counts as one
+# failed test. The last line is "N passed, N failed" (", N skipped" when
+# any were); the exit status is non-zero when anything failed.
 #
 # VALGRIND=1 (`make valgrind-test`) runs every test program and every
 # sentrad under valgrind's memcheck: any error or leak (definite or
@@ -168,7 +170,9 @@ fi
 
 PASSED=0
 FAILED=0
+SKIPPED=0
 declare -a FAILURES=()
+declare -a SKIPS=()
 
 # run_one NAME CMD...: runs a test program in its own process group with a
 # time limit, shows its output, and adds its counts.
@@ -187,6 +191,7 @@ run_one() {
     cat "$out"
 
     p=0 f=0
+    local sk=0
     local kind=cmocka
     case "$name" in *.sh) kind=shell ;; esac
     if [ $kind = cmocka ]; then
@@ -194,11 +199,12 @@ run_one() {
         f=$(sed -n 's/^\[  FAILED  \] \([0-9][0-9]*\) test(s).*/\1/p' "$out" | awk '{s+=$1} END {print s+0}')
     else
         local last
-        last=$(grep -E '^[0-9]+ passed, [0-9]+ failed$' "$out" | tail -1)
+        last=$(grep -E '^[0-9]+ passed, [0-9]+ failed(, [0-9]+ skipped)?$' "$out" | tail -1)
         if [ -n "$last" ]; then
             p=${last%% passed*}
             f=${last#*passed, }
-            f=${f%% failed}
+            f=${f%% failed*}
+            case "$last" in *skipped) sk=${last##*failed, }; sk=${sk%% skipped} ;; esac
         fi
     fi
     if [ "$rc" = 124 ] || [ "$rc" = 137 ]; then
@@ -210,13 +216,15 @@ run_one() {
         # Crashed, timed out, or failed without a summary.
         f=1
         echo "run-tests: $name exited with status $rc" >&2
-    elif [ "$rc" = 0 ] && [ "$p" = 0 ] && [ "$f" = 0 ]; then
+    elif [ "$rc" = 0 ] && [ "$p" = 0 ] && [ "$f" = 0 ] && [ "$sk" = 0 ]; then
         f=1
         echo "run-tests: $name reported no results" >&2
     fi
     PASSED=$((PASSED + p))
     FAILED=$((FAILED + f))
+    SKIPPED=$((SKIPPED + sk))
     [ "$f" != 0 ] && FAILURES+=("$name ($f)")
+    [ "$sk" != 0 ] && SKIPS+=("$name ($sk)")
     return 0
 }
 
@@ -274,5 +282,10 @@ echo
 if [ ${#FAILURES[@]} -gt 0 ]; then
     echo "failed: ${FAILURES[*]}"
 fi
-echo "$PASSED passed, $FAILED failed"
+if [ ${#SKIPS[@]} -gt 0 ]; then
+    echo "skipped: ${SKIPS[*]}"
+    echo "$PASSED passed, $FAILED failed, $SKIPPED skipped"
+else
+    echo "$PASSED passed, $FAILED failed"
+fi
 [ "$FAILED" = 0 ]

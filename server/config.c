@@ -35,8 +35,26 @@ static const struct opt opts[] = {
     { "migrations", "SENTRA_MIGRATIONS", OPT_STR, F(migrations_dir), NULL, 0, 0,
       "migrations directory (default: migrations/ beside bin/)" },
     { "db-pool", "SENTRA_DB_POOL", OPT_INT, F(db_pool_size), "4", 1, 256, "PostgreSQL connections" },
+    { "db-read", "SENTRA_DB_READ_URL", OPT_STR, F(db_read_url), NULL, 0, 0,
+      "a hot standby for statistics, lists and pulls (conninfo; target_session_attrs=prefer-standby)" },
+    { "db-read-max-lag", "SENTRA_DB_READ_MAX_LAG_MS", OPT_INT, F(db_read_max_lag_ms), "5000", 0, 3600000,
+      "reads marked sentra-consistency: bounded accept this much staleness from the standby, ms" },
+    { "db-read-wait", "SENTRA_DB_READ_WAIT_MS", OPT_INT, F(db_read_wait_ms), "250", 0, 60000,
+      "other reads wait this long for the standby to replay the primary's position, then go to the primary, ms" },
     { "db-pipeline", "SENTRA_DB_PIPELINE", OPT_INT, F(db_pipeline_depth), "16", 1, 1024,
       "queries in flight per PostgreSQL connection" },
+    { "db-statement-timeout", "SENTRA_DB_STATEMENT_TIMEOUT_MS", OPT_INT, F(db_statement_timeout_ms), "60000",
+      0, INT_MAX, "statement_timeout of the server's database sessions, ms (0: the database's own)" },
+    { "db-connect-timeout", "SENTRA_DB_CONNECT_TIMEOUT_MS", OPT_INT, F(db_connect_timeout_ms), "10000",
+      100, INT_MAX, "give up on a database address after this long, ms (connect_timeout in --db wins)" },
+    { "db-stall-timeout", "SENTRA_DB_STALL_TIMEOUT_MS", OPT_INT, F(db_stall_timeout_ms), "75000", 100,
+      INT_MAX, "break a database connection whose queries get no answer this long, ms" },
+    { "db-queue", "SENTRA_DB_QUEUE", OPT_INT, F(db_queue_max), "10000", 1, INT_MAX,
+      "queries waiting for a database connection, at most (RESOURCE_EXHAUSTED beyond)" },
+    { "db-queue-bytes", "SENTRA_DB_QUEUE_BYTES", OPT_INT, F(db_queue_bytes), "67108864", 1024, INT_MAX,
+      "parameter bytes of the queries waiting, at most (RESOURCE_EXHAUSTED beyond)" },
+    { "db-prepared", "SENTRA_DB_PREPARED", OPT_INT, F(db_prepared_max), "128", 1, 65536,
+      "prepared statements kept per database connection (least recently used go)" },
     { "max-frame", "SENTRA_MAX_FRAME", OPT_INT, F(max_frame), "4194304", 1024, 16777215,
       "largest frame payload (and gRPC message) accepted, bytes (at most 16 MiB - 1)" },
     { "max-connections", "SENTRA_MAX_CONNECTIONS", OPT_INT, F(max_connections), "20000", 1, 1000000,
@@ -49,6 +67,8 @@ static const struct opt opts[] = {
       "ping a silent client this often; close when no pong within as long, ms" },
     { "default-deadline", "SENTRA_DEFAULT_DEADLINE_MS", OPT_INT, F(default_deadline_ms), "30000", 1,
       INT_MAX, "deadline of requests that name none, ms" },
+    { "max-deadline", "SENTRA_MAX_DEADLINE_MS", OPT_INT, F(max_deadline_ms), "300000", 1, INT_MAX,
+      "longest deadline a request gets, ms (a longer one is cut to this)" },
     { "grace", "SENTRA_GRACE_MS", OPT_INT, F(grace_ms), "10000", 0, INT_MAX,
       "on SIGTERM/SIGINT, time given to requests in flight, ms" },
     { "no-migrate", "SENTRA_NO_MIGRATE", OPT_NOBOOL, F(migrate), NULL, 0, 0,
@@ -59,6 +79,22 @@ static const struct opt opts[] = {
       "log one line per request: method, status, duration" },
     { "log-level", "SENTRA_LOG_LEVEL", OPT_STR, F(log_level), "info", 0, 0, "debug, info, warn or error" },
     { "port-file", NULL, OPT_STR, F(port_file), NULL, 0, 0, "write the bound TCP port to this file" },
+    { "web-root", "SENTRA_WEB_ROOT", OPT_STR, F(web_root), NULL, 0, 0,
+      "static files served over HTTP at / (default: web/ beside bin/), read at start" },
+    { "cors-origin", "SENTRA_CORS_ORIGIN", OPT_STR, F(cors_origin), NULL, 0, 0,
+      "origins whose web pages may call the HTTP API (comma-separated; default none)" },
+    { "http-request-timeout", "SENTRA_HTTP_REQUEST_TIMEOUT_MS", OPT_INT, F(http_request_timeout_ms), "30000",
+      100, INT_MAX, "an HTTP request's headers and body must arrive within this long, ms" },
+    { "tls-cert", "SENTRA_TLS_CERT", OPT_STR, F(tls_cert), NULL, 0, 0,
+      "serve TLS with this PEM certificate (leaf first, then its chain); reloaded on SIGHUP" },
+    { "tls-key", "SENTRA_TLS_KEY", OPT_STR, F(tls_key), NULL, 0, 0,
+      "the certificate's unencrypted PEM private key (default: in the --tls-cert file)" },
+    { "tls-client-ca", "SENTRA_TLS_CLIENT_CA", OPT_STR, F(tls_client_ca), NULL, 0, 0,
+      "mutual TLS: require a client certificate issued by this PEM CA (the token is still required); implies --tls-only" },
+    { "tls-only", "SENTRA_TLS_ONLY", OPT_BOOL, F(tls_only), NULL, 0, 0,
+      "refuse plaintext connections on TCP (the Unix socket stays plaintext)" },
+    { "tls-handshake-timeout", "SENTRA_TLS_HANDSHAKE_TIMEOUT_MS", OPT_INT, F(tls_handshake_timeout_ms), "10000",
+      100, 600000, "close a connection whose TLS handshake has not finished after this long, ms" },
 };
 
 #define NOPTS (sizeof(opts) / sizeof(opts[0]))
@@ -215,6 +251,18 @@ int config_load(config_t *cfg, int argc, char **argv, int *nrest)
             return -1;
     }
     *nrest = out - 1;
+
+    /* TLS settings that only make sense together. */
+    int tls = cfg->tls_cert != NULL && cfg->tls_cert[0];
+    if (!tls && ((cfg->tls_key != NULL && cfg->tls_key[0]) || (cfg->tls_client_ca != NULL && cfg->tls_client_ca[0]) ||
+                 cfg->tls_only)) {
+        fprintf(stderr, "sentrad: --tls-key, --tls-client-ca and --tls-only need --tls-cert\n");
+        return -1;
+    }
+    /* A client certificate that plaintext could go around would prove
+     * nothing. */
+    if (cfg->tls_client_ca != NULL && cfg->tls_client_ca[0])
+        cfg->tls_only = 1;
     return 0;
 }
 
@@ -246,7 +294,9 @@ void config_usage(const char *prog)
     printf("  %-26s %s\n", "--help", "this text");
     printf("  %-26s %s\n", "--version", "print the version");
     printf("\nPrecedence: flags, then environment, then the config file, then defaults.\n"
-           "Signals: SIGTERM or SIGINT stop gracefully (GOAWAY, then --grace for requests in flight).\n");
+           "Signals: SIGTERM or SIGINT stop gracefully (GOAWAY, then --grace for requests in flight);\n"
+           "SIGHUP reloads the TLS certificate, key and client CA (open connections stay; a bad\n"
+           "new certificate is refused and the old one kept).\n");
 }
 
 void config_free(config_t *cfg)

@@ -25,6 +25,7 @@
 #include "server.h"
 #include "token_cli.h"
 #include "version.h"
+#include "web.h"
 
 /* The directory holding the sentrad binary's parent (the source tree when
  * run from bin/), for finding scripts/ and migrations/. */
@@ -129,6 +130,12 @@ static int cmd_serve(config_t *cfg, const char *conninfo)
     if (run_migrations(cfg, conninfo, cfg->migrate) != 0)
         return 1;
 
+    if (cfg->web_root == NULL) {
+        char tree[PATH_MAX], web[PATH_MAX + 8];
+        tree_dir(tree, sizeof(tree));
+        snprintf(web, sizeof(web), "%s/web", tree);
+        cfg->web_root = strdup(web);
+    }
     uv_loop_t *loop = uv_default_loop();
     server_t srv;
     if (server_start(&srv, loop, cfg, conninfo) != 0) {
@@ -139,6 +146,7 @@ static int cmd_serve(config_t *cfg, const char *conninfo)
     }
     uv_run(loop, UV_RUN_DEFAULT);
     auth_cache_free(srv.auth);
+    web_free(srv.web);
     uv_loop_close(loop);
     return 0;
 }
@@ -172,10 +180,13 @@ int main(int argc, char **argv)
 {
     config_t cfg;
     int nrest = 0;
-    if (config_load(&cfg, argc, argv, &nrest) != 0)
+    if (config_load(&cfg, argc, argv, &nrest) != 0) {
+        config_free(&cfg);  /* what was set before the refused setting */
         return 2;
+    }
     if (log_set_level(cfg.log_level) != 0) {
         fprintf(stderr, "sentrad: unknown log level \"%s\"\n", cfg.log_level);
+        config_free(&cfg);
         return 2;
     }
     const char *cmd = nrest > 0 ? argv[1] : "serve";

@@ -1,8 +1,9 @@
 /*
  * token_cli.c: token secrets and `sentrad token create|list|revoke`.
  *
- * The secret is shown once; PostgreSQL keeps only sha256(secret), which is
- * exactly what auth.c looks tokens up by. Blocking libpq is fine here: this
+ * The secret is shown once; PostgreSQL keeps only sha256(secret), computed
+ * here with auth.c's auth_digest (the one the server looks tokens up by),
+ * so the secret itself never reaches the database. Blocking libpq is fine here: this
  * runs as a one-shot command, outside the event loop.
  */
 #include "token_cli.h"
@@ -14,6 +15,9 @@
 #include <sys/random.h>
 
 #include <libpq-fe.h>
+#include <openssl/crypto.h>
+
+#include "auth.h"
 
 /* ---------------------------------------------------------------- secrets */
 
@@ -51,7 +55,7 @@ int sentra__token_secret(char *out, size_t cap)
     if (bits > 0)
         out[o++] = b32[(buf << (5 - bits)) & 31];
     out[o] = '\0';
-    memset(raw, 0, sizeof raw);
+    OPENSSL_cleanse(raw, sizeof raw);
     return 0;
 }
 
@@ -104,10 +108,16 @@ static int cmd_create(PGconn *db, const char *role, const char *region, const ch
         fprintf(stderr, "sentrad token create: no randomness available: %s\n", strerror(errno));
         return 1;
     }
-    const char *v[4] = {secret, role, region, label ? label : ""};
+    /* Only the SHA-256 goes to PostgreSQL, computed here as the server's
+     * lookup does (auth.c): the secret never appears in a statement. */
+    uint8_t digest[AUTH_DIGEST_LEN];
+    char hash[AUTH_DIGEST_PARAM_LEN];
+    auth_digest(secret, digest);
+    auth_digest_param(digest, hash);
+    const char *v[4] = {hash, role, region, label ? label : ""};
     PGresult *res = PQexecParams(db,
         "INSERT INTO api_token (secret_hash, role, region_code, label) "
-        "VALUES (sha256(convert_to($1, 'UTF8')), $2, $3, $4) "
+        "VALUES ($1::bytea, $2, $3, $4) "
         "RETURNING id, role, coalesce(region_code, ''), label",
         4, NULL, v, NULL, NULL, 0);
     if (PQresultStatus(res) != PGRES_TUPLES_OK) {
@@ -117,6 +127,7 @@ static int cmd_create(PGconn *db, const char *role, const char *region, const ch
         else
             print_error("create", res, db);
         PQclear(res);
+        OPENSSL_cleanse(secret, sizeof secret);
         return 1;
     }
     fprintf(stderr, "created token %s role=%s region=%s label=\"%s\"\n"
@@ -127,7 +138,7 @@ static int cmd_create(PGconn *db, const char *role, const char *region, const ch
     printf("%s\n", secret);
     fflush(stdout);
     PQclear(res);
-    memset(secret, 0, sizeof secret);
+    OPENSSL_cleanse(secret, sizeof secret);
     return 0;
 }
 

@@ -2,8 +2,9 @@
  * call.c: the life of one request, from a decoded envelope to its answer
  * (see call.h for the handler's side of the contract).
  *
- *   call_start  -> method lookup -> payload decode -> deadline timer
- *               -> token check (cache, else one query) -> handler
+ *   call_start  -> method lookup -> token check (cache, else one query,
+ *                  the payload's bytes kept meanwhile) -> payload decode
+ *                  (within a budget) -> deadline timer -> handler
  *   handler     -> call_query ... -> call_reply / call_fail
  *   answer      -> call_answer_t handed to the transport's sink, which
  *                  encodes it (transport/native.c: a RESPONSE frame)
@@ -22,7 +23,9 @@
 #include "call.h"
 #include "log.h"
 #include "methods.h"
+#include "pbjson.h"
 #include "pbscan.h"
+#include "replica.h"
 #include "server.h"
 #include "token_cli.h"
 #include "utf8.h"
@@ -42,9 +45,18 @@ struct call_cleanup {
 #define MAX_IDEMPOTENCY_KEY 128
 #define MAX_MD_ENTRIES 64              /* metadata entries kept for a call */
 #define MAX_MD_BYTES (16 * 1024)       /* and their bytes */
+/* What decoding a JSON request of len bytes may allocate, the parsed
+ * document and the message together: legitimate requests take about 5
+ * times their length; "[{},{},...]" would take 100. */
+#define JSON_DECODE_MEMORY(len) ((size_t)1024 * 1024 + 16 * (size_t)(len))
+
+static void pending_release(call_t *c);
+static void mem_release(call_t *c, size_t n);
 
 static void call_free(call_t *c)
 {
+    pending_release(c);
+    mem_release(c, c->mem);
     if (c->msg != NULL)
         protobuf_c_message_free_unpacked(c->msg, NULL);
     while (c->cleanups != NULL) {
@@ -610,6 +622,8 @@ static void on_query(void *arg, int status, PGresult *res)
             call_db_cb cb = c->query_cb;
             c->query_cb = NULL;
             cb(c, res);
+        } else if (status == DB_EXHAUSTED) {
+            call_fail(c, SENTRA_RESOURCE_EXHAUSTED, "server busy: too many queries wait for the database; retry later");
         } else {
             call_fail(c, SENTRA_UNAVAILABLE, "database unavailable");
         }
@@ -627,30 +641,178 @@ void call_query(call_t *c, db_stmt_t *stmt, int nparams,
     c->query = db_query(c->srv->db, stmt, nparams, values, on_query, c);
 }
 
-struct ahead {
-    db_query_t *q;
-    call_ahead_cb cb;
-    void *arg;
+/*
+ * Reads a standby may serve (--db-read, server/db/replica.h). The router
+ * may take a moment to choose (a LATEST read waits for the standby to
+ * replay what the primary had when it arrived), so the statement and its
+ * values are kept until then. A read the standby could not run (down,
+ * or cancelled there for a conflict with recovery, 40001) runs again on
+ * the primary: a read is safe to run twice.
+ */
+struct read_q {
+    call_t *c;               /* NULL for a read-ahead */
+    db_stmt_t *stmt;
+    int nparams;
+    char **values;           /* copies */
+    int on_replica;          /* the query in flight runs on the standby */
+    db_pool_t *primary;      /* read-ahead: where a failed standby read goes */
+    db_query_t *q;           /* read-ahead: its query, for the result */
+    call_ahead_cb ahead_cb;  /* read-ahead: the continuation */
+    void *ahead_arg;
 };
+
+static int read_mode(const call_t *c)
+{
+    /* A pull's cursor may come from the primary: an older standby could
+     * not place it (docs/SYNC.md, "xmax"), so pulls (and streams) never
+     * take staleness. */
+    if (c->method != NULL && (c->method->input == &sentra__v1__pull_changes_request__descriptor ||
+                              c->method->input == &sentra__v1__stream_changes_request__descriptor))
+        return REPLICA_LATEST;
+    const char *v = call_metadata(c, "sentra-consistency");
+    return v != NULL && strcmp(v, "bounded") == 0 ? REPLICA_BOUNDED : REPLICA_LATEST;
+}
+
+/* Whether a failed standby read should run again on the primary. */
+static int read_retry(const struct read_q *rq, int status, PGresult *res)
+{
+    if (!rq->on_replica)
+        return 0;
+    if (status == DB_UNAVAILABLE)
+        return 1;
+    if (status != DB_OK || res == NULL)
+        return 0;
+    const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+    return state != NULL && (strcmp(state, "40001") == 0 || strncmp(state, "08", 2) == 0 ||
+                             strcmp(state, "57P01") == 0);
+}
+
+static void ahead_free(struct read_q *rq);
+
+static void on_query_read(void *arg, int status, PGresult *res)
+{
+    struct read_q *rq = arg;
+    call_t *c = rq->c;
+    c->query = NULL;
+    if (!(c->flags & CALL_F_ANSWERED) && read_retry(rq, status, res)) {
+        rq->on_replica = 0;
+        c->query = db_query(c->srv->db, rq->stmt, rq->nparams, (const char *const *)rq->values,
+                            on_query_read, rq);
+        return;    /* the reference passes to the new query */
+    }
+    ahead_free(rq);  /* the pool is done with the statement's values */
+    on_query(c, status, res);
+}
+
+static void on_routed(void *arg, db_pool_t *pool, int on_replica)
+{
+    struct read_q *rq = arg;
+    call_t *c = rq->c;
+    if (pool == NULL || (c->flags & CALL_F_ANSWERED)) {
+        ahead_free(rq);
+        call_unref(c);
+        return;
+    }
+    rq->on_replica = on_replica;
+    c->query = db_query(pool, rq->stmt, rq->nparams, (const char *const *)rq->values,
+                        on_query_read, rq);
+}
+
+static char **copy_values(call_t *c, int nparams, const char *const *values)
+{
+    char **v = c != NULL ? call_alloc(c, (size_t)(nparams + 1) * sizeof(char *))
+                         : calloc((size_t)nparams + 1, sizeof(char *));
+    if (v == NULL)
+        abort();
+    for (int i = 0; i < nparams; i++) {
+        if (values[i] == NULL)
+            continue;
+        v[i] = c != NULL ? call_strdup(c, values[i]) : strdup(values[i]);
+        if (v[i] == NULL)
+            abort();
+    }
+    return v;
+}
+
+void call_query_read(call_t *c, db_stmt_t *stmt, int nparams,
+                     const char *const *values, call_db_cb cb)
+{
+    if (c->srv->replica == NULL) {
+        call_query(c, stmt, nparams, values, cb);
+        return;
+    }
+    if (c->flags & CALL_F_ANSWERED)
+        return;
+    /* malloc'ed, not call memory, and freed when the query is done: a
+     * stream (StreamChanges) reads again and again for as long as it is
+     * open, and its call memory would grow with every read. */
+    struct read_q *rq = calloc(1, sizeof(*rq));
+    if (rq == NULL)
+        abort();
+    rq->c = c;
+    rq->stmt = stmt;
+    rq->nparams = nparams;
+    rq->values = copy_values(NULL, nparams, values);
+    c->refs++;
+    c->query_cb = cb;
+    replica_route(c->srv->replica, read_mode(c), on_routed, rq);
+}
+
+static void ahead_free(struct read_q *rq)
+{
+    for (int i = 0; i < rq->nparams; i++)
+        free(rq->values[i]);
+    free(rq->values);
+    free(rq);
+}
+
+static void on_ahead(void *arg, int status, PGresult *res);
+
+static void ahead_run(struct read_q *rq, db_pool_t *pool, int on_replica)
+{
+    rq->on_replica = on_replica;
+    /* db_query never calls back before it returns: rq->q is set in time. */
+    rq->q = db_query(pool, rq->stmt, rq->nparams, (const char *const *)rq->values, on_ahead, rq);
+}
 
 static void on_ahead(void *arg, int status, PGresult *res)
 {
-    struct ahead *a = arg;
-    (void)res;
-    a->cb(a->arg, status == DB_OK ? db_query_take_result(a->q) : NULL);
-    free(a);
+    struct read_q *rq = arg;
+    if (read_retry(rq, status, res)) {
+        ahead_run(rq, rq->primary, 0);
+        return;
+    }
+    rq->ahead_cb(rq->ahead_arg, status == DB_OK ? db_query_take_result(rq->q) : NULL);
+    ahead_free(rq);
+}
+
+static void on_ahead_routed(void *arg, db_pool_t *pool, int on_replica)
+{
+    struct read_q *rq = arg;
+    if (pool == NULL) {
+        rq->ahead_cb(rq->ahead_arg, NULL);
+        ahead_free(rq);
+        return;
+    }
+    ahead_run(rq, pool, on_replica);
 }
 
 void call_query_ahead(call_t *c, db_stmt_t *stmt, int nparams,
                       const char *const *values, call_ahead_cb cb, void *arg)
 {
-    struct ahead *a = malloc(sizeof *a);
-    if (a == NULL)
+    struct read_q *rq = calloc(1, sizeof *rq);
+    if (rq == NULL)
         abort();
-    a->cb = cb;
-    a->arg = arg;
-    /* db_query never calls back before it returns: a->q is set in time. */
-    a->q = db_query(c->srv->db, stmt, nparams, values, on_ahead, a);
+    rq->stmt = stmt;
+    rq->nparams = nparams;
+    rq->values = copy_values(NULL, nparams, values);
+    rq->primary = c->srv->db;
+    rq->ahead_cb = cb;
+    rq->ahead_arg = arg;
+    if (c->srv->replica == NULL)
+        ahead_run(rq, c->srv->db, 0);
+    else
+        replica_route(c->srv->replica, read_mode(c), on_ahead_routed, rq);
 }
 
 /* ---------------------------------------------------------------- helpers */
@@ -722,12 +884,19 @@ static void dispatch(call_t *c)
             return;
         }
     }
+    if (c->sink->ready != NULL && c->sink_arg != NULL && c->sink->ready(c)) {
+        /* The transport answered by itself (call_sink_t.ready). */
+        finish(c, SENTRA_OK);
+        return;
+    }
     m->handler(c);
 }
 
+/* The token lookup: $1 is the SHA-256 of the secret (auth_digest_param),
+ * so the secret itself never reaches PostgreSQL. Columns: id, role, region. */
 static db_stmt_t auth_stmt = {
     "SELECT id, role, coalesce(region_code, '') FROM api_token"
-    " WHERE secret_hash = sha256(convert_to($1, 'UTF8')) AND revoked_at IS NULL",
+    " WHERE secret_hash = $1::bytea AND revoked_at IS NULL",
     0, 1
 };
 
@@ -762,6 +931,8 @@ static const char *call_secret(const call_request_t *req)
     return NULL;
 }
 
+static int decode(call_t *c, int codec, const uint8_t *data, size_t len);
+
 static void on_auth(call_t *c, PGresult *res)
 {
     if (call_db_error(c, res))
@@ -773,8 +944,15 @@ static void on_auth(call_t *c, PGresult *res)
     snprintf(c->auth.token_id, sizeof(c->auth.token_id), "%s", PQgetvalue(res, 0, 0));
     c->auth.role = auth_role_from_name(PQgetvalue(res, 0, 1));
     snprintf(c->auth.region, sizeof(c->auth.region), "%s", PQgetvalue(res, 0, 2));
-    auth_cache_put(c->srv->auth, c->secret, uv_hrtime() / 1000000, &c->auth);
-    dispatch(c);
+    /* Cached only if no revocation (nor loss of notifications) was handled
+     * since the lookup left: its snapshot may predate a revocation whose
+     * NOTIFY has already emptied the cache. This call itself goes on: the
+     * token was valid when the lookup ran. */
+    auth_cache_put(c->srv->auth, c->digest, c->auth_gen, uv_hrtime() / 1000000, &c->auth);
+    int r = decode(c, c->pending_codec, c->pending, c->pending_len);
+    pending_release(c);
+    if (r == 0)
+        dispatch(c);
 }
 
 /* Arms the deadline timer of a call that is still waiting for something. */
@@ -798,7 +976,7 @@ void call_start(call_t *c, const call_request_t *req)
      * start() returns: only a call still waiting needs a deadline timer. */
     c->refs++;
     start(c, req);
-    if (!(c->flags & CALL_F_ANSWERED) && c->timer == NULL)
+    if (!(c->flags & CALL_F_ANSWERED) && c->timer == NULL && c->deadline_ns != CALL_NO_DEADLINE)
         arm_deadline(c);
     call_unref(c);
 }
@@ -840,22 +1018,101 @@ static int keep_metadata(call_t *c, const call_request_t *req)
     return 0;
 }
 
-/* Decodes the request message in the method's type; NULL when it is not
- * one (reason in err). */
-static ProtobufCMessage *decode(call_t *c, const call_request_t *req, char *err, size_t errlen)
+/* ---------------------------------------------------------------- request memory */
+
+/*
+ * What requests hold (the message bytes of a call waiting for its token
+ * check, the decoded message) is counted in srv->req_mem and bounded by
+ * SERVER_REQ_MEM_MAX: past it a new request is refused RESOURCE_EXHAUSTED
+ * rather than let requests in progress take memory without bound.
+ * Transports bound it per connection (native.c stops reading a connection
+ * whose requests in flight carry too many bytes).
+ */
+static int mem_take(call_t *c, size_t n)
 {
-    const ProtobufCMessageDescriptor *d = c->method->input;
-    ProtobufCMessage *m = NULL;
-    switch (req->codec) {
-    case CALL_CODEC_PROTO:
-        m = protobuf_c_message_unpack(d, NULL, req->len, req->payload);
-        if (m == NULL)
-            snprintf(err, errlen, "payload is not a valid %s", d->name);
-        break;
-    default:
-        snprintf(err, errlen, "this server does not read that encoding");
-        break;
+    server_t *srv = c->srv;
+    if (n > SERVER_REQ_MEM_MAX || srv->req_mem > SERVER_REQ_MEM_MAX - n)
+        return -1;
+    srv->req_mem += n;
+    c->mem += n;
+    return 0;
+}
+
+static void mem_release(call_t *c, size_t n)
+{
+    if (n == 0)
+        return;
+    c->srv->req_mem -= n;
+    c->mem -= n;
+}
+
+static void pending_release(call_t *c)
+{
+    if (c->pending == NULL)
+        return;
+    free(c->pending);
+    c->pending = NULL;
+    mem_release(c, c->pending_len + 16);
+    c->pending_len = 0;
+}
+
+/* Keeps the request's message bytes until its token is checked. Returns 0,
+ * or -1 after answering. */
+static int pending_keep(call_t *c, const call_request_t *req)
+{
+    if (mem_take(c, req->len + 16) != 0) {
+        call_fail(c, SENTRA_RESOURCE_EXHAUSTED, "the server holds too many requests; retry later");
+        return -1;
     }
+    c->pending = malloc(req->len ? req->len : 1);
+    if (c->pending == NULL)
+        abort();
+    if (req->len > 0)
+        memcpy(c->pending, req->payload, req->len);
+    c->pending_len = req->len;
+    c->pending_codec = req->codec;
+    return 0;
+}
+
+struct budget {
+    size_t left;        /* bytes that may still be allocated */
+    size_t used;        /* allocated, with malloc's overhead */
+    int exceeded;       /* an allocation was refused */
+};
+
+#define ALLOC_OVERHEAD 16   /* glibc: a chunk header, 16-byte alignment */
+
+static void *budget_alloc(void *data, size_t size)
+{
+    struct budget *b = data;
+    size_t cost = size + ALLOC_OVERHEAD;
+    if (cost > b->left) {
+        b->exceeded = 1;
+        return NULL;
+    }
+    void *p = malloc(size ? size : 1);
+    if (p == NULL)
+        abort();
+    b->left -= cost;
+    b->used += cost;
+    return p;
+}
+
+static void budget_free(void *data, void *p)
+{
+    (void)data;
+    free(p);
+}
+
+ProtobufCMessage *call_unpack_bounded(const ProtobufCMessageDescriptor *d, size_t len,
+                                      const uint8_t *data, size_t budget, int *too_big,
+                                      size_t *used)
+{
+    struct budget b = { budget, 0, 0 };
+    ProtobufCAllocator a = { budget_alloc, budget_free, &b };
+    ProtobufCMessage *m = protobuf_c_message_unpack(d, &a, len, data);
+    *too_big = m == NULL && b.exceeded;
+    *used = b.used;
     return m;
 }
 
@@ -866,10 +1123,8 @@ static void add_nul(void *arg, const char *path)
 
 /* Refuses a binary request whose string fields hold NUL bytes, which the
  * decoded strings would silently drop (pbscan.h). Returns 1 when it did. */
-static int refuse_nul(call_t *c, const call_request_t *req)
+static int refuse_nul(call_t *c, const uint8_t *data, size_t len)
 {
-    if (req->codec != CALL_CODEC_PROTO)
-        return 0;
     violations_t v = { 0 };
     /* A method of METHOD_RECORD_PATHS names the fields of the record in
      * its request's field 1 without that field's name ("name", not
@@ -877,7 +1132,7 @@ static int refuse_nul(call_t *c, const call_request_t *req)
     const ProtobufCFieldDescriptor *rec =
         (c->method->flags & METHOD_RECORD_PATHS)
             ? protobuf_c_message_descriptor_get_field(c->method->input, 1) : NULL;
-    int n = sentra__pbscan_nul(c->method->input, req->payload, req->len,
+    int n = sentra__pbscan_nul(c->method->input, data, len,
                                rec && rec->type == PROTOBUF_C_TYPE_MESSAGE ? rec->name : NULL,
                                add_nul, &v);
     if (n > 0)
@@ -886,12 +1141,78 @@ static int refuse_nul(call_t *c, const call_request_t *req)
     return n > 0;
 }
 
+/* Decodes the request message data[0..len) in the method's type into
+ * c->msg. Returns 0, or -1 after answering (not such a message, or one
+ * that decodes into more than its budget). */
+static int decode(call_t *c, int codec, const uint8_t *data, size_t len)
+{
+    const ProtobufCMessageDescriptor *d = c->method->input;
+    size_t budget = CALL_DECODE_BUDGET(len), used = 0;
+    int too_big = 0;
+
+    if (codec == CALL_CODEC_JSON) {
+        /* pbjson counts jansson's memory and the message's against its own
+         * cap; the server-wide account holds that cap while it decodes and
+         * then twice the text for the message. */
+        char why[320];
+        size_t cap = JSON_DECODE_MEMORY(len), keep = 2 * len;
+        if (mem_take(c, cap) != 0) {
+            call_fail(c, SENTRA_RESOURCE_EXHAUSTED, "the server holds too many requests; retry later");
+            return -1;
+        }
+        c->msg = pbjson_decode(d, (const char *)data, len, cap, why, sizeof(why));
+        mem_release(c, c->msg != NULL && keep < cap ? cap - keep : cap);
+        if (c->msg != NULL)
+            return 0;
+        call_fail(c, SENTRA_INVALID_ARGUMENT, "payload is not a valid %s in JSON: %s", d->name, why);
+        return -1;
+    }
+    if (codec != CALL_CODEC_PROTO) {
+        call_fail(c, SENTRA_INVALID_ARGUMENT, "this server does not read that encoding");
+        return -1;
+    }
+    if (refuse_nul(c, data, len))
+        return -1;
+    /* The whole budget is reserved first, then only what was used kept. */
+    if (mem_take(c, budget) != 0) {
+        call_fail(c, SENTRA_RESOURCE_EXHAUSTED, "the server holds too many requests; retry later");
+        return -1;
+    }
+    c->msg = call_unpack_bounded(d, len, data, budget, &too_big, &used);
+    mem_release(c, c->msg != NULL ? budget - used : budget);
+    if (c->msg != NULL)
+        return 0;
+    if (too_big)
+        call_fail(c, SENTRA_RESOURCE_EXHAUSTED,
+                  "payload decodes into more than %zu bytes (%zu bytes on the wire): "
+                  "too many repeated or empty entries", budget, len);
+    else
+        call_fail(c, SENTRA_INVALID_ARGUMENT, "payload is not a valid %s", d->name);
+    return -1;
+}
+
+uint8_t *call_encode(const ProtobufCMessage *m, int codec, size_t *len)
+{
+    if (codec == CALL_CODEC_JSON)
+        return (uint8_t *)pbjson_encode(m, 0, len);
+    size_t n = protobuf_c_message_get_packed_size(m);
+    uint8_t *buf = malloc(n ? n : 1);
+    if (buf == NULL)
+        abort();
+    protobuf_c_message_pack(m, buf);
+    *len = n;
+    return buf;
+}
+
 static void start(call_t *c, const call_request_t *req)
 {
     server_t *srv = c->srv;
     const config_t *cfg = srv->cfg;
-    char err[256];
     srv->requests++;
+    /* Read before any query of this call is sent: what it reads can only
+     * be newer (the ETags of Connect GETs rest on this). */
+    c->generation = srv->generation;
+    c->codec = req->codec;
 
     const method_t *m = method_find(req->method ? req->method : "");
     if (m == NULL || ((m->flags & METHOD_DEBUG) && !cfg->enable_debug)) {
@@ -908,15 +1229,12 @@ static void start(call_t *c, const call_request_t *req)
     c->method = m;
 
     uint32_t ms = req->timeout_ms ? req->timeout_ms : (uint32_t)cfg->default_deadline_ms;
+    if (ms > (uint32_t)cfg->max_deadline_ms)
+        ms = (uint32_t)cfg->max_deadline_ms;   /* bounds what one request may hold */
     c->deadline_ns = c->start_ns + (uint64_t)ms * 1000000;
+    if (req->timeout_ms == 0 && (m->flags & METHOD_STREAM))
+        c->deadline_ns = CALL_NO_DEADLINE;   /* a stream lasts as long as its client wants */
 
-    c->msg = decode(c, req, err, sizeof(err));
-    if (c->msg == NULL) {
-        call_fail(c, SENTRA_INVALID_ARGUMENT, "%s", err);
-        return;
-    }
-    if (refuse_nul(c, req))
-        return;
     if (keep_metadata(c, req) != 0) {
         call_fail(c, SENTRA_INVALID_ARGUMENT, "more than %d metadata entries or %d bytes of metadata",
                   MAX_MD_ENTRIES, MAX_MD_BYTES);
@@ -934,10 +1252,13 @@ static void start(call_t *c, const call_request_t *req)
         c->idempotency_key = call_strdup(c, key);
     }
     if (m->flags & METHOD_PUBLIC) {
-        dispatch(c);
+        if (decode(c, req->codec, req->payload, req->len) == 0)
+            dispatch(c);
         return;
     }
 
+    /* The token before the payload: a client without a valid token makes
+     * the server decode nothing. */
     const char *secret = call_secret(req);
     if (secret == NULL) {
         call_fail(c, SENTRA_UNAUTHENTICATED,
@@ -945,14 +1266,20 @@ static void start(call_t *c, const call_request_t *req)
                   " (a token is snt_ and 52 base32 characters)");
         return;
     }
-    if (auth_cache_get(srv->auth, secret, uv_hrtime() / 1000000, &c->auth)) {
-        dispatch(c);
+    auth_digest(secret, c->digest);
+    if (auth_cache_get(srv->auth, c->digest, uv_hrtime() / 1000000, &c->auth)) {
+        if (decode(c, req->codec, req->payload, req->len) == 0)
+            dispatch(c);
         return;
     }
-    /* Keep the secret for the cache until the answer comes: the request
-     * envelope is freed when this function returns. */
-    c->secret = call_strdup(c, secret);
-    const char *params[1] = { secret };
+    /* The request is freed when this function returns: its message bytes
+     * wait here for the lookup, and are decoded only if the token is valid. */
+    if (pending_keep(c, req) != 0)
+        return;
+    char param[AUTH_DIGEST_PARAM_LEN];
+    auth_digest_param(c->digest, param);
+    const char *params[1] = { param };
+    c->auth_gen = auth_cache_gen(srv->auth);
     call_query(c, &auth_stmt, 1, params, on_auth);
 }
 
@@ -967,15 +1294,13 @@ void call_cancel(call_t *c, int code)
 
 void call_detach(call_t *c)
 {
-    c->sink_arg = NULL;
+    c->sink_arg = NULL;          /* so finish() leaves the transport alone */
     c->writable_cb = NULL;
     if (!(c->flags & CALL_F_ANSWERED)) {
-        c->flags |= CALL_F_ANSWERED | CALL_F_CANCELLED;
-        c->code = SENTRA_CANCELLED;
-        timer_stop(c);
-        wait_end(c);
-        if (c->query != NULL)
-            db_query_cancel(c->query);
+        /* As a cancel by the client (its connection went), and logged as
+         * one: a stream's end is otherwise never in the request log. */
+        c->flags |= CALL_F_CANCELLED;
+        finish(c, SENTRA_CANCELLED);
     }
     call_unref(c);
 }
@@ -1029,10 +1354,24 @@ static void on_wait_timer(uv_timer_t *t)
     wait_fire(t->data);
 }
 
-void call_wait_change(call_t *c, int ms, void (*cb)(call_t *c))
+uint64_t call_change_mark(const call_t *c)
+{
+    return c->srv->change_seq;
+}
+
+int call_draining(const call_t *c)
+{
+    return c->srv->stopping;
+}
+
+void call_wait_change(call_t *c, uint64_t mark, int ms, void (*cb)(call_t *c))
 {
     if ((c->flags & CALL_F_ANSWERED) || c->wait_cb != NULL)
         return;
+    /* A change announced while the caller's query was out, or a stop: the
+     * wake-up it waits for has come already. */
+    if (mark != c->srv->change_seq || c->srv->stopping)
+        ms = 0;
     uv_timer_t *t = malloc(sizeof(*t));
     if (t == NULL)
         abort();
@@ -1075,6 +1414,9 @@ static int wait_concerns(const call_t *c, const char *payload)
 
 void sentra__call_wake_all(struct server *srv, const char *payload)
 {
+    /* Calls whose query is out now see this when they come to wait
+     * (call_change_mark). */
+    srv->change_seq++;
     /* Snapshot the waiters concerned, holding a reference on each call: a
      * woken call may answer (and be freed) or park again (and must not be
      * woken twice). */

@@ -31,6 +31,7 @@
 #include <libpq-fe.h>
 #include <protobuf-c/protobuf-c.h>
 
+#include "auth.h"
 #include "db.h"
 #include "status.h"
 #include "sentra/v1/rpc.pb-c.h"
@@ -101,6 +102,13 @@ typedef struct call_sink {
     /* The call is finished with the transport (answered or cancelled):
      * the transport drops its reference (call_unref) and forgets c. */
     void (*done)(call_t *c);
+    /* Optional. The token is checked and the method's role rules passed;
+     * the handler is about to run. Returns 0 to run it, or 1 when the
+     * transport answers by itself without it (Connect's 304 Not Modified
+     * for a GET whose ETag still holds: no query is made). After 1 the
+     * call ends as OK without answer() being called: done() follows, and
+     * the transport sends what it prepared. */
+    int (*ready)(call_t *c);
 } call_sink_t;
 
 struct call {
@@ -111,10 +119,17 @@ struct call {
     auth_t auth;                   /* valid when the method needs a token */
     const char *idempotency_key;   /* "" when none; freed with the call */
     uint64_t start_ns;             /* when the request arrived */
-    uint64_t deadline_ns;          /* absolute, uv_hrtime() clock */
+    uint64_t deadline_ns;          /* absolute, uv_hrtime() clock; CALL_NO_DEADLINE:
+                                    * a stream (METHOD_STREAM) whose client named none */
 
     const call_md_t *md;           /* the request's metadata (call memory) */
     size_t n_md;
+    int codec;                     /* CALL_CODEC_* of the request (answers use the same) */
+    uint64_t generation;           /* srv->generation when the call started: the
+                                    * data it reads are at least this new */
+    void *handler_state;           /* the handler's own, kept across its
+                                    * continuations (call_alloc'd, or freed
+                                    * through call_on_free); NULL at first */
 
     /* ---- private to call.c and the transport ---- */
     const call_sink_t *sink;       /* the transport's functions */
@@ -129,13 +144,23 @@ struct call {
     void *timer;                   /* deadline timer (uv_timer_t *) */
     struct call *next, *prev;      /* in conn's list of calls */
     int code;                      /* the status answered, for the request log */
-    char *secret;                  /* the token while it is being verified */
+    uint8_t digest[AUTH_DIGEST_LEN]; /* the token's SHA-256, while it is looked up */
+    uint64_t auth_gen;             /* the token cache's generation when the lookup left */
+    uint8_t *pending;              /* the request's message bytes (malloc'ed) while its
+                                    * token is looked up: decoded only once it is valid */
+    size_t pending_len;
+    int pending_codec;             /* CALL_CODEC_* of pending */
+    size_t mem;                    /* request memory counted in srv->req_mem */
     void (*wait_cb)(call_t *);     /* call_wait_change continuation */
     void *wait_timer;              /* its timer (uv_timer_t *) */
     struct call *wnext, *wprev;    /* in the server's list of waiting calls */
     void (*writable_cb)(call_t *); /* call_on_writable continuation */
     struct call *tnext, *tprev;    /* the transport's list (its own to use) */
+    size_t tbytes;                 /* the transport's own count for the call
+                                    * (native.c: its request frame's bytes) */
 };
+
+#define CALL_NO_DEADLINE UINT64_MAX
 
 #define CALL_F_ANSWERED  0x01   /* a reply was sent (or could not be) */
 #define CALL_F_CANCELLED 0x02   /* the client cancelled */
@@ -218,20 +243,44 @@ int call_db_error(call_t *c, PGresult *res);
 void call_query(call_t *c, db_stmt_t *stmt, int nparams,
                 const char *const *values, call_db_cb cb);
 
+/* The same for a read that a hot standby may serve (--db-read; statistics,
+ * lists, pulls): without a standby it is call_query. With one, the read
+ * sees at least every write acknowledged before it arrived (on any
+ * sentrad), unless the request's metadata says "sentra-consistency:
+ * bounded", which accepts up to --db-read-max-lag of staleness. See
+ * server/db/replica.h and docs/DESIGN.md. */
+void call_query_read(call_t *c, db_stmt_t *stmt, int nparams,
+                     const char *const *values, call_db_cb cb);
+
 /* Runs stmt on behalf of no call: the read-ahead of a pull
  * (handlers_sync.c), which outlives the call that starts it. c only names
  * the server. cb runs once, from the loop, with the result, which it then
- * owns (PQclear), or with NULL when the database could not run it. */
+ * owns (PQclear), or with NULL when the database could not run it. A
+ * standby may serve it, as call_query_read. */
 typedef void (*call_ahead_cb)(void *arg, PGresult *res);
 void call_query_ahead(call_t *c, db_stmt_t *stmt, int nparams,
                       const char *const *values, call_ahead_cb cb, void *arg);
 
+/* A mark of the change notifications handled so far (each NOTIFY
+ * sentra_change, and each loss or return of notifications, moves it).
+ * Take it just before sending the query whose empty result would lead to
+ * call_wait_change(): a change that commits after the query's snapshot may
+ * be announced before its result arrives. */
+uint64_t call_change_mark(const call_t *c);
+
 /* Parks the call until a change to sentra its token may read commits (the
  * change-log trigger sends NOTIFY sentra_change naming the regencies
- * touched) or ms pass, whichever is first, then runs cb. If the call ends
- * first (cancel, deadline, connection gone) cb never runs. For long polls:
- * one wait per call at a time; no query may be in flight. */
-void call_wait_change(call_t *c, int ms, void (*cb)(call_t *c));
+ * touched) or ms pass, whichever is first, then runs cb. When a
+ * notification was handled since mark (call_change_mark), or the server is
+ * stopping (call_draining), the wait ends at once: cb runs from the loop,
+ * never before this returns. If the call ends first (cancel, deadline,
+ * connection gone) cb never runs. For long polls: one wait per call at a
+ * time; no query may be in flight. */
+void call_wait_change(call_t *c, uint64_t mark, int ms, void (*cb)(call_t *c));
+
+/* Whether the server is stopping: a long poll then answers with what it
+ * has (an empty page) instead of waiting again. */
+int call_draining(const call_t *c);
 
 /* Wakes the waiting calls a change concerns (server.c, on NOTIFY
  * sentra_change): payload lists regency codes, comma-separated; NULL or ""
@@ -278,6 +327,27 @@ void call_cancel(call_t *c, int code);
 /* The transport is going away: the call is cancelled without an answer
  * and the transport's reference dropped (sink->done is not called). */
 void call_detach(call_t *c);
+
+/* m encoded in codec (CALL_CODEC_*): binary protobuf, or proto3 JSON
+ * (common/pbjson.h, lowerCamelCase names). malloc'ed (the caller frees it;
+ * never NULL: aborts on OOM), its length in *len. For sinks. */
+uint8_t *call_encode(const ProtobufCMessage *m, int codec, size_t *len);
+
+/* Unpacks data[0..len) as a message of type d, allocating at most budget
+ * bytes (each allocation counted with its malloc overhead), so that a small
+ * message cannot decode into a huge one (empty sub-messages cost 2 bytes
+ * each on the wire and a whole struct in memory). Returns the message
+ * (free it with protobuf_c_message_free_unpacked(m, NULL)) and sets *used
+ * to what it took, or NULL with *too_big set when the budget ran out (else
+ * the bytes were not such a message). */
+ProtobufCMessage *call_unpack_bounded(const ProtobufCMessageDescriptor *d, size_t len,
+                                      const uint8_t *data, size_t budget, int *too_big,
+                                      size_t *used);
+
+/* The budget call_start() gives a request message of len bytes: ten times
+ * its size and 64 KiB (a push of 500 full records decodes to 5.6 times its
+ * size; 100 000 empty sub-messages to 60 times). */
+#define CALL_DECODE_BUDGET(len) ((size_t)(len) * 10 + 64 * 1024)
 
 /* The transport can take more messages of c's stream (call_on_writable). */
 void call_writable(call_t *c);

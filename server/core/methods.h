@@ -18,7 +18,11 @@ typedef void (*handler_fn)(call_t *c);
 #define METHOD_WRITE  0x04   /* changes data: refused to the national role */
 #define METHOD_ADMIN  0x08   /* token management: the admin role only */
 #define METHOD_STREAM 0x10   /* server streaming: call_send() messages, then the status */
-#define METHOD_RECORD_PATHS 0x20 /* violations name the fields of the record in
+#define METHOD_NO_SIDE_EFFECTS 0x20 /* idempotency_level = NO_SIDE_EFFECTS in the .proto
+                                     * (tests/unit/test_methods.c checks): Connect GET allowed */
+#define METHOD_ETAG   0x40   /* reads only data whose every change bumps
+                              * srv->generation: Connect GETs get ETags */
+#define METHOD_RECORD_PATHS 0x80 /* violations name the fields of the record in
                                   * the request's field 1 without its name ("name",
                                   * "figures[0].year", not "sentra.name") */
 
@@ -41,6 +45,9 @@ void h_health_check(call_t *c);
 void h_ping(call_t *c);
 void h_get_descriptor_set(call_t *c);
 void h_sleep(call_t *c);
+/* handlers_health.c: grpc.health.v1.Health */
+void h_grpc_health_check(call_t *c);
+void h_grpc_health_watch(call_t *c);
 /* handlers_sentra.c */
 void h_create_sentra(call_t *c);
 void h_get_sentra(call_t *c);
@@ -58,6 +65,7 @@ void h_pull_changes(call_t *c);
 /* Frees the read-aheads of pulls (server.c, once the pool is closed). */
 void h_sync_shutdown(void);
 void h_push_changes(call_t *c);
+void h_stream_changes(call_t *c);
 /* handlers_records.c */
 void h_create_member(call_t *c);
 void h_get_member(call_t *c);

@@ -313,7 +313,7 @@ static void rec_get(call_t *c)
  * (docs/DATA_MODEL.md, "Indexes: a million members"). The page is chosen
  * on the table, in index order, and its rows read through the view
  * <kind>_api. The SQL text depends only on the request's shape (kind,
- * which conditions, direction, cursor), built once per shape and kept.
+ * which conditions, direction, cursor).
  */
 
 enum {
@@ -354,7 +354,7 @@ static const char *const stat_count[6] = {
     [5] = "s.assistance_count",
 };
 
-/* A growing string for SQL built once per shape (aborts on OOM). */
+/* A growing string for the SQL of a shape (aborts on OOM). */
 typedef struct sbuf {
     char *p;
     size_t len, cap;
@@ -480,33 +480,17 @@ static char *build_list_sql(const rec_kind_t *k, unsigned shape)
     return b.p;
 }
 
-/* Statements by (kind, shape), built on first use and kept for the life of
- * the process (the pool remembers which it prepared). At most 4 kinds x
- * 2^10 shapes; in practice a few dozen. */
-typedef struct list_shape {
-    uint32_t key;
-    db_stmt_t stmt;
-    struct list_shape *next;
-} list_shape_t;
-
-#define LIST_BUCKETS 64
-static list_shape_t *list_shapes[LIST_BUCKETS];
-
-static db_stmt_t *list_stmt(const rec_kind_t *k, unsigned shape)
+/* The statement of (kind, shape), in call memory: up to 4 kinds x 2^10
+ * shapes, so nothing is kept here (each request builds its SQL, a few
+ * microseconds), and the pool keeps what it prepared in its bounded LRU
+ * per connection, found by the text (as handlers_stats.c does). */
+static db_stmt_t *list_stmt(call_t *c, const rec_kind_t *k, unsigned shape)
 {
-    uint32_t key = (uint32_t)k->kind << L_KIND_SHIFT | shape;
-    unsigned bkt = (key * 2654435761u) >> 26;
-    for (list_shape_t *s = list_shapes[bkt]; s; s = s->next)
-        if (s->key == key)
-            return &s->stmt;
-    list_shape_t *s = calloc(1, sizeof *s);
-    if (!s)
-        abort();
-    s->key = key;
-    s->stmt.sql = build_list_sql(k, shape);
-    s->next = list_shapes[bkt];
-    list_shapes[bkt] = s;
-    return &s->stmt;
+    db_stmt_t *st = call_alloc(c, sizeof *st);
+    char *sql = build_list_sql(k, shape);
+    st->sql = call_strdup(c, sql);
+    free(sql);
+    return st;
 }
 
 /* "{1,2}": a smallint[] literal of validated enum values. */
@@ -743,7 +727,8 @@ static void rec_list(call_t *c)
     v[n + 1] = id;
     v[n + 2] = call_printf(c, "%d", list_size(page) + 1);
     v[n + 3] = total ? "true" : "false";
-    call_query(c, list_stmt(k, shape), n + 4, v, list_done);
+    /* A read a standby may serve (call_query_read), as ListSentra. */
+    call_query_read(c, list_stmt(c, k, shape), n + 4, v, list_done);
 }
 
 /* ---------------------------------------------------------------- the table's handlers */

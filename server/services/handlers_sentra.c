@@ -326,9 +326,10 @@ void h_delete_sentra(call_t *c)
  * token carries the order, the direction, the last key and the last id,
  * hex-encoded. The filter's conditions come from filter.c (the same rows
  * as the statistics for the same filter); the SQL text depends only on the
- * filter's shape, the order, the direction and whether a cursor is given,
- * so each combination is one prepared statement, built on first use and
- * kept for the life of the process.
+ * filter's shape, the order, the direction and whether a cursor is given
+ * (3 x 2 x 2 x 2^11 combinations). Each request builds its text into call
+ * memory (a few microseconds); the pool keeps the most used prepared, in a
+ * bounded LRU per connection (db.h), so no shape costs memory for ever.
  */
 
 /* Per order: the key column, its cursor text, and the key value rebuilt
@@ -346,16 +347,11 @@ static const struct {
          "'epoch'::timestamptz + $%d::bigint * interval '1 microsecond'"},
 };
 
-static db_stmt_t *list_stmts[3][2][2][1u << SF_BITS];
-
-/* The statement for a filter shape with nf parameters; the four after them
- * are cursor key, cursor id, limit and include_total. Aborts on OOM. */
-static db_stmt_t *list_stmt(unsigned shape, int nf, int order, int desc, int cursor)
+/* The statement for a filter shape with nf parameters, in call memory;
+ * the four parameters after them are cursor key, cursor id, limit and
+ * include_total. Aborts on OOM. */
+static db_stmt_t *list_stmt(call_t *c, unsigned shape, int nf, int order, int desc, int cursor)
 {
-    db_stmt_t **slot = &list_stmts[order][desc][cursor][shape];
-    if (*slot)
-        return *slot;
-
     char where[2048], where_s[2048], keyp[128], cur[384], sql[8192];
     const char *dir = desc ? "DESC" : "ASC";
     int pkey = nf + 1, pid = nf + 2, plim = nf + 3, ptot = nf + 4;
@@ -389,12 +385,8 @@ static db_stmt_t *list_stmt(unsigned shape, int nf, int order, int desc, int cur
         orders[order].key, dir, dir, plim, ptot, where_s, dir, dir);
     if (n < 0 || (size_t)n >= sizeof sql)
         abort();
-    db_stmt_t *st = calloc(1, sizeof *st);
-    char *text = strdup(sql);
-    if (!st || !text)
-        abort();
-    st->sql = text;
-    *slot = st;
+    db_stmt_t *st = call_alloc(c, sizeof *st);
+    st->sql = call_strdup(c, sql);
     return st;
 }
 
@@ -553,6 +545,6 @@ void h_list_sentra(call_t *c)
     v[f.nparams + 1] = id;
     v[f.nparams + 2] = call_printf(c, "%d", list_page_size(req) + 1);
     v[f.nparams + 3] = req->include_total ? "true" : "false";
-    call_query(c, list_stmt(f.shape, f.nparams, order, desc, key != NULL),
-               f.nparams + 4, v, list_reply);
+    call_query_read(c, list_stmt(c, f.shape, f.nparams, order, desc, key != NULL),
+                    f.nparams + 4, v, list_reply);
 }

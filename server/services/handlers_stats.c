@@ -8,8 +8,7 @@
  * the filter conditions from server/services/filter.c, and every value travels as a
  * $n parameter. The text depends only on the request's "shape" (which
  * group-bys, which filters, whether a reporting year and an as-of date are
- * given), so one prepared statement is cached per shape, for the life of
- * the process. docs/STATS.md describes the meaning of every measure and of
+ * given); the pool prepares it, and keeps the most used shapes prepared. docs/STATS.md describes the meaning of every measure and of
  * as_of.
  */
 #include <errno.h>
@@ -26,18 +25,13 @@
 
 /* ---------------------------------------------------------------- shapes */
 
-/* A statement per shape. The db_stmt_t must stay alive and keep its SQL
- * forever (the pool remembers per connection which ids it prepared), so
- * entries are never freed. There are at most 2^7 group-by sets x 2^11
- * filter shapes x 4 figure modes, and in practice a few dozen. */
-typedef struct shape {
-    uint32_t key;
-    db_stmt_t stmt;
-    struct shape *next;
-} shape_t;
-
-#define SHAPE_BUCKETS 256
-static shape_t *shapes[SHAPE_BUCKETS];
+/* A statement per shape. The text depends only on the request's shape,
+ * but there are 2^7 group-by sets x 2^11 filter shapes x 4 figure modes,
+ * so nothing is kept here: each request builds its SQL (a few
+ * microseconds) into call memory, which lives until its query's callback
+ * has run, and the pool keeps what it prepared in a bounded LRU per
+ * connection, found by the text (issue 13: a cache per shape grew without
+ * bound, in sentrad and in every backend). */
 
 /* Key bits: group-by mask (15), filter shape (SF_BITS), flags, then the
  * subject (2 bits). */
@@ -50,26 +44,20 @@ static shape_t *shapes[SHAPE_BUCKETS];
 #define K_SUBJECT_SHIFT (K_FILTER_SHIFT + SF_BITS + 3)
 #define K_SUBJECT(key) ((int)((key) >> K_SUBJECT_SHIFT) & 3)
 
-/* Returns the statement of key, building its SQL with build() the first
- * time. build returns malloc'ed text. */
-static db_stmt_t *shape_stmt(uint32_t key, char *(*build)(uint32_t key))
+/* The statement of key, its SQL built by build() (malloc'ed text), in
+ * call memory. */
+static db_stmt_t *shape_stmt(call_t *c, uint32_t key, char *(*build)(uint32_t key))
 {
-    unsigned b = (key * 2654435761u) >> 24;
-    for (shape_t *s = shapes[b % SHAPE_BUCKETS]; s; s = s->next)
-        if (s->key == key)
-            return &s->stmt;
-    shape_t *s = calloc(1, sizeof(*s));
+    db_stmt_t *st = call_alloc(c, sizeof(*st));
     char *sql = build(key);
-    if (!s || !sql)
+    if (!sql)
         abort();
-    s->key = key;
-    s->stmt.sql = sql;
-    s->next = shapes[b % SHAPE_BUCKETS];
-    shapes[b % SHAPE_BUCKETS] = s;
-    return &s->stmt;
+    st->sql = call_strdup(c, sql);
+    free(sql);
+    return st;
 }
 
-/* A growing string for building SQL (only at first use of a shape). */
+/* A growing string for building SQL. */
 typedef struct sbuf {
     char *p;
     size_t len, cap;
@@ -877,7 +865,7 @@ void h_get_statistics(call_t *c)
         key |= K_ASOF;
         params[np++] = req->as_of;
     }
-    call_query(c, shape_stmt(key, build_stats_sql), np, params, stats_done);
+    call_query_read(c, shape_stmt(c, key, build_stats_sql), np, params, stats_done);
 }
 
 /* ---------------------------------------------------------------- GetTimeSeries */
@@ -1037,7 +1025,7 @@ void h_get_time_series(call_t *c)
     memcpy(params, sf.params, (size_t)np * sizeof(char *));
     params[np++] = call_printf(c, "%d", req->from_year);
     params[np++] = call_printf(c, "%d", req->to_year);
-    call_query(c, shape_stmt(K_SERIES | sf.shape << K_FILTER_SHIFT |
-                             (uint32_t)req->subject << K_SUBJECT_SHIFT, build_series_sql),
-               np, params, series_done);
+    call_query_read(c, shape_stmt(c, K_SERIES | sf.shape << K_FILTER_SHIFT |
+                                     (uint32_t)req->subject << K_SUBJECT_SHIFT, build_series_sql),
+                    np, params, series_done);
 }

@@ -33,7 +33,9 @@ void h_health_check(call_t *c)
         }
     }
     int ready = db_pool_ready(c->srv->db);
-    resp.status = ready > 0 && !c->srv->stopping ? SENTRA__V1__SERVING_STATUS__SERVING_STATUS_SERVING
+    /* Healthy: a connection is up and none of its queries waits without
+     * an answer beyond --db-stall-timeout (db_pool_healthy). */
+    resp.status = db_pool_healthy(c->srv->db) > 0 && !c->srv->stopping ? SENTRA__V1__SERVING_STATUS__SERVING_STATUS_SERVING
                                                  : SENTRA__V1__SERVING_STATUS__SERVING_STATUS_NOT_SERVING;
     resp.version = SENTRA_VERSION;
     resp.db_connections = ready;

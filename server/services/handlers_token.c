@@ -10,6 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <openssl/crypto.h>
+
 #include "auth.h"
 #include "call.h"
 #include "methods.h"
@@ -53,12 +55,19 @@ static void fail_field(call_t *c, const char *field, const char *reason)
 
 /* ---------------------------------------------------------------- create */
 
-/* The secret comes back as the last column: the callback has no other way
- * to see it, and it never leaves this connection otherwise. */
+/* $1 is the SHA-256 of the secret, computed here (auth_digest): the secret
+ * never reaches PostgreSQL, so no statement or log there can show it. The
+ * handler keeps it (c->handler_state) until the answer. */
 static db_stmt_t create_stmt = {
     "INSERT INTO api_token (secret_hash, role, region_code, label) "
-    "SELECT sha256(convert_to($1, 'UTF8')), $2, $3, $4 WHERE $5 = 'admin' "
-    "RETURNING " TOKEN_COLS ", $1", 0, 0};
+    "SELECT $1::bytea, $2, $3, $4 WHERE $5 = 'admin' "
+    "RETURNING " TOKEN_COLS, 0, 0};
+
+/* The secret must not linger in freed memory. */
+static void wipe_secret(void *p)
+{
+    OPENSSL_cleanse(p, SENTRA_TOKEN_SECRET_LEN + 1);
+}
 
 static void create_done(call_t *c, PGresult *res)
 {
@@ -80,7 +89,7 @@ static void create_done(call_t *c, PGresult *res)
     }
     token_from_row(&t, res, 0);
     resp.token = &t;
-    resp.secret = PQgetvalue(res, 0, 6);
+    resp.secret = c->handler_state;
     call_reply(c, &resp.base);
 }
 
@@ -130,11 +139,17 @@ void h_create_token(call_t *c)
         return;
     }
     secret = call_alloc(c, SENTRA_TOKEN_SECRET_LEN + 1);
+    call_on_free(c, wipe_secret, secret);
     if (sentra__token_secret(secret, SENTRA_TOKEN_SECRET_LEN + 1) != 0) {
         call_fail(c, SENTRA_UNAVAILABLE, "no randomness available for a secret");
         return;
     }
-    const char *v[5] = {secret, auth_role_name(req->role), region,
+    c->handler_state = secret;
+    uint8_t digest[AUTH_DIGEST_LEN];
+    char hash[AUTH_DIGEST_PARAM_LEN];
+    auth_digest(secret, digest);
+    auth_digest_param(digest, hash);
+    const char *v[5] = {hash, auth_role_name(req->role), region,
                         req->label ? req->label : "", auth_role_name(c->auth.role)};
     call_query(c, &create_stmt, 5, v, create_done);
 }

@@ -20,12 +20,26 @@
 #include "conn.h"
 #include "frame.h"
 #include "log.h"
+#include "methods.h"
 #include "server.h"
+
+/* Request bytes in flight on one connection: past NATIVE_INFLIGHT_MAX the
+ * connection is not read until they are back under NATIVE_INFLIGHT_LOW.
+ * What a call holds is bounded by its bytes (the payload waiting for its
+ * token check, then the decoded message: CALL_DECODE_BUDGET), so this
+ * bounds the memory a connection's requests take. */
+#define NATIVE_INFLIGHT_MAX ((size_t)8 << 20)
+#define NATIVE_INFLIGHT_LOW ((size_t)4 << 20)
+/* The envelope holds a copy of the payload, the method and metadata. */
+#define ENVELOPE_BUDGET(len) ((size_t)(len) + 128 * 1024)
 
 /* The protocol's state for one connection. */
 typedef struct native {
     call_t *calls;              /* calls in flight (tnext/tprev) */
     int ncalls;                 /* how many */
+    size_t inflight_bytes;      /* their request frames' bytes (call->tbytes) */
+    int held;                   /* reading held for inflight_bytes */
+    int shed;                   /* an answer was refused: end the other reads */
     uint32_t max_stream_id;     /* highest request stream id seen */
     uint64_t last_request_ms;   /* last request started (idle timeout) */
     uint64_t ping_sent_ms;      /* when our keepalive PING left */
@@ -90,6 +104,46 @@ static void send_goaway(struct conn *c, int code, const char *reason)
 
 /* ---------------------------------------------------------------- the sink */
 
+/* Response.payload's tag: field 5, length-delimited. */
+#define RESPONSE_PAYLOAD_TAG ((5 << 3) | 2)
+
+static size_t varint_size(size_t v)
+{
+    size_t n = 1;
+    while (v >= 0x80) {
+        v >>= 7;
+        n++;
+    }
+    return n;
+}
+
+/* r (its payload field empty) and then payload (plen bytes packed) as
+ * field 5, packed once straight into the frame: packing the payload on
+ * its own and copying it into the envelope cost a second copy of every
+ * answer and of every stream message (several MB for a page of
+ * StreamChanges), and the page faults of a second buffer that size. */
+static void send_response_payload(struct conn *c, uint32_t stream_id, uint8_t flags,
+                                  const Sentra__V1__Response *r, const ProtobufCMessage *payload,
+                                  size_t plen)
+{
+    size_t head = sentra__v1__response__get_packed_size(r);
+    size_t len = head + 1 + varint_size(plen) + plen;
+    uint8_t *buf = malloc(SENTRA_FRAME_HEADER_LEN + len);
+    if (buf == NULL)
+        abort();
+    uint8_t *p = buf + SENTRA_FRAME_HEADER_LEN;
+    p += sentra__v1__response__pack(r, p);
+    *p++ = RESPONSE_PAYLOAD_TAG;
+    for (size_t v = plen; ; v >>= 7) {
+        *p++ = (uint8_t)(v >= 0x80 ? (v & 0x7f) | 0x80 : v);
+        if (v < 0x80)
+            break;
+    }
+    protobuf_c_message_pack(payload, p);
+    sentra_frame_header(buf, SENTRA_FRAME_RESPONSE, flags, stream_id, (uint32_t)len);
+    conn_write(c, buf, SENTRA_FRAME_HEADER_LEN + len);
+}
+
 /* A Response carrying payload (packed here) or the answer's status; one
  * too large for a frame becomes RESOURCE_EXHAUSTED. */
 static void sink_send(call_t *call, uint8_t flags, const call_answer_t *a,
@@ -97,17 +151,10 @@ static void sink_send(call_t *call, uint8_t flags, const call_answer_t *a,
 {
     struct conn *c = call->sink_arg;
     Sentra__V1__Response r = SENTRA__V1__RESPONSE__INIT;
-    uint8_t *inner = NULL;
+    size_t plen = 0;
 
-    if (payload != NULL) {
-        size_t n = protobuf_c_message_get_packed_size(payload);
-        inner = malloc(n ? n : 1);
-        if (inner == NULL)
-            abort();
-        protobuf_c_message_pack(payload, inner);
-        r.payload.data = inner;
-        r.payload.len = n;
-    }
+    if (payload != NULL)
+        plen = protobuf_c_message_get_packed_size(payload);
     if (a != NULL) {
         r.code = (Sentra__V1__Code)a->code;
         r.message = (char *)a->message;
@@ -117,16 +164,33 @@ static void sink_send(call_t *call, uint8_t flags, const call_answer_t *a,
         }
         r.current_version = a->current_version;
     }
-    if (sentra__v1__response__get_packed_size(&r) > c->srv->cfg->max_frame) {
+    size_t size = sentra__v1__response__get_packed_size(&r);
+    if (payload != NULL && plen > 0)
+        size += 1 + varint_size(plen) + plen;
+    if (size > c->srv->cfg->max_frame) {
         /* Too large to send: say so rather than break the frame limit. */
         Sentra__V1__Response small = SENTRA__V1__RESPONSE__INIT;
         small.code = SENTRA__V1__CODE__RESOURCE_EXHAUSTED;
         small.message = "response larger than the maximum frame size; ask for less (smaller page)";
         send_response(c, call->stream_id, 0, &small);
+    } else if (a != NULL && payload != NULL && !conn_answer_fits(c, SENTRA_FRAME_HEADER_LEN + size) &&
+               !(call->method != NULL && (call->method->flags & METHOD_WRITE))) {
+        /* The client leaves its answers unread: this one would take the
+         * connection (or the server) past its bound on queued answers.
+         * The outcome of a write is always sent. */
+        char msg[200];
+        Sentra__V1__Response small = SENTRA__V1__RESPONSE__INIT;
+        snprintf(msg, sizeof(msg), "answer of %zu bytes not sent: %zu bytes of earlier answers "
+                 "are still unread on this connection; read them, then retry", size, c->wqueued);
+        small.code = SENTRA__V1__CODE__RESOURCE_EXHAUSTED;
+        small.message = msg;
+        send_response(c, call->stream_id, 0, &small);
+        state(c)->shed = 1;     /* the reads still running would fare no better */
+    } else if (payload != NULL && plen > 0) {
+        send_response_payload(c, call->stream_id, flags, &r, payload, plen);
     } else {
         send_response(c, call->stream_id, flags, &r);
     }
-    free(inner);
 }
 
 static void sink_answer(call_t *call, const call_answer_t *a)
@@ -153,14 +217,38 @@ static void unlink_call(native_t *n, call_t *call)
     n->ncalls--;
 }
 
+/* A client that leaves its answers unread: its other reads in flight are
+ * answered RESOURCE_EXHAUSTED now, which also drops their queries, rather
+ * than take database time to build answers that would be refused too.
+ * Writes go on: their outcome is always sent. */
+static void shed_reads(struct conn *c)
+{
+    native_t *n = state(c);
+    n->shed = 0;
+    for (call_t *call = n->calls, *next; call != NULL; call = next) {
+        next = call->tnext;
+        if (call->method != NULL && (call->method->flags & METHOD_WRITE))
+            continue;
+        call_fail(call, SENTRA_RESOURCE_EXHAUSTED,
+                  "not run: earlier answers are still unread on this connection; read them, then retry");
+    }
+}
+
 static void sink_done(call_t *call)
 {
     struct conn *c = call->sink_arg;
     native_t *n = state(c);
     unlink_call(n, call);
+    n->inflight_bytes -= call->tbytes;
     call_unref(call);
+    if (n->shed)
+        shed_reads(c);
     if (c->state == CONN_DRAINING && n->ncalls == 0)
         conn_close_after_write(c);
+    if (n->held && n->inflight_bytes <= NATIVE_INFLIGHT_LOW) {
+        n->held = 0;
+        conn_hold(c, 0);
+    }
 }
 
 static const call_sink_t native_sink = {
@@ -178,18 +266,30 @@ static void detach_all(struct conn *c)
     while (n->calls != NULL) {
         call_t *call = n->calls;
         unlink_call(n, call);
+        n->inflight_bytes -= call->tbytes;
         call_detach(call);
     }
 }
 
 /* A violation of the protocol: GOAWAY naming it, then close. Calls in
- * flight are cancelled: nothing more from this peer can be trusted. */
+ * flight are cancelled, nothing more from this peer can be trusted; each
+ * is answered CANCELLED before the GOAWAY, so that every stream up to its
+ * last_stream_id has its answer (docs/PROTOCOL.md, section 6). */
 static void protocol_error(struct conn *c, int code, const char *reason)
 {
+    native_t *n = state(c);
     log_info("conn_protocol_error", "peer=%s reason=\"%s\"", c->peer, reason);
     if (c->state == CONN_CLOSING)
         return;
-    detach_all(c);
+    /* Answered while the state says OPEN, so that the last answer does not
+     * close the connection before the GOAWAY is queued (sink_done). */
+    c->state = CONN_OPEN;
+    for (call_t *call = n->calls, *next; call != NULL; call = next) {
+        next = call->tnext;
+        call_fail(call, SENTRA_CANCELLED, "cancelled: the connection closes after a protocol error");
+    }
+    if (c->state == CONN_CLOSING)
+        return;
     c->state = CONN_DRAINING;
     send_goaway(c, code, reason);
     conn_close_after_write(c);
@@ -211,9 +311,18 @@ static void on_request(struct conn *c, const sentra_frame_t *f)
         send_status(c, f->stream_id, SENTRA_RESOURCE_EXHAUSTED, "too many requests in flight on this connection");
         return;
     }
-    Sentra__V1__Request *req = sentra__v1__request__unpack(NULL, f->length, f->payload);
+    int too_big = 0;
+    size_t used = 0;
+    Sentra__V1__Request *req = (Sentra__V1__Request *)call_unpack_bounded(
+        &sentra__v1__request__descriptor, f->length, f->payload, ENVELOPE_BUDGET(f->length),
+        &too_big, &used);
     if (req == NULL) {
-        send_status(c, f->stream_id, SENTRA_INVALID_ARGUMENT, "request envelope is not a valid sentra.v1.Request");
+        if (too_big)
+            send_status(c, f->stream_id, SENTRA_RESOURCE_EXHAUSTED,
+                        "request envelope decodes into too much memory (too many metadata entries)");
+        else
+            send_status(c, f->stream_id, SENTRA_INVALID_ARGUMENT,
+                        "request envelope is not a valid sentra.v1.Request");
         return;
     }
     n->last_request_ms = conn_now_ms(c);
@@ -250,10 +359,17 @@ static void on_request(struct conn *c, const sentra_frame_t *f)
         n->calls->tprev = call;
     n->calls = call;
     n->ncalls++;
+    call->tbytes = SENTRA_FRAME_HEADER_LEN + (size_t)f->length;
+    n->inflight_bytes += call->tbytes;
     call_start(call, &r);
     if (md != md_small)
         free(md);
     sentra__v1__request__free_unpacked(req, NULL);
+    if (!n->held && n->inflight_bytes > NATIVE_INFLIGHT_MAX && c->state != CONN_CLOSING) {
+        /* Enough request bytes in progress: read more once some are done. */
+        n->held = 1;
+        conn_hold(c, 1);
+    }
 }
 
 static void on_cancel(struct conn *c, uint32_t stream_id)
@@ -332,7 +448,7 @@ static int native_open(struct conn *c)
 {
     native_t *n = calloc(1, sizeof(*n));
     if (n == NULL)
-        return -1;
+        abort();                /* as everywhere: out of memory ends the server */
     n->last_request_ms = conn_now_ms(c);
     c->proto_state = n;
     return 0;

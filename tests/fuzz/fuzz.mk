@@ -10,7 +10,7 @@
 # crash-* files); tests/fuzz/run.sh says what to do with a crash.
 
 FUZZ_SECONDS ?= 30
-FUZZ_TARGETS ?= frame request validate
+FUZZ_TARGETS ?= frame request validate h2 http1 tls
 FUZZ_SAN     := -fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=undefined
 
 .PHONY: fuzz fuzz-build
@@ -26,4 +26,4 @@ fuzz-build:
 $(BUILD)/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(LIBSERVER_A) $(COMMON_OBJ) $(PB_H)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -fsanitize=fuzzer -o $@ $< $(LIBSERVER_A) $(COMMON_OBJ) \
-	    $(LDFLAGS) $(PKG_LIBS) -lm
+	    $(LDFLAGS) $(SERVER_LIBS) $(PKG_LIBS) -lm

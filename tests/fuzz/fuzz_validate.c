@@ -21,6 +21,7 @@
 
 #include "call.h"
 #include "filter.h"
+#include "grpc/health/v1/health.pb-c.h"
 #include "methods.h"
 #include "validate.h"
 #include "sentra/v1/sentra.pb-c.h"
@@ -146,6 +147,7 @@ static const ProtobufCMessageDescriptor *const request_types[] = {
     &sentra__v1__create_token_request__descriptor,
     &sentra__v1__list_tokens_request__descriptor,
     &sentra__v1__revoke_token_request__descriptor,
+    &grpc__health__v1__health_check_request__descriptor,   /* grpc.health.v1.Health */
 };
 #define NTYPES (sizeof(request_types) / sizeof(request_types[0]))
 

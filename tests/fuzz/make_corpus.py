@@ -127,3 +127,56 @@ shutil.rmtree(os.path.join(HERE, 'corpus', 'validate'), ignore_errors=True)
 for i, (method, payload) in enumerate(msgs.items()):
     name = method.split('/')[-1].lower()
     write('validate', name, bytes([i]) + payload)
+
+# ---------------------------------------------------------------- h2
+
+# What a client sends after the HTTP/2 preface (fuzz_h2.c adds it); the
+# first byte picks the read size (0: all at once). HPACK: literal fields
+# without indexing, no Huffman.
+def h2frame(ftype, flags, sid, payload=b''):
+    return struct.pack('>I', len(payload))[1:] + bytes([ftype, flags]) + struct.pack('>I', sid) + payload
+
+def hpack(headers):
+    out = b''
+    for k, val in headers:
+        k, val = k.encode(), val.encode()
+        out += b'\x00' + bytes([len(k)]) + k + bytes([len(val)]) + val
+    return out
+
+def grpc_headers(path, extra=(), ctype='application/grpc'):
+    return hpack([(':method', 'POST'), (':scheme', 'http'), (':path', path), (':authority', 'x'),
+                  ('content-type', ctype), ('te', 'trailers')] + list(extra))
+
+def gmsg(payload, flag=0):
+    return bytes([flag]) + struct.pack('>I', len(payload)) + payload
+
+SETTINGS = h2frame(4, 0, 0)
+def call(sid, path, payload=b'', extra=(), end=True, ctype='application/grpc'):
+    return h2frame(1, 4, sid, grpc_headers(path, extra, ctype)) + h2frame(0, 1 if end else 0, sid, gmsg(payload))
+
+h2 = {
+    'ping-call': SETTINGS + call(1, '/sentra.v1.SystemService/Ping', s(1, 'hi')),
+    'two-calls': SETTINGS + call(1, '/sentra.v1.SystemService/Ping') + call(3, '/grpc.health.v1.Health/Check'),
+    'descriptor': SETTINGS + call(1, '/sentra.v1.SystemService/GetDescriptorSet'),
+    'needs-db': SETTINGS + call(1, '/sentra.v1.SentraService/GetSentra', s(1, 'abc'),
+                                [('authorization', 'Bearer snt_abc'), ('grpc-timeout', '100m')]),
+    'watch-reset': SETTINGS + call(1, '/grpc.health.v1.Health/Watch') + h2frame(3, 0, 1, b'\x00\x00\x00\x08'),
+    'reflection': SETTINGS + call(1, '/grpc.reflection.v1.ServerReflection/ServerReflectionInfo',
+                                  s(7, '*'), end=False) +
+                  h2frame(0, 0, 1, gmsg(s(4, 'sentra.v1.SentraService'))) +
+                  h2frame(0, 1, 1, gmsg(s(3, 'sentra/v1/system.proto'))),
+    'two-messages': SETTINGS + h2frame(1, 4, 1, grpc_headers('/sentra.v1.SystemService/Ping')) +
+                    h2frame(0, 1, 1, gmsg(b'') + gmsg(b'')),
+    'too-big': SETTINGS + h2frame(1, 4, 1, grpc_headers('/sentra.v1.SystemService/Ping')) +
+               h2frame(0, 0, 1, b'\x00\x7f\xff\xff\xff'),
+    'compressed': SETTINGS + call(1, '/sentra.v1.SystemService/Ping', b'', [('grpc-encoding', 'gzip')]),
+    'not-grpc': SETTINGS + call(1, '/x', b'', ctype='text/plain'),
+    'pings': SETTINGS + b''.join(h2frame(6, 0, 0, struct.pack('>Q', i)) for i in range(5)),
+    'bad-hpack': SETTINGS + h2frame(1, 5, 1, b'\xff\xff\xff\xff'),
+    'window': SETTINGS + h2frame(8, 0, 0, struct.pack('>I', 0x7fffffff - 65535)) +
+              call(1, '/sentra.v1.SystemService/GetDescriptorSet'),
+    'goaway': SETTINGS + call(1, '/sentra.v1.SystemService/Ping') + h2frame(7, 0, 0, b'\x00' * 8),
+    'empty': b'',
+}
+for i, (name, data) in enumerate(sorted(h2.items())):
+    write('h2', name, bytes([0 if i % 3 == 0 else (7 if i % 3 == 1 else 1)]) + data)

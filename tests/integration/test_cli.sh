@@ -3,7 +3,7 @@
 # databases: create records, list, get, update, stats, export to CSV, import
 # the CSV into the other (empty) database, and check that the same records
 # and the same statistics come out; then bad rows, exit codes, --help of
-# every command, sync pull. Ends with "N passed, N failed".
+# every command, sync pull and sync stream. Ends with "N passed, N failed".
 #
 # Environment (set by the test runner; defaults for a manual run from the
 # repository root): SENTRAD, SENTRA_CLI, SENTRA_TEST_PGDIR,
@@ -123,6 +123,9 @@ check "create 4 sentra" 4 "$created"
 ID1=$(A list --json --text "Way Halim" | head -1 | sed 's/.*"id":"\([^"]*\)".*/\1/')
 A update "$ID1" --quiet --year 2022 --units 10 --workers-male 18 --workers-female 20 >/dev/null 2>&1
 check "update adds a year" 2 "$(A get "$ID1" --json | grep -o '"year":' | wc -l | tr -d ' ')"
+# --json is proto3's JSON mapping with proto field names: int64 as strings.
+A get "$ID1" --json | grep -q '"business_units":"10","workers_male":"18"' &&
+    ok "get --json: proto field names, int64 as strings" || bad "get --json shape" "$(A get "$ID1" --json)"
 
 # Refused create: exit 13 and the field named.
 A create --name "" --regency 18.71 --kbli 99999 >/dev/null 2>"$TMP/err"
@@ -144,7 +147,7 @@ A stats --group-by regency,status --csv >"$TMP/stats_a.csv" 2>"$TMP/err"
 check "stats --csv exits 0" 0 $?
 grep -q "Kota Bandar Lampung" "$TMP/stats_a.csv" && ok "stats names regions" || bad "stats names regions" "$(cat "$TMP/stats_a.csv" "$TMP/err")"
 total=$(A stats --json | grep '"total":true')
-echo "$total" | grep -q '"sentra":4' && ok "stats total counts 4 sentra" || bad "stats total" "$total"
+echo "$total" | grep -q '"sentra":"4"' && ok "stats total counts 4 sentra" || bad "stats total" "$total"
 A stats --group-by regency | grep -q '^TOTAL' && ok "stats table has a TOTAL row" || bad "stats TOTAL row"
 
 # ---------------------------------------------------------------- export / import
@@ -243,14 +246,38 @@ else
     KID=$(sed 's/.*"id":"\([^"]*\)".*/\1/' "$TMP/push1.jsonl")
     A get "$KID" --json | grep -q "Robusta" && ok "the pushed edit is on the server" || bad "pushed edit"
     # ...and a second edit based on the same old version is a conflict
-    OLDV=$(sed 's/.*"version":\([0-9]*\).*/\1/' "$TMP/push1.jsonl")
-    REC=$(sed 's/Robusta/Arabika/; s/,"version":[0-9]*//' "$TMP/push1.jsonl")
+    # (64-bit integers are strings in proto3 JSON; base_version is given as
+    # a number below, which is read too.)
+    OLDV=$(sed 's/.*"version":"\([0-9]*\)".*/\1/' "$TMP/push1.jsonl")
+    REC=$(sed 's/Robusta/Arabika/; s/,"version":"[0-9]*"//' "$TMP/push1.jsonl")
     printf '{"mutation_id":"test-cli-m2","op":"MUTATION_OP_UPSERT","base_version":%s,"sentra":%s}\n' \
         "$OLDV" "$REC" >"$TMP/push2.jsonl"
     A sync push --client-id test-cli-1 "$TMP/push2.jsonl" >/dev/null 2>"$TMP/err"
     checkerr "sync push of a stale edit exits 1" 1 $?
     grep -q "push2.jsonl:1: test-cli-m2: CONFLICT" "$TMP/err" && ok "the conflict is reported by line" ||
         bad "conflict reported" "$(cat "$TMP/err")"
+
+    # sync stream: the same files over one open StreamChanges stream. From
+    # no cursor: every live record once, in messages of 2, for 2 s.
+    ids() { sed 's/.*"id":"\([^"]*\)".*/\1/' "$1" | sort; }
+    A sync stream --journal "$TMP/s1.jsonl" --cursor-file "$TMP/scursor" --batch 2 --seconds 2 \
+        >/dev/null 2>"$TMP/err"
+    checkerr "sync stream exits 0 after --seconds" 0 $?
+    A list --all --json | sed 's/.*"id":"\([^"]*\)".*/\1/' | sort >"$TMP/live"
+    check "sync stream: every live record once" "$(cat "$TMP/live")" "$(ids "$TMP/s1.jsonl")"
+    grep -q "streamed $(wc -l <"$TMP/live" | tr -d ' ') changes" "$TMP/err" &&
+        ok "sync stream reports what it streamed" || bad "sync stream report" "$(cat "$TMP/err")"
+    # Run again from its cursor while another client writes: only that write.
+    A sync stream --journal "$TMP/s2.jsonl" --cursor-file "$TMP/scursor" --seconds 4 >/dev/null 2>&1 &
+    spid=$!
+    sleep 1.5
+    create --name "Sentra Kopi Live" --regency 18.72 --commodity kopi --product "kopi bubuk" \
+        --kbli 10761 --kbli-version 2020 --sector food --status formed --formed-on 2020-01-01
+    wait $spid
+    check "sync stream exits 0 again" 0 $?
+    LIVE=$(A list --json --text "Kopi Live" | head -1 | sed 's/.*"id":"\([^"]*\)".*/\1/')
+    check "resumed from its cursor, the stream brings only the record written meanwhile" "$LIVE" \
+        "$(ids "$TMP/s2.jsonl")"
 fi
 
 finish

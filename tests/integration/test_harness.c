@@ -106,8 +106,9 @@ static void raw_socket(void **state)
     (void)state;
     int fd = th_connect_raw(&srv);
     assert_true(fd >= 0);
-    /* Garbage in: the server closes the connection (EOF or reset). */
-    static const char junk[] = "GET / HTTP/1.1\r\nHost: x\r\n\r\n";
+    /* Garbage in (not a frame, not HTTP): the server closes the
+     * connection (EOF or reset). */
+    static const char junk[] = "\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff garbage";
     assert_int_equal(write(fd, junk, sizeof(junk) - 1), (ssize_t)(sizeof(junk) - 1));
     char buf[256];
     ssize_t n;

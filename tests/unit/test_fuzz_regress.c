@@ -33,6 +33,18 @@
 #define LLVMFuzzerTestOneInput fuzz_validate_one
 #include "../fuzz/fuzz_validate.c"
 #undef LLVMFuzzerTestOneInput
+#undef CHECK
+#define LLVMFuzzerTestOneInput fuzz_h2_one
+#include "../fuzz/fuzz_h2.c"
+#undef LLVMFuzzerTestOneInput
+#undef CHECK
+#define LLVMFuzzerTestOneInput fuzz_http1_one
+#include "../fuzz/fuzz_http1.c"
+#undef LLVMFuzzerTestOneInput
+#undef CHECK
+#define LLVMFuzzerTestOneInput fuzz_tls_one
+#include "../fuzz/fuzz_tls.c"
+#undef LLVMFuzzerTestOneInput
 
 typedef int (*fuzz_fn)(const uint8_t *, size_t);
 
@@ -107,6 +119,24 @@ static void test_validate(void **state)
     assert_true(n >= 10);
 }
 
+static void test_h2(void **state)
+{
+    int n = replay("corpus", "h2", fuzz_h2_one) + replay("regress", "h2", fuzz_h2_one);
+    assert_true(n >= 10);
+}
+
+static void test_http1(void **state)
+{
+    int n = replay("corpus", "http1", fuzz_http1_one) + replay("regress", "http1", fuzz_http1_one);
+    assert_true(n >= 10);
+}
+
+static void test_tls(void **state)
+{
+    int n = replay("corpus", "tls", fuzz_tls_one) + replay("regress", "tls", fuzz_tls_one);
+    assert_true(n >= 10);
+}
+
 /* Inputs written here, not found by a fuzzer: the edges the targets'
  * checks care most about. */
 static void test_edges(void **state)
@@ -127,6 +157,9 @@ static void test_edges(void **state)
     fuzz_request_one(NULL, 0);
     fuzz_validate_one(year_one, sizeof(year_one));
     fuzz_validate_one(NULL, 0);
+    fuzz_h2_one(NULL, 0);
+    fuzz_http1_one(NULL, 0);
+    fuzz_tls_one(NULL, 0);
 }
 
 int main(void)
@@ -135,6 +168,9 @@ int main(void)
         cmocka_unit_test(test_frame),
         cmocka_unit_test(test_request),
         cmocka_unit_test(test_validate),
+        cmocka_unit_test(test_h2),
+        cmocka_unit_test(test_http1),
+        cmocka_unit_test(test_tls),
         cmocka_unit_test(test_edges),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
