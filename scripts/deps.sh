@@ -99,7 +99,23 @@ case "${1:---check}" in
     fi
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -qq >&2 && apt-get install -y -qq redis-server clang valgrind libclang-rt-14-dev \
-        echo "sentra: as root, run: apt-get install -y redis-server clang valgrind libclang-rt-14-dev libgrpc++-dev protobuf-compiler-grpc haproxy wrk" >&2
+        libgrpc++-dev protobuf-compiler-grpc haproxy wrk >&2 || exit 1
+    ;;
+--ha)
+    # Extra packages for `make ha-up` and `make ha-test` (issue 17): the
+    # failover manager and the proxy, from Debian 12.
+    need=""
+    command -v pg_autoctl >/dev/null 2>&1 || need=yes
+    command -v haproxy >/dev/null 2>&1 || need=yes
+    ls /usr/lib/postgresql/15/lib/pgautofailover.so >/dev/null 2>&1 || need=yes
+    [ -z "$need" ] && exit 0
+    if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null 2>&1; then
+        echo "sentra: as root on Debian 12, run: apt-get install -y $HA_PKGS" >&2
+        exit 1
+    fi
+    export DEBIAN_FRONTEND=noninteractive
+    # shellcheck disable=SC2086
+    apt-get update -qq >&2 && apt-get install -y -qq --no-install-recommends $HA_PKGS >&2 || exit 1
     ;;
 *)
     echo "usage: $0 --check | --install | --web | --bench | --ha" >&2
