@@ -1205,7 +1205,7 @@ static void start(call_t *c, const call_request_t *req)
                   " (a token is snt_ and 52 base32 characters)");
         return;
     }
-    auth_digest(secret, c->digest);
+    auth_digest_memo(req->auth_memo, secret, c->digest);
     if (auth_cache_get(srv->auth, c->digest, uv_hrtime() / 1000000, &c->auth)) {
         if (decode(c, req->codec, req->payload, req->len) == 0)
             dispatch(c);

@@ -60,6 +60,7 @@ static void on_handle_closed(uv_handle_t *h)
     if (c->proto != NULL && c->proto->free != NULL)
         c->proto->free(c);
     rbuf_free(c);
+    auth_memo_free(c->auth_memo);
     server_conn_gone(c->srv, c);
     free(c);
 }

@@ -107,6 +107,8 @@ struct conn {
     uint64_t last_read_ms;      /* last bytes received */
     uint64_t close_at_ms;       /* CLOSE_AFTER deadline */
     struct conn *next, *prev;   /* in srv->conns */
+    struct auth_memo *auth_memo; /* its token secret's digest, computed once
+                                 * (auth.h; the protocols pass it to calls) */
     char peer[64];              /* "ip:port" or "unix" */
 };
 

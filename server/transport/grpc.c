@@ -527,6 +527,7 @@ static void g_on_end(h2_stream_t *s)
         .timeout_ms = g->timeout_ms,
         .md = md,
         .n_md = k,
+        .auth_memo = &s->conn->auth_memo,
     };
     g->call = call_new(h2_stream_server(s), &grpc_sink, g, (uint32_t)s->id);
     call_start(g->call, &r);

@@ -611,6 +611,7 @@ static void request_done(h1_t *h)
             answer_now(h, x, &r, NULL);
             return;
         }
+        x->cc.req.auth_memo = &c->auth_memo;
         call_t *call = call_new(c->srv, &http1_sink, x, (uint32_t)c->srv->requests);
         x->call = call;
         call_start(call, &x->cc.req);
