@@ -166,44 +166,41 @@ static void on_write(uv_write_t *req, int status)
     maybe_close(c);
 }
 
-void conn_write(struct conn *c, uint8_t *buf, size_t len)
+/* Writes what the socket takes at once, without waiting (see conn_write);
+ * returns how many bytes went. */
+static size_t write_now(struct conn *c, const uint8_t *data, size_t len)
 {
-    if (c->state == CONN_CLOSING) {
-        free(buf);
-        return;
-    }
     /* Most answers fit in the socket's buffer: written here, at once,
      * they cost one write(2) and nothing else. Through uv_write alone
      * each also cost a request, a callback on the next loop turn and an
      * epoll_ctl (libuv re-arms the watcher after every completed write
      * request): a third of the system calls of a small request.
      * uv_try_write writes nothing while earlier writes wait (order is
-     * kept); what it leaves goes through uv_write as before, counted in
-     * wqueued as the whole write (so that a client that reads slowly is
-     * paused exactly as before: h2.c's flush relies on it). A close
-     * waiting for the queue to empty still goes the old way, so that
-     * on_write closes after the last byte. */
-    size_t off = 0;
-    if (c->wqueued == 0 && !(c->flags & CONN_F_CLOSE_AFTER) && len > 0) {
-        uv_buf_t t = uv_buf_init((char *)buf, (unsigned)len);
-        int n = uv_try_write(&c->h.stream, &t, 1);
-        if (n > 0 && (size_t)n == len) {
-            free(buf);
-            return;
-        }
-        /* An error is left to uv_write, which reports it through on_write
-         * on a later turn, as before: closing here, inside a protocol's
-         * call, could free what its caller still uses. */
-        if (n > 0)
-            off = (size_t)n;
-    }
+     * kept). A close waiting for the queue to empty goes through
+     * uv_write, so that on_write closes after the last byte. An error is
+     * left to uv_write too, which reports it through on_write on a later
+     * turn, as before: closing here, inside a protocol's call, could free
+     * what its caller still uses. */
+    if (c->wqueued != 0 || (c->flags & CONN_F_CLOSE_AFTER) || len == 0)
+        return 0;
+    uv_buf_t t = uv_buf_init((char *)data, (unsigned)len);
+    int n = uv_try_write(&c->h.stream, &t, 1);
+    return n > 0 ? (size_t)n : 0;
+}
+
+/* Queues data[0..n) through uv_write; buf (which holds it) is taken and
+ * freed once written. Counted in wqueued as the whole write of whole bytes
+ * (so that a client that reads slowly is paused exactly as when nothing
+ * went at once: h2.c's flush relies on it). */
+static void write_queue(struct conn *c, uint8_t *buf, const uint8_t *data, size_t n, size_t whole)
+{
     struct wreq *w = malloc(sizeof(*w));
     if (w == NULL)
         abort();
     w->conn = c;
-    w->cost = WRITE_COST(len);
+    w->cost = WRITE_COST(whole);
     w->buf = buf;
-    uv_buf_t b = uv_buf_init((char *)buf + off, (unsigned)(len - off));
+    uv_buf_t b = uv_buf_init((char *)data, (unsigned)n);
     int r = uv_write(&w->req, &c->h.stream, &b, 1, on_write);
     if (r != 0) {
         free(buf);
@@ -222,6 +219,35 @@ void conn_write(struct conn *c, uint8_t *buf, size_t len)
         c->flags |= CONN_F_PAUSED;
         uv_read_stop(&c->h.stream);
     }
+}
+
+void conn_write(struct conn *c, uint8_t *buf, size_t len)
+{
+    if (c->state == CONN_CLOSING) {
+        free(buf);
+        return;
+    }
+    size_t off = write_now(c, buf, len);
+    if (off == len && len > 0) {
+        free(buf);
+        return;
+    }
+    write_queue(c, buf, buf + off, len - off, len);
+}
+
+void conn_write_copy(struct conn *c, const uint8_t *data, size_t len)
+{
+    if (c->state == CONN_CLOSING)
+        return;
+    size_t off = write_now(c, data, len);
+    if (off == len && len > 0)
+        return;
+    /* What is left, copied. */
+    uint8_t *buf = malloc(len - off ? len - off : 1);
+    if (buf == NULL)
+        abort();
+    memcpy(buf, data + off, len - off);
+    write_queue(c, buf, buf, len - off, len);
 }
 
 int conn_answer_fits(const struct conn *c, size_t len)

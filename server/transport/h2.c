@@ -8,7 +8,9 @@
  *
  * Bytes out: nothing is written from inside a callback. flush() runs
  * nghttp2_session_send, whose callbacks append frames to one buffer that
- * leaves in one conn_write per flush. What apps queue while bytes are
+ * leaves in one conn_write per flush (a buffer on flush's stack while it
+ * fits: most flushes are small and go to the socket whole, so they cost
+ * no allocation). What apps queue while bytes are
  * read is flushed once at the end of on_bytes; what they queue at other
  * times (answers after a query, deadlines) is flushed in the idle phase
  * of the loop's next turn (flush_soon), so that headers, DATA and
@@ -55,6 +57,7 @@
 #define H2_PING_IDLE_MS (2 * 3600 * 1000) /* gRPC: pings without calls at most this often */
 #define H2_PING_STRIKES 2                 /* tolerated before GOAWAY(too_many_pings) */
 #define H2_DRAIN_WAIT_MS 1000             /* notice to final GOAWAY when no PING comes back */
+#define H2_FLUSH_STACK (16 * 1024)        /* frames of one flush held on its stack */
 
 static const uint8_t drain_ping[8] = { 's', 'e', 'n', 't', 'r', 'a', 'g', 'o' };
 
@@ -93,7 +96,9 @@ typedef struct h2 {
     struct conn *conn;             /* the connection */
     struct stream *streams;        /* open request streams */
     int nstreams;                  /* how many */
-    uint8_t *wbuf;                 /* frames collected by one flush */
+    uint8_t *wbuf;                 /* frames collected by one flush: flush's stack
+                                    * buffer, or malloc'ed once they outgrow it */
+    int wbuf_stack;                /* wbuf is flush's stack buffer */
     size_t wlen, wcap;
     int in_recv;                   /* inside mem_recv: flush at its end */
     int flushing;                  /* inside flush(): flush again at its end */
@@ -290,9 +295,12 @@ static int wbuf_room(h2_t *h, size_t n)
         size_t cap = h->wcap ? h->wcap : 16 * 1024;
         while (cap < h->wlen + n)
             cap *= 2;
-        uint8_t *p = realloc(h->wbuf, cap);
+        uint8_t *p = h->wbuf_stack ? malloc(cap) : realloc(h->wbuf, cap);
         if (p == NULL)
             abort();
+        if (h->wbuf_stack)
+            memcpy(p, h->wbuf, h->wlen);
+        h->wbuf_stack = 0;
         h->wbuf = p;
         h->wcap = cap;
     }
@@ -749,13 +757,22 @@ static void flush(h2_t *h)
         h->flush_again = 0;
         if (c->wqueued > CONN_WQ_HIGH)
             break;      /* h2_writable comes back */
+        uint8_t stack[H2_FLUSH_STACK];
+        h->wbuf = stack;
+        h->wcap = sizeof(stack);
+        h->wlen = 0;
+        h->wbuf_stack = 1;
         h->blocked = 0;
         int rv = nghttp2_session_send(h->session);
-        if (h->wlen > 0) {
-            conn_write(c, h->wbuf, h->wlen);
-            h->wbuf = NULL;
-            h->wlen = h->wcap = 0;
+        if (h->wbuf_stack) {
+            if (h->wlen > 0)
+                conn_write_copy(c, h->wbuf, h->wlen);
+        } else {
+            conn_write(c, h->wbuf, h->wlen);   /* takes it */
         }
+        h->wbuf = NULL;
+        h->wlen = h->wcap = 0;
+        h->wbuf_stack = 0;
         /* Stopped for room, but the socket took it all at once (conn_write
          * did not pause the connection, so no h2_writable comes): go on. */
         if (h->blocked && !(c->flags & CONN_F_PAUSED) && c->state != CONN_CLOSING)
