@@ -522,7 +522,7 @@ static void test_output_matches_reference(void **state)
         "a", "Sentra ", "\"", "\\", "\n", "\r", "\t", "\b", "\f", "\x01", "\x1f", "\x7f", " ",
         "\xc3\xa9", "\xe4\xb8\xad", "\xf0\x9f\x98\x80", "\xff", "\x80", "\xc3", "\xe4\xb8",
         "\xc0\xaf", "\xe0\x80\xaf", "\xed\xa0\x80", "\xf4\x90\x80\x80", "\xf5\x80\x80\x80",
-        "\xf0\x9f\x98", "0123456789", "<img src=x>",
+        "\xf0\x9f\x98", "0123456789", "<img src=x>", "Kerajinan Tapis Lampung ",
     };
     char in[512], want[4096];
     for (int round = 0; round < 20000; round++) {
@@ -558,6 +558,28 @@ static void test_output_matches_reference(void **state)
         assert_string_equal(j, want);
         free(j);
     }
+    /* Every field of every message, printed with its defaults, under the
+     * name pbjson_json_name gives it (protoc's ToJsonName). */
+    for (size_t i = 0; i < N_MESSAGES; i++) {
+        const ProtobufCMessageDescriptor *d = all_messages[i].desc;
+        ProtobufCMessage *m = calloc(1, d->sizeof_message);
+        d->message_init(m);
+        char *text = pbjson_encode(m, PBJSON_EMIT_DEFAULTS, NULL);
+        json_t *doc = json_loads(text, 0, NULL);
+        assert_non_null(doc);
+        for (unsigned k = 0; k < d->n_fields; k++) {
+            char name[128];
+            pbjson_json_name(d->fields[k].name, name, sizeof(name));
+            if ((d->fields[k].flags & PROTOBUF_C_FIELD_FLAG_ONEOF) || d->fields[k].type == PROTOBUF_C_TYPE_MESSAGE)
+                continue;   /* printed only when set */
+            if (json_object_get(doc, name) == NULL)
+                fail_msg("%s: field %s not printed as %s: %s", d->name, d->fields[k].name, name, text);
+        }
+        json_decref(doc);
+        free(text);
+        free(m);
+    }
+
     Sentra__V1__Response r = SENTRA__V1__RESPONSE__INIT;
     r.current_version = INT64_MIN;
     char *j = pbjson_encode(&r.base, 0, NULL);
