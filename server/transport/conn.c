@@ -67,6 +67,7 @@ static void on_handle_closed(uv_handle_t *h)
         c->proto->free(c);
     sentra__tls_conn_free(c);
     rbuf_free(c);
+    auth_memo_free(c->auth_memo);
     server_conn_gone(c->srv, c);
     free(c);
 }
@@ -176,6 +177,61 @@ static void on_write(uv_write_t *req, int status)
     maybe_close(c);
 }
 
+/* Writes what the socket takes at once, without waiting (see conn_write);
+ * returns how many bytes went. */
+static size_t write_now(struct conn *c, const uint8_t *data, size_t len)
+{
+    /* Most answers fit in the socket's buffer: written here, at once,
+     * they cost one write(2) and nothing else. Through uv_write alone
+     * each also cost a request, a callback on the next loop turn and an
+     * epoll_ctl (libuv re-arms the watcher after every completed write
+     * request): a third of the system calls of a small request.
+     * uv_try_write writes nothing while earlier writes wait (order is
+     * kept). A close waiting for the queue to empty goes through
+     * uv_write, so that on_write closes after the last byte. An error is
+     * left to uv_write too, which reports it through on_write on a later
+     * turn, as before: closing here, inside a protocol's call, could free
+     * what its caller still uses. */
+    if (c->wqueued != 0 || (c->flags & CONN_F_CLOSE_AFTER) || len == 0)
+        return 0;
+    uv_buf_t t = uv_buf_init((char *)data, (unsigned)len);
+    int n = uv_try_write(&c->h.stream, &t, 1);
+    return n > 0 ? (size_t)n : 0;
+}
+
+/* Queues data[0..n) through uv_write; buf (which holds it) is taken and
+ * freed once written. Counted in wqueued as the whole write of whole bytes
+ * (so that a client that reads slowly is paused exactly as when nothing
+ * went at once: h2.c's flush relies on it). */
+static void write_queue(struct conn *c, uint8_t *buf, const uint8_t *data, size_t n, size_t whole)
+{
+    struct wreq *w = malloc(sizeof(*w));
+    if (w == NULL)
+        abort();
+    w->conn = c;
+    w->cost = WRITE_COST(whole);
+    w->buf = buf;
+    uv_buf_t b = uv_buf_init((char *)data, (unsigned)n);
+    int r = uv_write(&w->req, &c->h.stream, &b, 1, on_write);
+    if (r != 0) {
+        free(buf);
+        free(w);
+        conn_close(c);
+        return;
+    }
+    c->wqueued += w->cost;
+    c->srv->wq_total += w->cost;
+    if (!(c->flags & CONN_F_PAUSED) &&
+        (c->wqueued > CONN_WQ_HIGH ||
+         (c->srv->wq_total > SERVER_WQ_HIGH && c->wqueued > CONN_WQ_LOW))) {
+        /* The client is not reading (or the server holds too much for
+         * all): stop reading it until it catches up. The protocol's
+         * on_bytes sees it at once (conn_reading_held). */
+        c->flags |= CONN_F_PAUSED;
+        uv_read_stop(&c->h.stream);
+    }
+}
+
 void conn_write(struct conn *c, uint8_t *buf, size_t len)
 {
     if (c->state == CONN_CLOSING) {
@@ -195,31 +251,31 @@ void sentra__conn_write_raw(struct conn *c, uint8_t *buf, size_t len)
         free(buf);
         return;
     }
-    struct wreq *w = malloc(sizeof(*w));
-    if (w == NULL)
-        abort();
-    w->conn = c;
-    w->cost = WRITE_COST(len);
-    w->buf = buf;
-    uv_buf_t b = uv_buf_init((char *)buf, (unsigned)len);
-    int r = uv_write(&w->req, &c->h.stream, &b, 1, on_write);
-    if (r != 0) {
+    size_t off = write_now(c, buf, len);
+    if (off == len && len > 0) {
         free(buf);
-        free(w);
-        conn_close(c);
         return;
     }
-    c->wqueued += w->cost;
-    c->srv->wq_total += w->cost;
-    if (!(c->flags & CONN_F_PAUSED) &&
-        (c->wqueued > CONN_WQ_HIGH ||
-         (c->srv->wq_total > SERVER_WQ_HIGH && c->wqueued > CONN_WQ_LOW))) {
-        /* The client is not reading (or the server holds too much for
-         * all): stop reading it until it catches up. The protocol's
-         * on_bytes sees it at once (conn_reading_held). */
-        c->flags |= CONN_F_PAUSED;
-        uv_read_stop(&c->h.stream);
+    write_queue(c, buf, buf + off, len - off, len);
+}
+
+void conn_write_copy(struct conn *c, const uint8_t *data, size_t len)
+{
+    if (c->state == CONN_CLOSING)
+        return;
+    if (c->tls != NULL) {
+        sentra__tls_write(c, data, len);  /* encrypted into its own buffer */
+        return;
     }
+    size_t off = write_now(c, data, len);
+    if (off == len && len > 0)
+        return;
+    /* What is left, copied. */
+    uint8_t *buf = malloc(len - off ? len - off : 1);
+    if (buf == NULL)
+        abort();
+    memcpy(buf, data + off, len - off);
+    write_queue(c, buf, buf, len - off, len);
 }
 
 int conn_answer_fits(const struct conn *c, size_t len)

@@ -115,6 +115,8 @@ struct conn {
     uint64_t last_read_ms;      /* last bytes received */
     uint64_t close_at_ms;       /* CLOSE_AFTER deadline */
     struct conn *next, *prev;   /* in srv->conns */
+    struct auth_memo *auth_memo; /* its token secret's digest, computed once
+                                 * (auth.h; the protocols pass it to calls) */
     char peer[64];              /* "ip:port" or "unix" */
 };
 
@@ -136,6 +138,11 @@ size_t conn_partial_max(const struct server *srv);
  * (malloc'ed; freed once written, or at once when the connection is
  * closing). */
 void conn_write(struct conn *c, uint8_t *buf, size_t len);
+
+/* The same for bytes the caller keeps: data is not taken; what cannot be
+ * written at once is copied. For a protocol that builds its output in a
+ * buffer of its own (h2.c, on its stack), where most writes go whole. */
+void conn_write_copy(struct conn *c, const uint8_t *data, size_t len);
 
 /* Stops (held = 1) or resumes (0) reading on the protocol's behalf; bytes
  * already read but not used are given to on_bytes again on resume, from

@@ -347,6 +347,7 @@ static void c_on_end(h2_stream_t *s)
     if (connect_prepare(&cs->cc, method, path, plen, query, md, k, cs->in, cs->in_len, &r) != 0) {
         respond(cs, &r);
     } else {
+        cs->cc.req.auth_memo = &s->conn->auth_memo;
         cs->call = call_new(h2_stream_server(s), &connect_h2_sink, cs, (uint32_t)s->id);
         call_start(cs->call, &cs->cc.req);
     }

@@ -54,6 +54,7 @@ typedef struct gstream {
     size_t in_off;                 /* where the message being read starts */
     int nmsg;                      /* complete request messages seen */
     uint32_t timeout_ms;           /* grpc-timeout; 0: none */
+    const char *path;              /* :path (the stream's header), or NULL */
     int headers;                   /* response headers sent (a message went) */
     int finished;                  /* status sent (or refused): ignore input */
 } gstream_t;
@@ -353,11 +354,22 @@ static void g_on_headers(h2_stream_t *s)
     g->s = s;
     s->app_data = g;
 
-    const char *method = h2_stream_header(s, ":method");
-    const char *path = h2_stream_header(s, ":path");
-    const char *ct = h2_stream_header(s, "content-type");
-    const char *enc = h2_stream_header(s, "grpc-encoding");
-    const char *timeout = h2_stream_header(s, "grpc-timeout");
+    /* The headers read here, in one pass (the first of each name, as
+     * h2_stream_header would find it). */
+    const char *method = NULL, *path = NULL, *ct = NULL, *enc = NULL, *timeout = NULL;
+    for (size_t i = 0, n = h2_stream_nheaders(s); i < n; i++) {
+        const char *name, *value, **want = NULL;
+        h2_stream_header_at(s, i, &name, &value);
+        if (name[0] == ':')
+            want = strcmp(name, ":method") == 0 ? &method : strcmp(name, ":path") == 0 ? &path : NULL;
+        else if (name[0] == 'c')
+            want = strcmp(name, "content-type") == 0 ? &ct : NULL;
+        else if (name[0] == 'g')
+            want = strcmp(name, "grpc-encoding") == 0 ? &enc : strcmp(name, "grpc-timeout") == 0 ? &timeout : NULL;
+        if (want != NULL && *want == NULL)
+            *want = value;
+    }
+    g->path = path;
 
     if (method == NULL || strcmp(method, "POST") != 0) {
         send_status(g, SENTRA_UNIMPLEMENTED, "gRPC calls are POST requests", NULL, 0, NULL);
@@ -518,15 +530,15 @@ static void g_on_end(h2_stream_t *s)
         md[k].value = value;
         k++;
     }
-    const char *path = h2_stream_header(s, ":path");
     call_request_t r = {
-        .method = path ? path : "",
+        .method = g->path ? g->path : "",
         .payload = g->in + GRPC_PREFIX,
         .len = g->in_len - GRPC_PREFIX,
         .codec = CALL_CODEC_PROTO,
         .timeout_ms = g->timeout_ms,
         .md = md,
         .n_md = k,
+        .auth_memo = &s->conn->auth_memo,
     };
     g->call = call_new(h2_stream_server(s), &grpc_sink, g, (uint32_t)s->id);
     call_start(g->call, &r);

@@ -144,43 +144,63 @@ static const char *http_date(void)
     return buf;
 }
 
+static void add_str(pbjson_buf_t *b, const char *s)
+{
+    pbjson_buf_add(b, s, strlen(s));
+}
+
+static void add_num(pbjson_buf_t *b, unsigned long long v)
+{
+    char tmp[24], *p = tmp + sizeof(tmp);
+    do {
+        *--p = (char)('0' + v % 10);
+        v /= 10;
+    } while (v != 0);
+    pbjson_buf_add(b, p, (size_t)(tmp + sizeof(tmp) - p));
+}
+
+/* "Name: value\r\n" */
+static void add_header(pbjson_buf_t *b, const char *name_colon_space, const char *value)
+{
+    add_str(b, name_colon_space);
+    add_str(b, value);
+    pbjson_buf_add(b, "\r\n", 2);
+}
+
 /* The status line and headers of x's answer into b. With len -1 the body
- * is chunked (a stream), or for HTTP/1.0 runs to the connection's close. */
+ * is chunked (a stream), or for HTTP/1.0 runs to the connection's close.
+ * Written piece by piece rather than through snprintf: this runs for
+ * every answer, and formatting cost more than the rest of the framing. */
 static void head_lines(exchange_t *x, const connect_reply_t *r, const char *extra, long long len,
                        pbjson_buf_t *b)
 {
-    char line[512];
     int bodyless = r->status == 304 || r->status == 204 || r->status < 200;
-    int n = snprintf(line, sizeof(line), "HTTP/1.1 %d %s\r\nDate: %s\r\n", r->status, reason(r->status),
-                     http_date());
-    pbjson_buf_add(b, line, (size_t)n);
+    pbjson_buf_reserve(b, 1024);
+    pbjson_buf_add(b, "HTTP/1.1 ", 9);
+    add_num(b, (unsigned)r->status);
+    pbjson_buf_add(b, " ", 1);
+    add_str(b, reason(r->status));
+    pbjson_buf_add(b, "\r\n", 2);
+    add_header(b, "Date: ", http_date());
     if (!bodyless) {
-        if (r->content_type != NULL) {
-            n = snprintf(line, sizeof(line), "Content-Type: %s\r\n", r->content_type);
-            pbjson_buf_add(b, line, (size_t)n);
+        if (r->content_type != NULL)
+            add_header(b, "Content-Type: ", r->content_type);
+        if (len >= 0) {
+            pbjson_buf_add(b, "Content-Length: ", 16);
+            add_num(b, (unsigned long long)len);
+            pbjson_buf_add(b, "\r\n", 2);
+        } else if (!x->http10) {
+            add_str(b, "Transfer-Encoding: chunked\r\n");
         }
-        if (len >= 0)
-            n = snprintf(line, sizeof(line), "Content-Length: %lld\r\n", len);
-        else
-            n = snprintf(line, sizeof(line), "%s", x->http10 ? "" : "Transfer-Encoding: chunked\r\n");
-        pbjson_buf_add(b, line, (size_t)n);
     }
-    if (r->etag[0]) {
-        n = snprintf(line, sizeof(line), "ETag: %s\r\n", r->etag);
-        pbjson_buf_add(b, line, (size_t)n);
-    }
-    if (r->cache_control != NULL) {
-        n = snprintf(line, sizeof(line), "Cache-Control: %s\r\n", r->cache_control);
-        pbjson_buf_add(b, line, (size_t)n);
-    }
-    if (r->allow != NULL) {
-        n = snprintf(line, sizeof(line), "Allow: %s\r\n", r->allow);
-        pbjson_buf_add(b, line, (size_t)n);
-    }
-    if (r->accept_post != NULL) {
-        n = snprintf(line, sizeof(line), "Accept-Post: %s\r\n", r->accept_post);
-        pbjson_buf_add(b, line, (size_t)n);
-    }
+    if (r->etag[0])
+        add_header(b, "ETag: ", r->etag);
+    if (r->cache_control != NULL)
+        add_header(b, "Cache-Control: ", r->cache_control);
+    if (r->allow != NULL)
+        add_header(b, "Allow: ", r->allow);
+    if (r->accept_post != NULL)
+        add_header(b, "Accept-Post: ", r->accept_post);
     if (x->origin != NULL) {
         pbjson_buf_add(b, "Access-Control-Allow-Origin: ", 29);
         pbjson_buf_add(b, x->origin, strlen(x->origin));
@@ -205,8 +225,10 @@ static void set_answer(exchange_t *x, connect_reply_t *r, const char *extra)
 {
     pbjson_buf_t b = { 0 };
     int bodyless = r->status == 304 || r->status == 204 || r->status < 200;
+    int with_body = !bodyless && !x->head && r->len > 0;
+    pbjson_buf_reserve(&b, 1024 + (with_body ? r->len : 0));   /* one allocation */
     head_lines(x, r, extra, (long long)r->len, &b);
-    if (!bodyless && !x->head && r->len > 0)
+    if (with_body)
         pbjson_buf_add(&b, (const char *)r->body, r->len);
     connect_reply_free(r);
     free(x->out);
@@ -566,6 +588,7 @@ static void request_done(h1_t *h)
             answer_now(h, x, &r, NULL);
             return;
         }
+        x->cc.req.auth_memo = &c->auth_memo;
         call_t *call = call_new(c->srv, &http1_sink, x, (uint32_t)c->srv->requests);
         x->call = call;
         call_start(call, &x->cc.req);

@@ -683,11 +683,15 @@ out:
 
 void sentra__tls_send(struct conn *c, uint8_t *buf, size_t len)
 {
+    sentra__tls_write(c, buf, len);
+    free(buf);
+}
+
+void sentra__tls_write(struct conn *c, const uint8_t *buf, size_t len)
+{
     struct tls_conn *t = c->tls;
-    if (len == 0 || !t->established || t->shutdown_sent || t->failed) {
-        free(buf);
+    if (len == 0 || !t->established || t->shutdown_sent || t->failed)
         return;
-    }
     /* Room for all the records at once: one allocation, the socket write's. */
     size_t need = t->out_len + len + (len / RECORD_MAX + 1) * RECORD_OVERHEAD;
     if (need > t->out_cap) {
@@ -700,7 +704,6 @@ void sentra__tls_send(struct conn *c, uint8_t *buf, size_t len)
     size_t written = 0;
     ERR_clear_error();
     int r = SSL_write_ex(t->ssl, buf, len, &written);
-    free(buf);
     if (r != 1 || written != len) {
         fail(c, "tls_error");
         return;
