@@ -59,6 +59,7 @@ static void on_handle_closed(uv_handle_t *h)
         return;
     if (c->proto != NULL && c->proto->free != NULL)
         c->proto->free(c);
+    c->srv->wq_total -= c->kept;
     rbuf_free(c);
     server_conn_gone(c->srv, c);
     free(c);
@@ -200,10 +201,16 @@ void conn_write(struct conn *c, uint8_t *buf, size_t len)
 
 int conn_answer_fits(const struct conn *c, size_t len)
 {
-    size_t cost = WRITE_COST(len);
-    if (c->wqueued < CONN_WQ_HIGH)
+    size_t cost = WRITE_COST(len), waiting = c->wqueued + c->kept;
+    if (waiting < CONN_WQ_HIGH)
         return 1;
-    return c->wqueued + cost <= CONN_WQ_MAX && c->srv->wq_total + cost <= SERVER_WQ_MAX;
+    return waiting + cost <= CONN_WQ_MAX && c->srv->wq_total + cost <= SERVER_WQ_MAX;
+}
+
+void conn_kept(struct conn *c, ptrdiff_t delta)
+{
+    c->kept = (size_t)((ptrdiff_t)c->kept + delta);
+    c->srv->wq_total = (size_t)((ptrdiff_t)c->srv->wq_total + delta);
 }
 
 /* ---------------------------------------------------------------- reading */

@@ -25,7 +25,10 @@
  *     holds SERVER_WQ_HIGH for all), and is read again below CONN_WQ_LOW.
  *   - Answers that would pile up beyond CONN_WQ_MAX on one connection, or
  *     SERVER_WQ_MAX in total, are refused (conn_answer_fits): the protocol
- *     answers RESOURCE_EXHAUSTED instead.
+ *     answers RESOURCE_EXHAUSTED instead. What a protocol keeps for the
+ *     client outside the socket's queue (an HTTP/2 stream's buffer, an
+ *     HTTP/1.1 answer waiting behind an earlier one) counts as waiting too
+ *     (conn_kept).
  */
 #ifndef SENTRA_CONN_H
 #define SENTRA_CONN_H
@@ -103,6 +106,8 @@ struct conn {
     struct conn *pnext, *pprev; /* in srv's list of partial frames, oldest first */
     size_t wqueued;             /* bytes handed to uv_write, not yet written, with the
                                  * write request's and malloc's overhead */
+    size_t kept;                /* answer bytes the protocol keeps for the client
+                                 * outside the socket's queue (conn_kept) */
     uint64_t opened_ms;         /* accepted at (loop time) */
     uint64_t last_read_ms;      /* last bytes received */
     uint64_t close_at_ms;       /* CLOSE_AFTER deadline */
@@ -114,11 +119,19 @@ struct conn {
  * as the rest of the server does. */
 void conn_accept(struct server *srv, uv_stream_t *listener);
 
-/* Whether an answer of len bytes may be queued on c: always while c's
- * queue is below CONN_WQ_HIGH (its client reads), else only if c stays
- * within CONN_WQ_MAX and the server within SERVER_WQ_MAX. When not, the
- * protocol sends a small RESOURCE_EXHAUSTED answer instead. */
+/* Whether an answer of len bytes may be queued on c: always while what
+ * waits for c's client (its socket's queue and what the protocol keeps,
+ * conn_kept) is below CONN_WQ_HIGH (its client reads), else only if c
+ * stays within CONN_WQ_MAX and the server within SERVER_WQ_MAX. When not,
+ * the protocol sends a small RESOURCE_EXHAUSTED answer instead. */
 int conn_answer_fits(const struct conn *c, size_t len);
+
+/* The answer bytes the protocol keeps for c's client outside the socket's
+ * queue (an HTTP/2 stream's buffer, an HTTP/1.1 answer behind an earlier
+ * one) grew by delta (< 0: shrank). They count as waiting for the client,
+ * in conn_answer_fits and in the server's total; what is left when the
+ * connection is freed is taken off there. */
+void conn_kept(struct conn *c, ptrdiff_t delta);
 
 /* The bound on all partial frames together: CONN_PARTIAL_MIN, or four
  * maximum frames when that is more. */
