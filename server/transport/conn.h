@@ -84,6 +84,17 @@ enum conn_state {
 #define CONN_F_LINGER      0x10  /* CLOSE_AFTER by conn_linger_close: half-close, then drain */
 #define CONN_F_NOREAD      0x20  /* reading stopped for good (its partial frame was evicted) */
 #define CONN_F_REFEED      0x40  /* bytes kept wait for the protocol (after conn_hold(c, 0)) */
+#define CONN_F_REFUSED     0x80  /* refused at accept: its first bytes say how to tell it */
+
+/* A connection refused at accept (too many, or the server stopping) is
+ * answered in the protocol its first bytes name (refuse.c; an HTTP/2 one
+ * once this long has passed since it connected), or closed when none come
+ * within this long. Those being refused do not count against
+ * --max-connections (or clients retrying fast would keep the server full
+ * of refusals); beyond CONN_REFUSE_MAX of them at once, one is closed at
+ * once, unanswered. */
+#define CONN_REFUSE_WAIT_MS 1000
+#define CONN_REFUSE_MAX 1024
 
 struct conn {
     union {
@@ -191,5 +202,11 @@ extern void *(*sentra__conn_calloc)(size_t, size_t);
 extern const conn_proto_t sentra__native_proto;   /* native.c */
 extern const conn_proto_t sentra__http1_proto;    /* http1.c: HTTP/1.1, Connect, static files */
 extern const conn_proto_t sentra__h2_proto;       /* h2.c: HTTP/2 (gRPC, later Connect) */
+
+/* Answers a connection refused at accept (CONN_F_REFUSED) in protocol p,
+ * what its first bytes named, then closes it (refuse.c): its
+ * CONN_F_CLOSE_AFTER is set. When it is not, the answer is not due yet:
+ * the bytes are kept and on_tick asks again. */
+void sentra__conn_refuse(struct conn *c, const conn_proto_t *p);
 
 #endif
