@@ -5,6 +5,7 @@
 #   make test       build and run the whole test suite (own cluster and server)
 #   make asan       the same build with AddressSanitizer and UBSan (build-asan/)
 #   make stop       stop the private cluster started by `make run`
+#   make dev-cert   a local CA and certificates for trying TLS (var/tls)
 #   make destroy-db delete the private cluster (var/pg) and its data
 #   make install PREFIX=/usr/local
 #
@@ -15,9 +16,9 @@
 PREFIX     ?= /usr/local
 BUILD      ?= build
 CC         ?= cc
-PKGS        = libuv libprotobuf-c libpq
-SERVER_PKGS = libnghttp2 jansson libcrypto
-CLI_PKGS    = libuv libprotobuf-c jansson
+PKGS        = libuv libprotobuf-c libpq libssl libcrypto
+SERVER_PKGS = libnghttp2 jansson
+CLI_PKGS    = libuv libprotobuf-c jansson libssl libcrypto
 TEST_PKGS   = cmocka
 
 WARN       := -Wall -Wextra -Wstrict-prototypes -Wno-unused-parameter -Wshadow
@@ -108,7 +109,7 @@ UNIT_BIN     := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRC))
 ITEST_BIN    := $(patsubst tests/integration/%.c,$(BUILD)/tests/%,$(ITEST_SRC))
 
 .PHONY: all run test valgrind-test asan asan-test stop destroy-db install clean bench fuzz demo-data \
-        regions-full national-data tests
+        regions-full national-data tests dev-cert
 all: $(SENTRAD) $(SENTRA_CLI) $(LIBSENTRA_A) $(LIBSENTRA_SO)
 
 # ---------------------------------------------------------------- codegen
@@ -220,6 +221,11 @@ run: all
 
 stop:
 	scripts/pgcluster.sh stop var/pg
+
+# A local CA, a server certificate for localhost and a client certificate
+# in var/tls (scripts/dev-cert.sh; never for production: docs/DEPLOY.md).
+dev-cert:
+	scripts/dev-cert.sh var/tls
 
 destroy-db:
 	scripts/pgcluster.sh destroy var/pg

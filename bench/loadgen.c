@@ -22,6 +22,15 @@
  *           --page-size records per page, repeated; reports records/s
  *   idle    opens C connections, pings each once, then holds them idle for
  *           --duration seconds (for the server's memory per connection)
+ *   stream  SyncService/StreamChanges from the empty cursor until its first
+ *           message with more = false (the catch-up), then CANCEL and
+ *           again; each message decoded; reports records/s
+ *   handshake  each connection: connect (and TLS handshake), one Ping,
+ *           close, again; reports connections per second
+ *
+ * --tls puts TLS (OpenSSL, memory BIOs, ALPN sentra/1) on every TCP
+ * connection; --resume makes each resume the session of a first
+ * connection made before the run (tickets), as returning clients do.
  *
  * Output, one line on stdout, e.g.
  *   workload=ping clients=16 depth=1 seconds=5.000 requests=512345 errors=0
@@ -37,18 +46,24 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <uv.h>
+
+#include <openssl/err.h>
+#include <openssl/ssl.h>
 
 #include "frame.h"
 #include "sentra/v1/rpc.pb-c.h"
 #include "sentra/v1/sentra.pb-c.h"
 #include "sentra/v1/system.pb-c.h"
 
-enum workload { W_PING, W_GET, W_LIST, W_STATS, W_PUSH, W_PULL, W_IDLE };
+enum workload { W_PING, W_GET, W_LIST, W_STATS, W_PUSH, W_PULL, W_IDLE, W_STREAM, W_HANDSHAKE };
 
-static const char *const workload_names[] = { "ping", "get", "list", "stats", "push", "pull", "idle" };
+static const char *const workload_names[] = { "ping", "get", "list", "stats", "push", "pull", "idle",
+                                              "stream", "handshake" };
 
 /* ---------------------------------------------------------------- options */
 
@@ -69,6 +84,9 @@ static struct {
     int page_size;
     int timeout_ms;
     int quiet;
+    int tls;               /* TLS on TCP */
+    int resume;            /* resume one session (tickets) */
+    const char *ca;        /* verify the server with this CA (else no verification) */
 } opt = {
     .host = "127.0.0.1", .clients = 16, .depth = 1, .duration = 5, .wl = W_PING,
     .batch = 100, .page_size = 0, .timeout_ms = 30000,
@@ -80,6 +98,7 @@ struct inflight {
     uint32_t stream_id;     /* 0: slot free */
     uint64_t sent_ns;
     int records;            /* push: mutations in this request */
+    int cancelled;          /* stream: caught up, CANCEL sent; its status ends it */
 };
 
 struct client {
@@ -99,6 +118,11 @@ struct client {
     long pull_records;         /* pull: records in the current full pass */
     int connected, closed;
     uint64_t rng;
+    SSL *ssl;                  /* --tls: the session (memory BIOs); NULL: plaintext */
+    BIO *rbio, *wbio;          /* ciphertext in and out (owned by ssl) */
+    int tls_ready;             /* handshake done */
+    int tls_dropped;           /* idle: our side's session freed, the socket kept */
+    uint64_t started_ns;       /* handshake workload: when this connection began */
 };
 
 struct wreq {
@@ -119,6 +143,12 @@ static uint32_t *lat_us;           /* measured latencies */
 static size_t nlat, caplat;
 static int errors_printed;
 static int connected_count, connect_failures;
+static SSL_CTX *tls_ctx;
+static SSL_SESSION *tls_session;   /* --resume: the session every connection offers */
+static long tls_resumed;           /* handshakes that resumed */
+static struct sockaddr_in server_sa;
+static int next_client;            /* idle: clients started so far */
+#define IDLE_BATCH 256             /* idle: connections being set up at once */
 
 static char **ids;                 /* get: the ids to draw from */
 static size_t nids;
@@ -129,6 +159,8 @@ static Sentra__V1__Metadata auth_md = SENTRA__V1__METADATA__INIT;
 static Sentra__V1__Metadata *auth_mds[1] = { &auth_md };
 
 static void client_send_next(struct client *c);
+static void client_close(struct client *c);
+static SSL_SESSION *first_session(void);
 static void stop_all(void);
 static void idle_ping_done(void);
 
@@ -207,6 +239,55 @@ static void uuid4(struct client *c, char out[37])
              u[13], u[14], u[15]);
 }
 
+/* A bump allocator for decoding the messages of a stream or pull (what
+ * a client that keeps nothing of a message past its handling would use):
+ * protobuf-c allocates every string and array of a message apart, and
+ * malloc/free of some thirty pieces per record was most of the decoding.
+ * A message that does not fit takes malloc'ed pieces for the rest and
+ * makes the next arena big enough. */
+static struct {
+    uint8_t *p;
+    size_t used, cap;
+    size_t asked;          /* bytes the current message asked for */
+} arena;
+
+static void *arena_alloc(void *data, size_t n)
+{
+    n = (n + 15) & ~(size_t)15;
+    arena.asked += n;
+    if (arena.used + n > arena.cap) {
+        void *q = malloc(n);
+        if (q == NULL)
+            die("out of memory");
+        return q;
+    }
+    void *q = arena.p + arena.used;
+    arena.used += n;
+    return q;
+}
+
+static void arena_free(void *data, void *q)
+{
+    if (q != NULL && ((uint8_t *)q < arena.p || (uint8_t *)q >= arena.p + arena.cap))
+        free(q);
+}
+
+/* After a message's free_unpacked: the arena is empty again. */
+static void arena_reset(void)
+{
+    if (arena.asked > arena.cap) {
+        free(arena.p);
+        arena.cap = arena.asked + arena.asked / 4;
+        arena.p = malloc(arena.cap);
+        if (arena.p == NULL)
+            die("out of memory");
+    }
+    arena.used = 0;
+    arena.asked = 0;
+}
+
+static ProtobufCAllocator arena_allocator = { arena_alloc, arena_free, NULL };
+
 /* Packs the method's request message into a malloc'd buffer. */
 static uint8_t *pack_msg(const ProtobufCMessage *m, size_t *len)
 {
@@ -225,7 +306,8 @@ static const char *build_request(struct client *c, uint8_t **payload, size_t *pl
     *records = 0;
     switch (opt.wl) {
     case W_PING:
-    case W_IDLE: {
+    case W_IDLE:
+    case W_HANDSHAKE: {
         *payload = NULL;
         *plen = 0;
         return "/sentra.v1.SystemService/Ping";
@@ -265,6 +347,13 @@ static const char *build_request(struct client *c, uint8_t **payload, size_t *pl
         r.limit = opt.page_size > 0 ? opt.page_size : 5000;
         *payload = pack_msg(&r.base, plen);
         return "/sentra.v1.SyncService/PullChanges";
+    }
+    case W_STREAM: {
+        Sentra__V1__StreamChangesRequest r = SENTRA__V1__STREAM_CHANGES_REQUEST__INIT;
+        r.cursor = "";
+        r.limit = opt.page_size > 0 ? opt.page_size : 0;
+        *payload = pack_msg(&r.base, plen);
+        return "/sentra.v1.SyncService/StreamChanges";
     }
     case W_PUSH: {
         int n = opt.batch;
@@ -337,7 +426,29 @@ static void on_written(uv_write_t *req, int status)
     free(req);
 }
 
+static void write_raw(struct client *c, const uint8_t *p, size_t len);
+
+/* The records the TLS session has ready, to the socket. */
+static void tls_flush(struct client *c)
+{
+    uint8_t buf[65536];
+    int n;
+    while ((n = BIO_read(c->wbio, buf, sizeof(buf))) > 0)
+        write_raw(c, buf, (size_t)n);
+}
+
 static void write_bytes(struct client *c, const uint8_t *p, size_t len)
+{
+    if (c->ssl != NULL) {
+        if (SSL_write(c->ssl, p, (int)len) != (int)len)
+            die("client %d: SSL_write failed", c->index);
+        tls_flush(c);
+        return;
+    }
+    write_raw(c, p, len);
+}
+
+static void write_raw(struct client *c, const uint8_t *p, size_t len)
 {
     /* Requests are small: the kernel takes them at once almost always. */
     uv_buf_t b = uv_buf_init((char *)p, (unsigned)len);
@@ -381,7 +492,7 @@ static void client_send_next(struct client *c)
 
     Sentra__V1__Request r = SENTRA__V1__REQUEST__INIT;
     r.method = (char *)method;
-    r.timeout_ms = (uint32_t)opt.timeout_ms;
+    r.timeout_ms = opt.wl == W_STREAM ? 0 : (uint32_t)opt.timeout_ms;
     if (opt.token != NULL) {
         r.metadata = auth_mds;
         r.n_metadata = 1;
@@ -431,19 +542,67 @@ static void on_response(struct client *c, const sentra_frame_t *f)
         fprintf(stderr, "loadgen: client %d: response for unknown stream %u\n", c->index, f->stream_id);
         return;
     }
+    if (opt.wl == W_STREAM && (f->flags & SENTRA_FRAME_F_MORE)) {
+        /* One message of the stream: its records count as they come. */
+        Sentra__V1__Response *r = sentra__v1__response__unpack(NULL, f->length, f->payload);
+        Sentra__V1__StreamChangesResponse *m =
+            r ? sentra__v1__stream_changes_response__unpack(&arena_allocator, r->payload.len, r->payload.data)
+              : NULL;
+        if (m == NULL) {
+            if (errors_printed++ < 5)
+                fprintf(stderr, "loadgen: undecodable stream message\n");
+        } else {
+            if (measuring)
+                records_done += (long)m->n_changes;
+            if (!m->more && !c->slots[slot].cancelled) {
+                /* Caught up: a pass is done; end it and start another. */
+                uint8_t hdr[SENTRA_FRAME_HEADER_LEN];
+                sentra_frame_header(hdr, SENTRA_FRAME_CANCEL, 0, f->stream_id, 0);
+                write_bytes(c, hdr, sizeof hdr);
+                c->slots[slot].cancelled = 1;
+                if (measuring)
+                    pull_passes++;
+            }
+            sentra__v1__stream_changes_response__free_unpacked(m, &arena_allocator);
+        }
+        arena_reset();
+        if (r != NULL)
+            sentra__v1__response__free_unpacked(r, NULL);
+        return;
+    }
     uint64_t lat = uv_hrtime() - c->slots[slot].sent_ns;
     int records = c->slots[slot].records;
+    int cancelled = c->slots[slot].cancelled;
     c->slots[slot].stream_id = 0;
+    c->slots[slot].cancelled = 0;
     c->inflight--;
     if (opt.wl == W_IDLE) {
-        /* The one Ping of an idle connection; then it stays silent. */
+        /* The one Ping of an idle connection; then it stays silent. Our
+         * side's TLS session goes (10,000 of them would weigh on this
+         * process); the server's stays, which is what is measured. */
+        if (c->ssl != NULL) {
+            SSL_set_quiet_shutdown(c->ssl, 1);
+            SSL_free(c->ssl);
+            c->ssl = NULL;
+            c->tls_dropped = 1;
+        }
         if (!measuring)
             idle_ping_done();
         return;
     }
+    if (opt.wl == W_HANDSHAKE) {
+        /* Connected, shook hands, answered: count it, close, go again. */
+        if (measuring) {
+            done_ok++;
+            record_latency(uv_hrtime() - c->started_ns);
+        }
+        client_close(c);
+        return;
+    }
 
     Sentra__V1__Response *r = sentra__v1__response__unpack(NULL, f->length, f->payload);
-    int ok = r != NULL && r->code == SENTRA__V1__CODE__OK;
+    int ok = r != NULL && (r->code == SENTRA__V1__CODE__OK ||
+                           (cancelled && r->code == SENTRA__V1__CODE__CANCELLED));
     if (!ok && errors_printed < 5 && !stopping) {
         errors_printed++;
         fprintf(stderr, "loadgen: error: %s %s\n",
@@ -453,7 +612,7 @@ static void on_response(struct client *c, const sentra_frame_t *f)
     }
     if (ok && opt.wl == W_PULL) {
         Sentra__V1__PullChangesResponse *p =
-            sentra__v1__pull_changes_response__unpack(NULL, r->payload.len, r->payload.data);
+            sentra__v1__pull_changes_response__unpack(&arena_allocator, r->payload.len, r->payload.data);
         if (p == NULL) {
             ok = 0;
         } else {
@@ -469,7 +628,8 @@ static void on_response(struct client *c, const sentra_frame_t *f)
                     pull_passes++;
                 c->pull_records = 0;
             }
-            sentra__v1__pull_changes_response__free_unpacked(p, NULL);
+            sentra__v1__pull_changes_response__free_unpacked(p, &arena_allocator);
+            arena_reset();
         }
     }
     if (ok && opt.wl == W_PUSH) {
@@ -509,9 +669,16 @@ static void on_response(struct client *c, const sentra_frame_t *f)
     maybe_finish();
 }
 
+static uint8_t cipher_buf[65536];   /* TLS reads land here, then go through the session */
+
 static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 {
     struct client *c = h->data;
+    if (c->ssl != NULL || c->tls_dropped) {
+        buf->base = (char *)cipher_buf;
+        buf->len = sizeof(cipher_buf);
+        return;
+    }
     if (c->rcap - c->rlen < 65536) {
         c->rcap = c->rcap ? c->rcap * 2 : 131072;
         c->rbuf = realloc(c->rbuf, c->rcap);
@@ -522,8 +689,22 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
     buf->len = c->rcap - c->rlen;
 }
 
+static void client_start(struct client *c);
+
 static void on_close(uv_handle_t *h)
 {
+    struct client *c = h->data;
+    if (c->ssl != NULL) {
+        SSL_free(c->ssl);
+        c->ssl = NULL;
+    }
+    if (opt.wl == W_HANDSHAKE && !stopping) {
+        /* The next connection of this client. */
+        c->closed = 0;
+        c->rlen = 0;
+        c->tls_ready = 0;
+        client_start(c);
+    }
 }
 
 static void client_close(struct client *c)
@@ -531,12 +712,62 @@ static void client_close(struct client *c)
     if (c->closed)
         return;
     c->closed = 1;
+    if (opt.wl == W_HANDSHAKE && opt.unix_path == NULL) {
+        /* A reset, not a FIN: thousands of connections a second must not
+         * leave this side's ports in TIME_WAIT. */
+        uv_os_fd_t fd;
+        if (uv_fileno((uv_handle_t *)c->stream, &fd) == 0) {
+            struct linger lg = { 1, 0 };
+            setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+        }
+    }
     uv_close((uv_handle_t *)c->stream, on_close);
 }
+
+static void connected(struct client *c);
+static void connected_check(void);
+static void idle_next(void);
 
 static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 {
     struct client *c = s->data;
+    if (nread > 0 && c->tls_dropped)
+        return;     /* idle, our session gone: what comes is not read */
+    if (nread > 0 && c->ssl != NULL) {
+        /* Ciphertext: through the session into rbuf. */
+        BIO_write(c->rbio, buf->base, (int)nread);
+        if (!c->tls_ready) {
+            int r = SSL_do_handshake(c->ssl);
+            tls_flush(c);
+            if (r != 1) {
+                int e = SSL_get_error(c->ssl, r);
+                if (e == SSL_ERROR_WANT_READ)
+                    return;
+                char err[256];
+                ERR_error_string_n(ERR_get_error(), err, sizeof(err));
+                die("client %d: TLS handshake failed: %s", c->index, err);
+            }
+            c->tls_ready = 1;
+            if (SSL_session_reused(c->ssl) && (measuring || opt.wl != W_HANDSHAKE))
+                tls_resumed++;
+            connected(c);
+            if (c->closed)
+                return;
+        }
+        nread = 0;
+        for (;;) {
+            if (c->rcap - c->rlen < 65536) {
+                c->rcap = c->rcap ? c->rcap * 2 : 131072;
+                if ((c->rbuf = realloc(c->rbuf, c->rcap)) == NULL)
+                    die("out of memory");
+            }
+            int n = SSL_read(c->ssl, c->rbuf + c->rlen, (int)(c->rcap - c->rlen));
+            if (n <= 0)
+                break;
+            c->rlen += (size_t)n;
+        }
+        tls_flush(c);
+    }
     if (nread < 0) {
         if (!stopping)
             fprintf(stderr, "loadgen: client %d: connection closed by the server (%s)\n", c->index,
@@ -552,7 +783,7 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
     }
     c->rlen += (size_t)nread;
     size_t off = 0;
-    while (off < c->rlen) {
+    while (off < c->rlen && !c->closed) {
         sentra_frame_t f;
         size_t used;
         int r = sentra_frame_decode(c->rbuf + off, c->rlen - off, 64u << 20, &f, &used);
@@ -623,22 +854,59 @@ static void begin_run(void)
 static void on_connect(uv_connect_t *req, int status)
 {
     struct client *c = req->data;
+    if (stopping) {
+        /* The run ended while this one was connecting. */
+        if (status == 0)
+            client_close(c);
+        return;
+    }
     if (status != 0) {
         connect_failures++;
         if (connect_failures <= 3)
             fprintf(stderr, "loadgen: client %d: connect: %s\n", c->index, uv_strerror(status));
+        if (opt.wl == W_HANDSHAKE)
+            die("client %d: connect: %s", c->index, uv_strerror(status));
         client_close(c);
+        if (opt.wl == W_IDLE) {
+            idle_next();
+            return;
+        }
+    } else if (opt.tls && opt.unix_path == NULL) {
+        c->ssl = SSL_new(tls_ctx);
+        c->rbio = BIO_new(BIO_s_mem());
+        c->wbio = BIO_new(BIO_s_mem());
+        if (c->ssl == NULL || c->rbio == NULL || c->wbio == NULL)
+            die("out of memory");
+        BIO_set_mem_eof_return(c->rbio, -1);
+        SSL_set_bio(c->ssl, c->rbio, c->wbio);
+        SSL_set_connect_state(c->ssl);
+        SSL_set_alpn_protos(c->ssl, (const unsigned char *)"\x08sentra/1", 9);
+        SSL_set_tlsext_host_name(c->ssl, "localhost");
+        if (tls_session != NULL)
+            SSL_set_session(c->ssl, tls_session);
+        uv_read_start(c->stream, on_alloc, on_read);
+        SSL_do_handshake(c->ssl);   /* the ClientHello */
+        tls_flush(c);
+        return;                     /* connected() after the handshake */
     } else {
-        c->connected = 1;
-        connected_count++;
         uv_read_start(c->stream, on_alloc, on_read);
     }
+    if (status == 0)
+        connected(c);
+    else
+        connected_check();
+}
+
+static void connected_check(void)
+{
     if (stopping)
         return;
     if (connected_count + connect_failures < opt.clients)
         return;
     if (connected_count == 0)
         die("no connection could be made");
+    if (opt.wl == W_HANDSHAKE)
+        return;
     if (opt.wl == W_IDLE) {
         /* One Ping each, so that every connection is accepted and served. */
         for (int i = 0; i < opt.clients; i++)
@@ -649,12 +917,50 @@ static void on_connect(uv_connect_t *req, int status)
     begin_run();
 }
 
+/* A connection is up (and its TLS handshake done). */
+static void connected(struct client *c)
+{
+    if (opt.wl == W_HANDSHAKE) {
+        /* Straight to its one Ping. */
+        client_send_next(c);
+        return;
+    }
+    if (opt.wl == W_IDLE) {
+        /* Its one Ping now; the next connection starts when it is answered
+         * (IDLE_BATCH at a time: thousands of TLS handshakes at once
+         * would run into the server's handshake deadline). */
+        c->connected = 1;
+        connected_count++;
+        client_send_next(c);
+        return;
+    }
+    c->connected = 1;
+    connected_count++;
+    connected_check();
+}
+
 static long idle_pinged;
+
+/* Starts the next idle connection, or the run when all are set up. */
+static void idle_next(void)
+{
+    if (stopping)
+        return;
+    if (next_client < opt.clients) {
+        client_start(&clients[next_client++]);
+        return;
+    }
+    if (idle_pinged + connect_failures == opt.clients) {
+        if (idle_pinged == 0)
+            die("no connection could be made");
+        begin_run();
+    }
+}
 
 static void idle_ping_done(void)
 {
-    if (++idle_pinged == connected_count)
-        begin_run();
+    idle_pinged++;
+    idle_next();
 }
 
 static void stop_all(void)
@@ -697,12 +1003,76 @@ static void report(void)
     long total = done_ok + done_err;
     printf("workload=%s clients=%d depth=%d seconds=%.3f requests=%ld errors=%ld rps=%.1f "
            "p50_ms=%.3f p99_ms=%.3f max_ms=%.3f records=%ld records_per_s=%.1f passes=%ld "
-           "connected=%d\n",
+           "connected=%d tls=%d resumed=%ld\n",
            workload_names[opt.wl], opt.clients, opt.depth, secs, total, done_err,
            secs > 0 ? (double)done_ok / secs : 0, pct(0.50), pct(0.99),
            nlat ? lat_us[nlat - 1] / 1000.0 : 0, records_done,
-           secs > 0 ? (double)records_done / secs : 0, pull_passes, connected_count);
+           secs > 0 ? (double)records_done / secs : 0, pull_passes, connected_count, opt.tls, tls_resumed);
     fflush(stdout);
+}
+
+/* ---------------------------------------------------------------- connections */
+
+static void client_start(struct client *c)
+{
+    c->connect_req.data = c;
+    c->started_ns = uv_hrtime();
+    if (opt.unix_path != NULL) {
+        uv_pipe_init(loop, &c->pipe, 0);
+        c->stream = (uv_stream_t *)&c->pipe;
+        c->stream->data = c;
+        uv_pipe_connect(&c->connect_req, &c->pipe, opt.unix_path, on_connect);
+        return;
+    }
+    uv_tcp_init(loop, &c->tcp);
+    c->stream = (uv_stream_t *)&c->tcp;
+    c->stream->data = c;
+    uv_tcp_nodelay(&c->tcp, 1);
+    int r = uv_tcp_connect(&c->connect_req, &c->tcp, (struct sockaddr *)&server_sa, on_connect);
+    if (r != 0) {
+        /* Reported like a failed connect, from the loop. */
+        connect_failures++;
+        if (connect_failures <= 3)
+            fprintf(stderr, "loadgen: client %d: connect: %s\n", c->index, uv_strerror(r));
+        if (opt.wl == W_HANDSHAKE)
+            die("client %d: connect: %s", c->index, uv_strerror(r));
+        c->closed = 1;
+        uv_close((uv_handle_t *)&c->tcp, on_close);
+    }
+}
+
+/* --resume: one blocking connection before the run, for its session (a
+ * TLS 1.3 ticket comes after the handshake: one Ping brings it). */
+static SSL_SESSION *first_session(void)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    if (fd < 0 || connect(fd, (struct sockaddr *)&server_sa, sizeof(server_sa)) != 0)
+        die("connect for the first TLS session: %s", strerror(errno));
+    SSL *ssl = SSL_new(tls_ctx);
+    SSL_set_fd(ssl, fd);
+    SSL_set_alpn_protos(ssl, (const unsigned char *)"\x08sentra/1", 9);
+    SSL_set_tlsext_host_name(ssl, "localhost");
+    if (SSL_connect(ssl) != 1)
+        die("the first TLS handshake failed");
+    uint8_t f[SENTRA_FRAME_HEADER_LEN + 4], in[256];
+    sentra_frame_header(f, SENTRA_FRAME_PING, 0, 0, 4);
+    memcpy(f + SENTRA_FRAME_HEADER_LEN, "sess", 4);
+    if (SSL_write(ssl, f, sizeof(f)) != (int)sizeof(f))
+        die("the first TLS connection: write failed");
+    size_t got = 0;
+    while (got < sizeof(f)) {
+        int n = SSL_read(ssl, in + got, (int)(sizeof(in) - got));
+        if (n <= 0)
+            die("the first TLS connection: no PONG");
+        got += (size_t)n;
+    }
+    SSL_SESSION *sess = SSL_get1_session(ssl);
+    if (sess == NULL || !SSL_SESSION_is_resumable(sess))
+        die("the server gave no resumable session");
+    SSL_shutdown(ssl);
+    SSL_free(ssl);
+    close(fd);
+    return sess;
 }
 
 /* ---------------------------------------------------------------- main */
@@ -711,7 +1081,7 @@ static void usage(void)
 {
     fprintf(stderr,
             "usage: loadgen [options]\n"
-            "  -w, --workload W     ping|get|list|stats|push|pull|idle (default ping)\n"
+            "  -w, --workload W     ping|get|list|stats|push|pull|idle|stream (default ping)\n"
             "  -H, --host H         server address (default 127.0.0.1)\n"
             "  -p, --port P         server port\n"
             "  -u, --unix PATH      connect to a Unix socket instead\n"
@@ -725,7 +1095,10 @@ static void usage(void)
             "      --regions FILE   push: regency codes the token may write; list: provinces\n"
             "      --batch B        push: mutations per request (default 100)\n"
             "      --page-size N    list and pull page size\n"
-            "      --timeout-ms MS  request deadline (default 30000)\n");
+            "      --timeout-ms MS  request deadline (default 30000)\n"
+            "      --tls            TLS on TCP (ALPN sentra/1)\n"
+            "      --resume         every connection resumes one session (TLS tickets)\n"
+            "      --ca FILE        verify the server's certificate with this CA\n");
     exit(2);
 }
 
@@ -740,6 +1113,8 @@ int main(int argc, char **argv)
         { "ids", required_argument, NULL, 2 },        { "regions", required_argument, NULL, 3 },
         { "batch", required_argument, NULL, 4 },      { "page-size", required_argument, NULL, 5 },
         { "timeout-ms", required_argument, NULL, 6 }, { "help", no_argument, NULL, 'h' },
+        { "tls", no_argument, NULL, 7 },              { "resume", no_argument, NULL, 8 },
+        { "ca", required_argument, NULL, 9 },
         { NULL, 0, NULL, 0 }
     };
     int ch;
@@ -747,7 +1122,7 @@ int main(int argc, char **argv)
         switch (ch) {
         case 'w': {
             int found = 0;
-            for (int i = 0; i <= W_IDLE; i++)
+            for (int i = 0; i <= W_HANDSHAKE; i++)
                 if (strcmp(optarg, workload_names[i]) == 0) {
                     opt.wl = (enum workload)i;
                     found = 1;
@@ -770,6 +1145,9 @@ int main(int argc, char **argv)
         case 4: opt.batch = atoi(optarg); break;
         case 5: opt.page_size = atoi(optarg); break;
         case 6: opt.timeout_ms = atoi(optarg); break;
+        case 7: opt.tls = 1; break;
+        case 8: opt.resume = 1; break;
+        case 9: opt.ca = optarg; break;
         default: usage();
         }
     }
@@ -788,10 +1166,12 @@ int main(int argc, char **argv)
         regions = read_lines(opt.regions_file, &nregions);
     if (opt.wl == W_PUSH && nregions == 0)
         die("the push workload needs --regions FILE");
-    if (opt.wl == W_PULL)
+    if (opt.wl == W_PULL || opt.wl == W_STREAM)
         opt.depth = 1; /* a pull follows its cursor */
-    if (opt.wl == W_IDLE)
+    if (opt.wl == W_IDLE || opt.wl == W_HANDSHAKE)
         opt.depth = 1;
+    if (opt.resume && !opt.tls)
+        die("--resume needs --tls");
     if (opt.token != NULL) {
         snprintf(auth_value, sizeof(auth_value), "Bearer %s", opt.token);
         auth_md.key = "authorization";
@@ -812,9 +1192,21 @@ int main(int argc, char **argv)
     clients = calloc((size_t)opt.clients, sizeof(*clients));
     if (clients == NULL)
         die("out of memory");
-    struct sockaddr_in sa;
-    if (opt.unix_path == NULL && uv_ip4_addr(opt.host, opt.port, &sa) != 0)
+    if (opt.unix_path == NULL && uv_ip4_addr(opt.host, opt.port, &server_sa) != 0)
         die("bad address %s", opt.host);
+    if (opt.tls) {
+        tls_ctx = SSL_CTX_new(TLS_client_method());
+        if (tls_ctx == NULL)
+            die("SSL_CTX_new failed");
+        SSL_CTX_set_min_proto_version(tls_ctx, TLS1_2_VERSION);
+        if (opt.ca != NULL) {
+            if (SSL_CTX_load_verify_locations(tls_ctx, opt.ca, NULL) != 1)
+                die("cannot load the CA file %s", opt.ca);
+            SSL_CTX_set_verify(tls_ctx, SSL_VERIFY_PEER, NULL);
+        }
+        if (opt.resume)
+            tls_session = first_session();
+    }
     for (int i = 0; i < opt.clients; i++) {
         struct client *c = &clients[i];
         c->index = i;
@@ -824,30 +1216,21 @@ int main(int argc, char **argv)
         c->slots = calloc((size_t)opt.depth, sizeof(*c->slots));
         if (c->slots == NULL)
             die("out of memory");
-        c->connect_req.data = c;
-        if (opt.unix_path != NULL) {
-            uv_pipe_init(loop, &c->pipe, 0);
-            c->stream = (uv_stream_t *)&c->pipe;
-            c->stream->data = c;
-            uv_pipe_connect(&c->connect_req, &c->pipe, opt.unix_path, on_connect);
-        } else {
-            uv_tcp_init(loop, &c->tcp);
-            c->stream = (uv_stream_t *)&c->tcp;
-            c->stream->data = c;
-            uv_tcp_nodelay(&c->tcp, 1);
-            int r = uv_tcp_connect(&c->connect_req, &c->tcp, (struct sockaddr *)&sa, on_connect);
-            if (r != 0) {
-                /* Reported like a failed connect, from the loop. */
-                connect_failures++;
-                if (connect_failures <= 3)
-                    fprintf(stderr, "loadgen: client %d: connect: %s\n", i, uv_strerror(r));
-                c->closed = 1;
-                uv_close((uv_handle_t *)&c->tcp, on_close);
-            }
-        }
     }
+    next_client = opt.wl == W_IDLE && opt.clients > IDLE_BATCH ? IDLE_BATCH : opt.clients;
+    for (int i = 0; i < next_client; i++)
+        client_start(&clients[i]);
     if (connect_failures == opt.clients)
         die("no connection could be made");
+    if (opt.wl == W_HANDSHAKE) {
+        /* Each client connects again and again; the clock starts now. */
+        t_start_ns = uv_hrtime();
+        if (opt.warmup > 0)
+            uv_timer_start(&warm_timer, on_warm, (uint64_t)(opt.warmup * 1000), 0);
+        else
+            start_measuring();
+        uv_timer_start(&end_timer, on_end, (uint64_t)((opt.warmup + opt.duration) * 1000), 0);
+    }
     uv_run(loop, UV_RUN_DEFAULT);
     if (!stopping)
         t_end_ns = uv_hrtime();

@@ -35,12 +35,22 @@
 #          the same database vs one sentrad over TCP (issue 17)
 #   stats  loadgen GetStatistics by province vs pgbench running the same GROUP BY
 #   pull   loadgen full PullChanges          vs COPY out of the same rows
+#   stream loadgen StreamChanges catch-up    vs COPY out of sentra_pull (the
+#          from the empty cursor                same live records)
 #   push   loadgen PushChanges, 100 a batch  vs pgbench single-row inserts, COPY in
 #   idle   N idle connections: sentrad's VmRSS
 #   grpc   h2load (16 clients, one stream each) gRPC Ping against sentrad and
 #          against a stock gRPC C++ server (bench/grpcpp_ping.cc, the same
 #          system.proto), and gRPC GetSentra against native GetSentra
 #          (loadgen over TCP), both with one fixed id
+#   tls    a third sentrad with --tls-cert (a certificate of
+#          scripts/dev-cert.sh, ECDSA P-256): GetSentra over TLS 1.3 with
+#          resumed sessions vs the same in plaintext on that server; full
+#          and resumed handshakes per second (loadgen, 16 clients: connect,
+#          handshake, one Ping, close) vs plaintext connections; full
+#          handshakes with `openssl s_time -new` against sentrad vs against
+#          `openssl s_server` (the same certificate); N idle TLS
+#          connections: that server's VmRSS (first, on it fresh)
 #
 # All clients run at --clients connections with one request in flight
 # each (no pipelining), pgbench with one thread (-j 1) like loadgen and
@@ -101,9 +111,13 @@ SENTRAD_PID=""
 REDIS_PID=""
 SENTRAD2_PID=""
 HAPROXY_PID=""
+TLS_PID=""
+SSERVER_PID=""
 
 cleanup() {
     [ -n "$HAPROXY_PID" ] && kill "$HAPROXY_PID" 2>/dev/null && wait "$HAPROXY_PID" 2>/dev/null
+    [ -n "$SSERVER_PID" ] && kill "$SSERVER_PID" 2>/dev/null && wait "$SSERVER_PID" 2>/dev/null
+    [ -n "$TLS_PID" ] && kill "$TLS_PID" 2>/dev/null && wait "$TLS_PID" 2>/dev/null
     [ -n "$SENTRAD2_PID" ] && kill "$SENTRAD2_PID" 2>/dev/null && wait "$SENTRAD2_PID" 2>/dev/null
     [ -n "$SENTRAD_PID" ] && kill "$SENTRAD_PID" 2>/dev/null && wait "$SENTRAD_PID" 2>/dev/null
     [ -n "$REDIS_PID" ] && kill "$REDIS_PID" 2>/dev/null && wait "$REDIS_PID" 2>/dev/null
@@ -230,6 +244,35 @@ if command -v haproxy >/dev/null 2>&1; then
 else
     log "haproxy missing: no scale-out row (scripts/deps.sh --bench installs it)"
 fi
+# A third sentrad with TLS (plaintext served beside it, as without
+# --tls-only), and OpenSSL's own server with the same certificate as the
+# ceiling of handshakes.
+scripts/dev-cert.sh "$WORK/tls" >/dev/null || die "scripts/dev-cert.sh failed"
+(cd "$WORK" && exec setsid ./bench-server --db "$CONN" --port 0 --port-file "$WORK/sentrad-tls.port" \
+    --tls-cert "$WORK/tls/server.pem" --tls-key "$WORK/tls/server.key" --tls-handshake-timeout 60000 \
+    --no-migrate --migrations "$ROOT/migrations" --log-level warn >"$WORK/sentrad-tls.log" 2>&1) &
+TLS_PID=$!
+for _ in $(seq 1 100); do [ -s "$WORK/sentrad-tls.port" ] && break; sleep 0.1; done
+TPORT=$(cat "$WORK/sentrad-tls.port" 2>/dev/null)
+[ -n "$TPORT" ] || die "the TLS sentrad did not start ($WORK/sentrad-tls.log)"
+SPORT=$(free_port)
+setsid openssl s_server -accept "127.0.0.1:$SPORT" -cert "$WORK/tls/server.pem" -key "$WORK/tls/server.key" \
+    -quiet -naccept 100000000 </dev/null >"$WORK/s_server.log" 2>&1 &
+SSERVER_PID=$!
+log "TLS sentrad pid $TLS_PID on port $TPORT, openssl s_server on port $SPORT"
+# loadgen against the TLS sentrad (TLS when given --tls).
+lgt() {
+    "$LOADGEN" -p "$TPORT" -c "$CLIENTS" -t "$SECS" --warmup 1 --ca "$WORK/tls/ca.pem" "$@" 2>>"$WORK/loadgen.err"
+}
+# Full handshakes a second by `openssl s_time -new` (one blocking client:
+# the same for both servers) against port $1.
+stime() {
+    local out
+    out=$(timeout $((SECS + 30)) openssl s_time -connect "127.0.0.1:$1" -new -time "$SECS" 2>&1)
+    echo "$out" >>"$WORK/s_time.log"
+    awk '/connections in [0-9]+ real seconds/ {printf "%.1f\n", $1 / $4}' <<<"$out"
+}
+
 # The same load through HAProxy to the two sentrad.
 lgh() {
     "$LOADGEN" -p "$HPORT" -c "$CLIENTS" -t "$SECS" --warmup 1 "$@" 2>>"$WORK/loadgen.err"
@@ -368,6 +411,24 @@ check_alive "idle connections"
 log "  sentrad VmRSS ${RSS0} kB before, ${RSS1} kB with ${NCONN:-0} idle connections"
 alive=$(kill -0 "$SENTRAD_PID" 2>/dev/null && echo yes || echo no)
 
+# The same with TLS, on the TLS sentrad, fresh too.
+trss_kb() { awk '/^VmRSS/ {print $2}' "/proc/$TLS_PID/status"; }
+log "idle: $IDLE TLS connections (the TLS sentrad, fresh)"
+TRSS0=$(trss_kb)
+"$LOADGEN" -p "$TPORT" -c "$IDLE" -w idle --tls -t 15 >"$WORK/tidle.out" 2>"$WORK/tidle.err" &
+IDLE_PID=$!
+for _ in $(seq 1 1200); do
+    grep -q "idle connections open" "$WORK/tidle.err" && break
+    kill -0 "$IDLE_PID" 2>/dev/null || break
+    sleep 0.1
+done
+sleep 2
+TRSS1=$(trss_kb)
+TNCONN=$(sed -n 's/^loadgen: \([0-9]*\) idle connections open/\1/p' "$WORK/tidle.err")
+wait "$IDLE_PID"
+log "  TLS sentrad VmRSS ${TRSS0} kB before, ${TRSS1} kB with ${TNCONN:-0} idle TLS connections"
+talive=$(kill -0 "$TLS_PID" 2>/dev/null && echo yes || echo no)
+
 # ---------------------------------------------------------------- rounds
 
 for r in $(seq 1 "$RUNS"); do
@@ -418,6 +479,22 @@ for r in $(seq 1 "$RUNS"); do
         ours statsh "$(lgh -w stats -T "$TOK_NAT")"; check_alive "stats via haproxy, round $r"
     fi
 
+    # TLS: GetSentra with resumed sessions against the same in plaintext on
+    # the same server; handshakes against plaintext connections, and
+    # against OpenSSL's own server.
+    ours tget "$(lgt -w get --tls --resume --ids "$WORK/ids" -T "$TOK_NAT")"; check_alive "tls get, round $r"
+    ours tgetp "$(lgt -w get --ids "$WORK/ids" -T "$TOK_NAT")"
+    pair tget.ratio tget.rps tgetp.rps
+    ours hsfull "$(lgt -w handshake --tls)"
+    ours hsres "$(lgt -w handshake --tls --resume)"
+    ours hsplain "$(lgt -w handshake)"
+    pair hsfull.ratio hsfull.rps hsplain.rps
+    pair hsres.ratio hsres.rps hsplain.rps
+    v=$(stime "$TPORT"); put stime.rps "$v"; log "  s_time -new against sentrad: $v handshakes/s"
+    v=$(stime "$SPORT"); put stime_ossl.rps "$v"; log "  s_time -new against openssl s_server: $v handshakes/s"
+    pair stime.ratio stime.rps stime_ossl.rps
+    kill -0 "$TLS_PID" 2>/dev/null || die "the TLS sentrad died ($WORK/sentrad-tls.log)"
+
     ours stats "$(lg -w stats -T "$TOK_NAT")"; check_alive "stats, round $r"
     wrkj httpstats /sentra.v1.StatsService/GetStatistics '{"groupBy":["GROUP_BY_PROVINCE"]}'
     check_alive "http stats, round $r"
@@ -439,6 +516,19 @@ for r in $(seq 1 "$RUNS"); do
     v=$(awk -v n="$NREC" -v ns=$((t1 - t0)) 'BEGIN {printf "%.1f", n / (ns / 1e9)}')
     put copy_out.rec "$v"; log "  COPY out: $NREC records ($n rows), $v records/s"
     pair pull.ratio pull.rec copy_out.rec
+
+    # StreamChanges from the empty cursor until caught up (each message
+    # decoded), again and again, against COPY of the same rows of the
+    # table it reads them from (sentra_pull: every live record printed).
+    ours stream "$("$LOADGEN" -p "$PORT" -c 1 -t $((SECS < 10 ? 10 : SECS)) -w stream \
+                   -T "$TOK_NAT" 2>>"$WORK/loadgen.err")"
+    check_alive "stream, round $r"
+    t0=$(now_ns)
+    n=$(q -c "COPY (SELECT sentra_id, version, deleted, packed FROM sentra_pull WHERE NOT deleted) TO STDOUT" | wc -l)
+    t1=$(now_ns)
+    v=$(awk -v n="$n" -v ns=$((t1 - t0)) 'BEGIN {printf "%.1f", n / (ns / 1e9)}')
+    put copy_pull.rec "$v"; log "  COPY out of sentra_pull: $n records, $v records/s"
+    pair stream.ratio stream.rec copy_pull.rec
 done
 
 for r in $(seq 1 "$RUNS"); do
@@ -489,6 +579,7 @@ S_OURS=$(med stats.rps); S_CEIL=$(med stats_sql.tps); S_R=$(mr stats.ratio)
 HG_OURS=$(med httpget.rps); HG_R=$(mr httpget.ratio)
 HS_OURS=$(med httpstats.rps); HS_R=$(mr httpstats.ratio)
 PL_OURS=$(med pull.rec); PL_CEIL=$(med copy_out.rec); PL_R=$(mr pull.ratio)
+ST_OURS=$(med stream.rec); ST_CEIL=$(med copy_pull.rec); ST_R=$(mr stream.ratio)
 PU_OURS=$(med push.rec); PU_INS=$(med insert.tps); PU_R=$(mr push.ratio)
 PU_COPY=$(med copy_in.rec); PU_RC=$(mr pushc.ratio)
 GP_G=$(med gping.rps); GP_CPP=$(med grpcpp.rps); GP_GR=$(mr gping.ratio); GP_GN=$(mr gpingn.ratio)
@@ -496,6 +587,10 @@ GG_G=$(med gget.rps); GG_N=$(med nget.rps); GG_R=$(mr gget.ratio)
 RSS_MB=$(awk -v k="${RSS1:-0}" 'BEGIN {printf "%.1f", k / 1024}')
 PER_CONN=$(awk -v a="${RSS0:-0}" -v b="${RSS1:-0}" -v n="${NCONN:-0}" 'BEGIN {if (n > 0) printf "%.2f", (b - a) / n; else print "n/a"}')
 RSS_OK=$(awk -v m="$RSS_MB" -v n="${NCONN:-0}" -v want="$IDLE" 'BEGIN {print (m < 200 && n >= want) ? "met" : "MISSED"}')
+TG_R=$(mr tget.ratio)
+TRSS_MB=$(awk -v k="${TRSS1:-0}" 'BEGIN {printf "%.1f", k / 1024}')
+TPER_CONN=$(awk -v a="${TRSS0:-0}" -v b="${TRSS1:-0}" -v n="${TNCONN:-0}" 'BEGIN {if (n > 0) printf "%.2f", (b - a) / n; else print "n/a"}')
+TRSS_OK=$(awk -v m="$TRSS_MB" -v n="${TNCONN:-0}" -v want="$IDLE" 'BEGIN {print (m < 200 && n >= want) ? "met" : "MISSED"}')
 
 cat <<EOF
 
@@ -519,12 +614,19 @@ Medians of $RUNS runs; each ratio is the median of the $RUNS ratios of a run of 
 | GetStatistics, 2 sentrad behind HAProxy (TCP) | $(med statsh.rps) req/s | $(med statsh.p50) | $(med statsh.p99) | 1 sentrad, the GetStatistics row (TCP) | $S_OURS req/s | $(mr statsh.ratio) | - (on 2 cores: the proxy's cost) | - |
 | GetStatistics (by province, national) | $S_OURS req/s | $(med stats.p50) | $(med stats.p99) | pgbench, same GROUP BY | $S_CEIL tps | $S_R | - | - |
 | PullChanges (full, 5000 a page, 1 client) | $PL_OURS records/s | $(med pull.p50) | $(med pull.p99) | COPY out of sentra_rows (all records) | $PL_CEIL records/s | $PL_R | >= 100,000 records/s | $(awk -v v="$PL_OURS" 'BEGIN {print (v + 0 >= 100000) ? "met" : "MISSED"}') |
+| StreamChanges catch-up (empty cursor, 1 client, messages decoded) | $ST_OURS records/s | | | COPY out of sentra_pull (the same live records) | $ST_CEIL records/s | $ST_R | >= 0.7 | $(verdict "$ST_R" 0.7) |
 | PushChanges (100 a batch) | $PU_OURS records/s | $(med push.p50) | $(med push.p99) | pgbench, one record and its figures a transaction (bench/insert_record.sql) | $PU_INS records/s | $PU_R | >= 2.0 | $(verdict "$PU_R" 2.0) |
 | PushChanges vs COPY in | | | | COPY in (sentra + figures) | $PU_COPY rows/s | $PU_RC | - | - |
 | $IDLE idle connections | ${NCONN:-0} held | | | | | | RSS < 200 MB | $RSS_OK |
+| GetSentra over TLS 1.3 (resumed sessions, ALPN sentra/1) | $(med tget.rps) req/s | $(med tget.p50) | $(med tget.p99) | the same in plaintext, same server | $(med tgetp.rps) req/s | $TG_R | >= 0.8 | $(verdict "$TG_R" 0.8) |
+| TLS full handshakes (loadgen: connect, handshake, Ping, close) | $(med hsfull.rps) /s | $(med hsfull.p50) | $(med hsfull.p99) | plaintext connections, the same way | $(med hsplain.rps) /s | $(mr hsfull.ratio) | - | - |
+| TLS resumed handshakes (tickets) | $(med hsres.rps) /s | $(med hsres.p50) | $(med hsres.p99) | plaintext connections | $(med hsplain.rps) /s | $(mr hsres.ratio) | - | - |
+| TLS full handshakes (openssl s_time -new) | $(med stime.rps) /s | | | openssl s_server, same certificate | $(med stime_ossl.rps) /s | $(mr stime.ratio) | (aim 1.0) | $(verdict "$(mr stime.ratio)" 1.0) |
+| $IDLE idle TLS connections | ${TNCONN:-0} held | | | | | | RSS < 200 MB | $TRSS_OK |
 
 Idle connections: sentrad VmRSS $((${RSS0:-0} / 1024)) MB before, $RSS_MB MB with ${NCONN:-0} connections (${PER_CONN} kB each); server alive afterwards: $alive.
-Errors (summed over runs): ping $(paste -sd+ "$R/ping.err" 2>/dev/null | bc), http get $(paste -sd+ "$R/httpget.err" 2>/dev/null | bc), http stats $(paste -sd+ "$R/httpstats.err" 2>/dev/null | bc), grpc ping $(paste -sd+ "$R/gping.err" 2>/dev/null | bc), grpc++ ping $(paste -sd+ "$R/grpcpp.err" 2>/dev/null | bc), grpc get $(paste -sd+ "$R/gget.err" 2>/dev/null | bc), get $(paste -sd+ "$R/get.err" 2>/dev/null | bc), list $(paste -sd+ "$R/list.err" 2>/dev/null | bc), stats $(paste -sd+ "$R/stats.err" 2>/dev/null | bc), pull $(paste -sd+ "$R/pull.err" 2>/dev/null | bc), push $(paste -sd+ "$R/push.err" 2>/dev/null | bc).
+Idle TLS connections: the TLS sentrad's VmRSS $((${TRSS0:-0} / 1024)) MB before, $TRSS_MB MB with ${TNCONN:-0} connections (${TPER_CONN} kB each); alive afterwards: $talive.
+Errors (summed over runs): ping $(paste -sd+ "$R/ping.err" 2>/dev/null | bc), http get $(paste -sd+ "$R/httpget.err" 2>/dev/null | bc), http stats $(paste -sd+ "$R/httpstats.err" 2>/dev/null | bc), grpc ping $(paste -sd+ "$R/gping.err" 2>/dev/null | bc), grpc++ ping $(paste -sd+ "$R/grpcpp.err" 2>/dev/null | bc), grpc get $(paste -sd+ "$R/gget.err" 2>/dev/null | bc), get $(paste -sd+ "$R/get.err" 2>/dev/null | bc), tls get $(paste -sd+ "$R/tget.err" 2>/dev/null | bc), handshakes $(cat "$R/hsfull.err" "$R/hsres.err" 2>/dev/null | paste -sd+ | bc), list $(paste -sd+ "$R/list.err" 2>/dev/null | bc), stats $(paste -sd+ "$R/stats.err" 2>/dev/null | bc), pull $(paste -sd+ "$R/pull.err" 2>/dev/null | bc), stream $(paste -sd+ "$R/stream.err" 2>/dev/null | bc), push $(paste -sd+ "$R/push.err" 2>/dev/null | bc).
 EOF
 if [ -s "$WORK/loadgen.err" ]; then
     echo

@@ -7,7 +7,8 @@ set -u
 PKGS="build-essential pkg-config libuv1-dev libprotobuf-c-dev protobuf-c-compiler
 protobuf-compiler libpq-dev postgresql postgresql-contrib libjansson-dev
 libcsv-dev libcmocka-dev xxd python3-protobuf libnghttp2-dev nghttp2-client
-python3-grpcio python3-grpc-tools grpc-proto libhttp-parser-dev curl jq libssl-dev"
+python3-grpcio python3-grpc-tools grpc-proto libhttp-parser-dev curl jq
+libssl-dev openssl ca-certificates"
 # Node and npm for the gRPC interop tests (tests/interop; the npm packages
 # are pinned by its package-lock.json), installed only when missing: a
 # machine may have another build of nodejs that ships its own npm.
@@ -18,12 +19,13 @@ HA_PKGS="postgresql-15-auto-failover pg-auto-failover-cli haproxy"
 
 missing() {
     m=""
-    for pc in libuv libprotobuf-c libpq jansson cmocka libnghttp2 libcrypto; do
+    for pc in libuv libprotobuf-c libpq jansson cmocka libnghttp2 libssl libcrypto; do
         pkg-config --exists "$pc" 2>/dev/null || m="$m $pc"
     done
     # curl, jq, node and npm: the HTTP and gRPC interop tests (their npm
-    # packages are installed at test time, pinned by package-lock.json).
-    for cmd in protoc-c protoc xxd nghttp h2load curl jq node npm; do
+    # packages are installed at test time, pinned by package-lock.json);
+    # openssl: the TLS tests and `make dev-cert`.
+    for cmd in protoc-c protoc xxd nghttp h2load curl jq node npm openssl; do
         command -v "$cmd" >/dev/null 2>&1 || m="$m $cmd"
     done
     /usr/bin/python3 -c 'import grpc, grpc_tools' >/dev/null 2>&1 || m="$m python3-grpcio"
@@ -97,7 +99,23 @@ case "${1:---check}" in
     fi
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -qq >&2 && apt-get install -y -qq redis-server clang valgrind libclang-rt-14-dev \
-        echo "sentra: as root, run: apt-get install -y redis-server clang valgrind libclang-rt-14-dev libgrpc++-dev protobuf-compiler-grpc haproxy wrk" >&2
+        libgrpc++-dev protobuf-compiler-grpc haproxy wrk >&2 || exit 1
+    ;;
+--ha)
+    # Extra packages for `make ha-up` and `make ha-test` (issue 17): the
+    # failover manager and the proxy, from Debian 12.
+    need=""
+    command -v pg_autoctl >/dev/null 2>&1 || need=yes
+    command -v haproxy >/dev/null 2>&1 || need=yes
+    ls /usr/lib/postgresql/15/lib/pgautofailover.so >/dev/null 2>&1 || need=yes
+    [ -z "$need" ] && exit 0
+    if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null 2>&1; then
+        echo "sentra: as root on Debian 12, run: apt-get install -y $HA_PKGS" >&2
+        exit 1
+    fi
+    export DEBIAN_FRONTEND=noninteractive
+    # shellcheck disable=SC2086
+    apt-get update -qq >&2 && apt-get install -y -qq --no-install-recommends $HA_PKGS >&2 || exit 1
     ;;
 *)
     echo "usage: $0 --check | --install | --web | --bench | --ha" >&2

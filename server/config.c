@@ -85,6 +85,16 @@ static const struct opt opts[] = {
       "origins whose web pages may call the HTTP API (comma-separated; default none)" },
     { "http-request-timeout", "SENTRA_HTTP_REQUEST_TIMEOUT_MS", OPT_INT, F(http_request_timeout_ms), "30000",
       100, INT_MAX, "an HTTP request's headers and body must arrive within this long, ms" },
+    { "tls-cert", "SENTRA_TLS_CERT", OPT_STR, F(tls_cert), NULL, 0, 0,
+      "serve TLS with this PEM certificate (leaf first, then its chain); reloaded on SIGHUP" },
+    { "tls-key", "SENTRA_TLS_KEY", OPT_STR, F(tls_key), NULL, 0, 0,
+      "the certificate's unencrypted PEM private key (default: in the --tls-cert file)" },
+    { "tls-client-ca", "SENTRA_TLS_CLIENT_CA", OPT_STR, F(tls_client_ca), NULL, 0, 0,
+      "mutual TLS: require a client certificate issued by this PEM CA (the token is still required); implies --tls-only" },
+    { "tls-only", "SENTRA_TLS_ONLY", OPT_BOOL, F(tls_only), NULL, 0, 0,
+      "refuse plaintext connections on TCP (the Unix socket stays plaintext)" },
+    { "tls-handshake-timeout", "SENTRA_TLS_HANDSHAKE_TIMEOUT_MS", OPT_INT, F(tls_handshake_timeout_ms), "10000",
+      100, 600000, "close a connection whose TLS handshake has not finished after this long, ms" },
 };
 
 #define NOPTS (sizeof(opts) / sizeof(opts[0]))
@@ -241,6 +251,18 @@ int config_load(config_t *cfg, int argc, char **argv, int *nrest)
             return -1;
     }
     *nrest = out - 1;
+
+    /* TLS settings that only make sense together. */
+    int tls = cfg->tls_cert != NULL && cfg->tls_cert[0];
+    if (!tls && ((cfg->tls_key != NULL && cfg->tls_key[0]) || (cfg->tls_client_ca != NULL && cfg->tls_client_ca[0]) ||
+                 cfg->tls_only)) {
+        fprintf(stderr, "sentrad: --tls-key, --tls-client-ca and --tls-only need --tls-cert\n");
+        return -1;
+    }
+    /* A client certificate that plaintext could go around would prove
+     * nothing. */
+    if (cfg->tls_client_ca != NULL && cfg->tls_client_ca[0])
+        cfg->tls_only = 1;
     return 0;
 }
 
@@ -272,7 +294,9 @@ void config_usage(const char *prog)
     printf("  %-26s %s\n", "--help", "this text");
     printf("  %-26s %s\n", "--version", "print the version");
     printf("\nPrecedence: flags, then environment, then the config file, then defaults.\n"
-           "Signals: SIGTERM or SIGINT stop gracefully (GOAWAY, then --grace for requests in flight).\n");
+           "Signals: SIGTERM or SIGINT stop gracefully (GOAWAY, then --grace for requests in flight);\n"
+           "SIGHUP reloads the TLS certificate, key and client CA (open connections stay; a bad\n"
+           "new certificate is refused and the old one kept).\n");
 }
 
 void config_free(config_t *cfg)

@@ -44,6 +44,11 @@ typedef struct config {
                                * over HTTP (comma-separated); default none */
     int http_request_timeout_ms; /* --http-request-timeout; an HTTP request must arrive whole within
                                   * this long of its first byte; default 30000 */
+    char *tls_cert;           /* SENTRA_TLS_CERT, --tls-cert: PEM certificate (chain allowed); NULL: no TLS */
+    char *tls_key;            /* SENTRA_TLS_KEY, --tls-key: its PEM key; NULL: in the --tls-cert file */
+    char *tls_client_ca;      /* SENTRA_TLS_CLIENT_CA, --tls-client-ca: require client certificates of this CA */
+    int tls_only;             /* --tls-only: refuse plaintext on TCP (the Unix socket stays plaintext) */
+    int tls_handshake_timeout_ms; /* --tls-handshake-timeout; close a handshake not done by then; default 10000 */
 } config_t;
 
 /* Fills cfg with defaults, then the file named by SENTRA_CONFIG or

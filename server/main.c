@@ -180,10 +180,13 @@ int main(int argc, char **argv)
 {
     config_t cfg;
     int nrest = 0;
-    if (config_load(&cfg, argc, argv, &nrest) != 0)
+    if (config_load(&cfg, argc, argv, &nrest) != 0) {
+        config_free(&cfg);  /* what was set before the refused setting */
         return 2;
+    }
     if (log_set_level(cfg.log_level) != 0) {
         fprintf(stderr, "sentrad: unknown log level \"%s\"\n", cfg.log_level);
+        config_free(&cfg);
         return 2;
     }
     const char *cmd = nrest > 0 ? argv[1] : "serve";

@@ -30,6 +30,7 @@
 #include "server.h"
 #include "status.h"
 #include "web.h"
+#include "tls.h"
 
 static void on_connection(uv_stream_t *listener, int status)
 {
@@ -177,6 +178,20 @@ static void on_signal(uv_signal_t *h, int signum)
     server_stop(srv);
 }
 
+/* SIGHUP: new certificate files (a renewal) for new connections; open
+ * connections are left alone. */
+static void on_sighup(uv_signal_t *h, int signum)
+{
+    server_t *srv = h->data;
+    (void)signum;
+    if (srv->tls == NULL) {
+        log_info("signal", "signal=%d action=none reason=\"no --tls-cert to reload\"", signum);
+        return;
+    }
+    log_info("signal", "signal=%d action=tls_reload", signum);
+    tls_server_reload(srv->tls);
+}
+
 static void finish_stop(server_t *srv)
 {
     if (srv->conns != NULL || srv->db == NULL)
@@ -188,6 +203,9 @@ static void finish_stop(server_t *srv)
     uv_close((uv_handle_t *)&srv->mem_timer, NULL);
     uv_close((uv_handle_t *)&srv->sigterm, NULL);
     uv_close((uv_handle_t *)&srv->sigint, NULL);
+    uv_close((uv_handle_t *)&srv->sighup, NULL);
+    tls_server_free(srv->tls);  /* the last connection, and its session, are gone */
+    srv->tls = NULL;
     if (srv->replica != NULL) {
         replica_close(srv->replica);    /* before the primary: it borrows it */
         srv->replica = NULL;
@@ -358,9 +376,11 @@ int server_start(server_t *srv, uv_loop_t *loop, config_t *cfg, const char *conn
     srv->grace.data = srv;
     uv_signal_init(loop, &srv->sigterm);
     uv_signal_init(loop, &srv->sigint);
-    srv->sigterm.data = srv->sigint.data = srv;
+    uv_signal_init(loop, &srv->sighup);
+    srv->sigterm.data = srv->sigint.data = srv->sighup.data = srv;
     uv_signal_start(&srv->sigterm, on_signal, SIGTERM);
     uv_signal_start(&srv->sigint, on_signal, SIGINT);
+    uv_signal_start(&srv->sighup, on_sighup, SIGHUP);
     signal(SIGPIPE, SIG_IGN);
 
     if (cfg->web_root != NULL && cfg->web_root[0]) {
@@ -376,13 +396,18 @@ int server_start(server_t *srv, uv_loop_t *loop, config_t *cfg, const char *conn
             log_info("web_root", "dir=%s files=%zu bytes=%zu", cfg->web_root, srv->web->n, srv->web->bytes);
         }
     }
+    if (cfg->tls_cert != NULL && cfg->tls_cert[0] && (srv->tls = tls_server_new(cfg)) == NULL)
+        return UV_EINVAL;   /* logged */
     if ((r = listen_tcp(srv)) != 0)
         return r;
     if (cfg->unix_path != NULL && cfg->unix_path[0] && (r = listen_unix(srv)) != 0)
         return r;
-    log_info("listening", "host=%s port=%d unix=%s max_frame=%u max_conns=%d",
+    log_info("listening", "host=%s port=%d unix=%s max_frame=%u max_conns=%d tls=\"%s\"",
              cfg->listen_host, srv->bound_port, cfg->unix_path ? cfg->unix_path : "-",
-             cfg->max_frame, cfg->max_connections);
+             cfg->max_frame, cfg->max_connections,
+             srv->tls == NULL ? "off" : !cfg->tls_only ? "on (plaintext too)"
+                                : tls_server_verifies_clients(srv->tls) ? "required, with client certificates"
+                                                                        : "required");
     if (cfg->port_file != NULL) {
         char tmp[1024];
         snprintf(tmp, sizeof(tmp), "%s.tmp", cfg->port_file);

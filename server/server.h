@@ -15,6 +15,7 @@
 #include "db.h"
 
 struct conn;
+struct tls_server;
 
 typedef struct server {
     uv_loop_t *loop;            /* the loop everything runs on */
@@ -26,6 +27,8 @@ typedef struct server {
     uv_pipe_t unix_sock;        /* optional Unix socket listener */
     int tcp_open, unix_open;    /* listeners open */
     uv_signal_t sigterm, sigint;
+    uv_signal_t sighup;         /* reloads the TLS certificate (transport/tls.c) */
+    struct tls_server *tls;     /* TLS on TCP connections (--tls-cert); NULL: plaintext only */
     uv_timer_t grace;           /* shutdown grace period */
     struct conn *conns;         /* every open connection */
     int nconns;                 /* how many */

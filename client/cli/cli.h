@@ -25,6 +25,10 @@ typedef struct cli {
     const char *prog;          /* argv[0] */
     const char *addr;          /* --addr or $SENTRA_ADDR (NULL: library default) */
     const char *token;         /* --token or $SENTRA_TOKEN */
+    int tls;                   /* --tls (or an address tls://host:port) */
+    const char *ca;            /* --ca FILE (NULL: $SENTRA_CA, else the system store) */
+    const char *cert, *key;    /* --cert, --key: client certificate (mutual TLS) */
+    int insecure_no_hostname_check; /* --insecure-no-hostname-check */
     unsigned deadline_ms;      /* --deadline; 0: library default */
     enum cli_format fmt;       /* --json / --csv */
     int quiet;                 /* --quiet: no progress */
@@ -41,8 +45,18 @@ typedef int (*cli_cmd_fn)(cli_t *cli, int argc, char **argv);
 #define CLI_OPT_CSV 1004
 #define CLI_OPT_DEADLINE 1005
 #define CLI_OPT_QUIET 1006
+#define CLI_OPT_TLS 1007
+#define CLI_OPT_CA 1008
+#define CLI_OPT_CERT 1009
+#define CLI_OPT_KEY 1010
+#define CLI_OPT_INSECURE_HOST 1011
 #define CLI_COMMON_OPTIONS                                                       \
     {"addr", required_argument, 0, CLI_OPT_ADDR},                                \
+    {"tls", no_argument, 0, CLI_OPT_TLS},                                        \
+    {"ca", required_argument, 0, CLI_OPT_CA},                                    \
+    {"cert", required_argument, 0, CLI_OPT_CERT},                                \
+    {"key", required_argument, 0, CLI_OPT_KEY},                                  \
+    {"insecure-no-hostname-check", no_argument, 0, CLI_OPT_INSECURE_HOST},       \
     {"token", required_argument, 0, CLI_OPT_TOKEN},                              \
     {"json", no_argument, 0, CLI_OPT_JSON},                                      \
     {"csv", no_argument, 0, CLI_OPT_CSV},                                        \
@@ -51,7 +65,16 @@ typedef int (*cli_cmd_fn)(cli_t *cli, int argc, char **argv);
     {"help", no_argument, 0, 'h'}
 #define CLI_COMMON_HELP                                                          \
     "common options:\n"                                                          \
-    "  --addr ADDR       server (host:port, unix:/path); default $SENTRA_ADDR\n"  \
+    "  --addr ADDR       server (host:port, tls://host:port, unix:/path);\n"     \
+    "                    default $SENTRA_ADDR\n"                                  \
+    "  --tls             TLS (as a tls:// address does); the server's\n"         \
+    "                    certificate is verified, its name included\n"           \
+    "  --ca FILE         trust the CAs in FILE (PEM), not the system's;\n"        \
+    "                    default $SENTRA_CA\n"                                    \
+    "  --cert FILE       client certificate for mutual TLS; default $SENTRA_CERT\n" \
+    "  --key FILE        its key (default: $SENTRA_KEY, else in --cert's file)\n" \
+    "  --insecure-no-hostname-check\n"                                            \
+    "                    DANGEROUS: accept a certificate issued for any name\n"   \
     "  --token TOKEN     bearer token; default $SENTRA_TOKEN\n"                   \
     "  --json            JSON output (one object per line for lists)\n"          \
     "  --csv             CSV output (list, export, stats, timeseries)\n"         \

@@ -37,14 +37,15 @@ static const struct command {
 static void usage(FILE *out, const char *prog)
 {
     fprintf(out,
-            "usage: %s [--addr ADDR] [--token TOKEN] COMMAND [options] [args]\n\n"
+            "usage: %s [--addr ADDR] [--token TOKEN] [--tls --ca FILE] COMMAND [options] [args]\n\n"
             "The command-line client of sentra, the Sentra IKM registry.\n\ncommands:\n",
             prog);
     for (size_t i = 0; i < sizeof commands / sizeof *commands; i++)
         fprintf(out, "  %-11s %s\n", commands[i].name, commands[i].summary);
     fprintf(out,
             "\n%s"
-            "\nenvironment: SENTRA_ADDR (default 127.0.0.1:7600), SENTRA_TOKEN.\n"
+            "\nenvironment: SENTRA_ADDR (default 127.0.0.1:7600), SENTRA_TOKEN; with TLS,\n"
+            "SENTRA_CA, SENTRA_CERT, SENTRA_KEY.\n"
             "\nexit codes:\n"
             "  0       success\n"
             "  1       import/push finished, but some rows were refused (listed on stderr)\n"

@@ -253,14 +253,15 @@ static const Sentra__V1__Figures *latest_figures(const Sentra__V1__Sentra *s)
 static int write_cmd(cli_t *cli, int argc, char **argv, int update)
 {
     const char *cmd = update ? "update" : "create";
-    struct option o[N_SFLAGS + 16];
+    struct option common[] = {CLI_COMMON_OPTIONS, {0, 0, 0, 0}};
+    /* The flags of a sentra, four of this command's, the common ones. */
+    struct option o[N_SFLAGS + 4 + sizeof common / sizeof *common];
     int n = 0;
     add_sflag_options(o, &n);
     o[n++] = (struct option){"file", required_argument, 0, 'f'};
     o[n++] = (struct option){"idempotency-key", required_argument, 0, 'k'};
     o[n++] = (struct option){"mask", required_argument, 0, 'm'};
     o[n++] = (struct option){"expected-version", required_argument, 0, 'v'};
-    struct option common[] = {CLI_COMMON_OPTIONS, {0, 0, 0, 0}};
     for (size_t i = 0; i < sizeof common / sizeof *common; i++)
         o[n++] = common[i];
 

@@ -1,11 +1,13 @@
 /*
- * cli_sync.c: sentra-cli sync pull / sync push, on top of the library's
+ * cli_sync.c: sentra-cli sync pull / stream / push, on top of the library's
  * sync helper (sentra/sync.h), with plain files as the local storage:
  *
  *   pull: changes are appended to a JSONL journal (one record or tombstone
  *         per line) and the cursor is kept in a small file, replaced
  *         atomically after the journal is flushed to disk, so an interrupted
  *         pull resumes where the last complete batch ended.
+ *   stream: the same store, over one StreamChanges stream (the catch-up,
+ *         then each change as it commits), for --seconds.
  *   push: a JSONL file of mutations ({"mutation_id","op","sentra",
  *         "base_version"}) or of plain records (upserts whose base version
  *         is the record's `version`); each outcome is reported by line.
@@ -66,14 +68,19 @@ static void pull_progress(void *arg, long done)
     cli_progress(ps->cli, "pulled", done, -1);
 }
 
-static int sync_pull(cli_t *cli, int argc, char **argv)
+/* sync pull, and sync stream (stream = 1): the same store, through
+ * PullChanges until up to date, or StreamChanges for --seconds. */
+static int sync_pull(cli_t *cli, int argc, char **argv, int stream)
 {
     static const struct option o[] = {CLI_FILTER_OPTIONS,
                                       {"journal", required_argument, 0, 'j'},
                                       {"cursor-file", required_argument, 0, 'c'},
                                       {"batch", required_argument, 0, 'b'},
+                                      {"seconds", required_argument, 0, 's'},
                                       CLI_COMMON_OPTIONS,
                                       {0, 0, 0, 0}};
+    const char *name = stream ? "sync stream" : "sync pull";
+    unsigned seconds = 0;
     Sentra__V1__SentraFilter f = SENTRA__V1__SENTRA_FILTER__INIT;
     struct pull_store ps = {cli, stdout, NULL};
     const char *journal = NULL;
@@ -92,7 +99,28 @@ static int sync_pull(cli_t *cli, int argc, char **argv)
         case 'j': journal = optarg; break;
         case 'c': ps.cursor_path = optarg; break;
         case 'b': so.batch = (int32_t)strtol(optarg, NULL, 10); break;
+        case 's':
+            if (!stream) {
+                cli_filter_free(&f);
+                return cli_usage_error(cli, name, "--seconds is for sync stream");
+            }
+            seconds = (unsigned)strtoul(optarg, NULL, 10);
+            break;
         case 'h':
+            if (stream) {
+                printf("usage: %s sync stream [--journal FILE.jsonl] [--cursor-file FILE] [--batch N]\n"
+                       "                  [--seconds S] [filters]\n\n"
+                       "Like sync pull, over one open stream (SyncService/StreamChanges): the\n"
+                       "changes after the cursor in --cursor-file (none: from the beginning),\n"
+                       "then each change as it commits, appended to the journal (default\n"
+                       "stdout) as JSON lines, the cursor stored after each message is safely\n"
+                       "on disk. Runs for --seconds (default: until interrupted; run it again\n"
+                       "to resume where it stopped). Reconnects with backoff when the server\n"
+                       "goes away or restarts.\n\n%s\n%s",
+                       cli->prog, CLI_FILTER_HELP, CLI_COMMON_HELP);
+                cli_filter_free(&f);
+                return 0;
+            }
             printf("usage: %s sync pull [--journal FILE.jsonl] [--cursor-file FILE] [--batch N] [filters]\n\n"
                    "Fetches every change after the cursor kept in --cursor-file (none: from\n"
                    "the beginning), appends each changed record or tombstone (\"deleted\":\n"
@@ -104,7 +132,7 @@ static int sync_pull(cli_t *cli, int argc, char **argv)
             return 0;
         default:
             cli_filter_free(&f);
-            return cli_usage_error(cli, "sync pull", "unknown option");
+            return cli_usage_error(cli, name, "unknown option");
         }
     }
     char cursor[4096] = "";
@@ -115,13 +143,13 @@ static int sync_pull(cli_t *cli, int argc, char **argv)
                 cursor[strcspn(cursor, "\r\n")] = 0;
             fclose(cf);
         } else if (errno != ENOENT) {
-            fprintf(stderr, "%s sync pull: %s: %s\n", cli->prog, ps.cursor_path, strerror(errno));
+            fprintf(stderr, "%s %s: %s: %s\n", cli->prog, name, ps.cursor_path, strerror(errno));
             cli_filter_free(&f);
             return CLI_EXIT_LOCAL;
         }
     }
     if (journal && !(ps.journal = fopen(journal, "a"))) {
-        fprintf(stderr, "%s sync pull: %s: %s\n", cli->prog, journal, strerror(errno));
+        fprintf(stderr, "%s %s: %s: %s\n", cli->prog, name, journal, strerror(errno));
         cli_filter_free(&f);
         return CLI_EXIT_LOCAL;
     }
@@ -133,17 +161,20 @@ static int sync_pull(cli_t *cli, int argc, char **argv)
         sentra_sync_stats_t stats;
         sentra_status_t st;
         sentra_status_init(&st);
-        rc = sentra_sync_pull(cl, cursor, &so, &store, &stats, &st);
+        if (stream)
+            rc = sentra_sync_stream(cl, cursor, &so, seconds * 1000u, &store, &stats, &st);
+        else
+            rc = sentra_sync_pull(cl, cursor, &so, &store, &stats, &st);
         cli_progress_end(cli);
         if (rc == SENTRA_ESYNC) {
-            fprintf(stderr, "%s sync pull: cannot write the journal or the cursor file: %s\n", cli->prog,
+            fprintf(stderr, "%s %s: cannot write the journal or the cursor file: %s\n", cli->prog, name,
                     strerror(errno));
             rc = CLI_EXIT_LOCAL;
         } else if (rc) {
-            rc = cli_fail(cli, "sync pull", rc, &st);
+            rc = cli_fail(cli, name, rc, &st);
         } else {
-            fprintf(stderr, "pulled %ld changes in %ld batches (%ld retries)\n", stats.changes, stats.batches,
-                    stats.retries);
+            fprintf(stderr, "%s %ld changes in %ld %s (%ld retries)\n", stream ? "streamed" : "pulled",
+                    stats.changes, stats.batches, stream ? "messages" : "batches", stats.retries);
         }
         sentra_status_clear(&st);
     }
@@ -358,14 +389,17 @@ static int sync_push(cli_t *cli, int argc, char **argv)
 int cmd_sync(cli_t *cli, int argc, char **argv)
 {
     if (argc >= 2 && strcmp(argv[1], "pull") == 0)
-        return sync_pull(cli, argc - 1, argv + 1);
+        return sync_pull(cli, argc - 1, argv + 1, 0);
+    if (argc >= 2 && strcmp(argv[1], "stream") == 0)
+        return sync_pull(cli, argc - 1, argv + 1, 1);
     if (argc >= 2 && strcmp(argv[1], "push") == 0)
         return sync_push(cli, argc - 1, argv + 1);
     if (argc >= 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
-        printf("usage: %s sync pull [options]   (see sync pull --help)\n"
-               "       %s sync push [options]   (see sync push --help)\n",
-               cli->prog, cli->prog);
+        printf("usage: %s sync pull [options]     (see sync pull --help)\n"
+               "       %s sync stream [options]   (see sync stream --help)\n"
+               "       %s sync push [options]     (see sync push --help)\n",
+               cli->prog, cli->prog, cli->prog);
         return 0;
     }
-    return cli_usage_error(cli, "sync", "wants pull or push");
+    return cli_usage_error(cli, "sync", "wants pull, stream or push");
 }

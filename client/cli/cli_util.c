@@ -21,6 +21,11 @@ int cli_common_opt(cli_t *cli, int code, const char *arg)
     case CLI_OPT_JSON: cli->fmt = FMT_JSON; return 1;
     case CLI_OPT_CSV: cli->fmt = FMT_CSV; return 1;
     case CLI_OPT_QUIET: cli->quiet = 1; return 1;
+    case CLI_OPT_TLS: cli->tls = 1; return 1;
+    case CLI_OPT_CA: cli->ca = arg; return 1;
+    case CLI_OPT_CERT: cli->cert = arg; return 1;
+    case CLI_OPT_KEY: cli->key = arg; return 1;
+    case CLI_OPT_INSECURE_HOST: cli->insecure_no_hostname_check = 1; return 1;
     case CLI_OPT_DEADLINE: {
         char *end;
         long v = strtol(arg, &end, 10);
@@ -55,11 +60,30 @@ sentra_client_t *cli_client(cli_t *cli)
     o.address = cli->addr;
     o.token = cli->token;
     o.default_deadline_ms = cli->deadline_ms;
-    int rc = sentra_client_new(&cli->client, &o);
+    sentra_tls_opts_t t;
+    sentra_tls_opts_init(&t);
+    t.enable = cli->tls;
+    t.ca_file = cli->ca;
+    t.cert_file = cli->cert;
+    t.key_file = cli->key;
+    t.insecure_no_hostname_check = cli->insecure_no_hostname_check;
+    int rc = sentra_client_new_tls(&cli->client, &o, &t);
     if (rc) {
         fprintf(stderr, "%s: %s: %s\n", cli->prog, cli->addr ? cli->addr : "$SENTRA_ADDR", sentra_strerror(rc));
         return NULL;
     }
+    const char *err = sentra_client_error_message(cli->client);
+    if (err[0]) {
+        /* A TLS file that cannot be used. */
+        fprintf(stderr, "%s: %s\n", cli->prog, err);
+        sentra_client_free(cli->client);
+        cli->client = NULL;
+        return NULL;
+    }
+    if (cli->insecure_no_hostname_check)
+        fprintf(stderr, "%s: WARNING: --insecure-no-hostname-check: the server's certificate is not checked "
+                        "for its name; anyone holding a certificate from the same CA can pose as the server\n",
+                cli->prog);
     return cli->client;
 }
 

@@ -14,6 +14,13 @@
  * Each call has one timer that serves both its deadline and its retry
  * backoff: it is armed for whichever comes first. The blocking API
  * (client.c) runs this same engine on a private loop.
+ *
+ * TLS (tls.c) sits between the socket and the frames when the handle has
+ * it: a connection is ready only after its handshake (within the connect
+ * timeout), ciphertext read goes through the session into rbuf, and every
+ * frame sent is encrypted before it is written. A certificate that is not
+ * accepted, or a server that refuses ours, fails the calls at once
+ * (SENTRA_ETLS): trying again would meet the same certificate.
  */
 #include <errno.h>
 #include <signal.h>
@@ -84,6 +91,10 @@ struct sentra_async_call {
     sentra_status_t status;
     sentra_async_cb cb;
     void *arg;
+    /* Server streaming (sentra_async_stream): each message goes to
+     * on_message as it comes; cb ends the call. */
+    sentra_async_message_cb on_message;
+    uint64_t messages;         /* messages handed over so far */
 };
 
 enum conn_state {
@@ -115,8 +126,11 @@ struct sconn {
     struct addrinfo *ai_next;  /* next address to try */
     uv_connect_t creq;
     int closes_pending;        /* close callbacks still to come */
-    uint8_t *rbuf;             /* received bytes not yet parsed */
+    uint8_t *rbuf;             /* received bytes (plaintext) not yet parsed */
     size_t rlen, rcap;
+    sentra__tls_t *tls;        /* the TLS session once TCP is up; NULL: plaintext */
+    int tls_done;              /* its handshake finished */
+    uint8_t *cbuf;             /* TLS: ciphertext read buffer (CBUF_LEN) */
     uint32_t next_stream;      /* next stream id to use (odd) */
     uint32_t goaway_last;      /* CONN_DRAINING: the server's last stream id */
     unsigned n_inflight;
@@ -148,7 +162,12 @@ struct sentra_async {
     void *close_arg;
     uint64_t connections;      /* connections established */
     char errmsg[256];          /* last connection-level failure */
+    sentra__tls_cfg_t *tls;    /* TLS settings; NULL: plaintext */
+    int tls_broken;            /* the TLS files could not be loaded: calls fail */
+    char tls_error[256];       /* why, when tls_broken */
 };
+
+#define CBUF_LEN 65536
 
 static void conn_start(sentra_async_t *a);
 static void update_ref(sentra_async_t *a);
@@ -161,13 +180,22 @@ static void maybe_free_async(sentra_async_t *a);
 
 /* ---------------------------------------------------------------- addresses */
 
-/* Splits "host:port" / "[v6]:port" into host and port; 0 or SENTRA_EADDR.
- * For Unix paths sets *path. host must have room for strlen(addr)+1. */
-static int parse_address(const char *addr, const char **path, char *host, char *port)
+/* Splits "host:port" / "[v6]:port" / "tls://host:port" into host and
+ * port; 0 or SENTRA_EADDR. For Unix paths sets *path; *tls says whether
+ * the address asked for TLS. host must have room for strlen(addr)+1. */
+static int parse_address(const char *addr, const char **path, char *host, char *port, int *tls)
 {
     *path = NULL;
+    *tls = 0;
     if (!addr || !*addr)
         return SENTRA_EADDR;
+    if (strncmp(addr, "tls://", 6) == 0) {
+        /* TLS over TCP only: a Unix socket is local and needs none. */
+        *tls = 1;
+        addr += 6;
+        if (strncmp(addr, "unix:", 5) == 0 || addr[0] == '/' || addr[0] == '.')
+            return SENTRA_EADDR;
+    }
     if (strncmp(addr, "unix:", 5) == 0) {
         *path = addr + 5;
         return **path ? 0 : SENTRA_EADDR;
@@ -213,9 +241,10 @@ int sentra__check_address(const char *addr)
     char *host = malloc(strlen(addr) + 1);
     char port[8];
     const char *path;
+    int tls;
     if (!host)
         return SENTRA_ENOMEM;
-    int rc = parse_address(addr, &path, host, port);
+    int rc = parse_address(addr, &path, host, port, &tls);
     free(host);
     return rc;
 }
@@ -280,7 +309,53 @@ static void reconnect_timer_closed(uv_handle_t *h)
     maybe_free_async(a);
 }
 
+void sentra_tls_opts_init(sentra_tls_opts_t *tls)
+{
+    memset(tls, 0, sizeof *tls);
+}
+
 sentra_async_t *sentra_async_new(uv_loop_t *loop, const sentra_client_opts_t *opts)
+{
+    return sentra_async_new_tls(loop, opts, NULL);
+}
+
+/* The TLS settings of a new handle, when its address or tls asks for TLS.
+ * 0, or SENTRA_ENOMEM; files that cannot be loaded leave the handle
+ * broken (its calls fail with the reason). */
+static int apply_tls(sentra_async_t *a, const sentra_tls_opts_t *tls)
+{
+    char *host = malloc(strlen(a->address) + 1);
+    char port[8];
+    const char *path;
+    int want;
+    if (!host)
+        return SENTRA_ENOMEM;
+    parse_address(a->address, &path, host, port, &want);
+    if (tls && tls->enable)
+        want = 1;
+    if (!want) {
+        free(host);
+        return 0;
+    }
+    if (path) {
+        free(host);
+        snprintf(a->tls_error, sizeof a->tls_error, "TLS is for TCP addresses, not the Unix socket %s", path);
+        a->tls_broken = 1;
+        snprintf(a->errmsg, sizeof a->errmsg, "%s", a->tls_error);
+        return 0;
+    }
+    int rc = sentra__tls_cfg_new(&a->tls, tls, host, a->tls_error, sizeof a->tls_error);
+    free(host);
+    if (rc == SENTRA_ETLS) {
+        a->tls_broken = 1;
+        snprintf(a->errmsg, sizeof a->errmsg, "%s", a->tls_error);
+        return 0;
+    }
+    return rc;
+}
+
+sentra_async_t *sentra_async_new_tls(uv_loop_t *loop, const sentra_client_opts_t *opts,
+                                     const sentra_tls_opts_t *tls)
 {
     if (!loop)
         return NULL;
@@ -297,7 +372,7 @@ sentra_async_t *sentra_async_new(uv_loop_t *loop, const sentra_client_opts_t *op
     a->loop = loop;
     q_init(&a->pending);
     q_init(&a->waiting);
-    if (apply_opts(a, opts) != 0) {
+    if (apply_opts(a, opts) != 0 || apply_tls(a, tls) != 0) {
         free(a->address);
         free(a->token);
         free(a);
@@ -320,6 +395,7 @@ static void maybe_free_async(sentra_async_t *a)
     void *arg = a->close_arg;
     if (cb)
         cb(a, arg);
+    sentra__tls_cfg_free(a->tls);
     free(a->address);
     free(a->token);
     free(a);
@@ -399,6 +475,25 @@ static void write_done(uv_write_t *req, int status)
         conn_fail(c, SENTRA_ECONNLOST, "write to %s: %s", c->a->address, uv_strerror(status));
 }
 
+/* Writes the records the TLS session has ready. 0 or a negative libuv
+ * error. */
+static int tls_flush(struct sconn *c)
+{
+    size_t n = c->tls ? sentra__tls_pending(c->tls) : 0;
+    if (n == 0 || !c->io)
+        return 0;
+    struct wreq *w = malloc(sizeof *w + n);
+    if (!w)
+        return UV_ENOMEM;
+    n = sentra__tls_take(c->tls, w->data, n);
+    w->buf = uv_buf_init((char *)w->data, (unsigned)n);
+    w->req.data = c;
+    int rc = uv_write(&w->req, &c->io->stream, &w->buf, 1, write_done);
+    if (rc < 0)
+        free(w);
+    return rc;
+}
+
 /* Queues one frame; the payload is copied. 0 or a negative libuv error. */
 static int send_frame(struct sconn *c, uint8_t type, uint32_t stream, const uint8_t *p, size_t n)
 {
@@ -408,6 +503,11 @@ static int send_frame(struct sconn *c, uint8_t type, uint32_t stream, const uint
     sentra_frame_header(w->data, type, 0, stream, (uint32_t)n);
     if (n)
         memcpy(w->data + SENTRA_FRAME_HEADER_LEN, p, n);
+    if (c->tls) {
+        int trc = sentra__tls_write(c->tls, w->data, SENTRA_FRAME_HEADER_LEN + n);
+        free(w);
+        return trc ? UV_EIO : tls_flush(c);
+    }
     w->buf = uv_buf_init((char *)w->data, (unsigned)(SENTRA_FRAME_HEADER_LEN + n));
     w->req.data = c;
     int rc = uv_write(&w->req, &c->io->stream, &w->buf, 1, write_done);
@@ -706,6 +806,27 @@ sentra_async_call_t *sentra_async_call(sentra_async_t *a, const char *method,
     return call;
 }
 
+sentra_async_call_t *sentra_async_stream(sentra_async_t *a, const char *method,
+                                         const ProtobufCMessage *req,
+                                         const ProtobufCMessageDescriptor *msg_desc,
+                                         const sentra_call_opts_t *opts,
+                                         sentra_async_message_cb on_message,
+                                         sentra_async_cb on_end, void *arg)
+{
+    if (!on_message)
+        return NULL;
+    /* A stream lasts as long as its caller wants: no default deadline. */
+    sentra_call_opts_t o = {0};
+    if (opts)
+        o = *opts;
+    if (o.deadline_ms == 0)
+        o.deadline_ms = -1;
+    sentra_async_call_t *call = sentra_async_call(a, method, req, msg_desc, &o, on_end, arg);
+    if (call)
+        call->on_message = on_message;
+    return call;
+}
+
 int sentra_async_cancel(sentra_async_call_t *call)
 {
     if (!call || call->state == CALL_FINISHING)
@@ -729,6 +850,8 @@ static void conn_closed(uv_handle_t *h)
     sentra_async_t *a = c->a;
     if (c->ai_list)
         uv_freeaddrinfo(c->ai_list);
+    sentra__tls_free(c->tls);
+    free(c->cbuf);
     free(c->rbuf);
     free(c);
     a->conns_alive--;
@@ -780,6 +903,11 @@ static void conn_fail(struct sconn *c, int err, const char *fmt, ...)
                 call_finish(call, sentra__local_status(&call->status, SENTRA_ECLOSED,
                                                        SENTRA_CANCELLED, "client handle closed"),
                             NULL);
+            } else if (err == SENTRA_ETLS) {
+                /* The server refused our certificate (TLS 1.3 says so after
+                 * the client's side of the handshake): it read no request. */
+                call_finish(call, sentra__local_status(&call->status, SENTRA_ETLS, SENTRA_UNAVAILABLE, "%s",
+                                                       a->errmsg), NULL);
             } else if (call->retry_safe || (draining && call->stream_id > c->goaway_last)) {
                 call_retry(call, SENTRA_ECONNLOST, SENTRA_UNAVAILABLE, a->errmsg, 0);
             } else {
@@ -790,11 +918,23 @@ static void conn_fail(struct sconn *c, int err, const char *fmt, ...)
             }
         }
     }
+    if (a->closing && was_connected && c->tls && c->tls_done) {
+        /* The handle is closing: say goodbye at the TLS level too. */
+        sentra__tls_close_notify(c->tls);
+        tls_flush(c);
+    }
     conn_release(c);
 
     if (a->closing)
         return;
-    if (!was_connected) {
+    if (err == SENTRA_ETLS) {
+        /* Another attempt would meet the same certificate. */
+        while (!q_empty(&a->pending)) {
+            sentra_async_call_t *call = CONTAINER_OF(a->pending.next, sentra_async_call_t, node);
+            call_finish(call, sentra__local_status(&call->status, SENTRA_ETLS, SENTRA_UNAVAILABLE, "%s",
+                                                   a->errmsg), NULL);
+        }
+    } else if (!was_connected) {
         /* A failed connect counts as an attempt for every waiting call. */
         a->connect_failures++;
         qnode_t *n = a->pending.next;
@@ -822,9 +962,34 @@ static void conn_timeout(uv_timer_t *t)
 
 /* ---------------------------------------------------------------- reading */
 
+/* Room for 64 KiB more in rbuf; 0 or -1 (out of memory). */
+static int rbuf_room(struct sconn *c)
+{
+    if (c->rcap - c->rlen < 65536) {
+        size_t ncap = c->rcap ? c->rcap * 2 : 131072;
+        while (ncap - c->rlen < 65536)
+            ncap *= 2;
+        uint8_t *nb = realloc(c->rbuf, ncap);
+        if (!nb)
+            return -1;
+        c->rbuf = nb;
+        c->rcap = ncap;
+    }
+    return 0;
+}
+
 static void on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf)
 {
     struct sconn *c = h->data;
+    if (c->tls) {
+        /* Ciphertext: decrypted into rbuf by on_read. */
+        if (!c->cbuf && !(c->cbuf = malloc(CBUF_LEN))) {
+            *buf = uv_buf_init(NULL, 0);
+            return;
+        }
+        *buf = uv_buf_init((char *)c->cbuf, CBUF_LEN);
+        return;
+    }
     if (c->rcap - c->rlen < 65536) {
         size_t ncap = c->rcap ? c->rcap * 2 : 131072;
         while (ncap - c->rlen < 65536)
@@ -840,7 +1005,33 @@ static void on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf)
     *buf = uv_buf_init((char *)c->rbuf + c->rlen, (unsigned)(c->rcap - c->rlen));
 }
 
-static void on_response(struct sconn *c, uint32_t stream, const uint8_t *p, size_t n)
+/* One message of a server stream (a RESPONSE flagged SENTRA_FRAME_F_MORE). */
+static void on_stream_message(sentra_async_call_t *call, const uint8_t *p, size_t n)
+{
+    Sentra__V1__Response *r = sentra__v1__response__unpack(NULL, n, p);
+    ProtobufCMessage *m = NULL;
+    if (r != NULL && (int)r->code == SENTRA_OK)
+        m = protobuf_c_message_unpack(call->resp_desc, NULL, r->payload.len, r->payload.data);
+    if (r != NULL)
+        sentra__v1__response__free_unpacked(r, NULL);
+    if (m == NULL) {
+        if (call->state == CALL_INFLIGHT && call->conn->state != CONN_CLOSING)
+            send_frame(call->conn, SENTRA_FRAME_CANCEL, call->stream_id, NULL, 0);
+        call_finish(call, sentra__local_status(&call->status, SENTRA_EDECODE, SENTRA_INTERNAL,
+                                               "undecodable %s stream message", call->resp_desc->name),
+                    NULL);
+        return;
+    }
+    /* From the first message on, the caller has seen part of the answer:
+     * a loss is no longer retried here (the caller resumes, from the
+     * cursor it holds, say). */
+    call->messages++;
+    call->retry_safe = 0;
+    if (call->on_message(call, m, call->arg) != 0 && call->state == CALL_INFLIGHT)
+        sentra_async_cancel(call);
+}
+
+static void on_response(struct sconn *c, uint32_t stream, uint8_t flags, const uint8_t *p, size_t n)
 {
     sentra_async_t *a = c->a;
     sentra_async_call_t *call = NULL;
@@ -854,11 +1045,27 @@ static void on_response(struct sconn *c, uint32_t stream, const uint8_t *p, size
     }
     if (!call)
         return; /* cancelled or timed out locally: the late answer is dropped */
+    if (flags & SENTRA_FRAME_F_MORE) {
+        if (call->on_message != NULL) {
+            on_stream_message(call, p, n);
+        } else {
+            call_finish(call, sentra__local_status(&call->status, SENTRA_EPROTO, SENTRA_INTERNAL,
+                                                   "stream message for a unary call"), NULL);
+        }
+        return;
+    }
 
     Sentra__V1__Response *r = sentra__v1__response__unpack(NULL, n, p);
     if (!r) {
         call_finish(call, sentra__local_status(&call->status, SENTRA_EDECODE, SENTRA_INTERNAL,
                                                "undecodable Response envelope"), NULL);
+        return;
+    }
+    if ((int)r->code == SENTRA_OK && call->on_message != NULL) {
+        /* The end of a stream: its status only. */
+        sentra__v1__response__free_unpacked(r, NULL);
+        sentra_status_clear(&call->status);
+        call_finish(call, 0, NULL);
         return;
     }
     if ((int)r->code == SENTRA_OK) {
@@ -922,6 +1129,59 @@ static void on_goaway(struct sconn *c, const uint8_t *p, size_t n)
         conn_fail(c, SENTRA_ECONNLOST, "%s", a->errmsg);
 }
 
+static void conn_ready(struct sconn *c);
+static void parse_frames(struct sconn *c);
+
+/* TLS: ciphertext in buf[0..n): the handshake, then plaintext into rbuf. */
+static void tls_read(struct sconn *c, const uint8_t *data, size_t n)
+{
+    sentra_async_t *a = c->a;
+    char err[256];
+    if (sentra__tls_feed(c->tls, data, n) != 0) {
+        conn_fail(c, SENTRA_ECONNLOST, "connection to %s: out of memory", a->address);
+        return;
+    }
+    if (!c->tls_done) {
+        int r = sentra__tls_handshake(c->tls, err, sizeof err);
+        int wr = tls_flush(c); /* our next flight, or the alert */
+        if (r < 0) {
+            conn_fail(c, r, "connect to %s: %s", a->address, err);
+            return;
+        }
+        if (wr < 0) {
+            conn_fail(c, SENTRA_ECONNECT, "connect to %s: %s", a->address, uv_strerror(wr));
+            return;
+        }
+        if (r == 0)
+            return;
+        c->tls_done = 1;
+        conn_ready(c);
+        if (c->state == CONN_CLOSING)
+            return;
+    }
+    for (;;) {
+        size_t got;
+        if (rbuf_room(c) != 0) {
+            conn_fail(c, SENTRA_ECONNLOST, "connection to %s: out of memory", a->address);
+            return;
+        }
+        int r = sentra__tls_read(c->tls, c->rbuf + c->rlen, c->rcap - c->rlen, &got, err, sizeof err);
+        if (r < 0) {
+            tls_flush(c);
+            conn_fail(c, r, "connection to %s lost: %s", a->address, err);
+            return;
+        }
+        if (r == 0)
+            break;
+        c->rlen += got;
+    }
+    if (tls_flush(c) < 0) {
+        conn_fail(c, SENTRA_ECONNLOST, "write to %s failed", a->address);
+        return;
+    }
+    parse_frames(c);
+}
+
 static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 {
     struct sconn *c = s->data;
@@ -929,11 +1189,26 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
     if (nread == 0)
         return;
     if (nread < 0) {
-        conn_fail(c, SENTRA_ECONNLOST, "connection to %s lost: %s", a->address,
-                  nread == UV_EOF ? "closed by the server" : uv_strerror((int)nread));
+        if (c->tls && !c->tls_done)
+            conn_fail(c, SENTRA_ECONNLOST, "connect to %s: the server closed the connection during the TLS "
+                      "handshake (does it serve TLS on this port?)", a->address);
+        else
+            conn_fail(c, SENTRA_ECONNLOST, "connection to %s lost: %s", a->address,
+                      nread == UV_EOF ? "closed by the server" : uv_strerror((int)nread));
+        return;
+    }
+    if (c->tls) {
+        tls_read(c, (const uint8_t *)buf->base, (size_t)nread);
         return;
     }
     c->rlen += (size_t)nread;
+    parse_frames(c);
+}
+
+/* Handles the whole frames in rbuf. */
+static void parse_frames(struct sconn *c)
+{
+    sentra_async_t *a = c->a;
     size_t start = 0;
     while (c->state != CONN_CLOSING) {
         sentra_frame_t f;
@@ -948,7 +1223,7 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
         start += used;
         switch (f.type) {
         case SENTRA_FRAME_RESPONSE:
-            on_response(c, f.stream_id, f.payload, f.length);
+            on_response(c, f.stream_id, f.flags, f.payload, f.length);
             break;
         case SENTRA_FRAME_PING:
             send_frame(c, SENTRA_FRAME_PONG, 0, f.payload, f.length);
@@ -1024,12 +1299,37 @@ static void on_connect(uv_connect_t *req, int status)
         conn_fail(c, SENTRA_ECONNECT, "connect to %s: %s", a->address, uv_strerror(status));
         return;
     }
-    uv_timer_stop(&c->timer);
+    if (a->tls) {
+        /* The handshake first, under the same connect timeout. */
+        if (!(c->tls = sentra__tls_new(a->tls))) {
+            conn_fail(c, SENTRA_ENOMEM, "connect to %s: out of memory", a->address);
+            return;
+        }
+        char err[256];
+        int r = sentra__tls_handshake(c->tls, err, sizeof err); /* the ClientHello */
+        int rc = r < 0 ? 0 : tls_flush(c);
+        if (r < 0 || rc < 0) {
+            conn_fail(c, r < 0 ? r : SENTRA_ECONNECT, "connect to %s: %s", a->address,
+                      r < 0 ? err : uv_strerror(rc));
+            return;
+        }
+        if ((rc = uv_read_start(&c->io->stream, on_alloc, on_read)) < 0)
+            conn_fail(c, SENTRA_ECONNECT, "connect to %s: %s", a->address, uv_strerror(rc));
+        return;
+    }
     int rc = uv_read_start(&c->io->stream, on_alloc, on_read);
     if (rc < 0) {
         conn_fail(c, SENTRA_ECONNECT, "connect to %s: %s", a->address, uv_strerror(rc));
         return;
     }
+    conn_ready(c);
+}
+
+/* Connected (and TLS done): calls may go. */
+static void conn_ready(struct sconn *c)
+{
+    sentra_async_t *a = c->a;
+    uv_timer_stop(&c->timer);
     c->state = CONN_READY;
     update_ref(a);
     a->connect_failures = 0;
@@ -1060,6 +1360,17 @@ static void on_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
 
 static void conn_start(sentra_async_t *a)
 {
+    if (a->tls_broken) {
+        /* The TLS files could not be loaded: no connection can be made.
+         * Later, never inside the call that kicked. */
+        snprintf(a->errmsg, sizeof a->errmsg, "%s", a->tls_error);
+        while (!q_empty(&a->pending)) {
+            sentra_async_call_t *call = CONTAINER_OF(a->pending.next, sentra_async_call_t, node);
+            sentra__local_status(&call->status, SENTRA_ETLS, SENTRA_UNAVAILABLE, "%s", a->tls_error);
+            call_finish_later(call, SENTRA_ETLS);
+        }
+        return;
+    }
     struct sconn *c = calloc(1, sizeof *c);
     if (!c) {
         snprintf(a->errmsg, sizeof a->errmsg, "out of memory");
@@ -1083,11 +1394,12 @@ static void conn_start(sentra_async_t *a)
     char *host = malloc(strlen(a->address) + 1);
     char port[8];
     const char *path;
+    int tls;
     if (!host) {
         conn_fail(c, SENTRA_ENOMEM, "out of memory");
         return;
     }
-    parse_address(a->address, &path, host, port); /* checked at creation */
+    parse_address(a->address, &path, host, port, &tls); /* checked at creation */
     if (path) {
         free(host);
         c->state = CONN_CONNECTING;

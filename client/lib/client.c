@@ -19,6 +19,12 @@ struct sentra_client {
 
 int sentra_client_new(sentra_client_t **out, const sentra_client_opts_t *opts)
 {
+    return sentra_client_new_tls(out, opts, NULL);
+}
+
+int sentra_client_new_tls(sentra_client_t **out, const sentra_client_opts_t *opts,
+                          const sentra_tls_opts_t *tls)
+{
     *out = NULL;
     const char *addr = opts && opts->address ? opts->address : getenv("SENTRA_ADDR");
     if (addr && *addr) {
@@ -31,9 +37,11 @@ int sentra_client_new(sentra_client_t **out, const sentra_client_opts_t *opts)
         return SENTRA_ENOMEM;
     if (uv_loop_init(&c->loop) != 0)
         goto fail_free;
-    c->async = sentra_async_new(&c->loop, opts);
+    c->async = sentra_async_new_tls(&c->loop, opts, tls);
     if (!c->async)
         goto fail_loop;
+    /* A TLS file that could not be loaded is told from the start. */
+    snprintf(c->errmsg, sizeof c->errmsg, "%s", sentra_async_error_message(c->async));
     *out = c;
     return 0;
 
@@ -132,6 +140,81 @@ int sentra_call(sentra_client_t *c, const char *method, const ProtobufCMessage *
         *resp_out = w.resp;
     else if (w.resp)
         protobuf_c_message_free_unpacked(w.resp, NULL);
+    if (!status_out)
+        sentra_status_clear(&local);
+    return w.rc;
+}
+
+/* ---------------------------------------------------------------- streams */
+
+struct swait {
+    int done;
+    int rc;
+    sentra_status_t *status;
+    sentra_stream_cb on_message;
+    void *arg;
+    int stopped;             /* on_message asked to stop */
+};
+
+static int stream_message(sentra_async_call_t *call, ProtobufCMessage *msg, void *arg)
+{
+    struct swait *w = arg;
+    int r = w->on_message(w->arg, msg);
+    protobuf_c_message_free_unpacked(msg, NULL);
+    if (r != 0)
+        w->stopped = 1;
+    return r;
+}
+
+static void stream_done(sentra_async_call_t *call, int rc, ProtobufCMessage *resp,
+                        const sentra_status_t *status, void *arg)
+{
+    struct swait *w = arg;
+    w->done = 1;
+    w->rc = rc;
+    if (resp)
+        protobuf_c_message_free_unpacked(resp, NULL);
+    sentra_status_clear(w->status);
+    if (sentra_status_copy(w->status, status) != 0 && rc == 0)
+        w->rc = SENTRA_ENOMEM;
+}
+
+int sentra_call_stream(sentra_client_t *c, const char *method, const ProtobufCMessage *req,
+                       const ProtobufCMessageDescriptor *msg_desc, const sentra_call_opts_t *opts,
+                       sentra_stream_cb on_message, void *arg, sentra_status_t *status_out)
+{
+    sentra_status_t local;
+    sentra_status_t *st = status_out ? status_out : &local;
+    if (!status_out)
+        sentra_status_init(&local);
+    if (!c || !method || !req || !msg_desc || !on_message) {
+        if (c)
+            strcpy(c->errmsg, "invalid argument");
+        int rc = sentra__local_status(st, SENTRA_EINVAL, SENTRA_INVALID_ARGUMENT, "invalid argument");
+        if (!status_out)
+            sentra_status_clear(&local);
+        return rc;
+    }
+    uv_run(&c->loop, UV_RUN_NOWAIT);    /* as sentra_call: see what happened meanwhile */
+    struct swait w = {0, 0, st, on_message, arg, 0};
+    sentra_async_call_t *call = sentra_async_stream(c->async, method, req, msg_desc, opts,
+                                                    stream_message, stream_done, &w);
+    if (!call) {
+        int rc = protobuf_c_message_get_packed_size(req) + 1024 > 4u * 1024 * 1024
+                     ? SENTRA_ETOOBIG : SENTRA_ENOMEM;
+        sentra__local_status(st, rc, sentra__err_code(rc), "%s", sentra_strerror(rc));
+        snprintf(c->errmsg, sizeof c->errmsg, "%s", sentra_strerror(rc));
+        if (!status_out)
+            sentra_status_clear(&local);
+        return rc;
+    }
+    while (!w.done)
+        uv_run(&c->loop, UV_RUN_ONCE);
+    if (w.rc != 0)
+        snprintf(c->errmsg, sizeof c->errmsg, "%s: %s", sentra_status_name(st->code),
+                 st->message ? st->message : sentra_strerror(w.rc));
+    else
+        c->errmsg[0] = 0;
     if (!status_out)
         sentra_status_clear(&local);
     return w.rc;

@@ -37,7 +37,7 @@ int sentra__err_code(int err)
     case SENTRA_EOK: return SENTRA_OK;
     case SENTRA_EINVAL: case SENTRA_EADDR: return SENTRA_INVALID_ARGUMENT;
     case SENTRA_ENOMEM: case SENTRA_ETOOBIG: return SENTRA_RESOURCE_EXHAUSTED;
-    case SENTRA_ECONNECT: case SENTRA_ECONNLOST: case SENTRA_EIO: return SENTRA_UNAVAILABLE;
+    case SENTRA_ECONNECT: case SENTRA_ECONNLOST: case SENTRA_EIO: case SENTRA_ETLS: return SENTRA_UNAVAILABLE;
     case SENTRA_ETIMEDOUT: return SENTRA_DEADLINE_EXCEEDED;
     case SENTRA_ECANCELED: case SENTRA_ECLOSED: return SENTRA_CANCELLED;
     case SENTRA_EPROTO: case SENTRA_EDECODE: return SENTRA_INTERNAL;
@@ -147,6 +147,7 @@ int sentra_method_is_read(const char *method)
         return 0;
     m++;
     return strncmp(m, "Get", 3) == 0 || strncmp(m, "List", 4) == 0 ||
-           strcmp(m, "PullChanges") == 0 || strcmp(m, "Check") == 0 ||
-           strcmp(m, "Ping") == 0 || strcmp(m, "Sleep") == 0 || strcmp(m, "WhoAmI") == 0;
+           strcmp(m, "PullChanges") == 0 || strcmp(m, "StreamChanges") == 0 ||
+           strcmp(m, "Check") == 0 || strcmp(m, "Ping") == 0 || strcmp(m, "Sleep") == 0 ||
+           strcmp(m, "WhoAmI") == 0;
 }

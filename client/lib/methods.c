@@ -53,3 +53,24 @@ SENTRA_DEFINE_CALL_(sentra_revoke_token, Sentra__V1__RevokeTokenRequest, Sentra_
                     SENTRA_M_REVOKE_TOKEN, sentra__v1__token__descriptor)
 SENTRA_DEFINE_CALL_(sentra_who_am_i, Sentra__V1__WhoAmIRequest, Sentra__V1__Token,
                     SENTRA_M_WHO_AM_I, sentra__v1__token__descriptor)
+
+struct changes_cb {
+    sentra_stream_changes_cb fn;
+    void *arg;
+};
+
+static int changes_message(void *arg, const ProtobufCMessage *m)
+{
+    const struct changes_cb *k = arg;
+    return k->fn(k->arg, (const Sentra__V1__StreamChangesResponse *)m);
+}
+
+int sentra_stream_changes(sentra_client_t *c, const Sentra__V1__StreamChangesRequest *req,
+                          sentra_stream_changes_cb on_message, void *arg,
+                          const sentra_call_opts_t *opts, sentra_status_t *status_out)
+{
+    struct changes_cb k = {on_message, arg};
+    return sentra_call_stream(c, SENTRA_M_STREAM_CHANGES, req ? &req->base : NULL,
+                              &sentra__v1__stream_changes_response__descriptor, opts,
+                              on_message ? changes_message : NULL, &k, status_out);
+}

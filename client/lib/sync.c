@@ -98,6 +98,129 @@ int sentra_sync_pull(sentra_client_t *c, const char *cursor, const sentra_sync_o
     return rc;
 }
 
+/* ---------------------------------------------------------------- stream */
+
+static uint64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+struct stream_ctx {
+    const sentra_sync_store_t *store;
+    sentra_sync_stats_t *stats;
+    char *cursor;            /* the last cursor saved (malloc'ed) */
+    int failed;              /* a callback said stop */
+    long messages;           /* in this round */
+};
+
+static int stream_on_message(void *arg, const Sentra__V1__StreamChangesResponse *m)
+{
+    struct stream_ctx *k = arg;
+    k->messages++;
+    for (size_t i = 0; i < m->n_changes; i++) {
+        if (k->store->apply(k->store->arg, m->changes[i]) != 0) {
+            k->failed = 1;
+            return 1;
+        }
+        k->stats->changes++;
+    }
+    if (m->next_cursor && *m->next_cursor && strcmp(m->next_cursor, k->cursor) != 0) {
+        char *cur = strdup(m->next_cursor);
+        if (!cur || k->store->save_cursor(k->store->arg, m->next_cursor) != 0) {
+            free(cur);
+            k->failed = 1;
+            return 1;
+        }
+        free(k->cursor);
+        k->cursor = cur;
+    }
+    k->stats->batches++;
+    if (k->store->progress)
+        k->store->progress(k->store->arg, k->stats->changes);
+    return 0;
+}
+
+int sentra_sync_stream(sentra_client_t *c, const char *cursor, const sentra_sync_opts_t *opts,
+                       unsigned max_ms, const sentra_sync_store_t *store, sentra_sync_stats_t *stats,
+                       sentra_status_t *st)
+{
+    sentra_sync_stats_t local_stats;
+    sentra_status_t local_st;
+    if (!stats)
+        stats = &local_stats;
+    if (!st) {
+        sentra_status_init(&local_st);
+        st = &local_st;
+    }
+    memset(stats, 0, sizeof *stats);
+    if (!c || !store || !store->apply || !store->save_cursor)
+        return sentra__local_status(st, SENTRA_EINVAL, SENTRA_INVALID_ARGUMENT, "missing client or callbacks");
+    unsigned max_retries = opts && opts->max_retries ? opts->max_retries : 5;
+    unsigned base = opts && opts->backoff_ms ? opts->backoff_ms : 500;
+    uint64_t end = max_ms ? now_ms() + max_ms : 0;
+
+    struct stream_ctx k = {store, stats, strdup(cursor ? cursor : ""), 0, 0};
+    if (!k.cursor)
+        return sentra__local_status(st, SENTRA_ENOMEM, SENTRA_RESOURCE_EXHAUSTED, "out of memory");
+    Sentra__V1__StreamChangesRequest rq = SENTRA__V1__STREAM_CHANGES_REQUEST__INIT;
+    rq.limit = opts && opts->batch ? opts->batch : 0;
+    rq.filter = opts ? (Sentra__V1__SentraFilter *)opts->filter : NULL;
+    unsigned delay = base, rounds = 0;
+    int rc;
+    for (;;) {
+        sentra_call_opts_t co = {0};
+        if (end) {
+            uint64_t now = now_ms();
+            if (now >= end) {
+                rc = 0;
+                sentra_status_clear(st);
+                break;
+            }
+            co.deadline_ms = (int64_t)(end - now);
+        }
+        rq.cursor = k.cursor;
+        k.messages = 0;
+        rc = sentra_stream_changes(c, &rq, stream_on_message, &k, &co, st);
+        if (k.failed) {
+            rc = sentra__local_status(st, SENTRA_ESYNC, SENTRA_ABORTED, "stopped by a store callback");
+            break;
+        }
+        if (end && now_ms() + 5 >= end &&
+            (rc == SENTRA_ETIMEDOUT || (rc == SENTRA_ESTATUS && st->code == SENTRA_DEADLINE_EXCEEDED))) {
+            rc = 0;                  /* max_ms has passed: a normal end */
+            sentra_status_clear(st);
+            break;
+        }
+        if (rc == 0) {
+            /* The server ended the stream (its maximum duration): go on. */
+            delay = base;
+            rounds = 0;
+            continue;
+        }
+        if (!transient(rc, st))
+            break;
+        if (k.messages > 0) {
+            /* It was flowing: start the backoff afresh. */
+            delay = base;
+            rounds = 0;
+        }
+        if (rounds++ >= max_retries)
+            break;
+        stats->retries++;
+        unsigned d = delay;
+        if (end && now_ms() + d >= end)
+            d = (unsigned)(end > now_ms() ? end - now_ms() : 0);
+        sleep_ms(d);
+        delay = next_delay(delay);
+    }
+    free(k.cursor);
+    if (st == &local_st)
+        sentra_status_clear(&local_st);
+    return rc;
+}
+
 /* The key of a batch: the same mutations from the same client give the
  * same key, so a retried batch is recognised by the server. */
 static void batch_key(char *out, size_t len, const char *client_id, Sentra__V1__Mutation **m, size_t n)

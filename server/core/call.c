@@ -620,8 +620,10 @@ struct read_q {
 static int read_mode(const call_t *c)
 {
     /* A pull's cursor may come from the primary: an older standby could
-     * not place it (docs/SYNC.md, "xmax"), so pulls never take staleness. */
-    if (c->method != NULL && c->method->input == &sentra__v1__pull_changes_request__descriptor)
+     * not place it (docs/SYNC.md, "xmax"), so pulls (and streams) never
+     * take staleness. */
+    if (c->method != NULL && (c->method->input == &sentra__v1__pull_changes_request__descriptor ||
+                              c->method->input == &sentra__v1__stream_changes_request__descriptor))
         return REPLICA_LATEST;
     const char *v = call_metadata(c, "sentra-consistency");
     return v != NULL && strcmp(v, "bounded") == 0 ? REPLICA_BOUNDED : REPLICA_LATEST;
@@ -641,6 +643,8 @@ static int read_retry(const struct read_q *rq, int status, PGresult *res)
                              strcmp(state, "57P01") == 0);
 }
 
+static void ahead_free(struct read_q *rq);
+
 static void on_query_read(void *arg, int status, PGresult *res)
 {
     struct read_q *rq = arg;
@@ -652,6 +656,7 @@ static void on_query_read(void *arg, int status, PGresult *res)
                             on_query_read, rq);
         return;    /* the reference passes to the new query */
     }
+    ahead_free(rq);  /* the pool is done with the statement's values */
     on_query(c, status, res);
 }
 
@@ -660,6 +665,7 @@ static void on_routed(void *arg, db_pool_t *pool, int on_replica)
     struct read_q *rq = arg;
     call_t *c = rq->c;
     if (pool == NULL || (c->flags & CALL_F_ANSWERED)) {
+        ahead_free(rq);
         call_unref(c);
         return;
     }
@@ -693,11 +699,16 @@ void call_query_read(call_t *c, db_stmt_t *stmt, int nparams,
     }
     if (c->flags & CALL_F_ANSWERED)
         return;
-    struct read_q *rq = call_alloc(c, sizeof(*rq));
+    /* malloc'ed, not call memory, and freed when the query is done: a
+     * stream (StreamChanges) reads again and again for as long as it is
+     * open, and its call memory would grow with every read. */
+    struct read_q *rq = calloc(1, sizeof(*rq));
+    if (rq == NULL)
+        abort();
     rq->c = c;
     rq->stmt = stmt;
     rq->nparams = nparams;
-    rq->values = copy_values(c, nparams, values);
+    rq->values = copy_values(NULL, nparams, values);
     c->refs++;
     c->query_cb = cb;
     replica_route(c->srv->replica, read_mode(c), on_routed, rq);
@@ -1233,15 +1244,13 @@ void call_cancel(call_t *c, int code)
 
 void call_detach(call_t *c)
 {
-    c->sink_arg = NULL;
+    c->sink_arg = NULL;          /* so finish() leaves the transport alone */
     c->writable_cb = NULL;
     if (!(c->flags & CALL_F_ANSWERED)) {
-        c->flags |= CALL_F_ANSWERED | CALL_F_CANCELLED;
-        c->code = SENTRA_CANCELLED;
-        timer_stop(c);
-        wait_end(c);
-        if (c->query != NULL)
-            db_query_cancel(c->query);
+        /* As a cancel by the client (its connection went), and logged as
+         * one: a stream's end is otherwise never in the request log. */
+        c->flags |= CALL_F_CANCELLED;
+        finish(c, SENTRA_CANCELLED);
     }
     call_unref(c);
 }

@@ -34,6 +34,7 @@ const method_t methods[] = {
     M("StatsService", "GetTimeSeries", get_time_series_request, h_get_time_series, RO | METHOD_ETAG),
     M("SyncService", "PullChanges", pull_changes_request, h_pull_changes, RO),
     M("SyncService", "PushChanges", push_changes_request, h_push_changes, METHOD_WRITE),
+    M("SyncService", "StreamChanges", stream_changes_request, h_stream_changes, METHOD_STREAM),
     M("TokenService", "CreateToken", create_token_request, h_create_token, METHOD_ADMIN),
     M("TokenService", "ListTokens", list_tokens_request, h_list_tokens, METHOD_ADMIN | RO),
     M("TokenService", "RevokeToken", revoke_token_request, h_revoke_token, METHOD_ADMIN),

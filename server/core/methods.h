@@ -66,6 +66,7 @@ void h_pull_changes(call_t *c);
 /* Frees the read-aheads of pulls (server.c, once the pool is closed). */
 void h_sync_shutdown(void);
 void h_push_changes(call_t *c);
+void h_stream_changes(call_t *c);
 /* handlers_token.c */
 void h_create_token(call_t *c);
 void h_list_tokens(call_t *c);

@@ -1439,7 +1439,10 @@ static void conn_ready(struct db_conn *dc)
     dc->state = DBC_READY;
     dc->backoff_ms = 0;
     dc->progress_ns = now_ns();
-    log_info("db_connected", "conn=%d host=%s port=%s ready=%d", dc->index,
+    /* The backend's pid and whether this connection LISTENs: what an
+     * operator (and a test) needs to find it in pg_stat_activity. */
+    log_info("db_connected", "conn=%d pid=%d listen=%d host=%s port=%s ready=%d", dc->index,
+             PQbackendPID(dc->pg), dc->index == 0 && pool->nchannels > 0,
              PQhost(dc->pg) ? PQhost(dc->pg) : "", PQport(dc->pg) ? PQport(dc->pg) : "",
              db_pool_ready(pool));
 

@@ -25,7 +25,9 @@
 #include "log.h"
 #include "methods.h"
 #include "region_check.h"
+#include "config.h"
 #include "sentra_row.h"
+#include "server.h"
 #include "validate.h"
 #include "sentra/v1/sentra.pb-c.h"
 
@@ -65,16 +67,33 @@ static const char *nonempty(const char *s)
  * names rows of the database, never server memory.
  */
 
-static char *cursor_encode(call_t *c, uint64_t txid, int64_t seq)
+/* The longest cursor's text ("v2:" and three fields, below) and its hex. */
+#define CURSOR_RAW_MAX 96
+#define CURSOR_MAX (2 * CURSOR_RAW_MAX + 1)
+
+/* Writes the hex of raw[0..n) into out (room for 2n + 1). */
+static void cursor_hex(char *out, const char *raw, int n)
 {
     static const char hex[] = "0123456789abcdef";
-    char raw[64];
-    int n = snprintf(raw, sizeof raw, "v1:%" PRIu64 ":%" PRId64, txid, seq);
-    char *out = call_alloc(c, 2 * (size_t)n + 1);
     for (int i = 0; i < n; i++) {
         out[2 * i] = hex[(unsigned char)raw[i] >> 4];
         out[2 * i + 1] = hex[(unsigned char)raw[i] & 15];
     }
+    out[2 * n] = '\0';
+}
+
+/* The cursor of feed position (txid, seq) into out[CURSOR_MAX]. */
+static void cursor_format(char *out, uint64_t txid, int64_t seq)
+{
+    char raw[CURSOR_RAW_MAX];
+    int n = snprintf(raw, sizeof raw, "v1:%" PRIu64 ":%" PRId64, txid, seq);
+    cursor_hex(out, raw, n);
+}
+
+static char *cursor_encode(call_t *c, uint64_t txid, int64_t seq)
+{
+    char *out = call_alloc(c, CURSOR_MAX);
+    cursor_format(out, txid, seq);
     return out;
 }
 
@@ -104,11 +123,30 @@ static int parse_dec(const char *s, const char *end, uint64_t *out)
     return 1;
 }
 
+/* The text of cursor tok into raw[CURSOR_RAW_MAX]; 0 when it is not hex
+ * of a text that fits. */
+static int cursor_unhex(const char *tok, char *raw)
+{
+    size_t n = strlen(tok);
+    if (n % 2 || n / 2 >= CURSOR_RAW_MAX)
+        return 0;
+    for (size_t i = 0; i < n / 2; i++) {
+        int hi = hexval(tok[2 * i]), lo = hexval(tok[2 * i + 1]);
+        if (hi < 0 || lo < 0)
+            return 0;
+        raw[i] = (char)(hi << 4 | lo);
+        if (raw[i] == '\0')
+            return 0;
+    }
+    raw[n / 2] = '\0';
+    return 1;
+}
+
 /* Returns 1 and the position, or 0 when tok is not a cursor. "" is the
  * beginning of the feed. */
 static int cursor_decode(const char *tok, uint64_t *txid, int64_t *seq)
 {
-    char raw[64];
+    char raw[CURSOR_RAW_MAX];
     size_t n = tok ? strlen(tok) : 0;
     uint64_t t, s;
 
@@ -117,15 +155,9 @@ static int cursor_decode(const char *tok, uint64_t *txid, int64_t *seq)
         *seq = 0;
         return 1;
     }
-    if (n % 2 || n / 2 >= sizeof raw)
+    if (!cursor_unhex(tok, raw))
         return 0;
-    for (size_t i = 0; i < n / 2; i++) {
-        int hi = hexval(tok[2 * i]), lo = hexval(tok[2 * i + 1]);
-        if (hi < 0 || lo < 0)
-            return 0;
-        raw[i] = (char)(hi << 4 | lo);
-    }
-    raw[n / 2] = '\0';
+    n = 2 * strlen(raw);
     if (strncmp(raw, "v1:", 3) != 0)
         return 0;
     char *colon = strchr(raw + 3, ':');
@@ -260,8 +292,11 @@ enum { PM_TXID, PM_SEQ, PM_MORE, PM_TAIL_TXID, PM_TAIL_SEQ, PM_PENDING, PM_XMAX 
     " ORDER BY c.txid, c.seq LIMIT $5::int + 1)) u" \
     " WHERE " PULL_VISIBLE("u") " ORDER BY u.txid, u.seq LIMIT $5::int + 1"
 
-#define PULL_STMT(page) \
-    "WITH h AS MATERIALIZED (" \
+#define PULL_STMT(page) PULL_STMT_X(page, "", "")
+/* extra_cte: more common table expressions, each followed by a comma;
+ * extra_col: more columns after xmax (StreamChanges' token check). */
+#define PULL_STMT_X(page, extra_cte, extra_col) \
+    "WITH " extra_cte " h AS MATERIALIZED (" \
     " SELECT pg_snapshot_xmin(pg_current_snapshot()) AS xmin)," \
     " page AS MATERIALIZED (" page ")," \
     " served AS (SELECT * FROM page ORDER BY txid, seq LIMIT $5::int)," \
@@ -279,7 +314,7 @@ enum { PM_TXID, PM_SEQ, PM_MORE, PM_TAIL_TXID, PM_TAIL_SEQ, PM_PENDING, PM_XMAX 
     " SELECT l.sentra_id, coalesce(p.version, l.new_version)," \
     " l.sentra_id IS NOT NULL AND NOT coalesce(v.ok, false)," \
     " CASE WHEN v.ok THEN p.packed END," \
-    " l.txid, l.seq, m.more, m.tail_txid, m.tail_seq, m.pending, m.xmax" \
+    " l.txid, l.seq, m.more, m.tail_txid, m.tail_seq, m.pending, m.xmax" extra_col \
     " FROM meta m" \
     " LEFT JOIN last l ON true" \
     " LEFT JOIN sentra_pull p ON p.sentra_id = l.sentra_id" \
@@ -540,10 +575,9 @@ static int pos_cmp(const void *a, const void *b)
          : pos_after(y->txid, y->seq, x->txid, x->seq) ? -1 : 0;
 }
 
-/* The n rows of res in feed order. */
-static pull_pos_t *pull_order(call_t *c, const PGresult *res, int n)
+/* The n rows of res in feed order, into pos[0..n). */
+static void pull_order_into(pull_pos_t *pos, const PGresult *res, int n)
 {
-    pull_pos_t *pos = call_alloc(c, (size_t)(n > 0 ? n : 1) * sizeof *pos);
     int sorted = 1;
 
     for (int i = 0; i < n; i++) {
@@ -555,6 +589,13 @@ static pull_pos_t *pull_order(call_t *c, const PGresult *res, int n)
     }
     if (!sorted)
         qsort(pos, (size_t)n, sizeof *pos, pos_cmp);
+}
+
+/* The same in call memory. */
+static pull_pos_t *pull_order(call_t *c, const PGresult *res, int n)
+{
+    pull_pos_t *pos = call_alloc(c, (size_t)(n > 0 ? n : 1) * sizeof *pos);
+    pull_order_into(pos, res, n);
     return pos;
 }
 
@@ -669,21 +710,36 @@ static void pull_query(call_t *c)
         pull_query_db(c, ps);
 }
 
-void h_pull_changes(call_t *c)
+/* What PullChanges and StreamChanges share: the request's cursor, limit
+ * and filter checked (violations answered: returns 0), and the pull
+ * statement chosen (*shape, *key; *f_province and *f_regency point into
+ * the request). */
+typedef struct feed_req {
+    uint64_t txid;               /* the cursor */
+    int64_t seq;
+    int cursor_ok;               /* a PullChanges cursor (else see the caller) */
+    int limit;                   /* clamped; 0 when not given */
+    const char *f_province, *f_regency;
+    int shape;
+    const char *key;
+} feed_req_t;
+
+static int feed_setup(call_t *c, const char *cursor, int32_t limit,
+                      const Sentra__V1__SentraFilter *f, const char *method,
+                      int (*cursor_other)(const char *tok, void *arg), void *arg,
+                      feed_req_t *fr)
 {
-    const Sentra__V1__PullChangesRequest *req = (const void *)c->msg;
-    const Sentra__V1__SentraFilter *f = req->filter;
     violations_t viol = {0};
     validate_ctx_t vc = {.today = validate_today(), .report = violations_report, .arg = &viol,
                          .max = CALL_MAX_VIOLATIONS};
-    uint64_t txid = 0;
-    int64_t seq = 0;
 
-    if (!cursor_decode(req->cursor, &txid, &seq)) {
-        violations_add(&viol, "cursor", "is not a cursor returned by PullChanges");
+    memset(fr, 0, sizeof *fr);
+    fr->cursor_ok = cursor_decode(cursor, &fr->txid, &fr->seq);
+    if (!fr->cursor_ok && (cursor_other == NULL || !cursor_other(cursor, arg))) {
+        violations_add(&viol, "cursor", "is not a cursor returned by PullChanges or StreamChanges");
         vc.count++;
     }
-    if (req->limit < 0) {
+    if (limit < 0) {
         violations_add(&viol, "limit", "must not be negative");
         vc.count++;
     }
@@ -707,44 +763,71 @@ void h_pull_changes(call_t *c)
         for (size_t i = 0; i < sizeof unsupported / sizeof *unsupported; i++)
             if (unsupported[i].set) {
                 violations_add(&viol, unsupported[i].field,
-                               "is not a PullChanges filter: it filters only by "
-                               "province_code and regency_code");
+                               "is not a %s filter: it filters only by "
+                               "province_code and regency_code", method);
                 vc.count++;
             }
     }
     if (vc.count > 0) {
         call_fail_violations(c, &viol);
         violations_free(&viol);
-        return;
+        return 0;
     }
+    fr->limit = limit > PULL_LIMIT_MAX ? PULL_LIMIT_MAX : limit;
+    fr->f_province = f ? nonempty(f->province_code) : NULL;
+    fr->f_regency = f ? nonempty(f->regency_code) : NULL;
+    /* The narrowest region that holds everything the caller may see here:
+     * its index range is all a pull needs to read. */
+    fr->shape = PULL_REGENCY;
+    if (c->auth.role == SENTRA__V1__ROLE__ROLE_DISTRICT) {
+        fr->key = c->auth.region;
+    } else if (fr->f_regency) {
+        fr->key = fr->f_regency;
+    } else if (c->auth.role == SENTRA__V1__ROLE__ROLE_PROVINCE) {
+        fr->shape = PULL_PROVINCE;
+        fr->key = c->auth.region;
+    } else if (fr->f_province) {
+        fr->shape = PULL_PROVINCE;
+        fr->key = fr->f_province;
+    } else {
+        fr->shape = PULL_ALL;
+        fr->key = NULL;
+    }
+    return 1;
+}
 
+static int cursor_decode_snap(const char *tok, void *arg);
+
+/* PullChanges given a cursor of StreamChanges' catch-up (v2): it starts
+ * from the beginning of the feed, as from the empty cursor, which loses
+ * nothing (the records of the catch-up come again, which versions make
+ * harmless). */
+static int pull_cursor_snap(const char *tok, void *arg)
+{
+    char raw[CURSOR_RAW_MAX];
+    return tok != NULL && cursor_unhex(tok, raw) && strncmp(raw, "v2:", 3) == 0 &&
+           cursor_decode_snap(tok, NULL);
+}
+
+void h_pull_changes(call_t *c)
+{
+    const Sentra__V1__PullChangesRequest *req = (const void *)c->msg;
+    feed_req_t fr;
+
+    if (!feed_setup(c, req->cursor, req->limit, req->filter, "PullChanges",
+                    pull_cursor_snap, NULL, &fr))
+        return;
     pull_state_t *ps = calloc(1, sizeof *ps);
     if (ps == NULL)
         abort();
     ps->c = c;
-    ps->txid = txid;
-    ps->seq = seq;
-    ps->limit = req->limit == 0 ? PULL_LIMIT_DEFAULT
-              : req->limit > PULL_LIMIT_MAX ? PULL_LIMIT_MAX : req->limit;
-    ps->f_province = f ? nonempty(f->province_code) : NULL;
-    ps->f_regency = f ? nonempty(f->regency_code) : NULL;
-    /* The narrowest region that holds everything the caller may see here:
-     * its index range is all a pull needs to read. */
-    ps->shape = PULL_REGENCY;
-    if (c->auth.role == SENTRA__V1__ROLE__ROLE_DISTRICT) {
-        ps->key = c->auth.region;
-    } else if (ps->f_regency) {
-        ps->key = ps->f_regency;
-    } else if (c->auth.role == SENTRA__V1__ROLE__ROLE_PROVINCE) {
-        ps->shape = PULL_PROVINCE;
-        ps->key = c->auth.region;
-    } else if (ps->f_province) {
-        ps->shape = PULL_PROVINCE;
-        ps->key = ps->f_province;
-    } else {
-        ps->shape = PULL_ALL;
-        ps->key = NULL;
-    }
+    ps->txid = fr.txid;
+    ps->seq = fr.seq;
+    ps->limit = fr.limit == 0 ? PULL_LIMIT_DEFAULT : fr.limit;
+    ps->f_province = fr.f_province;
+    ps->f_regency = fr.f_regency;
+    ps->shape = fr.shape;
+    ps->key = fr.key;
     if (req->wait_ms > 0) {
         /* Wait at most 60 s, and leave time before the call's deadline to
          * query once more and answer. */
@@ -760,6 +843,615 @@ void h_pull_changes(call_t *c)
     pulls[pull_bucket(c)] = ps;
     call_on_free(c, pull_forget, ps);
     pull_query(c);
+}
+
+/* ---------------------------------------------------------------- stream */
+
+/*
+ * StreamChanges: the feed of PullChanges on one open server stream
+ * (METHOD_STREAM). The catch-up goes out in messages of up to `limit`
+ * records, then each change as it commits: the stream parks with
+ * call_wait_change until the NOTIFY of a commit that concerns the caller
+ * (as a long poll does) and reads the feed again. Every message carries
+ * its records and the cursor after them; docs/SYNC.md ("Stream") has the
+ * rules and why nothing is lost or repeated across messages.
+ *
+ * From the empty cursor the catch-up reads the records themselves, not the
+ * feed (the "snapshot" phase): every record the caller may read now, in id
+ * order, from sentra_pull, then the feed from the position below the
+ * horizon of the first page's snapshot (the "tail"). Walking the feed
+ * instead joins every change row to its record and sorts each page twice,
+ * a third of the speed, to reach the same records. While the snapshot
+ * phase lasts, the cursor of a message names the tail and the next id
+ * ("v2:<txid>:<seq>:<id>"), so that a stream resumed from it goes on with
+ * the ids not yet sent.
+ *
+ * Flow control: a message is handed to the transport as one call_send();
+ * when it returns 1 (the client does not read fast enough) the stream
+ * stops until call_on_writable(). The next page's query is sent as soon as
+ * a page is encoded, before it is sent, so the database reads the next page
+ * while this one travels and the client decodes it; a page
+ * that arrives while the stream is paused is encoded and held (one at
+ * most), and no further query is sent until it has gone.
+ *
+ * Memory: nothing per message comes from call memory (a stream may last
+ * for days): the records are encoded into buffers the stream reuses, as
+ * protobuf wire bytes (sentra__pull_wire), attached to the message as
+ * unknown fields of number 1 (protobuf-c packs them verbatim, so every
+ * transport sends them as the repeated `changes`).
+ */
+
+#define STREAM_LIMIT_DEFAULT PULL_LIMIT_MAX
+/* While caught up, re-read the feed this often even without a NOTIFY
+ * (one lost with the listening connection is answered by waking every
+ * waiter; this only bounds how long anything else could keep it parked). */
+#define STREAM_RECHECK_MS 30000
+
+enum { STREAM_SNAPSHOT, STREAM_FEED };
+
+/* The snapshot phase's statements. $1 role, $2 region, $3 the first id to
+ * read, $4 limit, $5 filter province, $6 filter regency, $7 the region key
+ * of the keyed shapes, $8 the caller's token id. The first row is the
+ * page's meta: NULL record columns, the tail (the last feed position below
+ * this statement's horizon; NULL when the feed is empty) and whether the
+ * token is still valid (StreamChanges re-checks it with every page: a
+ * stream outlives the check of its start). Then one row per record: its
+ * id, version and packed text, the meta columns NULL (printing them for
+ * every row cost a tenth of the statement). Only live records the caller may read: a client
+ * starting from the empty cursor holds nothing that a tombstone would
+ * delete. Keyed shapes start from sentra's regional indexes. */
+enum { SNAP_ID, SNAP_VERSION, SNAP_PACKED, SNAP_TAIL_TXID, SNAP_TAIL_SEQ, SNAP_LIVE, SNAP_NCOLS };
+
+#define STREAM_TOKEN_LIVE \
+    "(SELECT count(*) FROM api_token a WHERE a.id = $8::uuid AND a.revoked_at IS NULL) = 1"
+
+#define SNAP_STMT(page) \
+    "WITH h AS MATERIALIZED (SELECT pg_snapshot_xmin(pg_current_snapshot()) AS xmin)," \
+    " m AS MATERIALIZED (SELECT t.txid, t.seq, " STREAM_TOKEN_LIVE " AS live," \
+    " $7::text AS k FROM h LEFT JOIN LATERAL (SELECT c.txid, c.seq FROM sentra_change c" \
+    " WHERE c.txid < h.xmin ORDER BY c.txid DESC, c.seq DESC LIMIT 1) t ON true)" \
+    " SELECT NULL::uuid, NULL::bigint, NULL::text, m.txid, m.seq, m.live FROM m" \
+    " UNION ALL" \
+    " SELECT r.sentra_id, r.version, r.packed, NULL, NULL, NULL" \
+    " FROM m CROSS JOIN LATERAL (" page ") r WHERE m.live"
+
+#define SNAP_VISIBLE " AND NOT p.deleted AND sync_visible($1, $2, $5, $6, p.regency_code)"
+#define SNAP_PAGE_KEYED(col) \
+    "SELECT p.sentra_id, p.version, p.packed FROM sentra s" \
+    " JOIN sentra_pull p ON p.sentra_id = s.id" \
+    " WHERE s." col " = m.k AND s.deleted_at IS NULL AND s.id >= $3::uuid" SNAP_VISIBLE \
+    " ORDER BY s.id LIMIT $4::int"
+
+static db_stmt_t snap_stmts[3] = {
+    [PULL_ALL] = {SNAP_STMT("SELECT p.sentra_id, p.version, p.packed FROM sentra_pull p"
+                            " WHERE p.sentra_id >= $3::uuid" SNAP_VISIBLE
+                            " ORDER BY p.sentra_id LIMIT $4::int"), 0, 0},
+    [PULL_REGENCY] = {SNAP_STMT(SNAP_PAGE_KEYED("regency_code")), 0, 0},
+    [PULL_PROVINCE] = {SNAP_STMT(SNAP_PAGE_KEYED("province_code")), 0, 0},
+};
+
+/* The feed phase: the pull statement with the token check as a last
+ * column ($9; $8 is named in every shape so that its type is known). */
+#define PM_LIVE (PM_XMAX + 1)
+#define FEED_TOKEN_CTE "tok AS MATERIALIZED (SELECT " STREAM_TOKEN_LIVE_9 " AS live, $8::text AS k),"
+#define STREAM_TOKEN_LIVE_9 \
+    "(SELECT count(*) FROM api_token a WHERE a.id = $9::uuid AND a.revoked_at IS NULL) = 1"
+#define FEED_TOKEN_COL ", (SELECT live FROM tok)"
+
+static db_stmt_t feed_stmts[3] = {
+    [PULL_ALL] = {PULL_STMT_X(PULL_PAGE_ALL, FEED_TOKEN_CTE, FEED_TOKEN_COL), 0, 0},
+    [PULL_REGENCY] = {PULL_STMT_X(PULL_PAGE_KEYED("c.regency_code", "c.old_regency_code"),
+                                  FEED_TOKEN_CTE, FEED_TOKEN_COL), 0, 0},
+    [PULL_PROVINCE] = {PULL_STMT_X(PULL_PAGE_KEYED("split_part(c.regency_code, '.', 1)",
+                                                   "split_part(c.old_regency_code, '.', 1)"),
+                                   FEED_TOKEN_CTE, FEED_TOKEN_COL), 0, 0},
+};
+
+/* One message being built or held: the records' wire bytes (each with its
+ * length prefix: the data of an unknown field of number 1), its cursor and
+ * whether more is servable now. */
+typedef struct stream_msg {
+    sentra_wbuf_t rec;           /* the records, one after the other */
+    size_t *off;                 /* where each starts in rec */
+    size_t n, cap;               /* records, room in off */
+    char cursor[CURSOR_MAX];     /* next_cursor */
+    int more;
+} stream_msg_t;
+
+typedef struct stream_state {
+    call_t *c;
+    int phase;                   /* STREAM_SNAPSHOT, STREAM_FEED */
+    uint64_t txid;               /* feed: the position covered; snapshot: the tail */
+    int64_t seq;
+    int tail_known;              /* snapshot: txid/seq hold the tail (first page or cursor) */
+    char next_id[37];            /* snapshot: the first id not sent yet */
+    int limit;                   /* records per message */
+    const char *f_province;      /* filter (request memory), or NULL */
+    const char *f_regency;
+    int shape;                   /* PULL_* */
+    const char *key;             /* the region of a keyed shape */
+    int querying;                /* a page's query is out */
+    int paused;                  /* call_send said full: waiting for writable */
+    int held;                    /* msg[1] holds a page to send when writable */
+    int more;                    /* the last page said more is servable */
+    int pending;                 /* the last feed page saw changes above its horizon */
+    int sent_more;               /* `more` of the last message sent (1 before any) */
+    char sent_cursor[CURSOR_MAX];/* the cursor of the last message sent ("" before any) */
+    uint64_t queried_ns;         /* when the last page's query was sent */
+    uint64_t mark;               /* call_change_mark() when that query left: a change
+                                  * announced since ends the next wait at once */
+    stream_msg_t msg[2];         /* [0] built and sent at once, [1] held while paused */
+    pull_pos_t *pos;             /* feed rows in feed order (room for pos_cap) */
+    size_t pos_cap;
+    ProtobufCMessageUnknownField *uf; /* the records as unknown fields of a message */
+    size_t uf_cap;
+} stream_state_t;
+
+static void stream_free(void *arg)
+{
+    stream_state_t *ss = arg;
+    for (int i = 0; i < 2; i++) {
+        free(ss->msg[i].rec.p);
+        free(ss->msg[i].off);
+    }
+    free(ss->pos);
+    free(ss->uf);
+    free(ss);
+}
+
+/* A v2 cursor: the snapshot phase at (tail txid, tail seq, next id). */
+static void cursor_format_snap(char *out, uint64_t txid, int64_t seq, const char *id)
+{
+    char raw[CURSOR_RAW_MAX], hex[33];
+    int k = 0;
+    for (const char *p = id; *p && k < 32; p++)
+        if (*p != '-')
+            hex[k++] = *p;
+    hex[k] = '\0';
+    int n = snprintf(raw, sizeof raw, "v2:%" PRIu64 ":%" PRId64 ":%s", txid, seq, hex);
+    cursor_hex(out, raw, n);
+}
+
+/* Parses a v2 cursor into ss (tail and next id; ss NULL: only checks);
+ * 0 when tok is not one. */
+static int cursor_decode_snap(const char *tok, void *arg)
+{
+    stream_state_t *ss = arg;
+    char raw[CURSOR_RAW_MAX];
+    uint64_t t, s;
+
+    if (tok == NULL || !cursor_unhex(tok, raw) || strncmp(raw, "v2:", 3) != 0)
+        return 0;
+    char *c1 = strchr(raw + 3, ':'), *c2 = c1 ? strchr(c1 + 1, ':') : NULL;
+    if (c2 == NULL || !parse_dec(raw + 3, c1, &t) || !parse_dec(c1 + 1, c2, &s) ||
+        s > INT64_MAX || strlen(c2 + 1) != 32)
+        return 0;
+    const char *h = c2 + 1;
+    char id[37];
+    int k = 0;
+    for (int i = 0; i < 32; i++) {
+        if (h[i] < '0' || (h[i] > '9' && h[i] < 'a') || h[i] > 'f')
+            return 0;
+        if (i == 8 || i == 12 || i == 16 || i == 20)
+            id[k++] = '-';
+        id[k++] = h[i];
+    }
+    id[k] = '\0';
+    if (ss == NULL)
+        return 1;               /* only checked (PullChanges) */
+    memcpy(ss->next_id, id, sizeof id);
+    ss->txid = t;
+    ss->seq = (int64_t)s;
+    ss->tail_known = 1;
+    ss->phase = STREAM_SNAPSHOT;
+    return 1;
+}
+
+/* The id after id (UUID text, lower case) into out; 0 when id is the
+ * last one there can be. */
+static int uuid_next(const char *id, char *out)
+{
+    memcpy(out, id, 37);
+    for (int i = 35; i >= 0; i--) {
+        if (out[i] == '-')
+            continue;
+        if (out[i] == 'f') {
+            out[i] = '0';
+            continue;
+        }
+        out[i] = out[i] == '9' ? 'a' : (char)(out[i] + 1);
+        return 1;
+    }
+    return 0;
+}
+
+static void stream_next(call_t *c);
+static void stream_query(call_t *c);
+
+/* Sends m (records and cursor) as one StreamChangesResponse. Returns what
+ * call_send does. */
+static int stream_emit(stream_state_t *ss, stream_msg_t *m)
+{
+    Sentra__V1__StreamChangesResponse resp = SENTRA__V1__STREAM_CHANGES_RESPONSE__INIT;
+
+    if (m->n > ss->uf_cap) {
+        free(ss->uf);
+        ss->uf_cap = m->n;
+        ss->uf = malloc(ss->uf_cap * sizeof *ss->uf);
+        if (ss->uf == NULL)
+            abort();
+    }
+    for (size_t i = 0; i < m->n; i++) {
+        size_t end = i + 1 < m->n ? m->off[i + 1] : m->rec.len;
+        ss->uf[i].tag = 1;
+        ss->uf[i].wire_type = PROTOBUF_C_WIRE_TYPE_LENGTH_PREFIXED;
+        ss->uf[i].len = end - m->off[i];
+        ss->uf[i].data = m->rec.p + m->off[i];
+    }
+    resp.base.n_unknown_fields = (unsigned)m->n;
+    resp.base.unknown_fields = ss->uf;
+    resp.next_cursor = m->cursor;
+    resp.more = m->more;
+    int r;
+    if (ss->c->codec == CALL_CODEC_JSON) {
+        /* A JSON printer knows fields by their descriptors, not unknown
+         * fields: give it the message decoded (Connect with JSON only). */
+        size_t n = protobuf_c_message_get_packed_size(&resp.base);
+        uint8_t *buf = malloc(n ? n : 1);
+        if (buf == NULL)
+            abort();
+        protobuf_c_message_pack(&resp.base, buf);
+        ProtobufCMessage *full = protobuf_c_message_unpack(&sentra__v1__stream_changes_response__descriptor,
+                                                           NULL, n, buf);
+        free(buf);
+        if (full == NULL)
+            abort();            /* our own bytes: cannot fail but for memory */
+        r = call_send(ss->c, full);
+        protobuf_c_message_free_unpacked(full, NULL);
+    } else {
+        r = call_send(ss->c, &resp.base);
+    }
+    if (r >= 0) {
+        ss->sent_more = m->more;
+        memcpy(ss->sent_cursor, m->cursor, sizeof ss->sent_cursor);
+    }
+    return r;
+}
+
+/* The most record bytes in one message: about 3 MiB, as a pull's page,
+ * and well below the frame limit when --max-frame is set lower (a message
+ * over it could not be sent). */
+static size_t stream_max_bytes(const call_t *c)
+{
+    size_t half = c->srv->cfg->max_frame / 2;
+    return half < PULL_MAX_BYTES ? half : PULL_MAX_BYTES;
+}
+
+/* Appends a record (its wire bytes behind a length prefix) to m. */
+static size_t msg_add(stream_msg_t *m, const char *id, const char *version,
+                      const char *deleted, const char *packed, size_t plen)
+{
+    if (m->n == m->cap) {
+        m->cap = m->cap ? 2 * m->cap : 1024;
+        m->off = realloc(m->off, m->cap * sizeof *m->off);
+        if (m->off == NULL)
+            abort();
+    }
+    size_t at = m->rec.len;
+    m->off[m->n++] = at;
+    /* Room for a length prefix of 4 bytes, then the record; the prefix is
+     * moved up against it once its length is known. */
+    sentra__wbuf_reserve(&m->rec, 4);
+    m->rec.len += 4;
+    size_t n = sentra__pull_wire(&m->rec, id, version, deleted, packed, plen);
+    uint8_t len[5];
+    size_t k = 0;
+    for (size_t v = n; ; v >>= 7) {
+        len[k++] = (uint8_t)(v >= 0x80 ? (v & 0x7f) | 0x80 : v);
+        if (v < 0x80)
+            break;
+    }
+    memmove(m->rec.p + at + k, m->rec.p + at + 4, n);
+    memcpy(m->rec.p + at, len, k);
+    m->rec.len = at + k + n;
+    return k + n + 1;            /* with its tag, as it will be sent */
+}
+
+static void msg_reset(stream_msg_t *m)
+{
+    m->rec.len = 0;
+    m->n = 0;
+}
+
+/* Ends the stream when the server is stopping: UNAVAILABLE, so that the
+ * client resumes from its last cursor on another connection. */
+static int stream_stopping(call_t *c)
+{
+    if (!call_draining(c))
+        return 0;
+    call_fail(c, SENTRA_UNAVAILABLE, "server shutting down; resume from the last cursor received");
+    return 1;
+}
+
+/* Builds the message of a snapshot page into m; moves ss on. Returns 0,
+ * or -1 when the call was answered. */
+static int snap_page(call_t *c, stream_state_t *ss, PGresult *res, stream_msg_t *m)
+{
+    int n = PQntuples(res);
+
+    if (n < 1 || PQnfields(res) < SNAP_NCOLS || !PQgetisnull(res, 0, SNAP_ID) ||
+        PQgetisnull(res, 0, SNAP_LIVE)) {
+        call_fail(c, SENTRA_INTERNAL, "stream: unexpected result shape");
+        return -1;
+    }
+    if (PQgetvalue(res, 0, SNAP_LIVE)[0] != 't') {
+        call_fail(c, SENTRA_UNAUTHENTICATED, "token revoked");
+        return -1;
+    }
+    if (!ss->tail_known) {
+        ss->txid = col_u64(res, 0, SNAP_TAIL_TXID);
+        ss->seq = (int64_t)col_u64(res, 0, SNAP_TAIL_SEQ);
+        ss->tail_known = 1;
+    }
+    /* Records in rows 1 .. n-1, in id order (the page's ORDER BY; checked,
+     * as is that UNION ALL kept the meta row first). */
+    int sorted = 1;
+    for (int i = 1; i < n && sorted; i++)
+        sorted = !PQgetisnull(res, i, SNAP_ID) &&
+                 (i == 1 || strcmp(PQgetvalue(res, i - 1, SNAP_ID), PQgetvalue(res, i, SNAP_ID)) < 0);
+    if (!sorted) {
+        call_fail(c, SENTRA_INTERNAL, "stream: page not in id order");
+        return -1;
+    }
+    msg_reset(m);
+    size_t bytes = 0, max = stream_max_bytes(c);
+    int row;
+    for (row = 1; row < n; row++) {
+        if (m->n > 0 && bytes > max)
+            break;              /* the rest next time, from its id */
+        bytes += msg_add(m, PQgetvalue(res, row, SNAP_ID), PQgetvalue(res, row, SNAP_VERSION),
+                         "f", PQgetvalue(res, row, SNAP_PACKED),
+                         (size_t)PQgetlength(res, row, SNAP_PACKED));
+    }
+    int done = row == n && n - 1 < ss->limit;
+    if (!done && row > 1 && !uuid_next(PQgetvalue(res, row - 1, SNAP_ID), ss->next_id))
+        done = 1;               /* the last possible id was sent */
+    if (done) {
+        ss->phase = STREAM_FEED;
+        cursor_format(m->cursor, ss->txid, ss->seq);
+    } else {
+        cursor_format_snap(m->cursor, ss->txid, ss->seq, ss->next_id);
+    }
+    /* The feed after the tail may hold changes made during the catch-up:
+     * the next page says whether the client has everything. */
+    m->more = 1;
+    ss->more = 1;
+    return 0;
+}
+
+/* Builds the message of a feed page into m (as pull_done reads a page). */
+static int feed_page(call_t *c, stream_state_t *ss, PGresult *res, stream_msg_t *m)
+{
+    int n = PQntuples(res);
+    uint64_t last_txid = ss->txid;
+    int64_t last_seq = ss->seq;
+
+    if (n < 1 || PQnfields(res) < PULL_META_COL + PM_LIVE + 1) {
+        call_fail(c, SENTRA_INTERNAL, "stream: unexpected result shape");
+        return -1;
+    }
+    if (PQgetvalue(res, 0, PULL_META_COL + PM_LIVE)[0] != 't') {
+        call_fail(c, SENTRA_UNAUTHENTICATED, "token revoked");
+        return -1;
+    }
+    if (ss->txid != 0 && ss->txid >= col_u64(res, 0, PULL_META_COL + PM_XMAX)) {
+        call_fail(c, SENTRA_OUT_OF_RANGE,
+                  "cursor is ahead of this database; stream again from an empty cursor");
+        return -1;
+    }
+    int more = PQgetvalue(res, 0, PULL_META_COL + PM_MORE)[0] == 't';
+    ss->pending = PQgetvalue(res, 0, PULL_META_COL + PM_PENDING)[0] == 't';
+    if (PQgetisnull(res, 0, SENTRA_PULL_ID))
+        n = 0;
+    if ((size_t)n > ss->pos_cap) {
+        free(ss->pos);
+        ss->pos_cap = (size_t)n;
+        ss->pos = malloc(ss->pos_cap * sizeof *ss->pos);
+        if (ss->pos == NULL)
+            abort();
+    }
+    pull_order_into(ss->pos, res, n);
+    msg_reset(m);
+    size_t bytes = 0, max = stream_max_bytes(c);
+    int row;
+    for (row = 0; row < n; row++) {
+        if (m->n > 0 && bytes > max) {
+            more = 1;
+            break;
+        }
+        int r = ss->pos[row].row;
+        bytes += msg_add(m, PQgetvalue(res, r, SENTRA_PULL_ID), PQgetvalue(res, r, SENTRA_PULL_VERSION),
+                         PQgetvalue(res, r, SENTRA_PULL_DELETED),
+                         PQgetisnull(res, r, SENTRA_PULL_PACKED) ? NULL
+                                                                 : PQgetvalue(res, r, SENTRA_PULL_PACKED),
+                         (size_t)PQgetlength(res, r, SENTRA_PULL_PACKED));
+        last_txid = ss->pos[row].txid;
+        last_seq = ss->pos[row].seq;
+    }
+    if (!more && row >= n && !PQgetisnull(res, 0, PULL_META_COL + PM_TAIL_TXID)) {
+        uint64_t tail_txid = col_u64(res, 0, PULL_META_COL + PM_TAIL_TXID);
+        int64_t tail_seq = (int64_t)col_u64(res, 0, PULL_META_COL + PM_TAIL_SEQ);
+        if (pos_after(tail_txid, tail_seq, last_txid, last_seq)) {
+            last_txid = tail_txid;
+            last_seq = tail_seq;
+        }
+    }
+    ss->txid = last_txid;
+    ss->seq = last_seq;
+    ss->more = more;
+    m->more = more;
+    cursor_format(m->cursor, ss->txid, ss->seq);
+    return 0;
+}
+
+/* Whether m is worth a message: records, a cursor that moved (past
+ * changes outside the caller's scope), or the news of being caught up. */
+static int msg_worth(const stream_state_t *ss, const stream_msg_t *m)
+{
+    return m->n > 0 || strcmp(m->cursor, ss->sent_cursor) != 0 || (ss->sent_more && !m->more);
+}
+
+static void stream_writable(call_t *c)
+{
+    stream_state_t *ss = c->handler_state;
+    ss->paused = 0;
+    if (ss->held) {
+        ss->held = 0;
+        int r = stream_emit(ss, &ss->msg[1]);
+        if (r < 0)
+            return;
+        if (r == 1) {
+            ss->paused = 1;
+            call_on_writable(c, stream_writable);
+            return;
+        }
+    }
+    stream_next(c);
+}
+
+static void stream_done(call_t *c, PGresult *res)
+{
+    stream_state_t *ss = c->handler_state;
+    int was_snapshot = ss->phase == STREAM_SNAPSHOT;
+
+    ss->querying = 0;
+    if (call_db_error(c, res))
+        return;
+    stream_msg_t *m = &ss->msg[ss->paused ? 1 : 0];
+    if ((was_snapshot ? snap_page(c, ss, res, m) : feed_page(c, ss, res, m)) != 0)
+        return;
+    if (!msg_worth(ss, m)) {
+        stream_next(c);
+        return;
+    }
+    if (ss->paused) {
+        ss->held = 1;           /* sent when the transport has room */
+        return;
+    }
+    /* The next page is read while this one is encoded and sent. */
+    if (ss->more && !call_draining(c))
+        stream_query(c);
+    int r = stream_emit(ss, m);
+    if (r < 0)
+        return;
+    if (r == 1) {
+        ss->paused = 1;
+        call_on_writable(c, stream_writable);
+        return;
+    }
+    if (!ss->querying)
+        stream_next(c);
+}
+
+static void stream_query(call_t *c)
+{
+    stream_state_t *ss = c->handler_state;
+    char txid[24], seq[24], limit[16];
+    const char *v[9];
+    int n;
+
+    snprintf(limit, sizeof limit, "%d", ss->limit);
+    v[0] = auth_role_name(c->auth.role);
+    v[1] = c->auth.region;
+    ss->querying = 1;
+    ss->queried_ns = uv_hrtime();
+    /* Taken as the query leaves: a change that commits after its snapshot
+     * may be announced before its result comes (the long poll's rule). */
+    ss->mark = call_change_mark(c);
+    if (ss->phase == STREAM_SNAPSHOT) {
+        v[2] = ss->next_id;
+        v[3] = limit;
+        v[4] = ss->f_province;
+        v[5] = ss->f_regency;
+        v[6] = ss->key;
+        v[7] = c->auth.token_id;
+        n = 8;
+        call_query_read(c, &snap_stmts[ss->shape], n, v, stream_done);
+        return;
+    }
+    snprintf(txid, sizeof txid, "%" PRIu64, ss->txid);
+    snprintf(seq, sizeof seq, "%" PRId64, ss->seq);
+    v[2] = txid;
+    v[3] = seq;
+    v[4] = limit;
+    v[5] = ss->f_province;
+    v[6] = ss->f_regency;
+    v[7] = ss->key;
+    v[8] = c->auth.token_id;
+    call_query_read(c, &feed_stmts[ss->shape], 9, v, stream_done);
+}
+
+static void stream_wake(call_t *c)
+{
+    stream_state_t *ss = c->handler_state;
+    uint64_t now = uv_hrtime(), next = ss->queried_ns + PULL_MIN_INTERVAL_MS * 1000000ull;
+
+    if (stream_stopping(c))
+        return;
+    if (now < next) {
+        /* Woken too soon after the last query: wait out the interval. */
+        call_wait_change(c, call_change_mark(c), (int)((next - now) / 1000000) + 1, stream_wake);
+        return;
+    }
+    stream_query(c);
+}
+
+/* Neither a query out nor a message held: read on, or wait for a change. */
+static void stream_next(call_t *c)
+{
+    stream_state_t *ss = c->handler_state;
+
+    if (ss->querying || ss->paused || stream_stopping(c))
+        return;
+    if (ss->phase == STREAM_SNAPSHOT || ss->more) {
+        stream_query(c);
+        return;
+    }
+    call_wait_change(c, ss->mark, ss->pending ? PULL_PENDING_RETRY_MS : STREAM_RECHECK_MS, stream_wake);
+}
+
+void h_stream_changes(call_t *c)
+{
+    const Sentra__V1__StreamChangesRequest *req = (const void *)c->msg;
+    stream_state_t *ss = calloc(1, sizeof *ss);
+    feed_req_t fr;
+
+    if (ss == NULL)
+        abort();
+    ss->c = c;
+    call_on_free(c, stream_free, ss);
+    if (!feed_setup(c, req->cursor, req->limit, req->filter, "StreamChanges",
+                    cursor_decode_snap, ss, &fr))
+        return;
+    if (fr.cursor_ok) {
+        ss->txid = fr.txid;
+        ss->seq = fr.seq;
+        if (req->cursor == NULL || req->cursor[0] == '\0') {
+            ss->phase = STREAM_SNAPSHOT;
+            memcpy(ss->next_id, "00000000-0000-0000-0000-000000000000", 37);
+        } else {
+            ss->phase = STREAM_FEED;
+        }
+    }
+    ss->limit = fr.limit == 0 ? STREAM_LIMIT_DEFAULT : fr.limit;
+    ss->f_province = fr.f_province;
+    ss->f_regency = fr.f_regency;
+    ss->shape = fr.shape;
+    ss->key = fr.key;
+    ss->sent_more = 1;
+    ss->more = 1;
+    c->handler_state = ss;
+    stream_next(c);
 }
 
 /* ---------------------------------------------------------------- push */

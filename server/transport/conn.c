@@ -2,7 +2,12 @@
  * conn.c: one client connection over TCP or a Unix socket: the socket, its
  * reads and writes, its timer and its place in the server's list (see
  * conn.h). The protocol spoken on it (native.c, ...) is chosen by the first
- * bytes the client sends (sniff) and does everything else.
+ * bytes the client sends (sniff) and does everything else. A first byte
+ * that starts a TLS handshake puts a TLS session (tls.c) between the
+ * socket and the protocol: on_read hands it the bytes, it hands back
+ * plaintext (sentra__conn_plain); conn_write encrypts through it and it
+ * queues the records (sentra__conn_write_raw), so that what is counted as
+ * queued is what waits for the socket.
  *
  * Memory stays bounded per connection and in total (conn.h): an idle
  * connection holds no read buffer (reads land in one shared buffer and only
@@ -20,6 +25,7 @@
 #include "log.h"
 #include "server.h"
 #include "status.h"
+#include "tls.h"
 
 #define READ_CHUNK (64 * 1024)
 #define CLOSE_LINGER_MS 2000       /* a last answer gets this long to be written */
@@ -59,6 +65,7 @@ static void on_handle_closed(uv_handle_t *h)
         return;
     if (c->proto != NULL && c->proto->free != NULL)
         c->proto->free(c);
+    sentra__tls_conn_free(c);
     c->srv->wq_total -= c->kept;
     if (c->flags & CONN_F_REFUSED)
         c->srv->nrefused--;
@@ -88,6 +95,10 @@ static void on_shutdown(uv_shutdown_t *req, int status)
 static void maybe_close(struct conn *c)
 {
     if (!(c->flags & CONN_F_CLOSE_AFTER) || c->wqueued != 0)
+        return;
+    /* TLS ends with a close_notify, after everything else; its write's
+     * completion comes back here. */
+    if (c->tls != NULL && sentra__tls_close_notify(c))
         return;
     if (!(c->flags & CONN_F_LINGER)) {
         conn_close(c);
@@ -169,6 +180,19 @@ static void on_write(uv_write_t *req, int status)
 }
 
 void conn_write(struct conn *c, uint8_t *buf, size_t len)
+{
+    if (c->state == CONN_CLOSING) {
+        free(buf);
+        return;
+    }
+    if (c->tls != NULL) {
+        sentra__tls_send(c, buf, len);  /* back in sentra__conn_write_raw */
+        return;
+    }
+    sentra__conn_write_raw(c, buf, len);
+}
+
+void sentra__conn_write_raw(struct conn *c, uint8_t *buf, size_t len)
 {
     if (c->state == CONN_CLOSING) {
         free(buf);
@@ -411,6 +435,38 @@ static void feed(struct conn *c, const uint8_t *data, size_t len)
     rbuf_keep(c, data + used, len - used);
 }
 
+/*
+ * The first byte of a connection: a TLS handshake record starts a TLS
+ * session (when --tls-cert is set); under --tls-only anything else on TCP
+ * is refused. Returns 0 (go on), or -1 when the connection is closing.
+ */
+static int first_byte(struct conn *c, const uint8_t *data)
+{
+    server_t *srv = c->srv;
+    if (data[0] == TLS_RECORD_HANDSHAKE) {
+        if (srv->tls == NULL) {
+            log_info("conn_tls_refused", "peer=%s reason=\"TLS handshake, but TLS is not configured "
+                     "(--tls-cert)\"", c->peer);
+            conn_close(c);
+            return -1;
+        }
+        if (sentra__tls_accept(c) != 0)
+            return -1;
+        /* The handshake has a deadline of its own (on_tick): when it is
+         * shorter than the timer's period the next run is at it, else the
+         * period's runs check it. Later runs keep the period. */
+        uint64_t deadline = (uint64_t)srv->cfg->tls_handshake_timeout_ms;
+        uv_timer_start(&c->timer, on_tick, deadline < c->tick_ms ? deadline : c->tick_ms, c->tick_ms);
+        return 0;
+    }
+    if (srv->cfg->tls_only && (c->flags & CONN_F_TCP)) {
+        log_info("conn_plaintext_refused", "peer=%s reason=\"--tls-only: TLS is required on TCP\"", c->peer);
+        conn_close(c);
+        return -1;
+    }
+    return 0;
+}
+
 /* Reads always land in the shared buffer: a connection's own buffer holds
  * only bytes that came, never room that a frame header asks for. */
 static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
@@ -434,13 +490,29 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
     if (n == 0 || (c->flags & CONN_F_NOREAD))
         return;
     c->last_read_ms = conn_now_ms(c);
+    if (c->tls == NULL && c->proto == NULL && c->rlen == 0 &&
+        first_byte(c, (const uint8_t *)buf->base) != 0)
+        return;
+    if (c->tls != NULL) {
+        /* Ciphertext: the plaintext comes back through sentra__conn_plain,
+         * which keeps and bounds what the protocol leaves. */
+        sentra__tls_recv(c, (const uint8_t *)buf->base, n);
+        if (c->state != CONN_CLOSING && conn_reading_held(c))
+            uv_read_stop(&c->h.stream);
+        return;
+    }
+    sentra__conn_plain(c, (const uint8_t *)buf->base, n);
+}
+
+void sentra__conn_plain(struct conn *c, const uint8_t *data, size_t n)
+{
     if (c->rlen == 0) {
-        feed(c, (const uint8_t *)buf->base, n);
+        feed(c, data, n);
     } else {
         /* After the bytes of the partial frame. */
         if (c->rcap - c->rlen < n)
             rbuf_resize(c, rbuf_cap_for(c->rlen + n));
-        memcpy(c->rbuf + c->rlen, buf->base, n);
+        memcpy(c->rbuf + c->rlen, data, n);
         c->rlen += n;
         partial_enforce(c->srv);
         if (c->state == CONN_CLOSING || (c->flags & CONN_F_NOREAD))
@@ -512,6 +584,14 @@ static void on_tick(uv_timer_t *t)
     if (c->flags & CONN_F_CLOSE_AFTER) {
         if (now >= c->close_at_ms)
             conn_close(c);
+        return;
+    }
+    if (sentra__tls_handshaking(c) &&
+        now - c->opened_ms >= (uint64_t)c->srv->cfg->tls_handshake_timeout_ms) {
+        /* A slow (or stalled) handshake must not pin a session's memory. */
+        log_info("tls_handshake_timeout", "peer=%s timeout_ms=%d", c->peer,
+                 c->srv->cfg->tls_handshake_timeout_ms);
+        conn_close(c);
         return;
     }
     if (c->proto == NULL) {

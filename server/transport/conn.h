@@ -11,6 +11,12 @@
  * into calls (core/call.h) and answers into bytes, which it hands back with
  * conn_write().
  *
+ * TLS (transport/tls.c) sits between the socket and the protocol when the
+ * client's first byte starts a TLS handshake: reads go through the session
+ * before the protocol sees them (sentra__conn_plain), conn_write()
+ * encrypts, and what conn.c queues and counts is the encrypted bytes
+ * (sentra__conn_write_raw). ALPN may choose the protocol instead of sniff.
+ *
  * Memory, counted in real bytes (each write's request and malloc overhead
  * too) and bounded per connection and in total (docs/PROTOCOL.md, limits):
  *
@@ -39,6 +45,7 @@
 
 struct server;
 struct conn;
+struct tls_conn;
 
 #define CONN_WQ_HIGH ((size_t)1 << 20)      /* stop reading above this many queued bytes */
 #define CONN_WQ_LOW ((size_t)256 << 10)      /* resume below this */
@@ -109,7 +116,8 @@ struct conn {
     enum conn_state state;      /* see enum */
     unsigned flags;             /* CONN_F_* */
     int handles;                /* handles still open (socket, timer) */
-    const conn_proto_t *proto;  /* NULL until the first bytes chose one */
+    const conn_proto_t *proto;  /* NULL until the first bytes (or ALPN) chose one */
+    struct tls_conn *tls;       /* the TLS session (tls.c); NULL: plaintext */
     void *proto_state;          /* the protocol's own state */
     uint8_t *rbuf;              /* bytes not yet used by the protocol */
     size_t rlen, rcap;          /* bytes held, bytes allocated (in srv->partial_total) */
@@ -187,6 +195,14 @@ void conn_close(struct conn *c);
  * a TLS layer calls it with the protocol its ALPN named ("h2":
  * sentra__h2_proto) instead of sniffing. */
 int conn_choose_proto(struct conn *c, const conn_proto_t *p);
+
+/* For tls.c: plaintext that came through the TLS session, handled as
+ * bytes read from a plaintext socket are (the protocol, or sniffing). */
+void sentra__conn_plain(struct conn *c, const uint8_t *data, size_t len);
+
+/* For tls.c: queues len bytes of buf (encrypted records) on the socket
+ * and counts them; takes ownership of buf as conn_write() does. */
+void sentra__conn_write_raw(struct conn *c, uint8_t *buf, size_t len);
 
 /* The loop's time in milliseconds. */
 uint64_t conn_now_ms(const struct conn *c);

@@ -14,6 +14,10 @@
  * (h2.c) until the call is done; an answer that would take the connection
  * past its bound of unread answers (conn_answer_fits) is replaced by
  * RESOURCE_EXHAUSTED (429), but for the outcome of a write.
+ *
+ * GET and HEAD of other paths are answered as on HTTP/1.1: /healthz, and
+ * the static files of --web-root (web.h). Over TLS a browser's ALPN picks
+ * HTTP/2, so the dashboard and health checks must be here too.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,9 +29,13 @@
 #include "conn.h"
 #include "connect.h"
 #include "h2.h"
+#include "db.h"
 #include "log.h"
 #include "methods.h"
+#include "pbjson.h"
 #include "server.h"
+#include "version.h"
+#include "web.h"
 
 /* The app's state for one stream. */
 typedef struct cstream {
@@ -67,7 +75,7 @@ static void respond(cstream_t *cs, connect_reply_t *r)
         return;
     }
     cs->finished = 1;
-    nghttp2_nv h[8];
+    nghttp2_nv h[12];
     size_t n = 0;
     int body = r->body != NULL && r->len > 0 && r->status != 304;
     if (r->content_type != NULL && r->status != 304)
@@ -81,6 +89,9 @@ static void respond(cstream_t *cs, connect_reply_t *r)
     if (r->accept_post != NULL)
         h[n++] = nv("accept-post", r->accept_post);
     h[n++] = nv("x-content-type-options", "nosniff");
+    h[n++] = nv("content-security-policy", WEB_CSP);
+    h[n++] = nv("referrer-policy", WEB_REFERRER_POLICY);
+    h[n++] = nv("x-frame-options", WEB_FRAME_OPTIONS);
     if (h2_stream_respond(cs->s, r->status, h, n, !body) == 0 && body) {
         uint8_t *p = h2_stream_reserve(cs->s, r->len);
         if (p != NULL) {
@@ -192,6 +203,73 @@ static const call_sink_t connect_h2_sink = {
     .ready = sink_ready,
 };
 
+/* ---------------------------------------------------------------- GET and HEAD */
+
+/* A HEAD's answer: the headers of the GET, no body (HTTP/2 forbids DATA
+ * after a HEAD). */
+static void drop_body(connect_reply_t *r)
+{
+    free(r->body);
+    r->body = NULL;
+    r->len = 0;
+}
+
+/* /healthz: 200 while the database pool has a connection and the server
+ * is not stopping, else 503 (as on HTTP/1.1). */
+static void serve_health(cstream_t *cs, int head)
+{
+    server_t *srv = h2_stream_server(cs->s);
+    int up = db_pool_ready(srv->db);
+    Sentra__V1__HealthCheckResponse resp = SENTRA__V1__HEALTH_CHECK_RESPONSE__INIT;
+    int serving = up > 0 && !srv->stopping;
+    resp.status = serving ? SENTRA__V1__SERVING_STATUS__SERVING_STATUS_SERVING
+                          : SENTRA__V1__SERVING_STATUS__SERVING_STATUS_NOT_SERVING;
+    resp.version = SENTRA_VERSION;
+    resp.db_connections = up;
+    connect_reply_t r;
+    memset(&r, 0, sizeof(r));
+    r.status = serving ? 200 : 503;
+    r.content_type = "application/json";
+    r.cache_control = "no-store";
+    r.body = (uint8_t *)pbjson_encode(&resp.base, 0, &r.len);
+    if (head)
+        drop_body(&r);
+    respond(cs, &r);
+}
+
+/* A file of --web-root (ETag and If-None-Match as on HTTP/1.1). */
+static void serve_static(cstream_t *cs, const char *path, size_t len, int head)
+{
+    server_t *srv = h2_stream_server(cs->s);
+    const web_file_t *f = web_find_encoded(srv->web, path, len);
+    connect_reply_t r;
+    if (f == NULL) {
+        connect_plain(404, srv->web == NULL ? "not found (no --web-root to serve)" : "not found", &r);
+        if (head)
+            drop_body(&r);
+        respond(cs, &r);
+        return;
+    }
+    memset(&r, 0, sizeof(r));
+    memcpy(r.etag, f->etag, sizeof(f->etag));
+    r.cache_control = f->cache_control;
+    const char *inm = h2_stream_header(cs->s, "if-none-match");
+    if (inm != NULL && strstr(inm, f->etag) != NULL) {
+        r.status = 304;
+        respond(cs, &r);
+        return;
+    }
+    r.status = 200;
+    r.content_type = f->content_type;
+    if (!head && f->len > 0) {
+        if ((r.body = malloc(f->len)) == NULL)
+            abort();
+        memcpy(r.body, f->data, f->len);
+        r.len = f->len;
+    }
+    respond(cs, &r);
+}
+
 /* ---------------------------------------------------------------- streams */
 
 static void c_on_headers(h2_stream_t *s)
@@ -273,8 +351,14 @@ static void c_request(cstream_t *cs, h2_stream_t *s)
         abort();
     const char *query = full[plen] == '?' ? full + plen + 1 : NULL;
     if (!connect_is_procedure(path, plen)) {
+        int get = strcmp(method, "GET") == 0, head = strcmp(method, "HEAD") == 0;
+        if ((get || head) && strcmp(path, "/healthz") == 0)
+            serve_health(cs, head);
+        else if (get || head)
+            serve_static(cs, path, plen, head);
+        else
+            refuse(cs, 404, "not found: procedures are at /sentra.v1.<Service>/<Method>");
         free(path);
-        refuse(cs, 404, "not found: procedures are at /sentra.v1.<Service>/<Method>");
         return;
     }
     size_t nh = h2_stream_nheaders(s), k = 0;

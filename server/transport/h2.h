@@ -36,9 +36,9 @@
  *     app called: on_drained() is deferred until nghttp2 has finished
  *     sending.
  *
- * For a TLS layer (later): after the handshake, a connection whose ALPN is
- * "h2" starts this protocol with conn_choose_proto(c, &sentra__h2_proto)
- * and gives it the decrypted bytes; nothing here sniffs.
+ * Over TLS (tls.c): after the handshake, a connection whose ALPN is "h2"
+ * starts this protocol with conn_choose_proto(c, &sentra__h2_proto) and
+ * gives it the decrypted bytes; nothing here sniffs.
  */
 #ifndef SENTRA_H2_H
 #define SENTRA_H2_H

@@ -512,32 +512,9 @@ static void serve_health(h1_t *h, exchange_t *x)
     answer_now(h, x, &r, NULL);
 }
 
-static int hexv(char c)
-{
-    return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
-}
-
 static void serve_static(h1_t *h, exchange_t *x, const char *path, size_t len)
 {
-    /* Percent-decode the path; an encoded NUL or a bad escape finds nothing. */
-    char p[H1_MAX_URL + 1];
-    size_t k = 0;
-    int bad = 0;
-    for (size_t i = 0; i < len && k < H1_MAX_URL; i++) {
-        if (path[i] == '%') {
-            int hi = i + 2 < len ? hexv(path[i + 1]) : -1, lo = i + 2 < len ? hexv(path[i + 2]) : -1;
-            if (hi < 0 || lo < 0 || (hi == 0 && lo == 0)) {
-                bad = 1;
-                break;
-            }
-            p[k++] = (char)(hi << 4 | lo);
-            i += 2;
-        } else {
-            p[k++] = path[i];
-        }
-    }
-    p[k] = '\0';
-    const web_file_t *f = bad ? NULL : web_find(h->conn->srv->web, p);
+    const web_file_t *f = web_find_encoded(h->conn->srv->web, path, len);
     connect_reply_t r;
     if (f == NULL) {
         connect_plain(404, h->conn->srv->web == NULL ? "not found (no --web-root to serve)" : "not found", &r);

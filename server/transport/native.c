@@ -104,6 +104,46 @@ static void send_goaway(struct conn *c, int code, const char *reason)
 
 /* ---------------------------------------------------------------- the sink */
 
+/* Response.payload's tag: field 5, length-delimited. */
+#define RESPONSE_PAYLOAD_TAG ((5 << 3) | 2)
+
+static size_t varint_size(size_t v)
+{
+    size_t n = 1;
+    while (v >= 0x80) {
+        v >>= 7;
+        n++;
+    }
+    return n;
+}
+
+/* r (its payload field empty) and then payload (plen bytes packed) as
+ * field 5, packed once straight into the frame: packing the payload on
+ * its own and copying it into the envelope cost a second copy of every
+ * answer and of every stream message (several MB for a page of
+ * StreamChanges), and the page faults of a second buffer that size. */
+static void send_response_payload(struct conn *c, uint32_t stream_id, uint8_t flags,
+                                  const Sentra__V1__Response *r, const ProtobufCMessage *payload,
+                                  size_t plen)
+{
+    size_t head = sentra__v1__response__get_packed_size(r);
+    size_t len = head + 1 + varint_size(plen) + plen;
+    uint8_t *buf = malloc(SENTRA_FRAME_HEADER_LEN + len);
+    if (buf == NULL)
+        abort();
+    uint8_t *p = buf + SENTRA_FRAME_HEADER_LEN;
+    p += sentra__v1__response__pack(r, p);
+    *p++ = RESPONSE_PAYLOAD_TAG;
+    for (size_t v = plen; ; v >>= 7) {
+        *p++ = (uint8_t)(v >= 0x80 ? (v & 0x7f) | 0x80 : v);
+        if (v < 0x80)
+            break;
+    }
+    protobuf_c_message_pack(payload, p);
+    sentra_frame_header(buf, SENTRA_FRAME_RESPONSE, flags, stream_id, (uint32_t)len);
+    conn_write(c, buf, SENTRA_FRAME_HEADER_LEN + len);
+}
+
 /* A Response carrying payload (packed here) or the answer's status; one
  * too large for a frame becomes RESOURCE_EXHAUSTED. */
 static void sink_send(call_t *call, uint8_t flags, const call_answer_t *a,
@@ -111,17 +151,10 @@ static void sink_send(call_t *call, uint8_t flags, const call_answer_t *a,
 {
     struct conn *c = call->sink_arg;
     Sentra__V1__Response r = SENTRA__V1__RESPONSE__INIT;
-    uint8_t *inner = NULL;
+    size_t plen = 0;
 
-    if (payload != NULL) {
-        size_t n = protobuf_c_message_get_packed_size(payload);
-        inner = malloc(n ? n : 1);
-        if (inner == NULL)
-            abort();
-        protobuf_c_message_pack(payload, inner);
-        r.payload.data = inner;
-        r.payload.len = n;
-    }
+    if (payload != NULL)
+        plen = protobuf_c_message_get_packed_size(payload);
     if (a != NULL) {
         r.code = (Sentra__V1__Code)a->code;
         r.message = (char *)a->message;
@@ -132,6 +165,8 @@ static void sink_send(call_t *call, uint8_t flags, const call_answer_t *a,
         r.current_version = a->current_version;
     }
     size_t size = sentra__v1__response__get_packed_size(&r);
+    if (payload != NULL && plen > 0)
+        size += 1 + varint_size(plen) + plen;
     if (size > c->srv->cfg->max_frame) {
         /* Too large to send: say so rather than break the frame limit. */
         Sentra__V1__Response small = SENTRA__V1__RESPONSE__INIT;
@@ -151,10 +186,11 @@ static void sink_send(call_t *call, uint8_t flags, const call_answer_t *a,
         small.message = msg;
         send_response(c, call->stream_id, 0, &small);
         state(c)->shed = 1;     /* the reads still running would fare no better */
+    } else if (payload != NULL && plen > 0) {
+        send_response_payload(c, call->stream_id, flags, &r, payload, plen);
     } else {
         send_response(c, call->stream_id, flags, &r);
     }
-    free(inner);
 }
 
 static void sink_answer(call_t *call, const call_answer_t *a)

@@ -193,6 +193,32 @@ const web_file_t *web_find(const web_t *w, const char *path)
     return bsearch(&key, w->files, w->n, sizeof(*w->files), by_path);
 }
 
+static int hexv(char c)
+{
+    return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+}
+
+const web_file_t *web_find_encoded(const web_t *w, const char *path, size_t len)
+{
+    char p[2048];
+    size_t k = 0;
+    for (size_t i = 0; i < len; i++) {
+        if (k + 1 >= sizeof(p))
+            return NULL;
+        if (path[i] == '%') {
+            int hi = i + 2 < len ? hexv(path[i + 1]) : -1, lo = i + 2 < len ? hexv(path[i + 2]) : -1;
+            if (hi < 0 || lo < 0 || (hi == 0 && lo == 0))
+                return NULL;
+            p[k++] = (char)(hi << 4 | lo);
+            i += 2;
+        } else {
+            p[k++] = path[i];
+        }
+    }
+    p[k] = '\0';
+    return web_find(w, p);
+}
+
 void web_free(web_t *w)
 {
     if (w == NULL)

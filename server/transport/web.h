@@ -43,17 +43,27 @@ web_t *web_load(const char *root, char *err, size_t errlen);
  * path has a "." or ".." segment, a NUL or a backslash. */
 const web_file_t *web_find(const web_t *w, const char *path);
 
+/* web_find for a path as it came in a request line or :path, len bytes
+ * (no query), percent-encoded: a bad escape or an encoded NUL finds
+ * nothing. */
+const web_file_t *web_find_encoded(const web_t *w, const char *path, size_t len);
+
 void web_free(web_t *w);
 
-/* The security headers every HTTP answer carries, one "Name: value\r\n"
- * per header. The Content-Security-Policy allows no inline script or
- * style and nothing from another origin. */
+/* The security headers every HTTP answer carries (HTTP/1.1 and HTTP/2),
+ * the values once, then as HTTP/1.1 lines "Name: value\r\n". The
+ * Content-Security-Policy allows no inline script or style and nothing
+ * from another origin. */
+#define WEB_CSP                                                                               \
+    "default-src 'self'; script-src 'self'; style-src 'self'; "                               \
+    "img-src 'self' data:; font-src 'self'; connect-src 'self'; object-src 'none'; "          \
+    "base-uri 'none'; frame-ancestors 'none'; form-action 'self'"
+#define WEB_REFERRER_POLICY "no-referrer"
+#define WEB_FRAME_OPTIONS "DENY"
 #define WEB_SECURITY_HEADERS                                                                  \
     "X-Content-Type-Options: nosniff\r\n"                                                     \
-    "Content-Security-Policy: default-src 'self'; script-src 'self'; style-src 'self'; "      \
-    "img-src 'self' data:; font-src 'self'; connect-src 'self'; object-src 'none'; "          \
-    "base-uri 'none'; frame-ancestors 'none'; form-action 'self'\r\n"                         \
-    "Referrer-Policy: no-referrer\r\n"                                                        \
-    "X-Frame-Options: DENY\r\n"
+    "Content-Security-Policy: " WEB_CSP "\r\n"                                                \
+    "Referrer-Policy: " WEB_REFERRER_POLICY "\r\n"                                            \
+    "X-Frame-Options: " WEB_FRAME_OPTIONS "\r\n"
 
 #endif

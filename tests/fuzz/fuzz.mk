@@ -10,7 +10,7 @@
 # crash-* files); tests/fuzz/run.sh says what to do with a crash.
 
 FUZZ_SECONDS ?= 30
-FUZZ_TARGETS ?= frame request validate h2 http1
+FUZZ_TARGETS ?= frame request validate h2 http1 tls
 FUZZ_SAN     := -fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=undefined
 
 .PHONY: fuzz fuzz-build

@@ -321,26 +321,20 @@ static int setup(void **state)
     if (th_server_start(&srv, "auth", args) != 0)
         return -1;
     have_server = 1;
-    /* Again, through the proxy; and again until the LISTENing backend can
-     * be told (listener_pid): a probe may have run on it last. */
+    /* Again, through the proxy. The LISTENing backend is the one the
+     * server's log names (db_connected ... listen=1) after this start. */
     if (th_server_stop(&srv) != 0 || px_start() != 0)
         return -1;
-    for (int attempt = 0; attempt < 8 && listener == 0; attempt++) {
-        if (attempt > 0 && th_server_stop(&srv) != 0)
-            return -1;
-        int on = log_count(&srv, "token_cache_on");
-        if (th_server_restart(&srv) != 0)
-            return -1;
-        /* Until the server heard its own probe it caches no token; wait
-         * for that, so that the tests below see caching at work. */
-        if (!log_wait(&srv, "token_cache_on", on + 1, 10000))
-            fprintf(stderr, "test_auth: the server did not say token_cache_on\n");
-        PGconn *db = db_direct();
-        wait_backends(db, 2);
-        usleep(200 * 1000);
-        listener = listener_pid(db);
-        PQfinish(db);
-    }
+    int on = log_count(&srv, "token_cache_on");
+    int listens = log_count(&srv, " listen=1 ");
+    if (th_server_restart(&srv) != 0)
+        return -1;
+    /* Until the server heard its own probe it caches no token; wait for
+     * that, so that the tests below see caching at work. */
+    if (!log_wait(&srv, "token_cache_on", on + 1, 10000))
+        fprintf(stderr, "test_auth: the server did not say token_cache_on\n");
+    if (log_wait(&srv, " listen=1 ", listens + 1, 10000))
+        listener = listener_pid_log(&srv);
     if (listener == 0)
         fprintf(stderr, "test_auth: no LISTENing backend found\n");
     return 0;

@@ -3,7 +3,7 @@
 # databases: create records, list, get, update, stats, export to CSV, import
 # the CSV into the other (empty) database, and check that the same records
 # and the same statistics come out; then bad rows, exit codes, --help of
-# every command, sync pull. Ends with "N passed, N failed".
+# every command, sync pull and sync stream. Ends with "N passed, N failed".
 #
 # Environment (set by the test runner; defaults for a manual run from the
 # repository root): SENTRAD, SENTRA_CLI, SENTRA_TEST_PGDIR,
@@ -263,6 +263,28 @@ else
     checkerr "sync push of a stale edit exits 1" 1 $?
     grep -q "push2.jsonl:1: test-cli-m2: CONFLICT" "$TMP/err" && ok "the conflict is reported by line" ||
         bad "conflict reported" "$(cat "$TMP/err")"
+
+    # sync stream: the same files over one open StreamChanges stream. From
+    # no cursor: every live record once, in messages of 2, for 2 s.
+    ids() { sed 's/.*"id":"\([^"]*\)".*/\1/' "$1" | sort; }
+    A sync stream --journal "$TMP/s1.jsonl" --cursor-file "$TMP/scursor" --batch 2 --seconds 2 \
+        >/dev/null 2>"$TMP/err"
+    checkerr "sync stream exits 0 after --seconds" 0 $?
+    A list --all --json | sed 's/.*"id":"\([^"]*\)".*/\1/' | sort >"$TMP/live"
+    check "sync stream: every live record once" "$(cat "$TMP/live")" "$(ids "$TMP/s1.jsonl")"
+    grep -q "streamed $(wc -l <"$TMP/live" | tr -d ' ') changes" "$TMP/err" &&
+        ok "sync stream reports what it streamed" || bad "sync stream report" "$(cat "$TMP/err")"
+    # Run again from its cursor while another client writes: only that write.
+    A sync stream --journal "$TMP/s2.jsonl" --cursor-file "$TMP/scursor" --seconds 4 >/dev/null 2>&1 &
+    spid=$!
+    sleep 1.5
+    create --name "Sentra Kopi Live" --regency 18.72 --commodity kopi --product "kopi bubuk" \
+        --kbli 10761 --kbli-version 2020 --sector food --status formed --formed-on 2020-01-01
+    wait $spid
+    check "sync stream exits 0 again" 0 $?
+    LIVE=$(A list --json --text "Kopi Live" | head -1 | sed 's/.*"id":"\([^"]*\)".*/\1/')
+    check "resumed from its cursor, the stream brings only the record written meanwhile" "$LIVE" \
+        "$(ids "$TMP/s2.jsonl")"
 fi
 
 finish

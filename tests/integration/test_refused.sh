@@ -55,8 +55,11 @@ done
 
 "$SCRIPTS/pgcluster.sh" ensure "$PGDIR" >/dev/null || { bad "PostgreSQL cluster"; finish; }
 DB=$("$SCRIPTS/pgcluster.sh" createdb "$PGDIR" sentra_refused) || { bad "createdb"; finish; }
+# TLS too: a refused TLS client must be answered as refused, not served
+# because ALPN chose its protocol.
+sh "$ROOT/tests/lib/tls_pki.sh" "$TMP/pki" >/dev/null 2>&1 || { bad "test certificates (tls_pki.sh)"; finish; }
 "$SENTRAD" --port 0 --port-file "$TMP/port" --db "$DB" --migrations "$MIGRATIONS" --max-connections 1 \
-    --log-level debug >"$TMP/sentrad.log" 2>&1 &
+    --tls-cert "$TMP/pki/server.pem" --tls-key "$TMP/pki/server.key" --log-level debug >"$TMP/sentrad.log" 2>&1 &
 SPID=$!
 PIDS+=("$SPID")
 for _ in $(seq 1 400); do [ -s "$TMP/port" ] && break; sleep 0.05; done
@@ -130,6 +133,18 @@ if grep -qE "StatusCode.(UNAVAILABLE|DEADLINE_EXCEEDED)" <<<"$out" && [ "$conns"
 else
     bad "grpcio: refused, at most 8 connections in 4 s" "$out; $conns connections"
 fi
+
+# Over TLS: curl offers ALPN h2 (refused as HTTP/2 is: an error, not 200)
+# and, with --http1.1, http/1.1 (503).
+out=$(timeout 20 curl -s -i --cacert "$TMP/pki/ca.pem" "https://localhost:$PORT/healthz" 2>&1)
+rc=$?
+if [ "$rc" != 0 ] && ! grep -q 'HTTP/2 200' <<<"$out"; then
+    ok "curl (TLS, ALPN h2): refused, not served (exit $rc)"
+else
+    bad "curl (TLS, ALPN h2): refused, not served" "exit $rc: $out"
+fi
+out=$(timeout 20 curl -s -i --http1.1 --cacert "$TMP/pki/ca.pem" "https://localhost:$PORT/healthz" 2>&1)
+has "curl (TLS, ALPN http/1.1): 503" "$out" "HTTP/1.1 503 Service Unavailable"
 
 out=$(timeout 20 "$CLI" --addr "$ADDR" ping -c 1 2>&1)
 has "sentra-cli (native): GOAWAY RESOURCE_EXHAUSTED" "$out" "GOAWAY (RESOURCE_EXHAUSTED: too many connections)"

@@ -10,6 +10,9 @@
  *     on the backend the pull runs on), and a second long poll, parked
  *     before, witnesses that the server has handled the NOTIFY (it answers
  *     with the change) before the held pull is let go.
+ *   - The same for a StreamChanges stream, caught up, whose feed query is
+ *     held the same way: it reads again at once instead of parking for
+ *     its re-check interval.
  *
  * The bound on "at once" (15 s against a 60 s wait) is a sanity limit, not
  * a performance figure.
@@ -81,19 +84,8 @@ static int setup(void **state)
     if (th_server_start(&srv, "waits", args) != 0)
         return -1;
     have_server = 1;
-    /* The LISTENing backend is known while the server has run nothing
-     * else (listener_pid); restart until it is. */
-    for (int attempt = 0; attempt < 8 && listener == 0; attempt++) {
-        if (attempt > 0 && (th_server_stop(&srv) != 0 || th_server_restart(&srv) != 0))
-            return -1;
-        PGconn *db = th_db(&srv);
-        if (db == NULL)
-            return -1;
-        wait_backends(db, 2);
-        usleep(500 * 1000);
-        listener = listener_pid(db);
-        PQfinish(db);
-    }
+    /* The LISTENing backend: the server's log names it (db_connected). */
+    listener = listener_pid_wait(&srv, 10000);
     if (listener == 0)
         fprintf(stderr, "test_waits: no LISTENing backend found\n");
     district = th_token(&srv, "district", "18.71");
@@ -215,11 +207,115 @@ static void test_change_announced_during_the_pull_query(void **state)
     PQfinish(db);
 }
 
+/* The same rule for StreamChanges: a stream caught up, whose feed query
+ * is held after its snapshot while a change commits and is announced,
+ * must not park for its re-check interval (30 s) after that empty page:
+ * it reads again at once and sends the change. */
+static void test_change_announced_during_the_stream_query(void **state)
+{
+    if (listener == 0)
+        fail_msg("the listening backend is not known");
+    PGconn *db = db_nodelay();
+
+    sql1(db, "INSERT INTO sentra (id, regency_code, name, commodity, main_product, kbli_code,"
+             " kbli_version, sector_group, status, formed_on) VALUES (gen_random_uuid(), '18.71', 'Sentra Uji Arus',"
+             " 'Kopi', 'Kopi bubuk', '10761', 2020, 1, 1, '2020-01-02')", 0, NULL);
+    char id[40];
+    snprintf(id, sizeof(id), "%s", sql1(db, "SELECT id FROM sentra WHERE name = 'Sentra Uji Arus'", 0, NULL));
+    int fd = th_connect_raw(&srv);
+    assert_true(fd >= 0);
+    send_pull(fd, 1, district, "", 0);
+    Sentra__V1__PullChangesResponse *p = read_pull(fd, 1, WIRE_IO_MS);
+    char *cursor = strdup(p->next_cursor);
+    sentra__v1__pull_changes_response__free_unpacked(p, NULL);
+    close(fd);
+
+    int w = th_connect_raw(&srv);
+    assert_true(w >= 0);
+    send_pull(w, 7, national, cursor, 60000);
+    usleep(300 * 1000);
+    for (int i = 0; i < 100 && wait_running(db, "%sentra_change%", 1) != 0; i++)
+        usleep(20 * 1000);
+
+    char lp[16];
+    snprintf(lp, sizeof(lp), "%d", listener);
+    const char *lv[1] = { lp };
+    int other = atoi(sql1(db, "SELECT pid FROM pg_stat_activity WHERE datname = current_database()"
+                              " AND pid <> pg_backend_pid() AND pid <> $1::int"
+                              " AND backend_type = 'client backend' LIMIT 1", 1, lv));
+    assert_int_not_equal(other, 0);
+    char op[16];
+    snprintf(op, sizeof(op), "%d", other);
+    const char *v[1] = { op };
+    sql1(db, "DELETE FROM test_hold", 0, NULL);
+    sql1(db, "INSERT INTO test_hold (pid) VALUES ($1::int)", 1, v);
+    sql1(db, "ALTER TABLE sentra_change ENABLE ROW LEVEL SECURITY", 0, NULL);
+    sql1(db, "ALTER TABLE sentra_change FORCE ROW LEVEL SECURITY", 0, NULL);
+    sql1(db, "CREATE POLICY test_hold ON sentra_change USING (test_hold_here())", 0, NULL);
+
+    int a = th_connect_raw(&srv), b = th_connect_raw(&srv);
+    assert_true(a >= 0 && b >= 0);
+    Sentra__V1__SleepRequest sl = SENTRA__V1__SLEEP_REQUEST__INIT;
+    sl.ms = 400;
+    assert_int_equal(wire_send(a, 1, "/sentra.v1.SystemService/Sleep", &sl.base, NULL, 10000), 0);
+    assert_int_not_equal(wait_running(db, "%pg_sleep%", 5000), 0);
+    Sentra__V1__StreamChangesRequest sr = SENTRA__V1__STREAM_CHANGES_REQUEST__INIT;
+    sr.cursor = cursor;
+    assert_int_equal(wire_send(b, 1, "/sentra.v1.SyncService/StreamChanges", &sr.base, district, 90000), 0);
+    assert_int_equal(wait_running(db, "%sentra_change%", 5000), other);
+    uint32_t sid;
+    Sentra__V1__Response *r = NULL;
+    assert_int_equal(wire_response(a, &sid, &r, WIRE_IO_MS), 1);
+    assert_int_equal(r->code, SENTRA_OK);
+    sentra__v1__response__free_unpacked(r, NULL);
+
+    const char *idv[1] = { id };
+    sql1(db, "UPDATE sentra SET name = name || ' (diubah)' WHERE id = $1::uuid", 1, idv);
+    p = read_pull(w, 7, WIRE_IO_MS);
+    assert_int_equal(p->n_changes, 1);
+    sentra__v1__pull_changes_response__free_unpacked(p, NULL);
+    close(w);
+
+    /* Let the held query go: its page is empty; the change must follow
+     * on the stream at once, not after the 30 s re-check. */
+    sql1(db, "UPDATE test_hold SET go = true", 0, NULL);
+    int64_t t0 = th_now_ms();
+    int found = 0, msgs = 0;
+    while (!found && th_now_ms() - t0 < 15000) {
+        r = NULL;
+        int got = wire_response(b, &sid, &r, (int)(15000 - (th_now_ms() - t0)));
+        if (got != 1)
+            break;
+        assert_int_equal(r->code, SENTRA_OK);
+        Sentra__V1__StreamChangesResponse *m =
+            sentra__v1__stream_changes_response__unpack(NULL, r->payload.len, r->payload.data);
+        assert_non_null(m);
+        msgs++;
+        for (size_t i = 0; i < m->n_changes; i++)
+            found |= strcmp(m->changes[i]->id, id) == 0 && m->changes[i]->version == 2;
+        sentra__v1__stream_changes_response__free_unpacked(m, NULL);
+        sentra__v1__response__free_unpacked(r, NULL);
+    }
+    int64_t took = th_now_ms() - t0;
+    print_message("the held stream sent the change %lld ms after its query was let go (%d messages)\n",
+                  (long long)took, msgs);
+    assert_true(found);
+    close(a);
+    close(b);
+
+    sql1(db, "DROP POLICY test_hold ON sentra_change", 0, NULL);
+    sql1(db, "ALTER TABLE sentra_change NO FORCE ROW LEVEL SECURITY", 0, NULL);
+    sql1(db, "ALTER TABLE sentra_change DISABLE ROW LEVEL SECURITY", 0, NULL);
+    free(cursor);
+    PQfinish(db);
+}
+
 int main(void)
 {
     signal(SIGPIPE, SIG_IGN);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_change_announced_during_the_pull_query),
+        cmocka_unit_test(test_change_announced_during_the_stream_query),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -291,29 +291,36 @@ WIRE_FN const char *sql1(PGconn *db, const char *sql, int n, const char *const *
     return out;
 }
 
-/* The backend of the pool connection that LISTENs, if it can be told:
- * while the server has run nothing but its start-up, that connection's
- * last statement is a LISTEN, or else the probe server.c sends after it
- * (pg_notify on sentra_token); then no other backend shows a LISTEN and,
- * if no other one ran a probe too, it is the only one showing the probe.
- * Returns its pid, or 0 when it cannot be told (restart and try again). */
-WIRE_FN int listener_pid(PGconn *db)
+/* The backend of the pool connection that LISTENs: the pid of the last
+ * "db_connected ... listen=1" line of the server's log (db.c says it at
+ * every connection), or 0 when none is there yet. The query text in
+ * pg_stat_activity cannot tell it: the pool's watchdog probes idle
+ * connections, the listening one included, with SELECT 1. */
+WIRE_FN int listener_pid_log(const th_server_t *s)
 {
-    static const char *const sql[2] = {
-        "SELECT pid FROM pg_stat_activity WHERE datname = current_database()"
-        " AND pid <> pg_backend_pid() AND query LIKE 'LISTEN%'",
-        "SELECT pid FROM pg_stat_activity WHERE datname = current_database()"
-        " AND pid <> pg_backend_pid() AND query LIKE '%pg_notify(''sentra_token''%'",
-    };
-    for (int k = 0; k < 2; k++) {
-        PGresult *res = PQexec(db, sql[k]);
-        int n = PQresultStatus(res) == PGRES_TUPLES_OK ? PQntuples(res) : -1;
-        int pid = n == 1 ? atoi(PQgetvalue(res, 0, 0)) : 0;
-        PQclear(res);
-        if (n != 0)
-            return pid;     /* a LISTEN (or the probe) shows: decided */
+    FILE *f = fopen(s->logpath, "r");
+    char line[2048];
+    int pid = 0;
+    if (f == NULL)
+        return 0;
+    while (fgets(line, sizeof(line), f) != NULL) {
+        const char *p = strstr(line, "event=db_connected ");
+        const char *q = p != NULL ? strstr(p, " pid=") : NULL;
+        if (q != NULL && strstr(p, " listen=1 ") != NULL)
+            pid = atoi(q + 5);
     }
-    return 0;
+    fclose(f);
+    return pid;
+}
+
+/* listener_pid_log, waited for up to timeout_ms (the pool connects after
+ * the server says it listens). */
+WIRE_FN int listener_pid_wait(const th_server_t *s, int timeout_ms)
+{
+    int pid = 0;
+    for (int64_t end = th_now_ms() + timeout_ms; (pid = listener_pid_log(s)) == 0 && th_now_ms() < end;)
+        usleep(20 * 1000);
+    return pid;
 }
 
 /* Waits until a backend other than ours runs a statement containing like

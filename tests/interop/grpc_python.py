@@ -302,6 +302,70 @@ check("the cancelled call reports CANCELLED", fut.cancelled())
 r = system.Ping(Y.PingRequest(data=b"after"), timeout=10)
 check("the channel still serves after a cancel", r.data == b"after")
 
+# ---------------------------------------------------------------- change stream
+
+class Reader(threading.Thread):
+    """Iterates a StreamChanges stream on a thread, keeping what comes."""
+
+    def __init__(self, token, cursor="", limit=0, timeout=None):
+        super().__init__(daemon=True)
+        self.msgs, self.error, self.done = [], None, threading.Event()
+        self.call = sync.StreamChanges(S.StreamChangesRequest(cursor=cursor, limit=limit),
+                                       metadata=auth(token), timeout=timeout)
+        self.start()
+
+    def run(self):
+        try:
+            for m in self.call:
+                self.msgs.append(m)
+        except grpc.RpcError as ex:
+            self.error = ex
+        self.done.set()
+
+    def wait(self, pred, limit=10.0):
+        end = time.time() + limit
+        while time.time() < end and not pred(self):
+            time.sleep(0.02)
+        return pred(self)
+
+    def records(self):
+        return [c for m in list(self.msgs) for c in m.changes]
+
+
+r = Reader(PROV, limit=2)
+caught = r.wait(lambda x: any(not m.more for m in x.msgs))
+recs = r.records()
+check("SyncService/StreamChanges: the catch-up, then more = false",
+      caught and any(c.id == ID for c in recs) and all(len(m.changes) <= 2 for m in r.msgs)
+      and len(set(c.id for c in recs)) == len(recs), (caught, len(recs), len(r.msgs)))
+# A write by another client (its own channel) arrives on the open stream.
+ch2 = grpc.insecure_channel(ADDR)
+other = SG.SentraServiceStub(ch2).CreateSentra(
+    S.CreateSentraRequest(sentra=record("Sentra gRPC Stream Baru", "18.72")), metadata=md, timeout=10)
+got_it = r.wait(lambda x: any(c.id == other.id and c.version == 1 for c in x.records()))
+check("SyncService/StreamChanges: another client's write arrives on the open stream", got_it, other.id)
+SG.SentraServiceStub(ch2).DeleteSentra(S.DeleteSentraRequest(id=other.id, expected_version=1),
+                                       metadata=md, timeout=10)
+got_it = r.wait(lambda x: any(c.id == other.id and c.deleted and c.version == 2 for c in x.records()))
+check("SyncService/StreamChanges: and its delete, as a tombstone", got_it)
+ch2.close()
+last = r.msgs[-1].next_cursor
+r.call.cancel()
+r.done.wait(5)
+check("SyncService/StreamChanges cancelled by the client",
+      r.error is not None and r.error.code() == grpc.StatusCode.CANCELLED, r.error)
+# Resumed from the last cursor: nothing again until something changes.
+r = Reader(PROV, cursor=last, timeout=1.5)
+r.done.wait(10)
+check("SyncService/StreamChanges resumed from its last cursor: nothing repeated, "
+      "then DEADLINE_EXCEEDED at the deadline",
+      r.error is not None and r.error.code() == grpc.StatusCode.DEADLINE_EXCEEDED and not r.records(),
+      (r.error, len(r.records())))
+e = err_of(lambda: list(sync.StreamChanges(S.StreamChangesRequest(cursor="zz"), metadata=md, timeout=10)))
+check("SyncService/StreamChanges with a bad cursor: INVALID_ARGUMENT with the field",
+      e is not None and e.code() == grpc.StatusCode.INVALID_ARGUMENT and violations(e) is not None and
+      any(f == "cursor" for f, _ in violations(e)[1]), e)
+
 # ---------------------------------------------------------------- concurrency
 
 futs = [system.Ping.future(Y.PingRequest(data=str(i).encode()), timeout=60) for i in range(200)]

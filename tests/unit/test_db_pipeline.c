@@ -479,16 +479,20 @@ static void test_cancel_alone_stops_statement(void **state)
         uint64_t t0 = uv_hrtime();
         for (int i = 0; i < n; i++)
             db_query_cancel(qs[i]);
-        assert_int_equal(run_until(&loop, &ndone, n, 2000), 0);
+        /* Bounds for a loaded machine: what is tested is "seconds, not
+         * 30 s a query", and the statuses. */
+        assert_int_equal(run_until(&loop, &ndone, n, 8000), 0);
         for (int i = 0; i < n; i++)
             assert_int_equal(jobs[i].status, DB_CANCELLED);
-        /* The connection answers again within seconds, not 30 x n. */
+        /* The connection answers again within seconds, not 30 x n (each
+         * of the n statements is cancelled in turn, by a cancel request
+         * that costs PostgreSQL a fork: slow on a loaded machine). */
         job_t next = {.stmt = &q_double, .arg = "21"};
         ndone = 0;
         submit(pool, &next);
-        assert_int_equal(run_until(&loop, &ndone, 1, 10000), 0);
+        assert_int_equal(run_until(&loop, &ndone, 1, 25000), 0);
         assert_string_equal(next.value, "42");
-        assert_true(uv_hrtime() - t0 < 10000000000ull);
+        assert_true(uv_hrtime() - t0 < 25000000000ull);
     }
     close_pool(&loop, pool);
     uv_loop_close(&loop);
@@ -524,7 +528,7 @@ static void test_57014_not_retried(void **state)
     submit(pool, &k);
     PGconn *c = side();
     long pid = 0;
-    for (int i = 0; i < 100 && pid == 0; i++) {
+    for (int i = 0; i < 500 && pid == 0; i++) {
         uv_run(&loop, UV_RUN_NOWAIT);
         PGresult *r = PQexec(c, "SELECT pid FROM pg_stat_activity WHERE query LIKE '%pg_sleep($1%'"
                                 " AND state = 'active' AND pid <> pg_backend_pid()");
@@ -539,7 +543,8 @@ static void test_57014_not_retried(void **state)
     snprintf(sql, sizeof sql, "SELECT pg_cancel_backend(%ld)", pid);
     side_exec(c, sql);
     PQfinish(c);
-    assert_int_equal(run_until(&loop, &ndone, 1, 2500), 0);
+    /* Sent again, it would answer OK 3 s later: the status tells. */
+    assert_int_equal(run_until(&loop, &ndone, 1, 8000), 0);
     assert_int_equal(k.rs, PGRES_FATAL_ERROR);
     assert_string_equal(k.sqlstate, "57014");
     close_pool(&loop, pool);

@@ -41,6 +41,10 @@
 #define LLVMFuzzerTestOneInput fuzz_http1_one
 #include "../fuzz/fuzz_http1.c"
 #undef LLVMFuzzerTestOneInput
+#undef CHECK
+#define LLVMFuzzerTestOneInput fuzz_tls_one
+#include "../fuzz/fuzz_tls.c"
+#undef LLVMFuzzerTestOneInput
 
 typedef int (*fuzz_fn)(const uint8_t *, size_t);
 
@@ -127,6 +131,12 @@ static void test_http1(void **state)
     assert_true(n >= 10);
 }
 
+static void test_tls(void **state)
+{
+    int n = replay("corpus", "tls", fuzz_tls_one) + replay("regress", "tls", fuzz_tls_one);
+    assert_true(n >= 10);
+}
+
 /* Inputs written here, not found by a fuzzer: the edges the targets'
  * checks care most about. */
 static void test_edges(void **state)
@@ -149,6 +159,7 @@ static void test_edges(void **state)
     fuzz_validate_one(NULL, 0);
     fuzz_h2_one(NULL, 0);
     fuzz_http1_one(NULL, 0);
+    fuzz_tls_one(NULL, 0);
 }
 
 int main(void)
@@ -159,6 +170,7 @@ int main(void)
         cmocka_unit_test(test_validate),
         cmocka_unit_test(test_h2),
         cmocka_unit_test(test_http1),
+        cmocka_unit_test(test_tls),
         cmocka_unit_test(test_edges),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

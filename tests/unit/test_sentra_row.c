@@ -425,6 +425,140 @@ static void pull_refused(void **state)
     call_unref(c);
 }
 
+/* ---------------------------------------------------------------- wire */
+
+/* sentra__pull_wire's bytes for row `row` are those protobuf-c packs from
+ * sentra__from_pull's message of the same row. */
+static void assert_wire_same(PGresult *res, int row)
+{
+    call_t *c = arena_call();
+    Sentra__V1__Sentra *s = sentra__from_pull(c, res, row);
+    assert_non_null(s);
+    size_t n = protobuf_c_message_get_packed_size(&s->base);
+    uint8_t *want = malloc(n + 1);
+    assert_non_null(want);
+    assert_int_equal(protobuf_c_message_pack(&s->base, want), n);
+
+    sentra_wbuf_t b = {0};
+    /* Something already in the buffer: the record is appended after it. */
+    sentra__wbuf_reserve(&b, 3);
+    memcpy(b.p, "abc", 3);
+    b.len = 3;
+    const char *packed_text = PQgetisnull(res, row, SENTRA_PULL_PACKED)
+                                  ? NULL : PQgetvalue(res, row, SENTRA_PULL_PACKED);
+    size_t got = sentra__pull_wire(&b, PQgetvalue(res, row, SENTRA_PULL_ID),
+                                   PQgetvalue(res, row, SENTRA_PULL_VERSION),
+                                   PQgetvalue(res, row, SENTRA_PULL_DELETED), packed_text,
+                                   (size_t)PQgetlength(res, row, SENTRA_PULL_PACKED));
+    if (got != n || memcmp(b.p + 3, want, n) != 0) {
+        fprintf(stderr, "row %d: wire %zu bytes, protobuf-c %zu bytes; text:", row, got, n);
+        for (const char *q = packed_text ? packed_text : ""; *q; q++)
+            fprintf(stderr, (unsigned char)*q < 0x20 ? "<%02x>" : "%c", (unsigned char)*q);
+        fprintf(stderr, "\n");
+        for (size_t i = 0; i < (got > n ? got : n); i++)
+            fprintf(stderr, "%zu: %02x %02x\n", i, i < got ? b.p[3 + i] : 0, i < n ? want[i] : 0);
+    }
+    assert_int_equal(got, n);
+    assert_memory_equal(b.p, "abc", 3);
+    assert_memory_equal(b.p + 3, want, n);
+    free(b.p);
+    free(want);
+    call_unref(c);
+}
+
+/* The fixtures above, and edge cases: negative and large numbers, zero
+ * coordinates, empty destinations between commas, an entry cut short,
+ * trailing separators, a text without its figures separator. */
+static void wire_fixtures(void **state)
+{
+    (void)state;
+    PGresult *res = pull_rows_result(12);
+    set_live(res, 0, "11111111-1111-4111-8111-111111111111",
+        "2023\x1f" "10\x1f" "4\x1f" "6\x1f" "5000000\x1f" "9000000\x1f" "1000\x1f" "0\x1f" "0\x1f" "\x1f"
+        "\x1e"
+        "2024\x1f" "12\x1f" "20\x1f" "31\x1f" "250000000\x1f" "900000000\x1f" "7\x1f" "4000\x1f"
+        "1500\x1f" "MY,SG\x1f" "karung, 50 kg (\xc2\xb1)");
+    set_live(res, 1, "22222222-2222-4222-8222-222222222222", "");
+    set(res, 1, SENTRA_PULL_PACKED,
+        "18.71\x1f\x1f\x1f\x1f\x1f\x1fSentra Lada\x1f\x1f\x1f" "10799\x1f" "2025\x1f" "6\x1f" "1\x1f"
+        "\x1f\x1f\x1f\x1f\x1f\x1f" "1\x1f" "5\x1f" "6\x1f\x1f\x1f" "18\x1d");
+    set(res, 2, SENTRA_PULL_ID, "33333333-3333-4333-8333-333333333333");
+    set(res, 2, SENTRA_PULL_VERSION, "4");
+    set(res, 2, SENTRA_PULL_DELETED, "t");
+    set(res, 3, SENTRA_PULL_ID, "44444444-4444-4444-8444-444444444444");
+    set(res, 3, SENTRA_PULL_VERSION, "2");
+    set(res, 3, SENTRA_PULL_DELETED, "f");
+    set(res, 3, SENTRA_PULL_PACKED, "18.72\x1f" "18.72.01");
+    set_live(res, 4, "55555555-5555-4555-8555-555555555555",
+        "-1\x1f" "-9223372036854775808\x1f" "9223372036854775807\x1f" "0\x1f" "100000000000000\x1f"
+        "1\x1f" "2\x1f" "3\x1f" "-5\x1f" ",,MY,,SG,\x1f" "");
+    set(res, 5, SENTRA_PULL_ID, "66666666-6666-4666-8666-666666666666");
+    set(res, 5, SENTRA_PULL_VERSION, "123456789012");
+    set(res, 5, SENTRA_PULL_DELETED, "f");
+    set(res, 5, SENTRA_PULL_PACKED,
+        "18.71\x1f\x1f\x1f" "a\tb\nc\rd, and a long address of many words, more than eight bytes\x1f"
+        "0\x1f" "0\x1f" "N\x1f\x1f\x1f\x1f" "0\x1f" "0\x1f" "0\x1f\x1f\x1f\x1f\x1f\x1f\x1f"
+        "1\x1f" "0\x1f" "0\x1f\x1f\x1f" "18\x1d" "2020\x1e" "2021\x1f" "1\x1e\x1e" "2022");
+    set_live(res, 6, "77777777-7777-4777-8777-777777777777", "2024\x1f" "1\x1f" "2");
+    set(res, 7, SENTRA_PULL_ID, "88888888-8888-4888-8888-888888888888");
+    set(res, 7, SENTRA_PULL_VERSION, "1");
+    set(res, 7, SENTRA_PULL_DELETED, "f");
+    set(res, 7, SENTRA_PULL_PACKED, "");
+    set_live(res, 8, "99999999-9999-4999-8999-999999999999",
+        "2024\x1f" "1\x1f" "2\x1f" "3\x1f" "4\x1f" "5\x1f" "6\x1f" "7\x1f" "8\x1f" "US\x1f" "unit\x1f" "extra");
+    set(res, 9, SENTRA_PULL_ID, "aaaaaaaa-aaaa-4aaa-8aaa-aaaaaaaaaaaa");
+    set(res, 9, SENTRA_PULL_VERSION, "3");
+    set(res, 9, SENTRA_PULL_DELETED, "f");
+    set(res, 9, SENTRA_PULL_PACKED, "18.71\x1f\x1f\x1f\x1f" "-0\x1f" "1e-300\x1f" "x");
+    set(res, 10, SENTRA_PULL_ID, "bbbbbbbb-bbbb-4bbb-8bbb-bbbbbbbbbbbb");
+    set(res, 10, SENTRA_PULL_VERSION, "0");
+    set(res, 10, SENTRA_PULL_DELETED, "t");
+    set(res, 11, SENTRA_PULL_ID, "");
+    set(res, 11, SENTRA_PULL_VERSION, "-3");
+    set(res, 11, SENTRA_PULL_DELETED, "f");
+    set(res, 11, SENTRA_PULL_PACKED, "\x1d");
+    for (int r = 0; r < 12; r++)
+        assert_wire_same(res, r);
+    PQclear(res);
+}
+
+/* Random texts of the packed form (fields from a small alphabet that
+ * holds digits, signs, commas, tabs, multi-byte UTF-8 and the three
+ * separators in every place): the same bytes every time. */
+static void wire_random(void **state)
+{
+    (void)state;
+    static const char *const pieces[] = {
+        "0", "7", "-12", "2024", "9999999999", "-", "18.71", ",", "MY", "a b", "\t", "\n",
+        "\xc3\xa9", "abcdefghij", "", "1.5", "-0.25", "1e5", "\x1f", "\x1f", "\x1f", "\x1f",
+        "\x1e", "\x1d", "12345678", "123456789012345678901234", "00000000", "-99999999",
+    };
+    unsigned seed = 12345;
+    char text[1024];
+    PGresult *res = pull_rows_result(1);
+
+    for (int iter = 0; iter < 20000; iter++) {
+        size_t len = 0;
+        int n = (int)((seed = seed * 1103515245 + 12345) >> 16) % 80;
+        for (int i = 0; i < n; i++) {
+            seed = seed * 1103515245 + 12345;
+            const char *p = pieces[(seed >> 16) % (sizeof pieces / sizeof *pieces)];
+            size_t k = strlen(p);
+            if (len + k >= sizeof text)
+                break;
+            memcpy(text + len, p, k);
+            len += k;
+        }
+        text[len] = '\0';
+        set(res, 0, SENTRA_PULL_ID, "cccccccc-cccc-4ccc-8ccc-cccccccccccc");
+        set(res, 0, SENTRA_PULL_VERSION, iter % 3 ? "5" : "0");
+        set(res, 0, SENTRA_PULL_DELETED, iter % 5 ? "f" : "t");
+        set(res, 0, SENTRA_PULL_PACKED, text);
+        assert_wire_same(res, 0);
+    }
+    PQclear(res);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -435,6 +569,8 @@ int main(void)
         cmocka_unit_test(fields_and_two_years),
         cmocka_unit_test(none_tombstone_and_short),
         cmocka_unit_test(pull_refused),
+        cmocka_unit_test(wire_fixtures),
+        cmocka_unit_test(wire_random),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -48,6 +48,13 @@ typedef void (*sentra_async_close_cb)(sentra_async_t *a, void *arg);
  * out of memory. Close with sentra_async_close. */
 sentra_async_t *sentra_async_new(uv_loop_t *loop, const sentra_client_opts_t *opts);
 
+/* sentra_async_new with TLS settings (see sentra_client_new_tls in
+ * sentra.h; tls may be NULL). When the TLS files cannot be loaded the
+ * handle is still made; its calls fail with SENTRA_ETLS and
+ * sentra_async_error_message() says why. */
+sentra_async_t *sentra_async_new_tls(uv_loop_t *loop, const sentra_client_opts_t *opts,
+                                     const sentra_tls_opts_t *tls);
+
 /* Starts a call. req is packed before this returns (borrowed, not kept);
  * opts borrowed likewise. Returns the call's handle, valid until its
  * callback has returned, or NULL (and cb will never run) when an argument
@@ -58,6 +65,32 @@ sentra_async_call_t *sentra_async_call(sentra_async_t *a, const char *method,
                                        const ProtobufCMessageDescriptor *resp_desc,
                                        const sentra_call_opts_t *opts,
                                        sentra_async_cb cb, void *arg);
+
+/* One message of a server stream. msg is the decoded message, owned by
+ * the callback from now on (protobuf_c_message_free_unpacked(msg, NULL)).
+ * Return 0 for more; non-zero cancels the stream (as sentra_async_cancel:
+ * its end callback then runs with SENTRA_ECANCELED). */
+typedef int (*sentra_async_message_cb)(sentra_async_call_t *call, ProtobufCMessage *msg,
+                                       void *arg);
+
+/* Starts a server-streaming call (SyncService/StreamChanges): on_message
+ * runs for each message (of type msg_desc) as it arrives, then on_end
+ * exactly once with the end: rc 0 and resp NULL when the server ended
+ * the stream with OK, else as for sentra_async_call. A stream has no
+ * deadline unless opts->deadline_ms > 0 (the client's default deadline
+ * does not apply). It is retried after a connection loss or UNAVAILABLE
+ * only while no message has arrived (StreamChanges is a read); after
+ * that the caller resumes, from the last cursor it got, say. The
+ * messages' pace is the caller's: while on_message runs, nothing more is
+ * read from the connection, and the server waits (flow control) instead
+ * of queueing without bound. Returns the call's handle or NULL as
+ * sentra_async_call does. */
+sentra_async_call_t *sentra_async_stream(sentra_async_t *a, const char *method,
+                                         const ProtobufCMessage *req,
+                                         const ProtobufCMessageDescriptor *msg_desc,
+                                         const sentra_call_opts_t *opts,
+                                         sentra_async_message_cb on_message,
+                                         sentra_async_cb on_end, void *arg);
 
 /* Cancels a call whose callback has not run yet: a CANCEL frame is sent if
  * the request was on the wire, and the callback runs on a later loop

@@ -5,6 +5,12 @@
  * timeouts and (lazily) one connection to sentrad. Every call is blocking;
  * <sentra/async.h> offers the same calls on the caller's libuv loop.
  *
+ * TLS: an address "tls://host:port" (or sentra_tls_opts_t.enable) makes
+ * the connection TLS 1.2 or 1.3. The server's certificate is always
+ * verified: its chain against the system's trusted CAs, or the CA file in
+ * sentra_tls_opts_t.ca_file / $SENTRA_CA, and its name against the host
+ * connected to (sentra_tls_opts_t, below).
+ *
  * Messages are the protobuf-c types generated from proto/sentra/v1/ (one .proto per service)
  * (installed as <sentra/v1/NAME.pb-c.h>): Sentra__V1__Sentra and so on.
  *
@@ -55,7 +61,7 @@ extern "C" {
 #endif
 
 #define SENTRA_VERSION_MAJOR 0
-#define SENTRA_VERSION_MINOR 1
+#define SENTRA_VERSION_MINOR 2
 #define SENTRA_VERSION_PATCH 0
 
 /* ---------------------------------------------------------------- errors */
@@ -76,7 +82,8 @@ extern "C" {
     XX(ETOOBIG, -11, "request larger than the maximum frame size")             \
     XX(ESTATUS, -12, "the server answered with a non-OK status")               \
     XX(EIO, -13, "input/output error")                                         \
-    XX(ESYNC, -14, "the sync store callback failed")
+    XX(ESYNC, -14, "the sync store callback failed")                           \
+    XX(ETLS, -15, "TLS failed (certificate not accepted, or refused by the server)")
 
 typedef enum {
     SENTRA_EOK = 0,
@@ -137,9 +144,9 @@ int sentra_status_copy(sentra_status_t *dst, const sentra_status_t *src);
  * set what you need. Strings are copied by the functions that take the
  * struct; the struct may be freed right after. */
 typedef struct sentra_client_opts {
-    const char *address;          /* "host:port", "[::1]:port", "unix:/path" or
-                                     "/path"; NULL: $SENTRA_ADDR, else
-                                     "127.0.0.1:7600" */
+    const char *address;          /* "host:port", "[::1]:port", "tls://host:port",
+                                     "unix:/path" or "/path"; NULL:
+                                     $SENTRA_ADDR, else "127.0.0.1:7600" */
     const char *token;            /* NULL: $SENTRA_TOKEN; "" for none */
     unsigned connect_timeout_ms;  /* per connection attempt; default 5000 */
     unsigned default_deadline_ms; /* per call when the call names none;
@@ -176,6 +183,40 @@ typedef struct sentra_client sentra_client_t;
  * failure. Free with sentra_client_free. */
 int sentra_client_new(sentra_client_t **out, const sentra_client_opts_t *opts);
 
+/* TLS settings (libsentra 0.2). Initialize with sentra_tls_opts_init;
+ * strings are copied by the functions that take the struct. Files are PEM.
+ * A field added later comes with new functions, never by growing this
+ * struct under the old ones. */
+typedef struct sentra_tls_opts {
+    int enable;                   /* 1: TLS even when the address has no
+                                     "tls://" (which enables it too) */
+    const char *ca_file;          /* CAs to trust instead of the system's;
+                                     NULL: $SENTRA_CA, else the system store */
+    const char *cert_file;        /* client certificate for mutual TLS (leaf,
+                                     then chain); NULL: $SENTRA_CERT, else none */
+    const char *key_file;         /* its unencrypted key; NULL: $SENTRA_KEY,
+                                     else in cert_file */
+    const char *server_name;      /* the name the certificate must carry (and
+                                     SNI); NULL: the address' host */
+    int insecure_no_hostname_check; /* 1: DANGEROUS. Accepts a certificate the
+                                     trusted CA issued for ANY name, so anyone
+                                     holding one can pose as the server. The
+                                     chain is still verified. For tests. */
+} sentra_tls_opts_t;
+
+void sentra_tls_opts_init(sentra_tls_opts_t *tls);
+
+/* sentra_client_new with TLS settings (tls may be NULL: as
+ * sentra_client_new, which reads $SENTRA_CA, $SENTRA_CERT and $SENTRA_KEY
+ * for a tls:// address). TLS is used when tls->enable is set or the
+ * address starts with "tls://"; the files are loaded now. When they cannot
+ * be, the handle is still made (0 is returned), every call fails with
+ * SENTRA_ETLS, and sentra_client_error_message() says why from the start:
+ * check it when the files may be wrong. Other returns as
+ * sentra_client_new. */
+int sentra_client_new_tls(sentra_client_t **out, const sentra_client_opts_t *opts,
+                          const sentra_tls_opts_t *tls);
+
 /* Closes the connection, fails nothing (no call can be running: the API is
  * blocking) and frees the handle. NULL is a no-op. */
 void sentra_client_free(sentra_client_t *c);
@@ -204,7 +245,7 @@ void sentra_client_set_deadline(sentra_client_t *c, unsigned ms);
 
 /* Calls `method` ("/sentra.v1.SentraService/GetSentra") with request `req`
  * and waits for the answer, reconnecting and retrying where that is safe
- * (reads: Get*, List*, PullChanges, Check, Ping; writes only with an
+ * (reads: Get*, List*, PullChanges, StreamChanges, Check, Ping; writes only with an
  * idempotency key). On success returns 0 and stores the decoded response
  * (type resp_desc) in *resp_out, which the caller frees with
  * protobuf_c_message_free_unpacked. On failure returns a negative
@@ -215,6 +256,27 @@ int sentra_call(sentra_client_t *c, const char *method,
                 const ProtobufCMessageDescriptor *resp_desc,
                 ProtobufCMessage **resp_out, const sentra_call_opts_t *opts,
                 sentra_status_t *status_out);
+
+/* A server-streaming call (SyncService/StreamChanges): sends req, then
+ * hands each message (decoded as msg_desc; borrowed for the duration of
+ * the callback) to on_message until the server ends the stream. Returns 0
+ * when the server ended it with OK, SENTRA_ECANCELED when on_message
+ * returned non-zero (the stream is cancelled), or the error that ended it
+ * (SENTRA_ESTATUS with the server's status, SENTRA_ETIMEDOUT when
+ * opts->deadline_ms passed, SENTRA_ECONNLOST, ...). No deadline applies
+ * unless opts->deadline_ms > 0. A loss before the first message is
+ * retried as for reads; after it, not (resume from your last cursor). */
+typedef int (*sentra_stream_cb)(void *arg, const ProtobufCMessage *msg);
+int sentra_call_stream(sentra_client_t *c, const char *method, const ProtobufCMessage *req,
+                       const ProtobufCMessageDescriptor *msg_desc, const sentra_call_opts_t *opts,
+                       sentra_stream_cb on_message, void *arg, sentra_status_t *status_out);
+
+/* SyncService/StreamChanges through sentra_call_stream; each message is
+ * a Sentra__V1__StreamChangesResponse. */
+typedef int (*sentra_stream_changes_cb)(void *arg, const Sentra__V1__StreamChangesResponse *msg);
+int sentra_stream_changes(sentra_client_t *c, const Sentra__V1__StreamChangesRequest *req,
+                          sentra_stream_changes_cb on_message, void *arg,
+                          const sentra_call_opts_t *opts, sentra_status_t *status_out);
 
 /* 1 when a call of `method` may be retried without an idempotency key. */
 int sentra_method_is_read(const char *method);
@@ -288,6 +350,7 @@ SENTRA_DECLARE_CALL_(sentra_who_am_i, Sentra__V1__WhoAmIRequest,
 #define SENTRA_M_GET_TIME_SERIES "/sentra.v1.StatsService/GetTimeSeries"
 #define SENTRA_M_PULL_CHANGES "/sentra.v1.SyncService/PullChanges"
 #define SENTRA_M_PUSH_CHANGES "/sentra.v1.SyncService/PushChanges"
+#define SENTRA_M_STREAM_CHANGES "/sentra.v1.SyncService/StreamChanges"
 #define SENTRA_M_CREATE_TOKEN "/sentra.v1.TokenService/CreateToken"
 #define SENTRA_M_LIST_TOKENS "/sentra.v1.TokenService/ListTokens"
 #define SENTRA_M_REVOKE_TOKEN "/sentra.v1.TokenService/RevokeToken"

@@ -1,6 +1,9 @@
 /*
  * sync.h: libsentra's sync helper for offline-first district apps.
  *
+ * Stream: sentra_sync_stream() does the same over one open
+ * SyncService/StreamChanges, and goes on with each change as it commits.
+ *
  * Pull: sentra_sync_pull() asks SyncService/PullChanges for the changes
  * after the caller's cursor, hands every changed record (or tombstone, with
  * `deleted` set) to the caller's `apply` callback, then hands the new cursor
@@ -74,6 +77,22 @@ typedef struct sentra_sync_stats {
  * the error of the call that failed (status in st). stats may be NULL. */
 int sentra_sync_pull(sentra_client_t *c, const char *cursor, const sentra_sync_opts_t *opts,
                      const sentra_sync_store_t *store, sentra_sync_stats_t *stats, sentra_status_t *st);
+
+/* Streams every change after `cursor` (SyncService/StreamChanges): the
+ * catch-up, then each change as it commits, for max_ms milliseconds (0:
+ * until a callback stops it or an error that is not transient). Records
+ * go to apply and each message's cursor to save_cursor, as for a pull
+ * (one message is one batch, at most opts->batch records; 0: 5000);
+ * progress runs after each message. When the stream ends because the
+ * server went away, is stopping (UNAVAILABLE) or the connection was
+ * lost, it is opened again after a backoff, from the last cursor saved;
+ * when the server ends it with OK, at once. Returns 0 when max_ms passed,
+ * SENTRA_ESYNC when a callback stopped it, or the error that ended it
+ * (after opts->max_retries rounds without a message, for transient
+ * ones). stats may be NULL; stats->batches counts messages. */
+int sentra_sync_stream(sentra_client_t *c, const char *cursor, const sentra_sync_opts_t *opts,
+                       unsigned max_ms, const sentra_sync_store_t *store, sentra_sync_stats_t *stats,
+                       sentra_status_t *st);
 
 /* Pushes every pending mutation of the store, as client `client_id`.
  * Returns 0 when all were sent (whatever their outcome: see stats and
