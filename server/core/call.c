@@ -859,7 +859,7 @@ static void dispatch(call_t *c)
 {
     const method_t *m = c->method;
     int role = c->auth.role;
-    if (!(m->flags & METHOD_PUBLIC)) {
+    if (!(m->flags & (METHOD_PUBLIC | METHOD_ANY_ROLE))) {
         if (m->flags & METHOD_ADMIN) {
             if (role != SENTRA__V1__ROLE__ROLE_ADMIN) {
                 call_fail(c, SENTRA_PERMISSION_DENIED, "%s needs an admin token", m->name);

@@ -24,6 +24,8 @@ typedef void (*handler_fn)(call_t *c);
                               * srv->generation: Connect GETs get ETags */
 #define METHOD_RECORD_PATHS 0x80 /* violations name the request's "sentra" fields
                                   * without "sentra." ("name", "figures[0].year") */
+#define METHOD_ANY_ROLE 0x100 /* any valid token, admin included: no role check
+                               * (WhoAmI answers the token itself) */
 
 typedef struct method {
     const char *name;                             /* "/sentra.v1.SentraService/GetSentra" */
@@ -69,5 +71,6 @@ void h_stream_changes(call_t *c);
 void h_create_token(call_t *c);
 void h_list_tokens(call_t *c);
 void h_revoke_token(call_t *c);
+void h_who_am_i(call_t *c);
 
 #endif

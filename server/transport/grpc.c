@@ -15,6 +15,12 @@
  * google.rpc.BadRequest), ABORTED on a version conflict the version the
  * server holds in the sentra-current-version trailer.
  *
+ * Bounds (docs/PROTOCOL.md, limits): an answer that would take the
+ * connection past its bound of unread answers (conn_answer_fits: the
+ * stream buffers count, h2.c) is replaced by RESOURCE_EXHAUSTED, but for
+ * the outcome of a write; a request's bytes count against the
+ * connection's budget (h2.c) until its call is done.
+ *
  * Server streaming (METHOD_STREAM): each call_send() is one message;
  * the sink says "full" (returns 1) once H2_STREAM_HIGH bytes wait in the
  * stream or the socket's queue is full, and h2.c's on_drained resumes the
@@ -35,6 +41,7 @@
 #include "conn.h"
 #include "h2.h"
 #include "log.h"
+#include "methods.h"
 #include "reflection.h"
 #include "server.h"
 #include "google/rpc/error_details.pb-c.h"
@@ -230,12 +237,11 @@ static int ensure_headers(gstream_t *g)
     return 0;
 }
 
-/* Packs m as one length-prefixed message straight into the stream's
- * buffer. Returns 0, or -1 when the stream is gone or m is over the limit
- * (the status then says so). */
-static int send_message(gstream_t *g, const ProtobufCMessage *m)
+/* Packs m (n bytes packed) as one length-prefixed message straight into
+ * the stream's buffer. Returns 0, or -1 when the stream is gone or m is
+ * over the limit (the status then says so). */
+static int send_message(gstream_t *g, const ProtobufCMessage *m, size_t n)
 {
-    size_t n = protobuf_c_message_get_packed_size(m);
     if (n > max_message(g->s)) {
         char msg[160];
         snprintf(msg, sizeof(msg), "response of %zu bytes is larger than the limit of %" PRIu32
@@ -265,8 +271,23 @@ static void sink_answer(call_t *c, const call_answer_t *a)
     gstream_t *g = c->sink_arg;
     if (g == NULL || g->finished)
         return;
-    if (a->code == SENTRA_OK && a->payload != NULL && send_message(g, a->payload) != 0)
-        return;
+    if (a->code == SENTRA_OK && a->payload != NULL) {
+        size_t n = protobuf_c_message_get_packed_size(a->payload);
+        if (!conn_answer_fits(g->s->conn, GRPC_PREFIX + n) &&
+            !(c->method != NULL && (c->method->flags & METHOD_WRITE))) {
+            /* The client leaves its answers unread: this one would take
+             * the connection (or the server) past its bound. The outcome
+             * of a write is always sent. */
+            char msg[200];
+            snprintf(msg, sizeof(msg), "answer of %zu bytes not sent: %zu bytes of earlier answers "
+                     "are still unread on this connection; read them, then retry",
+                     n, g->s->conn->wqueued + g->s->conn->kept);
+            finish(g, SENTRA_RESOURCE_EXHAUSTED, msg, NULL, 0);
+            return;
+        }
+        if (send_message(g, a->payload, n) != 0)
+            return;
+    }
     finish(g, a->code, a->message, a->violations, a->current_version);
 }
 
@@ -277,7 +298,7 @@ static int sink_message(call_t *c, const ProtobufCMessage *m)
      * or the client went), say "full": the handler waits for a writable
      * that never comes, and the call ends when the stream closes
      * (g_on_close cancels it), instead of producing into nothing. */
-    if (g == NULL || g->finished || send_message(g, m) != 0)
+    if (g == NULL || g->finished || send_message(g, m, protobuf_c_message_get_packed_size(m)) != 0)
         return 1;
     return h2_stream_full(g->s);
 }
@@ -287,6 +308,8 @@ static void sink_done(call_t *c)
     gstream_t *g = c->sink_arg;
     g->call = NULL;
     call_unref(c);
+    /* Its request bytes stop counting against the connection's budget. */
+    h2_stream_release(g->s);
 }
 
 static const call_sink_t grpc_sink = {
@@ -404,6 +427,13 @@ static void reflect(gstream_t *g, const uint8_t *msg, size_t len)
         finish(g, SENTRA_INVALID_ARGUMENT, "not a valid ServerReflectionRequest", NULL, 0);
         return;
     }
+    if (!conn_answer_fits(g->s->conn, GRPC_PREFIX + outlen)) {
+        /* A client that asks and never reads gets an error, not our
+         * memory. */
+        free(out);
+        finish(g, SENTRA_RESOURCE_EXHAUSTED, "reflection answers are not being read", NULL, 0);
+        return;
+    }
     if (ensure_headers(g) != 0) {
         free(out);
         return;
@@ -419,9 +449,6 @@ static void reflect(gstream_t *g, const uint8_t *msg, size_t len)
         h2_stream_commit(g->s, GRPC_PREFIX + outlen);
     }
     free(out);
-    /* A client that asks and never reads gets an error, not our memory. */
-    if (h2_stream_buffered(g->s) > 4 * 1024 * 1024)
-        finish(g, SENTRA_RESOURCE_EXHAUSTED, "reflection answers are not being read", NULL, 0);
 }
 
 static void g_on_data(h2_stream_t *s, const uint8_t *data, size_t len)
@@ -513,6 +540,7 @@ static void g_on_end(h2_stream_t *s)
                g->nmsg == 0 && g->in_len == 0 ? "this method takes exactly one request message"
                                               : "request ended inside a message",
                NULL, 0);
+        h2_stream_release(s);
         return;
     }
 
@@ -544,11 +572,11 @@ static void g_on_end(h2_stream_t *s)
     call_start(g->call, &r);
     if (md != md_small)
         free(md);
-    /* call_start copied what it keeps. */
+    /* call_start copied what it keeps; the bytes count until the call is
+     * done (sink_done), as the native protocol counts its frames. */
     free(g->in);
     g->in = NULL;
     g->in_len = g->in_off = g->in_cap = 0;
-    h2_stream_release(s);
 }
 
 static void g_on_drained(h2_stream_t *s)

@@ -25,10 +25,19 @@
  * Bounds per connection: at most --max-inflight concurrent streams
  * (SETTINGS_MAX_CONCURRENT_STREAMS), H2_MAX_HEADER_BYTES of request
  * headers per stream, H2_CONN_IN_BUDGET of request bytes held for apps
- * before the connection window stops being given back, H2_STREAM_HIGH per
- * stream of response bytes before a producer pauses, and nghttp2's own
- * limits on queued control frames, SETTINGS, CONTINUATION frames and the
- * rate of stream resets (CVE-2023-44487).
+ * (bodies being received, and those of requests whose calls run: apps
+ * release them when the call is done) before the connection window stops
+ * being given back; when bodies still being received would pass it alone,
+ * the stream receiving is reset with ENHANCE_YOUR_CALM, which gRPC reads
+ * as RESOURCE_EXHAUSTED (withholding the window cannot help when no
+ * request is complete: none would finish); H2_STREAM_HIGH per stream of
+ * response bytes before a producer pauses, and nghttp2's own limits on
+ * queued control frames, SETTINGS, CONTINUATION frames and the rate of
+ * stream resets (CVE-2023-44487). What waits in the streams' buffers
+ * (bodies and trailers, and nghttp2's copy of the trailers) counts as
+ * answers waiting for the client (conn_kept): apps refuse answers beyond
+ * CONN_WQ_MAX per connection (conn_answer_fits), as the native protocol
+ * does.
  *
  * Connection rules (gRPC's): PING is answered, but a client pinging more
  * often than the policy allows gets GOAWAY(ENHANCE_YOUR_CALM,
@@ -76,6 +85,8 @@ struct stream {
     nghttp2_nv *trailers;          /* to send after the body (h2_stream_end) */
     size_t ntrailers;
     char *trailer_mem;             /* their names and values */
+    size_t kept;                   /* out_cap and the trailers' memory (ours and
+                                    * nghttp2's copy), counted in conn->kept */
     size_t in_held;                /* request bytes given to the app, not released */
     unsigned flags;                /* S_* */
 };
@@ -107,7 +118,9 @@ typedef struct h2 {
     uv_idle_t *soon;               /* runs the flush put off by flush_soon; malloc'ed,
                                     * as it is closed apart from the connection */
     int drained_pending;           /* a stream may want on_drained */
-    size_t in_held;                /* request bytes held by apps (H2_CONN_IN_BUDGET) */
+    size_t in_held;                /* request bytes held by apps (in_budget) */
+    size_t in_partial;             /* ... of them, of streams the client has not ended */
+    size_t in_budget;              /* H2_CONN_IN_BUDGET, or a maximum frame and more */
     size_t in_owed;                /* connection window not given back yet */
     uint64_t last_stream_ms;       /* last stream opened or closed (idle timeout) */
     uint64_t last_ping_ms;         /* client's last PING (gRPC ping policy) */
@@ -151,6 +164,7 @@ static struct stream *stream_of(h2_t *h, int32_t id)
 
 static void stream_free(struct stream *s)
 {
+    conn_kept(s->h2->conn, -(ptrdiff_t)s->kept);
     free(s->hdr);
     free(s->hmem);
     free(s->out);
@@ -170,14 +184,25 @@ static void stream_unlink(h2_t *h, struct stream *s)
     h->nstreams--;
 }
 
-/* Gives back the connection window owed while apps held bytes. */
-static void release_bytes(h2_t *h, size_t n)
+/* The app is done with s's request bytes: gives back the connection
+ * window owed while apps held many. */
+static void release_bytes(h2_t *h, struct stream *s)
 {
-    h->in_held -= n;
-    if (h->in_owed > 0 && h->in_held < H2_CONN_IN_BUDGET) {
+    h->in_held -= s->in_held;
+    if (!(s->flags & S_REMOTE_ENDED))
+        h->in_partial -= s->in_held;
+    s->in_held = 0;
+    if (h->in_owed > 0 && h->in_held < h->in_budget) {
         nghttp2_session_consume_connection(h->session, h->in_owed);
         h->in_owed = 0;
     }
+}
+
+/* The client ended s: its bytes are no longer a body being received. */
+static void remote_ended(h2_t *h, struct stream *s)
+{
+    s->flags |= S_REMOTE_ENDED;
+    h->in_partial -= s->in_held;
 }
 
 /* The app's last call, then the record goes (nghttp2 forgets it too). */
@@ -188,8 +213,7 @@ static void stream_close(h2_t *h, struct stream *s, uint32_t code)
     s->pub.app = NULL;
     if (app != NULL && app->on_close != NULL)
         app->on_close(&s->pub, code);
-    release_bytes(h, s->in_held);
-    s->in_held = 0;
+    release_bytes(h, s);
     stream_unlink(h, s);
     if (h->conn->state != CONN_CLOSING)
         nghttp2_session_set_stream_user_data(h->session, s->pub.id, NULL);
@@ -248,8 +272,7 @@ int h2_stream_full(h2_stream_t *pub)
 void h2_stream_release(h2_stream_t *pub)
 {
     struct stream *s = (struct stream *)pub;
-    release_bytes(s->h2, s->in_held);
-    s->in_held = 0;
+    release_bytes(s->h2, s);
     flush_soon(s->h2);
 }
 
@@ -401,6 +424,8 @@ uint8_t *h2_stream_reserve(h2_stream_t *pub, size_t n)
             uint8_t *p = realloc(s->out, cap);
             if (p == NULL)
                 abort();
+            conn_kept(s->h2->conn, (ptrdiff_t)(cap - s->out_cap));
+            s->kept += cap - s->out_cap;
             s->out = p;
             s->out_cap = cap;
         }
@@ -452,6 +477,10 @@ void h2_stream_end(h2_stream_t *pub, const nghttp2_nv *nva, size_t n)
             s->trailers[i].flags = NGHTTP2_NV_FLAG_NONE;
         }
         s->ntrailers = n;
+        /* Ours and the copy nghttp2 makes when they are submitted. */
+        size_t mem = 2 * (bytes + n * sizeof(*s->trailers));
+        conn_kept(s->h2->conn, (ptrdiff_t)mem);
+        s->kept += mem;
     }
     s->flags |= S_END;
     resume(s);
@@ -595,11 +624,25 @@ static int on_data_chunk(nghttp2_session *session, uint8_t flags, int32_t id, co
         nghttp2_session_consume_connection(session, len);
         return 0;
     }
+    if (!(s->flags & S_REMOTE_ENDED) && h->in_partial + len > h->in_budget) {
+        /* Bodies being received hold the budget: none is complete, so
+         * withholding the window would only stall them all. This stream
+         * goes (the others can finish). */
+        log_info("h2_stream_refused", "peer=%s stream=%d reason=\"request bodies in progress on this "
+                 "connection exceed %zu bytes\"", h->conn->peer, id, h->in_budget);
+        release_bytes(h, s);
+        s->flags |= S_CLOSED;
+        nghttp2_session_consume_connection(session, len);
+        nghttp2_submit_rst_stream(session, NGHTTP2_FLAG_NONE, id, NGHTTP2_ENHANCE_YOUR_CALM);
+        return 0;
+    }
     /* The connection's window comes back at once while apps hold little,
      * later (release_bytes) when they hold much. */
     s->in_held += len;
     h->in_held += len;
-    if (h->in_held <= H2_CONN_IN_BUDGET)
+    if (!(s->flags & S_REMOTE_ENDED))
+        h->in_partial += len;
+    if (h->in_held <= h->in_budget)
         nghttp2_session_consume_connection(session, len);
     else
         h->in_owed += len;
@@ -657,7 +700,7 @@ static int on_frame_recv(nghttp2_session *session, const nghttp2_frame *frame, v
         if (frame->headers.cat == NGHTTP2_HCAT_REQUEST)
             dispatch(s);
         if ((frame->hd.flags & NGHTTP2_FLAG_END_STREAM) && !(s->flags & S_REMOTE_ENDED)) {
-            s->flags |= S_REMOTE_ENDED;
+            remote_ended(h, s);
             if (s->pub.app != NULL && !(s->flags & S_CLOSED))
                 s->pub.app->on_end(&s->pub);
         }
@@ -665,7 +708,7 @@ static int on_frame_recv(nghttp2_session *session, const nghttp2_frame *frame, v
     case NGHTTP2_DATA:
         s = stream_of(h, frame->hd.stream_id);
         if (s != NULL && (frame->hd.flags & NGHTTP2_FLAG_END_STREAM) && !(s->flags & S_REMOTE_ENDED)) {
-            s->flags |= S_REMOTE_ENDED;
+            remote_ended(h, s);
             if (s->pub.app != NULL && !(s->flags & S_CLOSED))
                 s->pub.app->on_end(&s->pub);
         }
@@ -866,6 +909,10 @@ static int h2_open(struct conn *c)
         return -1;
     h->conn = c;
     h->last_stream_ms = conn_now_ms(c);
+    /* A request of the largest size must always fit. */
+    h->in_budget = H2_CONN_IN_BUDGET;
+    if (h->in_budget < (size_t)c->srv->cfg->max_frame + 64 * 1024)
+        h->in_budget = (size_t)c->srv->cfg->max_frame + 64 * 1024;
     if (nghttp2_session_callbacks_new(&cb) != 0 || nghttp2_option_new(&opt) != 0)
         goto fail;
     nghttp2_session_callbacks_set_send_callback(cb, send_cb);

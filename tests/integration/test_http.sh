@@ -347,6 +347,14 @@ check "GET of a method with side effects is 405" 405 "$(code "$r")"
 r=$(curl -s -w '\n%{http_code}' -H "Authorization: Bearer $PROV" "$U/sentra.v1.SentraService/GetRegion?message=%7B%7D")
 check "GET without encoding: invalid_argument 400" "invalid_argument 400" "$(body "$r" | jq -r .code) $(code "$r")"
 
+# WhoAmI, a read that any token may call (the admin's too): Connect GET,
+# no ETag (tokens change without the notifications tags rest on).
+r=$(curl -s -D "$TMP/hw" -H "Authorization: Bearer $DIST" "$U/sentra.v1.TokenService/WhoAmI?encoding=json&message=%7B%7D")
+check "GET WhoAmI (district 18.71)" "ROLE_DISTRICT 18.71 test_http" "$(jq -r '"\(.role) \(.regionCode) \(.label)"' <<<"$r")"
+hasnt "WhoAmI carries no ETag" "$(cat "$TMP/hw")" "ETag:"
+has "WhoAmI is not cached" "$(cat "$TMP/hw")" "Cache-Control: no-store"
+check "WhoAmI with an admin token" "ROLE_ADMIN" "$(rpc "$ADMIN" TokenService/WhoAmI '{}' | head -1 | jq -r .role)"
+
 # ---------------------------------------------------------------- limits and malformed requests
 
 # raw REQUEST-BYTES: writes them on a fresh connection and prints what comes
