@@ -186,7 +186,10 @@ $(BUILD)/tests/%: tests/unit/%.c $(LIBSERVER_A) $(LIBSENTRA_A) $(TESTLIB_OBJ) $(
 $(BUILD)/tests/%: tests/integration/%.c $(LIBSENTRA_A) $(TESTLIB_OBJ) $(PB_H)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -Itests/lib -o $@ $< $(TESTLIB_OBJ) $(LIBSENTRA_A) \
-	    $(LDFLAGS) $(PKG_LIBS) $(TEST_LIBS) -lm
+	    $(LDFLAGS) $(PKG_LIBS) $(ITEST_LIBS) $(TEST_LIBS) -lm
+
+# Integration tests that need more than the client's libraries.
+$(BUILD)/tests/test_memory_http: ITEST_LIBS = $(shell pkg-config --libs libnghttp2)
 
 tests: all $(UNIT_BIN) $(ITEST_BIN)
 

@@ -22,10 +22,8 @@
 
 /* ---------------------------------------------------------------- buffer */
 
-static void buf_reserve(pbjson_buf_t *b, size_t more)
+static __attribute__((noinline)) void buf_grow(pbjson_buf_t *b, size_t more)
 {
-    if (b->len + more + 1 <= b->cap)
-        return;
     size_t cap = b->cap ? b->cap : 256;
     while (cap < b->len + more + 1)
         cap *= 2;
@@ -34,6 +32,14 @@ static void buf_reserve(pbjson_buf_t *b, size_t more)
         abort();
     b->data = p;
     b->cap = cap;
+}
+
+/* Room for more bytes and the NUL: a compare on the way of every write,
+ * the growing apart. */
+static inline void buf_reserve(pbjson_buf_t *b, size_t more)
+{
+    if (b->len + more + 1 > b->cap)
+        buf_grow(b, more);
 }
 
 static void buf_add(pbjson_buf_t *b, const char *s, size_t n)
@@ -226,51 +232,169 @@ static size_t utf8_seq(const unsigned char *s, size_t n)
     return len;
 }
 
+/* Bytes a JSON string cannot carry as they are: 1 for the control
+ * characters, '"' and '\\' (escaped), 2 for bytes from 0x80 (kept only as
+ * part of a valid UTF-8 sequence). One table look-up per byte: the
+ * strings of an answer are mostly plain text, copied in runs. */
+static const unsigned char json_special[256] = {
+    [0x00 ... 0x1f] = 1, ['"'] = 1, ['\\'] = 1, [0x80 ... 0xff] = 2,
+};
+
+static const char hex_digits[] = "0123456789abcdef";
+
+/* Whether any of the 8 bytes of w is special (json_special): below 0x20,
+ * '"', '\\' or from 0x80. Bit Twiddling Hacks' hasless(w, 0x20) and
+ * haszero(w ^ c), exact as a yes or no; plain text goes 8 bytes a test. */
+static inline int word_special(uint64_t w)
+{
+    const uint64_t ones = 0x0101010101010101ull, high = 0x8080808080808080ull;
+    uint64_t q = w ^ (ones * '"'), bs = w ^ (ones * '\\');
+    uint64_t r = ((w - ones * 0x20) & ~w) | ((q - ones) & ~q) | ((bs - ones) & ~bs) | w;
+    return (r & high) != 0;
+}
+
+/* Appends n bytes without the NUL (the caller writes it). */
+static void buf_put(pbjson_buf_t *b, const void *s, size_t n)
+{
+    buf_reserve(b, n);
+    memcpy(b->data + b->len, s, n);
+    b->len += n;
+}
+
 static void write_string(pbjson_buf_t *b, const char *str)
 {
     const unsigned char *s = (const unsigned char *)(str ? str : "");
     size_t n = strlen((const char *)s);
     buf_reserve(b, n + 2);
-    buf_addc(b, '"');
-    size_t run = 0; /* bytes copied as they are, pending */
-    for (size_t i = 0; i < n;) {
-        unsigned c = s[i];
-        const char *esc = NULL;
-        char ubuf[8];
-        size_t seq = 1;
-        if (c == '"')
-            esc = "\\\"";
-        else if (c == '\\')
-            esc = "\\\\";
-        else if (c == '\n')
-            esc = "\\n";
-        else if (c == '\r')
-            esc = "\\r";
-        else if (c == '\t')
-            esc = "\\t";
-        else if (c == '\b')
-            esc = "\\b";
-        else if (c == '\f')
-            esc = "\\f";
-        else if (c < 0x20) {
-            snprintf(ubuf, sizeof(ubuf), "\\u%04x", c);
-            esc = ubuf;
-        } else if (c >= 0x80 && (seq = utf8_seq(s + i, n - i)) == 0) {
-            esc = "\\ufffd";
-            seq = 1;
+    b->data[b->len++] = '"';
+    size_t i = 0;
+    for (;;) {
+        /* A run of bytes that go as they are. */
+        size_t start = i;
+        while (i < n) {
+            if (n - i >= 8) {
+                uint64_t w;
+                memcpy(&w, s + i, 8);
+                if (!word_special(w)) {
+                    i += 8;
+                    continue;
+                }
+            }
+            unsigned k = json_special[s[i]];
+            if (k == 0) {
+                i++;
+            } else if (k == 2) {
+                size_t seq = utf8_seq(s + i, n - i);
+                if (seq == 0)
+                    break;
+                i += seq;
+            } else {
+                break;
+            }
         }
-        if (esc == NULL) {
-            run += seq;
-            i += seq;
-            continue;
+        buf_put(b, s + start, i - start);
+        if (i >= n)
+            break;
+        /* One byte that needs an escape. */
+        unsigned c = s[i++];
+        char e[6] = { '\\', 0 };
+        size_t elen = 2;
+        switch (c) {
+        case '"': e[1] = '"'; break;
+        case '\\': e[1] = '\\'; break;
+        case '\n': e[1] = 'n'; break;
+        case '\r': e[1] = 'r'; break;
+        case '\t': e[1] = 't'; break;
+        case '\b': e[1] = 'b'; break;
+        case '\f': e[1] = 'f'; break;
+        default:
+            if (c < 0x20) {
+                memcpy(e, "\\u00", 4);
+                e[4] = hex_digits[c >> 4];
+                e[5] = hex_digits[c & 15];
+            } else {
+                memcpy(e, "\\ufffd", 6);   /* not UTF-8: U+FFFD */
+            }
+            elen = 6;
+            break;
         }
-        buf_add(b, (const char *)s + i - run, run);
-        run = 0;
-        buf_adds(b, esc);
-        i += seq;
+        buf_put(b, e, elen);
     }
-    buf_add(b, (const char *)s + n - run, run);
-    buf_addc(b, '"');
+    buf_reserve(b, 1);
+    b->data[b->len++] = '"';
+    b->data[b->len] = '\0';
+}
+
+/* A field's name and the colon after it. Names are identifiers (protoc
+ * allows nothing else), so they need no escaping; the JSON name is
+ * protoc's ToJsonName, written as it is made (pbjson_json_name). */
+static void write_key(pbjson_buf_t *b, const char *name, unsigned flags)
+{
+    size_t n = strlen(name);
+    buf_reserve(b, n + 3);
+    char *o = b->data + b->len;
+    *o++ = '"';
+    if (flags & PBJSON_PROTO_NAMES) {
+        memcpy(o, name, n);
+        o += n;
+    } else {
+        /* The runs between underscores as they are; each '_' (or run of
+         * them) dropped and a lower-case letter after it capitalized. */
+        const char *p = name, *end = name + n;
+        for (;;) {
+            const char *u = memchr(p, '_', (size_t)(end - p));
+            size_t k = (size_t)((u != NULL ? u : end) - p);
+            memcpy(o, p, k);
+            o += k;
+            if (u == NULL)
+                break;
+            for (p = u; p < end && *p == '_'; p++)
+                ;
+            if (p < end && *p >= 'a' && *p <= 'z')
+                *o++ = (char)(*p++ - 'a' + 'A');
+        }
+    }
+    *o++ = '"';
+    *o++ = ':';
+    b->len = (size_t)(o - b->data);
+    b->data[b->len] = '\0';
+}
+
+/* An integer in decimal, quoted for the 64-bit types (proto3's JSON), as
+ * printf's %lld / %llu would print it. */
+static void write_int(pbjson_buf_t *b, uint64_t magnitude, int negative, int quoted)
+{
+    static const char pairs[] = "00010203040506070809101112131415161718192021222324252627282930313233343536373839"
+                                "40414243444546474849505152535455565758596061626364656667686970717273747576777879"
+                                "8081828384858687888990919293949596979899";
+    char tmp[24], *e = tmp + sizeof(tmp), *p = e;
+    if (quoted)
+        *--p = '"';
+    while (magnitude >= 100) {       /* two digits a division */
+        unsigned d = (unsigned)(magnitude % 100) * 2;
+        magnitude /= 100;
+        *--p = pairs[d + 1];
+        *--p = pairs[d];
+    }
+    if (magnitude >= 10) {
+        unsigned d = (unsigned)magnitude * 2;
+        *--p = pairs[d + 1];
+        *--p = pairs[d];
+    } else {
+        *--p = (char)('0' + magnitude);
+    }
+    if (negative)
+        *--p = '-';
+    if (quoted)
+        *--p = '"';
+    buf_put(b, p, (size_t)(e - p));
+    b->data[b->len] = '\0';
+}
+
+static void write_signed(pbjson_buf_t *b, int64_t v, int quoted)
+{
+    /* The magnitude of INT64_MIN does not fit an int64_t: negate unsigned. */
+    write_int(b, v < 0 ? -(uint64_t)v : (uint64_t)v, v < 0, quoted);
 }
 
 /* The shortest of %.15g, %.16g, %.17g that reads back as v. */
@@ -311,29 +435,24 @@ static void write_message(pbjson_buf_t *b, const ProtobufCMessage *m, unsigned f
 static void write_value(pbjson_buf_t *b, const ProtobufCFieldDescriptor *f, const void *p,
                         unsigned flags)
 {
-    char tmp[32];
     switch (f->type) {
     case PROTOBUF_C_TYPE_INT32:
     case PROTOBUF_C_TYPE_SINT32:
     case PROTOBUF_C_TYPE_SFIXED32:
-        snprintf(tmp, sizeof(tmp), "%d", (int)*(const int32_t *)p);
-        buf_adds(b, tmp);
+        write_signed(b, *(const int32_t *)p, 0);
         return;
     case PROTOBUF_C_TYPE_UINT32:
     case PROTOBUF_C_TYPE_FIXED32:
-        snprintf(tmp, sizeof(tmp), "%u", (unsigned)*(const uint32_t *)p);
-        buf_adds(b, tmp);
+        write_int(b, *(const uint32_t *)p, 0, 0);
         return;
     case PROTOBUF_C_TYPE_INT64:
     case PROTOBUF_C_TYPE_SINT64:
     case PROTOBUF_C_TYPE_SFIXED64:
-        snprintf(tmp, sizeof(tmp), "\"%lld\"", (long long)*(const int64_t *)p);
-        buf_adds(b, tmp);
+        write_signed(b, *(const int64_t *)p, 1);
         return;
     case PROTOBUF_C_TYPE_UINT64:
     case PROTOBUF_C_TYPE_FIXED64:
-        snprintf(tmp, sizeof(tmp), "\"%llu\"", (unsigned long long)*(const uint64_t *)p);
-        buf_adds(b, tmp);
+        write_int(b, *(const uint64_t *)p, 0, 1);
         return;
     case PROTOBUF_C_TYPE_FLOAT:
         write_double(b, *(const float *)p, 1);
@@ -347,12 +466,10 @@ static void write_value(pbjson_buf_t *b, const ProtobufCFieldDescriptor *f, cons
     case PROTOBUF_C_TYPE_ENUM: {
         int v = *(const int *)p;
         const ProtobufCEnumValue *ev = protobuf_c_enum_descriptor_get_value(f->descriptor, v);
-        if (ev != NULL) {
+        if (ev != NULL)
             write_string(b, ev->name);
-        } else {
-            snprintf(tmp, sizeof(tmp), "%d", v);
-            buf_adds(b, tmp);
-        }
+        else
+            write_signed(b, v, 0);
         return;
     }
     case PROTOBUF_C_TYPE_STRING:
@@ -433,10 +550,7 @@ static void write_message(pbjson_buf_t *b, const ProtobufCMessage *m, unsigned f
         if (!first)
             buf_addc(b, ',');
         first = 0;
-        char name[256];
-        write_string(b, (flags & PBJSON_PROTO_NAMES) ? f->name
-                                                      : pbjson_json_name(f->name, name, sizeof(name)));
-        buf_addc(b, ':');
+        write_key(b, f->name, flags);
         if (f->label == PROTOBUF_C_LABEL_REPEATED) {
             const char *items = *(char *const *)p;
             size_t sz = type_size(f->type);
@@ -459,6 +573,11 @@ void pbjson_buf_add(pbjson_buf_t *out, const char *s, size_t n)
     buf_add(out, s, n);
 }
 
+void pbjson_buf_reserve(pbjson_buf_t *out, size_t n)
+{
+    buf_reserve(out, n);
+}
+
 void pbjson_buf_string(pbjson_buf_t *out, const char *s)
 {
     write_string(out, s);
@@ -472,6 +591,7 @@ void pbjson_write(pbjson_buf_t *out, const ProtobufCMessage *m, unsigned flags)
 char *pbjson_encode(const ProtobufCMessage *m, unsigned flags, size_t *len)
 {
     pbjson_buf_t b = { 0 };
+    buf_reserve(&b, 1024 - 1);   /* a record's JSON in one or two allocations, not five */
     write_message(&b, m, flags);
     if (len != NULL)
         *len = b.len;

@@ -55,6 +55,10 @@ void pbjson_write(pbjson_buf_t *out, const ProtobufCMessage *m, unsigned flags);
 /* Appends n bytes of s to out, as they are. */
 void pbjson_buf_add(pbjson_buf_t *out, const char *s, size_t n);
 
+/* Makes room for n more bytes (and the NUL) in out at once, so that a
+ * writer that knows its size grows the buffer once. */
+void pbjson_buf_reserve(pbjson_buf_t *out, size_t n);
+
 /* Appends s as a JSON string: quoted, escaped, invalid UTF-8 bytes as
  * U+FFFD (NULL prints as ""). */
 void pbjson_buf_string(pbjson_buf_t *out, const char *s);

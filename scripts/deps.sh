@@ -85,21 +85,38 @@ case "${1:---check}" in
     apt-get update -qq >&2 && apt-get install -y -qq --no-install-recommends $need >&2 || exit 1
     ;;
 --bench)
-    # Extra tools for `make bench`, `make fuzz` and `make valgrind-test`.
+    # Extra tools for `make bench`, `make cpu-bench`, `make fuzz` and
+    # `make valgrind-test`.
     need=""
-    for c in redis-server redis-benchmark clang valgrind grpc_cpp_plugin haproxy wrk; do
+    for c in redis-server redis-benchmark clang valgrind callgrind_control strace grpc_cpp_plugin haproxy wrk; do
         command -v $c >/dev/null 2>&1 || need=yes
     done
     pkg-config --exists grpc++ 2>/dev/null || need=yes
     ls /usr/lib/llvm-*/lib/clang/*/lib/linux/libclang_rt.fuzzer-x86_64.a >/dev/null 2>&1 || need=yes
     [ -z "$need" ] && exit 0
     if [ "$(id -u)" != 0 ]; then
-        echo "sentra: as root, run: apt-get install -y redis-server clang valgrind libclang-rt-14-dev libgrpc++-dev protobuf-compiler-grpc haproxy wrk" >&2
+        echo "sentra: as root, run: apt-get install -y redis-server clang valgrind strace libclang-rt-14-dev libgrpc++-dev protobuf-compiler-grpc haproxy wrk" >&2
         exit 1
     fi
     export DEBIAN_FRONTEND=noninteractive
-    apt-get update -qq >&2 && apt-get install -y -qq redis-server clang valgrind libclang-rt-14-dev \
-        echo "sentra: as root, run: apt-get install -y redis-server clang valgrind libclang-rt-14-dev libgrpc++-dev protobuf-compiler-grpc haproxy wrk" >&2
+    apt-get update -qq >&2 && apt-get install -y -qq redis-server clang valgrind strace libclang-rt-14-dev \
+        libgrpc++-dev protobuf-compiler-grpc haproxy wrk >&2 || exit 1
+    ;;
+--ha)
+    # Extra packages for `make ha-up` and `make ha-test` (issue 17): the
+    # failover manager and the proxy, from Debian 12.
+    need=""
+    command -v pg_autoctl >/dev/null 2>&1 || need=yes
+    command -v haproxy >/dev/null 2>&1 || need=yes
+    ls /usr/lib/postgresql/15/lib/pgautofailover.so >/dev/null 2>&1 || need=yes
+    [ -z "$need" ] && exit 0
+    if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null 2>&1; then
+        echo "sentra: as root on Debian 12, run: apt-get install -y $HA_PKGS" >&2
+        exit 1
+    fi
+    export DEBIAN_FRONTEND=noninteractive
+    # shellcheck disable=SC2086
+    apt-get update -qq >&2 && apt-get install -y -qq --no-install-recommends $HA_PKGS >&2 || exit 1
     ;;
 *)
     echo "usage: $0 --check | --install | --web | --bench | --ha" >&2

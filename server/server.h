@@ -32,6 +32,8 @@ typedef struct server {
     uv_timer_t grace;           /* shutdown grace period */
     struct conn *conns;         /* every open connection */
     int nconns;                 /* how many */
+    int nrefused;               /* of them, refused at accept and being answered
+                                 * (conn.c): not counted against --max-connections */
     int stopping;               /* SIGTERM/SIGINT received */
     int bound_port;             /* the TCP port actually bound */
     uint64_t requests;          /* requests started, for logs */

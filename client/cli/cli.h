@@ -194,6 +194,7 @@ int cmd_health(cli_t *, int, char **);      /* cli_system.c */
 int cmd_ping(cli_t *, int, char **);
 int cmd_describe(cli_t *, int, char **);
 int cmd_tokens(cli_t *, int, char **);
+int cmd_whoami(cli_t *, int, char **);
 int cmd_sleep(cli_t *, int, char **);
 int cmd_create(cli_t *, int, char **);      /* cli_sentra.c */
 int cmd_get(cli_t *, int, char **);

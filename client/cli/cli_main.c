@@ -32,6 +32,7 @@ static const struct command {
     {"report", cmd_report, "the brief of a province for its coordination meeting"},
     {"timeseries", cmd_timeseries, "sentra formed and designated per year"},
     {"tokens", cmd_tokens, "create, list, revoke tokens (admin)"},
+    {"whoami", cmd_whoami, "the token in use: its role, region and label"},
     {"sync", cmd_sync, "pull changes into / push changes from a local JSONL store"},
     {"import", cmd_import, "create sentra from a CSV file"},
     {"export", cmd_export, "write every sentra the token may read as CSV or JSON"},

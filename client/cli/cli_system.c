@@ -1,6 +1,7 @@
 /*
  * cli_system.c: sentra-cli commands for the service itself: health, ping
- * (latency), describe (reflection), sleep (debug) and token management.
+ * (latency), describe (reflection), sleep (debug), token management and
+ * whoami (the token in use).
  */
 #include <getopt.h>
 #include <stdlib.h>
@@ -371,6 +372,60 @@ int cmd_tokens(cli_t *cli, int argc, char **argv)
         }
     } else {
         return cli_usage_error(cli, "tokens", "unknown subcommand \"%s\"", sub);
+    }
+    sentra_status_clear(&st);
+    return rc;
+}
+
+/* ---------------------------------------------------------------- whoami */
+
+int cmd_whoami(cli_t *cli, int argc, char **argv)
+{
+    static const struct option o[] = {CLI_COMMON_OPTIONS, {0, 0, 0, 0}};
+    int c;
+    while ((c = getopt_long(argc, argv, "h", o, NULL)) != -1) {
+        CLI_PARSE_COMMON(cli, c);
+        if (c == 'h') {
+            printf("usage: %s whoami\n\n"
+                   "Shows the token in use (TokenService/WhoAmI): its id, role, region,\n"
+                   "label and creation time. Its role and region are the scope of\n"
+                   "everything it reads and writes. Any valid token may ask.\n\n%s",
+                   cli->prog, CLI_COMMON_HELP);
+            return 0;
+        }
+        return cli_usage_error(cli, "whoami", "unknown option");
+    }
+    if (optind != argc)
+        return cli_usage_error(cli, "whoami", "takes no arguments");
+    sentra_client_t *cl = cli_client(cli);
+    if (!cl)
+        return CLI_EXIT_USAGE;
+    Sentra__V1__WhoAmIRequest rq = SENTRA__V1__WHO_AM_IREQUEST__INIT;
+    Sentra__V1__Token *r;
+    sentra_status_t st;
+    sentra_status_init(&st);
+    sentra_call_opts_t co = cli_call_opts(cli);
+    int rc = sentra_who_am_i(cl, &rq, &r, &co, &st);
+    if (rc) {
+        rc = cli_fail(cli, "whoami", rc, &st);
+    } else if (cli->fmt == FMT_JSON) {
+        cli_print_json(&r->base);
+        sentra__v1__token__free_unpacked(r, NULL);
+    } else if (cli->fmt == FMT_CSV) {
+        static const char *h[] = {"ID", "ROLE", "REGION", "LABEL", "CREATED (UTC)", "REVOKED"};
+        cli_table_t *t = cli_table_new(6, h);
+        token_row(t, r);
+        cli_table_print_csv(t, stdout);
+        cli_table_free(t);
+        sentra__v1__token__free_unpacked(r, NULL);
+    } else {
+        char created[32];
+        time_t s = (time_t)(r->created_at_ms / 1000);
+        strftime(created, sizeof created, "%Y-%m-%d %H:%M UTC", gmtime(&s));
+        printf("id       %s\nrole     %s\nregion   %s\nlabel    %s\ncreated  %s\n", r->id,
+               cli_enum_short(&sentra__v1__role__descriptor, "ROLE_", r->role),
+               r->region_code[0] ? r->region_code : "-", r->label, created);
+        sentra__v1__token__free_unpacked(r, NULL);
     }
     sentra_status_clear(&st);
     return rc;

@@ -148,6 +148,6 @@ int sentra_method_is_read(const char *method)
     m++;
     return strncmp(m, "Get", 3) == 0 || strncmp(m, "List", 4) == 0 ||
            strcmp(m, "PullChanges") == 0 || strcmp(m, "StreamChanges") == 0 ||
-           strcmp(m, "Check") == 0 ||
-           strcmp(m, "Ping") == 0 || strcmp(m, "Sleep") == 0;
+           strcmp(m, "Check") == 0 || strcmp(m, "Ping") == 0 || strcmp(m, "Sleep") == 0 ||
+           strcmp(m, "WhoAmI") == 0;
 }

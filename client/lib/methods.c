@@ -51,6 +51,8 @@ SENTRA_DEFINE_CALL_(sentra_list_tokens, Sentra__V1__ListTokensRequest, Sentra__V
                     SENTRA_M_LIST_TOKENS, sentra__v1__list_tokens_response__descriptor)
 SENTRA_DEFINE_CALL_(sentra_revoke_token, Sentra__V1__RevokeTokenRequest, Sentra__V1__Token,
                     SENTRA_M_REVOKE_TOKEN, sentra__v1__token__descriptor)
+SENTRA_DEFINE_CALL_(sentra_who_am_i, Sentra__V1__WhoAmIRequest, Sentra__V1__Token,
+                    SENTRA_M_WHO_AM_I, sentra__v1__token__descriptor)
 
 struct changes_cb {
     sentra_stream_changes_cb fn;

@@ -13,6 +13,7 @@
 
 #include "auth.h"
 #include "call.h"
+#include "token_cli.h"
 
 #define BUCKETS 1024
 #define MAX_ENTRIES 20000
@@ -52,6 +53,38 @@ void auth_digest(const char *secret, uint8_t out[AUTH_DIGEST_LEN])
     if (sha256_md == NULL || !EVP_Digest(secret, strlen(secret), out, &len, sha256_md, NULL) ||
         len != AUTH_DIGEST_LEN)
         abort();
+}
+
+struct auth_memo {
+    char secret[SENTRA_TOKEN_SECRET_LEN];   /* the last secret, not NUL-terminated */
+    uint8_t digest[AUTH_DIGEST_LEN];        /* its SHA-256 */
+};
+
+void auth_digest_memo(auth_memo_t **memo, const char *secret, uint8_t out[AUTH_DIGEST_LEN])
+{
+    size_t n = strlen(secret);
+    if (memo == NULL || n != SENTRA_TOKEN_SECRET_LEN) {
+        auth_digest(secret, out);
+        return;
+    }
+    auth_memo_t *m = *memo;
+    if (m != NULL && CRYPTO_memcmp(m->secret, secret, n) == 0) {
+        memcpy(out, m->digest, AUTH_DIGEST_LEN);
+        return;
+    }
+    auth_digest(secret, out);
+    if (m == NULL && (m = *memo = malloc(sizeof(*m))) == NULL)
+        abort();
+    memcpy(m->secret, secret, n);
+    memcpy(m->digest, out, AUTH_DIGEST_LEN);
+}
+
+void auth_memo_free(auth_memo_t *m)
+{
+    if (m == NULL)
+        return;
+    OPENSSL_cleanse(m, sizeof(*m));
+    free(m);
 }
 
 void auth_digest_param(const uint8_t d[AUTH_DIGEST_LEN], char out[AUTH_DIGEST_PARAM_LEN])

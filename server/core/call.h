@@ -77,6 +77,8 @@ typedef struct call_request {
     uint32_t timeout_ms;         /* relative deadline; 0: the server's default */
     const call_md_t *md;         /* metadata: authorization, idempotency key, */
     size_t n_md;                 /* custom entries (kept for handlers) */
+    struct auth_memo **auth_memo; /* the connection's memo of its token's digest
+                                  * (auth.h: auth_digest_memo), or NULL */
 } call_request_t;
 
 /* What a call answers, for its transport to encode. */

@@ -59,6 +59,7 @@ const method_t methods[] = {
     M("TokenService", "CreateToken", create_token_request, h_create_token, METHOD_ADMIN),
     M("TokenService", "ListTokens", list_tokens_request, h_list_tokens, METHOD_ADMIN | RO),
     M("TokenService", "RevokeToken", revoke_token_request, h_revoke_token, METHOD_ADMIN),
+    M("TokenService", "WhoAmI", who_am_irequest, h_who_am_i, METHOD_ANY_ROLE | RO),
     /* gRPC's standard health service (handlers_health.c). Reflection is
      * not here: it is bidirectional streaming, answered by the gRPC
      * transport itself (transport/grpc.c, services/reflection.c). */

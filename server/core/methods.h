@@ -25,6 +25,8 @@ typedef void (*handler_fn)(call_t *c);
 #define METHOD_RECORD_PATHS 0x80 /* violations name the fields of the record in
                                   * the request's field 1 without its name ("name",
                                   * "figures[0].year", not "sentra.name") */
+#define METHOD_ANY_ROLE 0x100 /* any valid token, admin included: no role check
+                               * (WhoAmI answers the token itself) */
 
 typedef struct method {
     const char *name;                             /* "/sentra.v1.SentraService/GetSentra" */
@@ -90,5 +92,6 @@ void h_list_assistance(call_t *c);
 void h_create_token(call_t *c);
 void h_list_tokens(call_t *c);
 void h_revoke_token(call_t *c);
+void h_who_am_i(call_t *c);
 
 #endif

@@ -1,10 +1,12 @@
 /*
- * handlers_token.c: TokenService (CreateToken, ListTokens, RevokeToken),
- * for admin tokens only.
+ * handlers_token.c: TokenService. CreateToken, ListTokens and RevokeToken
+ * are for admin tokens only; WhoAmI answers any valid token with itself.
  *
- * The role is checked three times: by the call layer (METHOD_ADMIN), here,
- * and in each statement's WHERE clause (the caller's role is a parameter),
- * so a mistake in one place cannot hand out tokens.
+ * The admin role is checked three times: by the call layer (METHOD_ADMIN),
+ * here, and in each statement's WHERE clause (the caller's role is a
+ * parameter), so a mistake in one place cannot hand out tokens. WhoAmI
+ * reads one row, found by the id the call layer took from the verified
+ * token, never by anything the request says.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -208,6 +210,33 @@ static void revoke_done(call_t *c, PGresult *res)
     }
     token_from_row(&t, res, 0);
     call_reply(c, &t.base);
+}
+
+/* ---------------------------------------------------------------- who am I */
+
+/* The caller's own token; revoked_at IS NULL because one revoked since its
+ * check (cached for up to a minute) is answered as unknown. */
+static db_stmt_t whoami_stmt = {
+    "SELECT " TOKEN_COLS " FROM api_token WHERE id = $1::uuid AND revoked_at IS NULL", 0, 1};
+
+static void whoami_done(call_t *c, PGresult *res)
+{
+    Sentra__V1__Token t;
+
+    if (call_db_error(c, res))
+        return;
+    if (PQntuples(res) != 1) {
+        call_fail(c, SENTRA_UNAUTHENTICATED, "token unknown or revoked");
+        return;
+    }
+    token_from_row(&t, res, 0);
+    call_reply(c, &t.base);
+}
+
+void h_who_am_i(call_t *c)
+{
+    const char *v[1] = {c->auth.token_id};
+    call_query(c, &whoami_stmt, 1, v, whoami_done);
 }
 
 void h_revoke_token(call_t *c)

@@ -66,7 +66,11 @@ static void on_handle_closed(uv_handle_t *h)
     if (c->proto != NULL && c->proto->free != NULL)
         c->proto->free(c);
     sentra__tls_conn_free(c);
+    c->srv->wq_total -= c->kept;
+    if (c->flags & CONN_F_REFUSED)
+        c->srv->nrefused--;
     rbuf_free(c);
+    auth_memo_free(c->auth_memo);
     server_conn_gone(c->srv, c);
     free(c);
 }
@@ -176,32 +180,41 @@ static void on_write(uv_write_t *req, int status)
     maybe_close(c);
 }
 
-void conn_write(struct conn *c, uint8_t *buf, size_t len)
+/* Writes what the socket takes at once, without waiting (see conn_write);
+ * returns how many bytes went. */
+static size_t write_now(struct conn *c, const uint8_t *data, size_t len)
 {
-    if (c->state == CONN_CLOSING) {
-        free(buf);
-        return;
-    }
-    if (c->tls != NULL) {
-        sentra__tls_send(c, buf, len);  /* back in sentra__conn_write_raw */
-        return;
-    }
-    sentra__conn_write_raw(c, buf, len);
+    /* Most answers fit in the socket's buffer: written here, at once,
+     * they cost one write(2) and nothing else. Through uv_write alone
+     * each also cost a request, a callback on the next loop turn and an
+     * epoll_ctl (libuv re-arms the watcher after every completed write
+     * request): a third of the system calls of a small request.
+     * uv_try_write writes nothing while earlier writes wait (order is
+     * kept). A close waiting for the queue to empty goes through
+     * uv_write, so that on_write closes after the last byte. An error is
+     * left to uv_write too, which reports it through on_write on a later
+     * turn, as before: closing here, inside a protocol's call, could free
+     * what its caller still uses. */
+    if (c->wqueued != 0 || (c->flags & CONN_F_CLOSE_AFTER) || len == 0)
+        return 0;
+    uv_buf_t t = uv_buf_init((char *)data, (unsigned)len);
+    int n = uv_try_write(&c->h.stream, &t, 1);
+    return n > 0 ? (size_t)n : 0;
 }
 
-void sentra__conn_write_raw(struct conn *c, uint8_t *buf, size_t len)
+/* Queues data[0..n) through uv_write; buf (which holds it) is taken and
+ * freed once written. Counted in wqueued as the whole write of whole bytes
+ * (so that a client that reads slowly is paused exactly as when nothing
+ * went at once: h2.c's flush relies on it). */
+static void write_queue(struct conn *c, uint8_t *buf, const uint8_t *data, size_t n, size_t whole)
 {
-    if (c->state == CONN_CLOSING) {
-        free(buf);
-        return;
-    }
     struct wreq *w = malloc(sizeof(*w));
     if (w == NULL)
         abort();
     w->conn = c;
-    w->cost = WRITE_COST(len);
+    w->cost = WRITE_COST(whole);
     w->buf = buf;
-    uv_buf_t b = uv_buf_init((char *)buf, (unsigned)len);
+    uv_buf_t b = uv_buf_init((char *)data, (unsigned)n);
     int r = uv_write(&w->req, &c->h.stream, &b, 1, on_write);
     if (r != 0) {
         free(buf);
@@ -222,12 +235,64 @@ void sentra__conn_write_raw(struct conn *c, uint8_t *buf, size_t len)
     }
 }
 
+void conn_write(struct conn *c, uint8_t *buf, size_t len)
+{
+    if (c->state == CONN_CLOSING) {
+        free(buf);
+        return;
+    }
+    if (c->tls != NULL) {
+        sentra__tls_send(c, buf, len);  /* back in sentra__conn_write_raw */
+        return;
+    }
+    sentra__conn_write_raw(c, buf, len);
+}
+
+void sentra__conn_write_raw(struct conn *c, uint8_t *buf, size_t len)
+{
+    if (c->state == CONN_CLOSING) {
+        free(buf);
+        return;
+    }
+    size_t off = write_now(c, buf, len);
+    if (off == len && len > 0) {
+        free(buf);
+        return;
+    }
+    write_queue(c, buf, buf + off, len - off, len);
+}
+
+void conn_write_copy(struct conn *c, const uint8_t *data, size_t len)
+{
+    if (c->state == CONN_CLOSING)
+        return;
+    if (c->tls != NULL) {
+        sentra__tls_write(c, data, len);  /* encrypted into its own buffer */
+        return;
+    }
+    size_t off = write_now(c, data, len);
+    if (off == len && len > 0)
+        return;
+    /* What is left, copied. */
+    uint8_t *buf = malloc(len - off ? len - off : 1);
+    if (buf == NULL)
+        abort();
+    memcpy(buf, data + off, len - off);
+    write_queue(c, buf, buf, len - off, len);
+}
+
 int conn_answer_fits(const struct conn *c, size_t len)
 {
-    size_t cost = WRITE_COST(len);
-    if (c->wqueued < CONN_WQ_HIGH)
+    size_t cost = WRITE_COST(len), waiting = c->wqueued + c->kept;
+    if (waiting < CONN_WQ_HIGH)
         return 1;
-    return c->wqueued + cost <= CONN_WQ_MAX && c->srv->wq_total + cost <= SERVER_WQ_MAX;
+    return waiting + cost <= CONN_WQ_MAX && c->srv->wq_total + cost <= SERVER_WQ_MAX;
+}
+
+void conn_kept(struct conn *c, ptrdiff_t delta)
+{
+    c->kept = (size_t)((ptrdiff_t)c->kept + delta);
+    c->srv->wq_total = (size_t)((ptrdiff_t)c->srv->wq_total + delta);
 }
 
 /* ---------------------------------------------------------------- reading */
@@ -395,7 +460,19 @@ int conn_choose_proto(struct conn *c, const conn_proto_t *p)
 static void feed(struct conn *c, const uint8_t *data, size_t len)
 {
     if (c->proto == NULL) {
-        const conn_proto_t *p = sniff(data, len);
+        const conn_proto_t *p = NULL;
+        if (c->flags & CONN_F_REFUSED) {
+            /* Answered in the protocol it speaks (refuse.c); until then
+             * its bytes are kept, after that dropped. */
+            if (!(c->flags & CONN_F_CLOSE_AFTER) && (p = sniff(data, len)) != NULL)
+                sentra__conn_refuse(c, p);
+            if (c->flags & CONN_F_CLOSE_AFTER)
+                rbuf_free(c);
+            else
+                rbuf_keep(c, data, len);
+            return;
+        }
+        p = sniff(data, len);
         if (p == NULL) {
             rbuf_keep(c, data, len);
             return;
@@ -574,9 +651,17 @@ static void on_tick(uv_timer_t *t)
         return;
     }
     if (c->proto == NULL) {
+        if ((c->flags & CONN_F_REFUSED) && c->rlen > 0) {
+            /* A refused client that spoke: its answer may be due now. */
+            feed(c, c->rbuf, c->rlen);
+            if (c->state == CONN_CLOSING || (c->flags & CONN_F_CLOSE_AFTER))
+                return;
+        }
         /* Connected but silent, or too few bytes to tell a protocol: the
-         * idle timeout applies. */
-        if (now - c->opened_ms >= (uint64_t)c->srv->cfg->idle_timeout_ms)
+         * idle timeout applies (a refused connection's short wait). */
+        uint64_t limit = (c->flags & CONN_F_REFUSED) ? CONN_REFUSE_WAIT_MS
+                                                     : (uint64_t)c->srv->cfg->idle_timeout_ms;
+        if (now - c->opened_ms >= limit)
             conn_close(c);
         return;
     }
@@ -651,24 +736,22 @@ void conn_accept(server_t *srv, uv_stream_t *listener)
         tick = 100;
     if (tick > 5000)
         tick = 5000;
-    c->tick_ms = tick;
-    uv_timer_start(&c->timer, on_tick, tick, tick);
-
-    if (srv->nconns > cfg->max_connections || srv->stopping) {
-        /* Refused before it spoke: the protocol is not known yet, so the
-         * native one (whose GOAWAY says why) answers. */
-        c->proto = &sentra__native_proto;
-        if (c->proto->open(c) != 0) {
+    if (srv->nconns - srv->nrefused > cfg->max_connections || srv->stopping) {
+        /* Refused before it spoke: its first bytes say which protocol the
+         * refusal must be in (sentra__conn_refuse, in feed); one that says
+         * nothing is closed after CONN_REFUSE_WAIT_MS (on_tick). */
+        if (srv->nrefused >= CONN_REFUSE_MAX) {
             conn_close(c);
             return;
         }
-        if (srv->stopping)
-            conn_drain(c, SENTRA_UNAVAILABLE, "server shutting down");
-        else
-            conn_drain(c, SENTRA_RESOURCE_EXHAUSTED, "too many connections");
-        return;
+        c->flags |= CONN_F_REFUSED;
+        srv->nrefused++;
+        tick = 100;
     }
-    log_debug("conn_open", "peer=%s conns=%d", c->peer, srv->nconns);
+    c->tick_ms = tick;
+    uv_timer_start(&c->timer, on_tick, tick, tick);
+    if (!(c->flags & CONN_F_REFUSED))
+        log_debug("conn_open", "peer=%s conns=%d", c->peer, srv->nconns);
     start_reading(c);
 }
 

@@ -31,7 +31,10 @@
  *     holds SERVER_WQ_HIGH for all), and is read again below CONN_WQ_LOW.
  *   - Answers that would pile up beyond CONN_WQ_MAX on one connection, or
  *     SERVER_WQ_MAX in total, are refused (conn_answer_fits): the protocol
- *     answers RESOURCE_EXHAUSTED instead.
+ *     answers RESOURCE_EXHAUSTED instead. What a protocol keeps for the
+ *     client outside the socket's queue (an HTTP/2 stream's buffer, an
+ *     HTTP/1.1 answer waiting behind an earlier one) counts as waiting too
+ *     (conn_kept).
  */
 #ifndef SENTRA_CONN_H
 #define SENTRA_CONN_H
@@ -88,6 +91,17 @@ enum conn_state {
 #define CONN_F_LINGER      0x10  /* CLOSE_AFTER by conn_linger_close: half-close, then drain */
 #define CONN_F_NOREAD      0x20  /* reading stopped for good (its partial frame was evicted) */
 #define CONN_F_REFEED      0x40  /* bytes kept wait for the protocol (after conn_hold(c, 0)) */
+#define CONN_F_REFUSED     0x80  /* refused at accept: its first bytes say how to tell it */
+
+/* A connection refused at accept (too many, or the server stopping) is
+ * answered in the protocol its first bytes name (refuse.c; an HTTP/2 one
+ * once this long has passed since it connected), or closed when none come
+ * within this long. Those being refused do not count against
+ * --max-connections (or clients retrying fast would keep the server full
+ * of refusals); beyond CONN_REFUSE_MAX of them at once, one is closed at
+ * once, unanswered. */
+#define CONN_REFUSE_WAIT_MS 1000
+#define CONN_REFUSE_MAX 1024
 
 struct conn {
     union {
@@ -111,10 +125,14 @@ struct conn {
     struct conn *pnext, *pprev; /* in srv's list of partial frames, oldest first */
     size_t wqueued;             /* bytes handed to uv_write, not yet written, with the
                                  * write request's and malloc's overhead */
+    size_t kept;                /* answer bytes the protocol keeps for the client
+                                 * outside the socket's queue (conn_kept) */
     uint64_t opened_ms;         /* accepted at (loop time) */
     uint64_t last_read_ms;      /* last bytes received */
     uint64_t close_at_ms;       /* CLOSE_AFTER deadline */
     struct conn *next, *prev;   /* in srv->conns */
+    struct auth_memo *auth_memo; /* its token secret's digest, computed once
+                                 * (auth.h; the protocols pass it to calls) */
     char peer[64];              /* "ip:port" or "unix" */
 };
 
@@ -122,11 +140,19 @@ struct conn {
  * as the rest of the server does. */
 void conn_accept(struct server *srv, uv_stream_t *listener);
 
-/* Whether an answer of len bytes may be queued on c: always while c's
- * queue is below CONN_WQ_HIGH (its client reads), else only if c stays
- * within CONN_WQ_MAX and the server within SERVER_WQ_MAX. When not, the
- * protocol sends a small RESOURCE_EXHAUSTED answer instead. */
+/* Whether an answer of len bytes may be queued on c: always while what
+ * waits for c's client (its socket's queue and what the protocol keeps,
+ * conn_kept) is below CONN_WQ_HIGH (its client reads), else only if c
+ * stays within CONN_WQ_MAX and the server within SERVER_WQ_MAX. When not,
+ * the protocol sends a small RESOURCE_EXHAUSTED answer instead. */
 int conn_answer_fits(const struct conn *c, size_t len);
+
+/* The answer bytes the protocol keeps for c's client outside the socket's
+ * queue (an HTTP/2 stream's buffer, an HTTP/1.1 answer behind an earlier
+ * one) grew by delta (< 0: shrank). They count as waiting for the client,
+ * in conn_answer_fits and in the server's total; what is left when the
+ * connection is freed is taken off there. */
+void conn_kept(struct conn *c, ptrdiff_t delta);
 
 /* The bound on all partial frames together: CONN_PARTIAL_MIN, or four
  * maximum frames when that is more. */
@@ -136,6 +162,11 @@ size_t conn_partial_max(const struct server *srv);
  * (malloc'ed; freed once written, or at once when the connection is
  * closing). */
 void conn_write(struct conn *c, uint8_t *buf, size_t len);
+
+/* The same for bytes the caller keeps: data is not taken; what cannot be
+ * written at once is copied. For a protocol that builds its output in a
+ * buffer of its own (h2.c, on its stack), where most writes go whole. */
+void conn_write_copy(struct conn *c, const uint8_t *data, size_t len);
 
 /* Stops (held = 1) or resumes (0) reading on the protocol's behalf; bytes
  * already read but not used are given to on_bytes again on resume, from
@@ -194,5 +225,11 @@ extern void *(*sentra__conn_calloc)(size_t, size_t);
 extern const conn_proto_t sentra__native_proto;   /* native.c */
 extern const conn_proto_t sentra__http1_proto;    /* http1.c: HTTP/1.1, Connect, static files */
 extern const conn_proto_t sentra__h2_proto;       /* h2.c: HTTP/2 (gRPC, later Connect) */
+
+/* Answers a connection refused at accept (CONN_F_REFUSED) in protocol p,
+ * what its first bytes named, then closes it (refuse.c): its
+ * CONN_F_CLOSE_AFTER is set. When it is not, the answer is not due yet:
+ * the bytes are kept and on_tick asks again. */
+void sentra__conn_refuse(struct conn *c, const conn_proto_t *p);
 
 #endif

@@ -522,7 +522,9 @@ int connect_prepare(connect_call_t *cc, const char *http_method, const char *pat
 {
     memset(cc, 0, sizeof(*cc));
     char name[256];
-    snprintf(name, sizeof(name), "%.*s", (int)(path_len < 255 ? path_len : 255), path);
+    size_t name_len = path_len < 255 ? path_len : 255;
+    memcpy(name, path, name_len);
+    name[name_len] = '\0';
     const method_t *m = method_find(name);
     cc->method_flags = m ? m->flags : 0;
     int is_get = strcmp(http_method, "GET") == 0;

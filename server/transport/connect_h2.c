@@ -8,13 +8,18 @@
  * its response headers and body.
  *
  * The body is gathered up to --max-frame (beyond, it is dropped as it
- * comes and 413 answered at its end); the call starts at END_STREAM. A stream the client resets cancels its call, as a native
- * CANCEL frame does.
+ * comes and 413 answered at its end); the call starts at END_STREAM. A
+ * stream the client resets cancels its call, as a native CANCEL frame
+ * does. Its bytes count against the connection's budget of request bytes
+ * (h2.c) until the call is done; an answer that would take the connection
+ * past its bound of unread answers (conn_answer_fits) is replaced by
+ * RESOURCE_EXHAUSTED (429), but for the outcome of a write.
  *
  * GET and HEAD of other paths are answered as on HTTP/1.1: /healthz, and
  * the static files of --web-root (web.h). Over TLS a browser's ALPN picks
  * HTTP/2, so the dashboard and health checks must be here too.
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -26,6 +31,7 @@
 #include "h2.h"
 #include "db.h"
 #include "log.h"
+#include "methods.h"
 #include "pbjson.h"
 #include "server.h"
 #include "version.h"
@@ -155,6 +161,18 @@ static void sink_answer(call_t *c, const call_answer_t *a)
     }
     connect_reply_t r;
     connect_answer(&cs->cc, a, &r);
+    if (r.len > 0 && !conn_answer_fits(cs->s->conn, r.len) &&
+        !(c->method != NULL && (c->method->flags & METHOD_WRITE))) {
+        /* The client leaves its answers unread: this one would take the
+         * connection (or the server) past its bound. The outcome of a
+         * write is always sent. */
+        char msg[200];
+        snprintf(msg, sizeof(msg), "answer of %zu bytes not sent: %zu bytes of earlier answers "
+                 "are still unread on this connection; read them, then retry",
+                 r.len, cs->s->conn->wqueued + cs->s->conn->kept);
+        connect_reply_free(&r);
+        connect_error(SENTRA_RESOURCE_EXHAUSTED, msg, &r);
+    }
     respond(cs, &r);
 }
 
@@ -173,6 +191,8 @@ static void sink_done(call_t *c)
     cstream_t *cs = c->sink_arg;
     cs->call = NULL;
     call_unref(c);
+    /* Its request bytes stop counting against the connection's budget. */
+    h2_stream_release(cs->s);
 }
 
 static const call_sink_t connect_h2_sink = {
@@ -293,8 +313,11 @@ static void c_on_data(h2_stream_t *s, const uint8_t *data, size_t len)
     }
     memcpy(cs->in + cs->in_len, data, len);
     cs->in_len += len;
-    h2_stream_release(s);
+    /* Not released: the body counts against the connection's budget
+     * until its call is done. */
 }
+
+static void c_request(cstream_t *cs, h2_stream_t *s);
 
 static void c_on_end(h2_stream_t *s)
 {
@@ -308,6 +331,14 @@ static void c_on_end(h2_stream_t *s)
         refuse(cs, 413, "request body larger than --max-frame");
         return;
     }
+    c_request(cs, s);
+    if (cs->call == NULL)
+        h2_stream_release(s);    /* answered without a call (or it is over) */
+}
+
+/* The whole request is in: a call, or the answer that refuses it. */
+static void c_request(cstream_t *cs, h2_stream_t *s)
+{
     const char *method = h2_stream_header(s, ":method");
     const char *full = h2_stream_header(s, ":path");
     if (method == NULL || full == NULL) {
@@ -347,6 +378,7 @@ static void c_on_end(h2_stream_t *s)
     if (connect_prepare(&cs->cc, method, path, plen, query, md, k, cs->in, cs->in_len, &r) != 0) {
         respond(cs, &r);
     } else {
+        cs->cc.req.auth_memo = &s->conn->auth_memo;
         cs->call = call_new(h2_stream_server(s), &connect_h2_sink, cs, (uint32_t)s->id);
         call_start(cs->call, &cs->cc.req);
     }

@@ -15,6 +15,12 @@
  * google.rpc.BadRequest), ABORTED on a version conflict the version the
  * server holds in the sentra-current-version trailer.
  *
+ * Bounds (docs/PROTOCOL.md, limits): an answer that would take the
+ * connection past its bound of unread answers (conn_answer_fits: the
+ * stream buffers count, h2.c) is replaced by RESOURCE_EXHAUSTED, but for
+ * the outcome of a write; a request's bytes count against the
+ * connection's budget (h2.c) until its call is done.
+ *
  * Server streaming (METHOD_STREAM): each call_send() is one message;
  * the sink says "full" (returns 1) once H2_STREAM_HIGH bytes wait in the
  * stream or the socket's queue is full, and h2.c's on_drained resumes the
@@ -35,6 +41,7 @@
 #include "conn.h"
 #include "h2.h"
 #include "log.h"
+#include "methods.h"
 #include "reflection.h"
 #include "server.h"
 #include "google/rpc/error_details.pb-c.h"
@@ -54,6 +61,7 @@ typedef struct gstream {
     size_t in_off;                 /* where the message being read starts */
     int nmsg;                      /* complete request messages seen */
     uint32_t timeout_ms;           /* grpc-timeout; 0: none */
+    const char *path;              /* :path (the stream's header), or NULL */
     int headers;                   /* response headers sent (a message went) */
     int finished;                  /* status sent (or refused): ignore input */
 } gstream_t;
@@ -229,12 +237,11 @@ static int ensure_headers(gstream_t *g)
     return 0;
 }
 
-/* Packs m as one length-prefixed message straight into the stream's
- * buffer. Returns 0, or -1 when the stream is gone or m is over the limit
- * (the status then says so). */
-static int send_message(gstream_t *g, const ProtobufCMessage *m)
+/* Packs m (n bytes packed) as one length-prefixed message straight into
+ * the stream's buffer. Returns 0, or -1 when the stream is gone or m is
+ * over the limit (the status then says so). */
+static int send_message(gstream_t *g, const ProtobufCMessage *m, size_t n)
 {
-    size_t n = protobuf_c_message_get_packed_size(m);
     if (n > max_message(g->s)) {
         char msg[160];
         snprintf(msg, sizeof(msg), "response of %zu bytes is larger than the limit of %" PRIu32
@@ -264,8 +271,23 @@ static void sink_answer(call_t *c, const call_answer_t *a)
     gstream_t *g = c->sink_arg;
     if (g == NULL || g->finished)
         return;
-    if (a->code == SENTRA_OK && a->payload != NULL && send_message(g, a->payload) != 0)
-        return;
+    if (a->code == SENTRA_OK && a->payload != NULL) {
+        size_t n = protobuf_c_message_get_packed_size(a->payload);
+        if (!conn_answer_fits(g->s->conn, GRPC_PREFIX + n) &&
+            !(c->method != NULL && (c->method->flags & METHOD_WRITE))) {
+            /* The client leaves its answers unread: this one would take
+             * the connection (or the server) past its bound. The outcome
+             * of a write is always sent. */
+            char msg[200];
+            snprintf(msg, sizeof(msg), "answer of %zu bytes not sent: %zu bytes of earlier answers "
+                     "are still unread on this connection; read them, then retry",
+                     n, g->s->conn->wqueued + g->s->conn->kept);
+            finish(g, SENTRA_RESOURCE_EXHAUSTED, msg, NULL, 0);
+            return;
+        }
+        if (send_message(g, a->payload, n) != 0)
+            return;
+    }
     finish(g, a->code, a->message, a->violations, a->current_version);
 }
 
@@ -276,7 +298,7 @@ static int sink_message(call_t *c, const ProtobufCMessage *m)
      * or the client went), say "full": the handler waits for a writable
      * that never comes, and the call ends when the stream closes
      * (g_on_close cancels it), instead of producing into nothing. */
-    if (g == NULL || g->finished || send_message(g, m) != 0)
+    if (g == NULL || g->finished || send_message(g, m, protobuf_c_message_get_packed_size(m)) != 0)
         return 1;
     return h2_stream_full(g->s);
 }
@@ -286,6 +308,8 @@ static void sink_done(call_t *c)
     gstream_t *g = c->sink_arg;
     g->call = NULL;
     call_unref(c);
+    /* Its request bytes stop counting against the connection's budget. */
+    h2_stream_release(g->s);
 }
 
 static const call_sink_t grpc_sink = {
@@ -353,11 +377,22 @@ static void g_on_headers(h2_stream_t *s)
     g->s = s;
     s->app_data = g;
 
-    const char *method = h2_stream_header(s, ":method");
-    const char *path = h2_stream_header(s, ":path");
-    const char *ct = h2_stream_header(s, "content-type");
-    const char *enc = h2_stream_header(s, "grpc-encoding");
-    const char *timeout = h2_stream_header(s, "grpc-timeout");
+    /* The headers read here, in one pass (the first of each name, as
+     * h2_stream_header would find it). */
+    const char *method = NULL, *path = NULL, *ct = NULL, *enc = NULL, *timeout = NULL;
+    for (size_t i = 0, n = h2_stream_nheaders(s); i < n; i++) {
+        const char *name, *value, **want = NULL;
+        h2_stream_header_at(s, i, &name, &value);
+        if (name[0] == ':')
+            want = strcmp(name, ":method") == 0 ? &method : strcmp(name, ":path") == 0 ? &path : NULL;
+        else if (name[0] == 'c')
+            want = strcmp(name, "content-type") == 0 ? &ct : NULL;
+        else if (name[0] == 'g')
+            want = strcmp(name, "grpc-encoding") == 0 ? &enc : strcmp(name, "grpc-timeout") == 0 ? &timeout : NULL;
+        if (want != NULL && *want == NULL)
+            *want = value;
+    }
+    g->path = path;
 
     if (method == NULL || strcmp(method, "POST") != 0) {
         send_status(g, SENTRA_UNIMPLEMENTED, "gRPC calls are POST requests", NULL, 0, NULL);
@@ -392,6 +427,13 @@ static void reflect(gstream_t *g, const uint8_t *msg, size_t len)
         finish(g, SENTRA_INVALID_ARGUMENT, "not a valid ServerReflectionRequest", NULL, 0);
         return;
     }
+    if (!conn_answer_fits(g->s->conn, GRPC_PREFIX + outlen)) {
+        /* A client that asks and never reads gets an error, not our
+         * memory. */
+        free(out);
+        finish(g, SENTRA_RESOURCE_EXHAUSTED, "reflection answers are not being read", NULL, 0);
+        return;
+    }
     if (ensure_headers(g) != 0) {
         free(out);
         return;
@@ -407,9 +449,6 @@ static void reflect(gstream_t *g, const uint8_t *msg, size_t len)
         h2_stream_commit(g->s, GRPC_PREFIX + outlen);
     }
     free(out);
-    /* A client that asks and never reads gets an error, not our memory. */
-    if (h2_stream_buffered(g->s) > 4 * 1024 * 1024)
-        finish(g, SENTRA_RESOURCE_EXHAUSTED, "reflection answers are not being read", NULL, 0);
 }
 
 static void g_on_data(h2_stream_t *s, const uint8_t *data, size_t len)
@@ -501,6 +540,7 @@ static void g_on_end(h2_stream_t *s)
                g->nmsg == 0 && g->in_len == 0 ? "this method takes exactly one request message"
                                               : "request ended inside a message",
                NULL, 0);
+        h2_stream_release(s);
         return;
     }
 
@@ -518,25 +558,25 @@ static void g_on_end(h2_stream_t *s)
         md[k].value = value;
         k++;
     }
-    const char *path = h2_stream_header(s, ":path");
     call_request_t r = {
-        .method = path ? path : "",
+        .method = g->path ? g->path : "",
         .payload = g->in + GRPC_PREFIX,
         .len = g->in_len - GRPC_PREFIX,
         .codec = CALL_CODEC_PROTO,
         .timeout_ms = g->timeout_ms,
         .md = md,
         .n_md = k,
+        .auth_memo = &s->conn->auth_memo,
     };
     g->call = call_new(h2_stream_server(s), &grpc_sink, g, (uint32_t)s->id);
     call_start(g->call, &r);
     if (md != md_small)
         free(md);
-    /* call_start copied what it keeps. */
+    /* call_start copied what it keeps; the bytes count until the call is
+     * done (sink_done), as the native protocol counts its frames. */
     free(g->in);
     g->in = NULL;
     g->in_len = g->in_off = g->in_cap = 0;
-    h2_stream_release(s);
 }
 
 static void g_on_drained(h2_stream_t *s)

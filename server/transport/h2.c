@@ -8,7 +8,14 @@
  *
  * Bytes out: nothing is written from inside a callback. flush() runs
  * nghttp2_session_send, whose callbacks append frames to one buffer that
- * leaves in one conn_write per flush. Response bodies are not copied into
+ * leaves in one conn_write per flush (a buffer on flush's stack while it
+ * fits: most flushes are small and go to the socket whole, so they cost
+ * no allocation). What apps queue while bytes are
+ * read is flushed once at the end of on_bytes; what they queue at other
+ * times (answers after a query, deadlines) is flushed in the idle phase
+ * of the loop's next turn (flush_soon), so that headers, DATA and
+ * trailers of every stream answered in one turn leave in one write, and
+ * a stream never closes (on_close) inside an app's own call. Response bodies are not copied into
  * nghttp2: the data source says NGHTTP2_DATA_FLAG_NO_COPY and the DATA
  * frame is written straight from the stream's buffer (send_data_cb).
  * Nothing more is produced while CONN_WQ_HIGH bytes wait in the socket's
@@ -18,10 +25,19 @@
  * Bounds per connection: at most --max-inflight concurrent streams
  * (SETTINGS_MAX_CONCURRENT_STREAMS), H2_MAX_HEADER_BYTES of request
  * headers per stream, H2_CONN_IN_BUDGET of request bytes held for apps
- * before the connection window stops being given back, H2_STREAM_HIGH per
- * stream of response bytes before a producer pauses, and nghttp2's own
- * limits on queued control frames, SETTINGS, CONTINUATION frames and the
- * rate of stream resets (CVE-2023-44487).
+ * (bodies being received, and those of requests whose calls run: apps
+ * release them when the call is done) before the connection window stops
+ * being given back; when bodies still being received would pass it alone,
+ * the stream receiving is reset with ENHANCE_YOUR_CALM, which gRPC reads
+ * as RESOURCE_EXHAUSTED (withholding the window cannot help when no
+ * request is complete: none would finish); H2_STREAM_HIGH per stream of
+ * response bytes before a producer pauses, and nghttp2's own limits on
+ * queued control frames, SETTINGS, CONTINUATION frames and the rate of
+ * stream resets (CVE-2023-44487). What waits in the streams' buffers
+ * (bodies and trailers, and nghttp2's copy of the trailers) counts as
+ * answers waiting for the client (conn_kept): apps refuse answers beyond
+ * CONN_WQ_MAX per connection (conn_answer_fits), as the native protocol
+ * does.
  *
  * Connection rules (gRPC's): PING is answered, but a client pinging more
  * often than the policy allows gets GOAWAY(ENHANCE_YOUR_CALM,
@@ -50,6 +66,7 @@
 #define H2_PING_IDLE_MS (2 * 3600 * 1000) /* gRPC: pings without calls at most this often */
 #define H2_PING_STRIKES 2                 /* tolerated before GOAWAY(too_many_pings) */
 #define H2_DRAIN_WAIT_MS 1000             /* notice to final GOAWAY when no PING comes back */
+#define H2_FLUSH_STACK (16 * 1024)        /* frames of one flush held on its stack */
 
 static const uint8_t drain_ping[8] = { 's', 'e', 'n', 't', 'r', 'a', 'g', 'o' };
 
@@ -58,14 +75,18 @@ struct stream {
     h2_stream_t pub;               /* what apps see; first, so casts work */
     struct h2 *h2;                 /* the connection's HTTP/2 state */
     struct stream *next, *prev;    /* in h2->streams */
-    char **hdr;                    /* request headers: name, value, name, ... */
-    size_t nhdr;                   /* pairs held */
+    struct hdr { uint32_t name, value; } *hdr;  /* request headers: offsets in hmem */
+    size_t nhdr, hdr_cap;          /* pairs held, room */
+    char *hmem;                    /* their names and values, each NUL-terminated */
+    size_t hmem_len, hmem_cap;
     size_t hdr_bytes;              /* their size, for H2_MAX_HEADER_BYTES */
     uint8_t *out;                  /* response body waiting to be sent ... */
     size_t out_off, out_len, out_cap; /* ... in out[out_off..out_len) */
     nghttp2_nv *trailers;          /* to send after the body (h2_stream_end) */
     size_t ntrailers;
     char *trailer_mem;             /* their names and values */
+    size_t kept;                   /* out_cap and the trailers' memory (ours and
+                                    * nghttp2's copy), counted in conn->kept */
     size_t in_held;                /* request bytes given to the app, not released */
     unsigned flags;                /* S_* */
 };
@@ -86,13 +107,20 @@ typedef struct h2 {
     struct conn *conn;             /* the connection */
     struct stream *streams;        /* open request streams */
     int nstreams;                  /* how many */
-    uint8_t *wbuf;                 /* frames collected by one flush */
+    uint8_t *wbuf;                 /* frames collected by one flush: flush's stack
+                                    * buffer, or malloc'ed once they outgrow it */
+    int wbuf_stack;                /* wbuf is flush's stack buffer */
     size_t wlen, wcap;
     int in_recv;                   /* inside mem_recv: flush at its end */
     int flushing;                  /* inside flush(): flush again at its end */
     int flush_again;
+    int blocked;                   /* the send callbacks said WOULDBLOCK this pass */
+    uv_idle_t *soon;               /* runs the flush put off by flush_soon; malloc'ed,
+                                    * as it is closed apart from the connection */
     int drained_pending;           /* a stream may want on_drained */
-    size_t in_held;                /* request bytes held by apps (H2_CONN_IN_BUDGET) */
+    size_t in_held;                /* request bytes held by apps (in_budget) */
+    size_t in_partial;             /* ... of them, of streams the client has not ended */
+    size_t in_budget;              /* H2_CONN_IN_BUDGET, or a maximum frame and more */
     size_t in_owed;                /* connection window not given back yet */
     uint64_t last_stream_ms;       /* last stream opened or closed (idle timeout) */
     uint64_t last_ping_ms;         /* client's last PING (gRPC ping policy) */
@@ -113,6 +141,7 @@ static h2_t *state(struct conn *c)
 }
 
 static void flush(h2_t *h);
+static void flush_soon(h2_t *h);
 
 static void fatal(h2_t *h, uint32_t code, const char *why)
 {
@@ -135,9 +164,9 @@ static struct stream *stream_of(h2_t *h, int32_t id)
 
 static void stream_free(struct stream *s)
 {
-    for (size_t i = 0; i < 2 * s->nhdr; i++)
-        free(s->hdr[i]);
+    conn_kept(s->h2->conn, -(ptrdiff_t)s->kept);
     free(s->hdr);
+    free(s->hmem);
     free(s->out);
     free(s->trailers);
     free(s->trailer_mem);
@@ -155,14 +184,25 @@ static void stream_unlink(h2_t *h, struct stream *s)
     h->nstreams--;
 }
 
-/* Gives back the connection window owed while apps held bytes. */
-static void release_bytes(h2_t *h, size_t n)
+/* The app is done with s's request bytes: gives back the connection
+ * window owed while apps held many. */
+static void release_bytes(h2_t *h, struct stream *s)
 {
-    h->in_held -= n;
-    if (h->in_owed > 0 && h->in_held < H2_CONN_IN_BUDGET) {
+    h->in_held -= s->in_held;
+    if (!(s->flags & S_REMOTE_ENDED))
+        h->in_partial -= s->in_held;
+    s->in_held = 0;
+    if (h->in_owed > 0 && h->in_held < h->in_budget) {
         nghttp2_session_consume_connection(h->session, h->in_owed);
         h->in_owed = 0;
     }
+}
+
+/* The client ended s: its bytes are no longer a body being received. */
+static void remote_ended(h2_t *h, struct stream *s)
+{
+    s->flags |= S_REMOTE_ENDED;
+    h->in_partial -= s->in_held;
 }
 
 /* The app's last call, then the record goes (nghttp2 forgets it too). */
@@ -173,8 +213,7 @@ static void stream_close(h2_t *h, struct stream *s, uint32_t code)
     s->pub.app = NULL;
     if (app != NULL && app->on_close != NULL)
         app->on_close(&s->pub, code);
-    release_bytes(h, s->in_held);
-    s->in_held = 0;
+    release_bytes(h, s);
     stream_unlink(h, s);
     if (h->conn->state != CONN_CLOSING)
         nghttp2_session_set_stream_user_data(h->session, s->pub.id, NULL);
@@ -186,8 +225,8 @@ const char *h2_stream_header(const h2_stream_t *pub, const char *name)
 {
     const struct stream *s = (const struct stream *)pub;
     for (size_t i = 0; i < s->nhdr; i++)
-        if (strcmp(s->hdr[2 * i], name) == 0)
-            return s->hdr[2 * i + 1];
+        if (strcmp(s->hmem + s->hdr[i].name, name) == 0)
+            return s->hmem + s->hdr[i].value;
     return NULL;
 }
 
@@ -199,8 +238,8 @@ size_t h2_stream_nheaders(const h2_stream_t *pub)
 void h2_stream_header_at(const h2_stream_t *pub, size_t i, const char **name, const char **value)
 {
     const struct stream *s = (const struct stream *)pub;
-    *name = s->hdr[2 * i];
-    *value = s->hdr[2 * i + 1];
+    *name = s->hmem + s->hdr[i].name;
+    *value = s->hmem + s->hdr[i].value;
 }
 
 struct server *h2_stream_server(const h2_stream_t *pub)
@@ -233,9 +272,8 @@ int h2_stream_full(h2_stream_t *pub)
 void h2_stream_release(h2_stream_t *pub)
 {
     struct stream *s = (struct stream *)pub;
-    release_bytes(s->h2, s->in_held);
-    s->in_held = 0;
-    flush(s->h2);
+    release_bytes(s->h2, s);
+    flush_soon(s->h2);
 }
 
 /* ---------------------------------------------------------------- response */
@@ -272,15 +310,20 @@ static int wbuf_room(h2_t *h, size_t n)
 {
     /* Stop producing while the socket's queue is full: the frame is
      * offered again after h2_writable. */
-    if (h->conn->wqueued + h->wlen > CONN_WQ_HIGH)
+    if (h->conn->wqueued + h->wlen > CONN_WQ_HIGH) {
+        h->blocked = 1;
         return -1;
+    }
     if (h->wlen + n > h->wcap) {
         size_t cap = h->wcap ? h->wcap : 16 * 1024;
         while (cap < h->wlen + n)
             cap *= 2;
-        uint8_t *p = realloc(h->wbuf, cap);
+        uint8_t *p = h->wbuf_stack ? malloc(cap) : realloc(h->wbuf, cap);
         if (p == NULL)
             abort();
+        if (h->wbuf_stack)
+            memcpy(p, h->wbuf, h->wlen);
+        h->wbuf_stack = 0;
         h->wbuf = p;
         h->wcap = cap;
     }
@@ -356,7 +399,7 @@ int h2_stream_respond(h2_stream_t *pub, int status, const nghttp2_nv *nva, size_
         free(nv);
     if (rv != 0)
         return -1;
-    flush(s->h2);
+    flush_soon(s->h2);
     return 0;
 }
 
@@ -381,6 +424,8 @@ uint8_t *h2_stream_reserve(h2_stream_t *pub, size_t n)
             uint8_t *p = realloc(s->out, cap);
             if (p == NULL)
                 abort();
+            conn_kept(s->h2->conn, (ptrdiff_t)(cap - s->out_cap));
+            s->kept += cap - s->out_cap;
             s->out = p;
             s->out_cap = cap;
         }
@@ -394,7 +439,7 @@ static void resume(struct stream *s)
         s->flags &= ~S_DEFERRED;
         nghttp2_session_resume_data(s->h2->session, s->pub.id);
     }
-    flush(s->h2);
+    flush_soon(s->h2);
 }
 
 void h2_stream_commit(h2_stream_t *pub, size_t n)
@@ -432,6 +477,10 @@ void h2_stream_end(h2_stream_t *pub, const nghttp2_nv *nva, size_t n)
             s->trailers[i].flags = NGHTTP2_NV_FLAG_NONE;
         }
         s->ntrailers = n;
+        /* Ours and the copy nghttp2 makes when they are submitted. */
+        size_t mem = 2 * (bytes + n * sizeof(*s->trailers));
+        conn_kept(s->h2->conn, (ptrdiff_t)mem);
+        s->kept += mem;
     }
     s->flags |= S_END;
     resume(s);
@@ -443,7 +492,7 @@ void h2_stream_reset(h2_stream_t *pub, uint32_t error_code)
     if (!h2_stream_open(pub))
         return;
     nghttp2_submit_rst_stream(s->h2->session, NGHTTP2_FLAG_NONE, pub->id, error_code);
-    flush(s->h2);
+    flush_soon(s->h2);
 }
 
 /* ---------------------------------------------------------------- the apps */
@@ -527,24 +576,40 @@ static int on_header(nghttp2_session *session, const nghttp2_frame *frame, const
         s->flags |= S_TOO_BIG;
         return 0;
     }
-    if (s->nhdr % 8 == 0) {
-        char **p = realloc(s->hdr, (s->nhdr + 8) * 2 * sizeof(*p));
+    /* Copied into one buffer per stream (two allocations for all the
+     * headers, where a pair of mallocs per header cost more than the
+     * HPACK decoding). The limits above keep it under 32 KiB plus the
+     * NULs, so uint32_t offsets hold. */
+    if (s->nhdr == s->hdr_cap) {
+        size_t cap = s->hdr_cap ? 2 * s->hdr_cap : 16;
+        struct hdr *p = realloc(s->hdr, cap * sizeof(*p));
         if (p == NULL)
             abort();
         s->hdr = p;
+        s->hdr_cap = cap;
+    }
+    size_t need = s->hmem_len + namelen + valuelen + 2;
+    if (need > s->hmem_cap) {
+        size_t cap = s->hmem_cap ? s->hmem_cap : 512;
+        while (cap < need)
+            cap *= 2;
+        char *p = realloc(s->hmem, cap);
+        if (p == NULL)
+            abort();
+        s->hmem = p;
+        s->hmem_cap = cap;
     }
     /* nghttp2 has already refused names with upper case and values with
      * NUL, CR or LF (RFC 9113 field checks), so these are C strings. */
-    char *n = malloc(namelen + 1), *v = malloc(valuelen + 1);
-    if (n == NULL || v == NULL)
-        abort();
-    memcpy(n, name, namelen);
-    n[namelen] = '\0';
-    memcpy(v, value, valuelen);
-    v[valuelen] = '\0';
-    s->hdr[2 * s->nhdr] = n;
-    s->hdr[2 * s->nhdr + 1] = v;
-    s->nhdr++;
+    struct hdr *e = &s->hdr[s->nhdr++];
+    e->name = (uint32_t)s->hmem_len;
+    memcpy(s->hmem + s->hmem_len, name, namelen);
+    s->hmem_len += namelen;
+    s->hmem[s->hmem_len++] = '\0';
+    e->value = (uint32_t)s->hmem_len;
+    memcpy(s->hmem + s->hmem_len, value, valuelen);
+    s->hmem_len += valuelen;
+    s->hmem[s->hmem_len++] = '\0';
     return 0;
 }
 
@@ -559,11 +624,25 @@ static int on_data_chunk(nghttp2_session *session, uint8_t flags, int32_t id, co
         nghttp2_session_consume_connection(session, len);
         return 0;
     }
+    if (!(s->flags & S_REMOTE_ENDED) && h->in_partial + len > h->in_budget) {
+        /* Bodies being received hold the budget: none is complete, so
+         * withholding the window would only stall them all. This stream
+         * goes (the others can finish). */
+        log_info("h2_stream_refused", "peer=%s stream=%d reason=\"request bodies in progress on this "
+                 "connection exceed %zu bytes\"", h->conn->peer, id, h->in_budget);
+        release_bytes(h, s);
+        s->flags |= S_CLOSED;
+        nghttp2_session_consume_connection(session, len);
+        nghttp2_submit_rst_stream(session, NGHTTP2_FLAG_NONE, id, NGHTTP2_ENHANCE_YOUR_CALM);
+        return 0;
+    }
     /* The connection's window comes back at once while apps hold little,
      * later (release_bytes) when they hold much. */
     s->in_held += len;
     h->in_held += len;
-    if (h->in_held <= H2_CONN_IN_BUDGET)
+    if (!(s->flags & S_REMOTE_ENDED))
+        h->in_partial += len;
+    if (h->in_held <= h->in_budget)
         nghttp2_session_consume_connection(session, len);
     else
         h->in_owed += len;
@@ -621,7 +700,7 @@ static int on_frame_recv(nghttp2_session *session, const nghttp2_frame *frame, v
         if (frame->headers.cat == NGHTTP2_HCAT_REQUEST)
             dispatch(s);
         if ((frame->hd.flags & NGHTTP2_FLAG_END_STREAM) && !(s->flags & S_REMOTE_ENDED)) {
-            s->flags |= S_REMOTE_ENDED;
+            remote_ended(h, s);
             if (s->pub.app != NULL && !(s->flags & S_CLOSED))
                 s->pub.app->on_end(&s->pub);
         }
@@ -629,7 +708,7 @@ static int on_frame_recv(nghttp2_session *session, const nghttp2_frame *frame, v
     case NGHTTP2_DATA:
         s = stream_of(h, frame->hd.stream_id);
         if (s != NULL && (frame->hd.flags & NGHTTP2_FLAG_END_STREAM) && !(s->flags & S_REMOTE_ENDED)) {
-            s->flags |= S_REMOTE_ENDED;
+            remote_ended(h, s);
             if (s->pub.app != NULL && !(s->flags & S_CLOSED))
                 s->pub.app->on_end(&s->pub);
         }
@@ -721,12 +800,26 @@ static void flush(h2_t *h)
         h->flush_again = 0;
         if (c->wqueued > CONN_WQ_HIGH)
             break;      /* h2_writable comes back */
+        uint8_t stack[H2_FLUSH_STACK];
+        h->wbuf = stack;
+        h->wcap = sizeof(stack);
+        h->wlen = 0;
+        h->wbuf_stack = 1;
+        h->blocked = 0;
         int rv = nghttp2_session_send(h->session);
-        if (h->wlen > 0) {
-            conn_write(c, h->wbuf, h->wlen);
-            h->wbuf = NULL;
-            h->wlen = h->wcap = 0;
+        if (h->wbuf_stack) {
+            if (h->wlen > 0)
+                conn_write_copy(c, h->wbuf, h->wlen);
+        } else {
+            conn_write(c, h->wbuf, h->wlen);   /* takes it */
         }
+        h->wbuf = NULL;
+        h->wlen = h->wcap = 0;
+        h->wbuf_stack = 0;
+        /* Stopped for room, but the socket took it all at once (conn_write
+         * did not pause the connection, so no h2_writable comes): go on. */
+        if (h->blocked && !(c->flags & CONN_F_PAUSED) && c->state != CONN_CLOSING)
+            h->flush_again = 1;
         if (rv != 0) {
             log_info("conn_h2_send_failed", "peer=%s error=\"%s\"", c->peer, nghttp2_strerror(rv));
             h->dead = 1;
@@ -742,6 +835,49 @@ static void flush(h2_t *h)
     if (h->dead || (!nghttp2_session_want_read(h->session) && !nghttp2_session_want_write(h->session)) ||
         (h->goaway_sent && h->nstreams == 0))
         conn_close_after_write(c);
+}
+
+static void on_soon(uv_idle_t *t)
+{
+    uv_idle_stop(t);
+    flush(t->data);
+}
+
+/* A flush for what an app queued outside on_bytes: in the idle phase of
+ * the loop's next turn, after every callback of this turn has had its say
+ * (the answers to a group of queries come in one turn). An active idle
+ * handle also keeps the loop from blocking before it runs, so nothing
+ * waits: a deadline's answer queued by a timer goes in the same turn. */
+static void flush_soon(h2_t *h)
+{
+    if (h->in_recv || h->flushing) {
+        h->flush_again = 1;
+        return;
+    }
+    if (h->conn->state == CONN_CLOSING)
+        return;
+    if (h->soon == NULL) {
+        h->soon = malloc(sizeof(*h->soon));
+        if (h->soon == NULL)
+            abort();
+        uv_idle_init(h->conn->srv->loop, h->soon);
+        h->soon->data = h;
+    }
+    uv_idle_start(h->soon, on_soon);   /* nothing when already started */
+}
+
+static void free_handle(uv_handle_t *handle)
+{
+    free(handle);
+}
+
+/* Closes the idle handle: its callback never runs after this. */
+static void soon_close(h2_t *h)
+{
+    if (h->soon != NULL) {
+        uv_close((uv_handle_t *)h->soon, free_handle);
+        h->soon = NULL;
+    }
 }
 
 /* ---------------------------------------------------------------- the protocol */
@@ -773,6 +909,10 @@ static int h2_open(struct conn *c)
         return -1;
     h->conn = c;
     h->last_stream_ms = conn_now_ms(c);
+    /* A request of the largest size must always fit. */
+    h->in_budget = H2_CONN_IN_BUDGET;
+    if (h->in_budget < (size_t)c->srv->cfg->max_frame + 64 * 1024)
+        h->in_budget = (size_t)c->srv->cfg->max_frame + 64 * 1024;
     if (nghttp2_session_callbacks_new(&cb) != 0 || nghttp2_option_new(&opt) != 0)
         goto fail;
     nghttp2_session_callbacks_set_send_callback(cb, send_cb);
@@ -882,6 +1022,7 @@ static void h2_drain(struct conn *c, int code, const char *reason)
 static void h2_closing(struct conn *c)
 {
     h2_t *h = state(c);
+    soon_close(h);
     /* Every app lets go of its stream (calls are detached: conn->state
      * is CONN_CLOSING). The records go in h2_free. */
     for (struct stream *s = h->streams; s != NULL; s = s->next) {
@@ -898,6 +1039,7 @@ static void h2_free(struct conn *c)
     h2_t *h = state(c);
     if (h == NULL)
         return;
+    soon_close(h);
     /* nghttp2_session_del calls no stream callbacks. */
     nghttp2_session_del(h->session);
     while (h->streams != NULL) {

@@ -23,7 +23,12 @@
  *     H2_STREAM_HIGH and goes on when on_drained() is called (the stream
  *     fell below H2_STREAM_LOW with the socket writable). That is how a
  *     client that does not read pauses its producer instead of filling
- *     memory.
+ *     memory. Stream buffers count as answers waiting for the client
+ *     (conn_kept): a whole answer that does not fit (conn_answer_fits) is
+ *     replaced by RESOURCE_EXHAUSTED, as the native protocol does.
+ *   - Request bytes count against the connection's budget until the app
+ *     releases them (h2_stream_release): once the call they made is done,
+ *     or when it drops them.
  *   - on_close() is the last call for a stream, on every path (answered,
  *     reset by the client, connection closing): the app drops what it
  *     holds there. After it the stream is freed.
@@ -49,9 +54,12 @@ typedef struct h2_stream h2_stream_t;
 
 #define H2_STREAM_HIGH (64 * 1024)   /* a producer pauses above this many buffered bytes */
 #define H2_STREAM_LOW (16 * 1024)    /* and is told to go on below this */
-/* Request bytes a connection buffers for its apps (not yet released) before
- * the client's connection window stops being given back: a client uploading
- * on many streams at once waits instead of filling memory. */
+/* Request bytes a connection holds for its apps (not yet released: bodies
+ * being received, and those of requests whose calls run) before the
+ * client's connection window stops being given back: a client uploading
+ * on many streams at once waits instead of filling memory. Bodies still
+ * being received may hold as much (or a maximum frame and 64 KiB, if
+ * more); beyond, the stream receiving is reset (ENHANCE_YOUR_CALM). */
 #define H2_CONN_IN_BUDGET (8 * 1024 * 1024)
 
 /* A protocol on HTTP/2 streams. */
@@ -110,7 +118,8 @@ int h2_stream_respond(h2_stream_t *s, int status, const nghttp2_nv *nva, size_t 
 
 /* Room for n body bytes at the end of the stream's buffer, to write into
  * directly (no copy); h2_stream_commit(s, n) then queues them. NULL when
- * the stream is gone. */
+ * the stream is gone. The buffer counts as answers waiting for the client
+ * (conn_kept): before a large answer an app asks conn_answer_fits. */
 uint8_t *h2_stream_reserve(h2_stream_t *s, size_t n);
 void h2_stream_commit(h2_stream_t *s, size_t n);
 
@@ -131,11 +140,11 @@ size_t h2_stream_buffered(const h2_stream_t *s);
  * on_drained() follows once there is room again. */
 int h2_stream_full(h2_stream_t *s);
 
-/* The app is done with the request bytes it was given so far (it copied
- * or parsed them): they stop counting against the connection's budget
- * of buffered request bytes (H2_CONN_IN_BUDGET), and the client's
- * connection window is given back. Bytes of a stream are released on
- * close anyway. */
+/* The app is done with the request bytes it was given so far (the call
+ * they made has ended, or they were dropped): they stop counting against
+ * the connection's budget of request bytes (H2_CONN_IN_BUDGET), and the
+ * client's connection window is given back. Bytes of a stream are
+ * released on close anyway. */
 void h2_stream_release(h2_stream_t *s);
 
 /* Whether the stream can still be written to (not closed or reset). */

@@ -19,6 +19,21 @@
  * Content-Length says so), a request that has not arrived whole within
  * --http-request-timeout of its first byte (408), anything http-parser
  * refuses (400). Connections idle for --idle-timeout are closed.
+ *
+ * Memory (docs/PROTOCOL.md, limits), as for the native protocol:
+ *
+ *   - A request's body stays in the connection's read buffer (conn.c)
+ *     until all of it has come: it counts among the server's partial
+ *     frames, bounded in total, the oldest sent away (503). Only then is
+ *     it parsed, in one pass (body_wait: a copy of the parser scans ahead
+ *     for the end of a chunked body, from where it stopped).
+ *   - Request bytes of calls in flight: past H1_INFLIGHT_MAX the
+ *     connection is not read until they are under H1_INFLIGHT_LOW.
+ *   - Answers kept here (behind an earlier one, or a stream's unwritten
+ *     part) count as waiting for the client (conn_kept); an answer that
+ *     would take the connection past its bound of unread answers
+ *     (conn_answer_fits) is replaced by RESOURCE_EXHAUSTED (429), but for
+ *     the outcome of a write.
  */
 #include <http_parser.h>
 #include <stdio.h>
@@ -32,6 +47,7 @@
 #include "conn.h"
 #include "connect.h"
 #include "log.h"
+#include "methods.h"
 #include "pbjson.h"
 #include "server.h"
 #include "version.h"
@@ -42,6 +58,8 @@
 #define H1_MAX_URL 8192
 #define H1_MAX_PIPELINE 16               /* requests read ahead of their answers */
 #define H1_STREAM_HIGH (64 * 1024)       /* a stream not yet at the head pauses above this */
+#define H1_INFLIGHT_MAX ((size_t)8 << 20) /* request bytes of calls in flight: stop reading */
+#define H1_INFLIGHT_LOW ((size_t)4 << 20) /* ... and read again below this */
 
 struct h1;
 
@@ -56,6 +74,8 @@ typedef struct exchange {
     uint8_t *out;              /* the answer's bytes (status line to body), or
                                 * what a stream has not written yet */
     size_t outlen, outcap;
+    size_t kept;               /* what out counts in conn->kept */
+    size_t req_bytes;          /* the request's bytes, in h->inflight while its call runs */
     int headers_sent;          /* a stream's status line and headers are in out (or gone) */
     int waiting;               /* a stream's handler waits for call_writable */
     int keep_alive;            /* the connection may carry another request */
@@ -77,8 +97,13 @@ typedef struct h1 {
     struct { size_t name, value; } hdr[H1_MAX_HEADERS];
     size_t nh;                 /* headers read */
     int in_value;              /* the last piece was part of a value */
-    uint8_t *body;             /* the body so far */
+    uint8_t *body;             /* the body, when copied (a chunked one) ... */
+    const uint8_t *bref;       /* ... or where it lies in the bytes being parsed */
     size_t blen, bcap;
+    int body_wait;             /* headers read: waiting until the whole body is here */
+    http_parser scan;          /* a copy of parser that looks ahead for the body's end */
+    size_t scan_used;          /* bytes it took, from the body's start */
+    size_t scan_body;          /* body bytes it saw */
     int status;                /* a limit hit in a callback: 413, 414, 431 */
     int complete;              /* on_message_complete came */
     int reading;               /* a request has begun and not yet completed */
@@ -86,7 +111,8 @@ typedef struct h1 {
     /* Answers to send, in order. */
     exchange_t *head, *tail;
     int n;                     /* exchanges queued */
-    int held;                  /* reading stopped: H1_MAX_PIPELINE reached */
+    int held;                  /* reading stopped: H1_MAX_PIPELINE or H1_INFLIGHT_MAX reached */
+    size_t inflight;           /* request bytes of calls in flight (x->req_bytes) */
     int in_bytes;              /* inside on_bytes (no nested feeding) */
     int closing;               /* no more requests: answer the queue, then close */
     uint64_t last_ms;          /* the last answer went out (idle timeout) */
@@ -95,6 +121,13 @@ typedef struct h1 {
 static h1_t *state(struct conn *c)
 {
     return c->proto_state;
+}
+
+/* x's output now holds n bytes of memory (conn_kept). */
+static void kept_set(exchange_t *x, size_t n)
+{
+    conn_kept(x->h->conn, (ptrdiff_t)n - (ptrdiff_t)x->kept);
+    x->kept = n;
 }
 
 /* ---------------------------------------------------------------- answers */
@@ -144,43 +177,63 @@ static const char *http_date(void)
     return buf;
 }
 
+static void add_str(pbjson_buf_t *b, const char *s)
+{
+    pbjson_buf_add(b, s, strlen(s));
+}
+
+static void add_num(pbjson_buf_t *b, unsigned long long v)
+{
+    char tmp[24], *p = tmp + sizeof(tmp);
+    do {
+        *--p = (char)('0' + v % 10);
+        v /= 10;
+    } while (v != 0);
+    pbjson_buf_add(b, p, (size_t)(tmp + sizeof(tmp) - p));
+}
+
+/* "Name: value\r\n" */
+static void add_header(pbjson_buf_t *b, const char *name_colon_space, const char *value)
+{
+    add_str(b, name_colon_space);
+    add_str(b, value);
+    pbjson_buf_add(b, "\r\n", 2);
+}
+
 /* The status line and headers of x's answer into b. With len -1 the body
- * is chunked (a stream), or for HTTP/1.0 runs to the connection's close. */
+ * is chunked (a stream), or for HTTP/1.0 runs to the connection's close.
+ * Written piece by piece rather than through snprintf: this runs for
+ * every answer, and formatting cost more than the rest of the framing. */
 static void head_lines(exchange_t *x, const connect_reply_t *r, const char *extra, long long len,
                        pbjson_buf_t *b)
 {
-    char line[512];
     int bodyless = r->status == 304 || r->status == 204 || r->status < 200;
-    int n = snprintf(line, sizeof(line), "HTTP/1.1 %d %s\r\nDate: %s\r\n", r->status, reason(r->status),
-                     http_date());
-    pbjson_buf_add(b, line, (size_t)n);
+    pbjson_buf_reserve(b, 1024);
+    pbjson_buf_add(b, "HTTP/1.1 ", 9);
+    add_num(b, (unsigned)r->status);
+    pbjson_buf_add(b, " ", 1);
+    add_str(b, reason(r->status));
+    pbjson_buf_add(b, "\r\n", 2);
+    add_header(b, "Date: ", http_date());
     if (!bodyless) {
-        if (r->content_type != NULL) {
-            n = snprintf(line, sizeof(line), "Content-Type: %s\r\n", r->content_type);
-            pbjson_buf_add(b, line, (size_t)n);
+        if (r->content_type != NULL)
+            add_header(b, "Content-Type: ", r->content_type);
+        if (len >= 0) {
+            pbjson_buf_add(b, "Content-Length: ", 16);
+            add_num(b, (unsigned long long)len);
+            pbjson_buf_add(b, "\r\n", 2);
+        } else if (!x->http10) {
+            add_str(b, "Transfer-Encoding: chunked\r\n");
         }
-        if (len >= 0)
-            n = snprintf(line, sizeof(line), "Content-Length: %lld\r\n", len);
-        else
-            n = snprintf(line, sizeof(line), "%s", x->http10 ? "" : "Transfer-Encoding: chunked\r\n");
-        pbjson_buf_add(b, line, (size_t)n);
     }
-    if (r->etag[0]) {
-        n = snprintf(line, sizeof(line), "ETag: %s\r\n", r->etag);
-        pbjson_buf_add(b, line, (size_t)n);
-    }
-    if (r->cache_control != NULL) {
-        n = snprintf(line, sizeof(line), "Cache-Control: %s\r\n", r->cache_control);
-        pbjson_buf_add(b, line, (size_t)n);
-    }
-    if (r->allow != NULL) {
-        n = snprintf(line, sizeof(line), "Allow: %s\r\n", r->allow);
-        pbjson_buf_add(b, line, (size_t)n);
-    }
-    if (r->accept_post != NULL) {
-        n = snprintf(line, sizeof(line), "Accept-Post: %s\r\n", r->accept_post);
-        pbjson_buf_add(b, line, (size_t)n);
-    }
+    if (r->etag[0])
+        add_header(b, "ETag: ", r->etag);
+    if (r->cache_control != NULL)
+        add_header(b, "Cache-Control: ", r->cache_control);
+    if (r->allow != NULL)
+        add_header(b, "Allow: ", r->allow);
+    if (r->accept_post != NULL)
+        add_header(b, "Accept-Post: ", r->accept_post);
     if (x->origin != NULL) {
         pbjson_buf_add(b, "Access-Control-Allow-Origin: ", 29);
         pbjson_buf_add(b, x->origin, strlen(x->origin));
@@ -205,13 +258,17 @@ static void set_answer(exchange_t *x, connect_reply_t *r, const char *extra)
 {
     pbjson_buf_t b = { 0 };
     int bodyless = r->status == 304 || r->status == 204 || r->status < 200;
+    int with_body = !bodyless && !x->head && r->len > 0;
+    pbjson_buf_reserve(&b, 1024 + (with_body ? r->len : 0));   /* one allocation */
     head_lines(x, r, extra, (long long)r->len, &b);
-    if (!bodyless && !x->head && r->len > 0)
+    if (with_body)
         pbjson_buf_add(&b, (const char *)r->body, r->len);
     connect_reply_free(r);
     free(x->out);
     x->out = (uint8_t *)b.data;
     x->outlen = b.len;
+    x->outcap = b.cap;
+    kept_set(x, b.cap);
     x->ready = 1;
 }
 
@@ -234,6 +291,7 @@ static void stream_add(exchange_t *x, const pbjson_buf_t *data, int last)
     x->out = (uint8_t *)b.data;
     x->outlen = b.len;
     x->outcap = b.cap;
+    kept_set(x, b.cap);
 }
 
 /* The headers of a stream's answer, before its first message. */
@@ -254,10 +312,12 @@ static void stream_begin(exchange_t *x)
     x->out = (uint8_t *)b.data;
     x->outlen = b.len;
     x->outcap = b.cap;
+    kept_set(x, b.cap);
 }
 
 static void exchange_free(exchange_t *x)
 {
+    kept_set(x, 0);
     if (x->is_connect)
         connect_call_free(&x->cc);
     free(x->out);
@@ -272,6 +332,7 @@ static void stream_push(h1_t *h, exchange_t *x)
 {
     if (x != h->head || x->outlen == 0)
         return;
+    kept_set(x, 0);
     conn_write(h->conn, x->out, x->outlen);
     x->out = NULL;
     x->outlen = x->outcap = 0;
@@ -294,6 +355,7 @@ static void flush(h1_t *h)
         h->n--;
         if (!x->keep_alive)
             h->closing = 1;
+        kept_set(x, 0);
         if (x->outlen > 0)
             conn_write(c, x->out, x->outlen);
         x->out = NULL;
@@ -306,7 +368,7 @@ static void flush(h1_t *h)
         conn_linger_close(c);
         return;
     }
-    if (h->held && h->n < H1_MAX_PIPELINE && !h->in_bytes) {
+    if (h->held && h->n < H1_MAX_PIPELINE && h->inflight <= H1_INFLIGHT_LOW && !h->in_bytes) {
         /* Room again: read what waits (conn.c gives it to on_bytes). */
         h->held = 0;
         conn_hold(c, 0);
@@ -374,6 +436,19 @@ static void sink_answer(call_t *call, const call_answer_t *a)
     }
     connect_reply_t r;
     connect_answer(&x->cc, a, &r);
+    if (r.len > 0 && !conn_answer_fits(x->h->conn, r.len) &&
+        !(call->method != NULL && (call->method->flags & METHOD_WRITE))) {
+        /* The client leaves its answers unread: this one would take the
+         * connection (or the server) past its bound. The outcome of a
+         * write is always sent. */
+        struct conn *c = x->h->conn;
+        char msg[200];
+        snprintf(msg, sizeof(msg), "answer of %zu bytes not sent: %zu bytes of earlier answers "
+                 "are still unread on this connection; read them, then retry",
+                 r.len, c->wqueued + c->kept);
+        connect_reply_free(&r);
+        connect_error(SENTRA_RESOURCE_EXHAUSTED, msg, &r);
+    }
     set_answer(x, &r, NULL);
 }
 
@@ -411,6 +486,8 @@ static void sink_done(call_t *call)
     exchange_t *x = call->sink_arg;
     x->call = NULL;
     call_unref(call);
+    x->h->inflight -= x->req_bytes;
+    x->req_bytes = 0;
     if (!x->ready) {
         /* Finished without an answer (cannot happen for unary calls). */
         connect_reply_t r;
@@ -562,12 +639,17 @@ static void request_done(h1_t *h)
         }
         connect_reply_t r;
         x->is_connect = 1;
-        if (connect_prepare(&x->cc, method, path, path_len, query, md, h->nh, h->body, h->blen, &r) != 0) {
+        const uint8_t *body = h->bref != NULL ? h->bref : h->body;
+        if (connect_prepare(&x->cc, method, path, path_len, query, md, h->nh, body, h->blen, &r) != 0) {
             answer_now(h, x, &r, NULL);
             return;
         }
+        x->cc.req.auth_memo = &c->auth_memo;
         call_t *call = call_new(c->srv, &http1_sink, x, (uint32_t)c->srv->requests);
         x->call = call;
+        /* Its bytes count until the call is done (sink_done). */
+        x->req_bytes = h->hlen + h->blen;
+        h->inflight += x->req_bytes;
         call_start(call, &x->cc.req);
         return;
     }
@@ -592,6 +674,8 @@ static void request_reset(h1_t *h)
     h->nh = 0;
     h->in_value = 0;
     h->blen = 0;
+    h->bref = NULL;
+    h->body_wait = 0;
     h->status = 0;
     h->complete = 0;
     h->reading = 0;
@@ -720,6 +804,13 @@ static int on_headers_complete(http_parser *p)
         memcpy(b, cont, sizeof(cont) - 1);
         conn_write(c, b, sizeof(cont) - 1);
     }
+    if ((p->flags & F_CHUNKED) || (p->content_length > 0 && p->content_length != ULLONG_MAX)) {
+        /* A body comes: on_bytes waits until it is all here (it stays in
+         * conn.c's read buffer, among the partial frames) and only then
+         * lets the parser take it. */
+        h->body_wait = 1;
+        http_parser_pause(p, 1);
+    }
     return 0;
 }
 
@@ -730,6 +821,23 @@ static int on_body(http_parser *p, const char *at, size_t n)
     if (h->blen + n > max) {
         h->status = 413;
         return -1;
+    }
+    /* The body is all in the bytes being parsed (body_wait): a body in one
+     * piece (Content-Length) is used where it lies; pieces of a chunked
+     * one are put together. */
+    if (h->blen == 0 && h->body == NULL) {
+        h->bref = (const uint8_t *)at;
+        h->blen = n;
+        return 0;
+    }
+    if (h->bref != NULL) {
+        uint8_t *nb = malloc(h->blen + n);
+        if (nb == NULL)
+            abort();
+        memcpy(nb, h->bref, h->blen);
+        h->body = nb;
+        h->bcap = h->blen + n;
+        h->bref = NULL;
     }
     if (h->blen + n > h->bcap) {
         size_t cap = h->bcap ? h->bcap : 4096;
@@ -769,6 +877,46 @@ static const http_parser_settings settings = {
     .on_message_complete = on_message_complete,
 };
 
+/* The look-ahead (h->scan): counts the body, stops at its end. */
+static int scan_body(http_parser *p, const char *at, size_t n)
+{
+    h1_t *h = p->data;
+    (void)at;
+    h->scan_body += n;
+    /* Over the limit: the parser itself will say 413 at the same byte. */
+    return h->scan_body > h->conn->srv->cfg->max_frame ? -1 : 0;
+}
+
+static int scan_complete(http_parser *p)
+{
+    http_parser_pause(p, 1);
+    return 0;
+}
+
+static const http_parser_settings scan_settings = {
+    .on_body = scan_body,
+    .on_message_complete = scan_complete,
+};
+
+/* While the body of the request being read has not all come: looks ahead
+ * in data[0..len) (the body's start onwards, given again with what came
+ * since) from where the last look stopped. Returns 1 while more must
+ * come, 0 once the parser can take it: the body is whole, or the look
+ * found an error that the parser will report at the same byte. */
+static int body_missing(h1_t *h, const uint8_t *data, size_t len)
+{
+    if (h->scan_used >= len)
+        return 1;
+    size_t n = http_parser_execute(&h->scan, &scan_settings, (const char *)data + h->scan_used,
+                                   len - h->scan_used);
+    h->scan_used += n;
+    if (HTTP_PARSER_ERRNO(&h->scan) != HPE_OK) {
+        h->body_wait = 0;       /* its end (HPE_PAUSED), or an error */
+        return 0;
+    }
+    return 1;
+}
+
 static size_t on_bytes(struct conn *c, const uint8_t *data, size_t len)
 {
     h1_t *h = state(c);
@@ -779,11 +927,13 @@ static size_t on_bytes(struct conn *c, const uint8_t *data, size_t len)
             off = len; /* nothing after a last request is read */
             break;
         }
-        if (h->n >= H1_MAX_PIPELINE) {
+        if (h->n >= H1_MAX_PIPELINE || h->inflight > H1_INFLIGHT_MAX) {
             h->held = 1;
             conn_hold(c, 1);
             break;
         }
+        if (h->body_wait && body_missing(h, data + off, len - off))
+            break;              /* the body stays in conn.c's buffer until it is all here */
         size_t used = http_parser_execute(&h->parser, &settings, (const char *)data + off, len - off);
         off += used;
         enum http_errno e = HTTP_PARSER_ERRNO(&h->parser);
@@ -793,6 +943,10 @@ static size_t on_bytes(struct conn *c, const uint8_t *data, size_t len)
                 h->complete = 0;
                 request_done(h);
                 request_reset(h);
+            } else if (h->body_wait) {
+                /* Headers read, a body to come: look ahead for its end. */
+                h->scan = h->parser;
+                h->scan_used = h->scan_body = 0;
             }
             continue;
         }
@@ -874,9 +1028,16 @@ static void h1_drain(struct conn *c, int code, const char *why)
 {
     h1_t *h = state(c);
     (void)code;
-    (void)why;
     c->state = CONN_DRAINING;
     h->closing = 1;
+    if (h->reading) {
+        /* A request half read (its bytes were let go when the server's
+         * memory for partial requests was full, or the server stops): it
+         * is answered, not dropped unseen. */
+        h->reading = 0;
+        refuse(h, 503, why != NULL && why[0] ? why : "the server is going away");
+        return;
+    }
     if (h->head == NULL)
         conn_linger_close(c);
 }

@@ -351,6 +351,7 @@ static void on_request(struct conn *c, const sentra_frame_t *f)
         .timeout_ms = req->timeout_ms,
         .md = md,
         .n_md = k,
+        .auth_memo = &c->auth_memo,
     };
 
     call_t *call = call_new(c->srv, &native_sink, c, f->stream_id);

@@ -588,6 +588,11 @@ static int established(struct conn *c)
                   c->peer, SSL_get_version(t->ssl), SSL_get_cipher_name(t->ssl), alpn,
                   SSL_session_reused(t->ssl), subj);
     }
+    /* A connection refused at accept (conn_accept) is answered in the
+     * protocol its plaintext speaks (refuse.c, through feed's sniff):
+     * choosing its protocol here would serve it. */
+    if (c->flags & CONN_F_REFUSED)
+        return 0;
     for (size_t i = 0; i < sizeof(alpn_protos) / sizeof(alpn_protos[0]); i++)
         if (strcmp(alpn, alpn_protos[i].name) == 0)
             return conn_choose_proto(c, alpn_protos[i].proto);
@@ -683,11 +688,15 @@ out:
 
 void sentra__tls_send(struct conn *c, uint8_t *buf, size_t len)
 {
+    sentra__tls_write(c, buf, len);
+    free(buf);
+}
+
+void sentra__tls_write(struct conn *c, const uint8_t *buf, size_t len)
+{
     struct tls_conn *t = c->tls;
-    if (len == 0 || !t->established || t->shutdown_sent || t->failed) {
-        free(buf);
+    if (len == 0 || !t->established || t->shutdown_sent || t->failed)
         return;
-    }
     /* Room for all the records at once: one allocation, the socket write's. */
     size_t need = t->out_len + len + (len / RECORD_MAX + 1) * RECORD_OVERHEAD;
     if (need > t->out_cap) {
@@ -700,7 +709,6 @@ void sentra__tls_send(struct conn *c, uint8_t *buf, size_t len)
     size_t written = 0;
     ERR_clear_error();
     int r = SSL_write_ex(t->ssl, buf, len, &written);
-    free(buf);
     if (r != 1 || written != len) {
         fail(c, "tls_error");
         return;

@@ -72,6 +72,10 @@ void sentra__tls_recv(struct conn *c, const uint8_t *data, size_t len);
  * records; takes ownership of buf (freed before it returns). */
 void sentra__tls_send(struct conn *c, uint8_t *buf, size_t len);
 
+/* conn_write_copy() on a TLS connection: the same, data stays the
+ * caller's (the records are made in the connection's own buffer). */
+void sentra__tls_write(struct conn *c, const uint8_t *data, size_t len);
+
 /* Queues a close_notify alert when the session is established and none
  * was sent; returns 1 when something was queued, else 0. Nothing may be
  * sent after it. */

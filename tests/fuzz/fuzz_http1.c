@@ -161,21 +161,24 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
          * or all at once for 0). */
         size_t chunk = size > 0 && data[0] != 0 ? data[0] : (size_t)-1;
         const uint8_t *in = size > 0 ? data + 1 : data;
-        size_t total = size > 0 ? size - 1 : 0, off = 0;
+        size_t total = size > 0 ? size - 1 : 0, off = 0, end = 0;
         int idle = 0;
         /* The loop may free the connection (nconns drops to 0): look at c
          * only while it is counted. */
         while (off < total && h1f_srv.nconns > 0 && c->state != CONN_CLOSING &&
                !(c->flags & CONN_F_CLOSE_AFTER) && idle < 100) {
-            size_t n = total - off < chunk ? total - off : chunk;
+            /* One read brings chunk more bytes; what the protocol left
+             * (a body not all here yet; held: answers owed) is offered
+             * again with them, as conn.c does. */
+            end = total - end < chunk ? total : end + chunk;
+            size_t n = end - off;
             size_t used = 0;
             if (!conn_reading_held(c)) {
                 used = c->proto->on_bytes(c, in + off, n);
                 CHECK(used <= n);
             }
-            /* What it left (held: answers owed) is offered again. */
             off += used;
-            idle = used == 0 ? idle + 1 : 0;
+            idle = used == 0 && end == total ? idle + 1 : 0;
             uv_run(&h1f_loop, UV_RUN_NOWAIT);
             h1f_drain(sv[1], &out, &olen, &ocap);
         }

@@ -87,6 +87,13 @@ PROV_B=$(prov_token "$ADDR_B" "$ADMIN_B")
 A() { "$CLI" --addr "$ADDR_A" --token "$PROV_A" "$@"; }
 B() { "$CLI" --addr "$ADDR_B" --token "$PROV_B" "$@"; }
 
+# whoami: the token in use, for any role (the admin's too).
+out=$(A whoami 2>&1)
+grep -q '^role     province$' <<<"$out" && grep -q '^region   18$' <<<"$out" &&
+    grep -q '^label    test_cli$' <<<"$out" && ok "whoami (province 18)" || bad "whoami (province 18)" "$out"
+out=$("$CLI" --addr "$ADDR_A" --token "$ADMIN_A" --json whoami 2>&1)
+grep -q '"role":"ROLE_ADMIN"' <<<"$out" && ok "whoami --json (admin)" || bad "whoami --json (admin)" "$out"
+
 # ---------------------------------------------------------------- basics
 
 A health >/dev/null; check "health exits 0" 0 $?
@@ -214,10 +221,10 @@ A list --bogus >/dev/null 2>&1
 check "unknown option exits 2" 2 $?
 helps=0
 for cmd in health ping describe create get update delete list regions region stats timeseries \
-    tokens sync import export sleep; do
+    tokens whoami sync import export sleep; do
     "$CLI" "$cmd" --help 2>/dev/null | grep -q "usage:" && helps=$((helps + 1))
 done
-check "--help on all 17 commands" 17 "$helps"
+check "--help on all 18 commands" 18 "$helps"
 
 # ---------------------------------------------------------------- delete, sync
 

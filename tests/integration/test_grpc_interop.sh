@@ -164,6 +164,28 @@ rc=$?
 out=$(timeout 60 "${BC[@]}" -d '{}' "http://$ADDR/grpc.health.v1.Health/Check" 2>&1)
 grep -q '"status": "SERVING"' <<<"$out" && ok "buf curl: grpc.health.v1.Health/Check" || bad "buf curl health" "$out"
 
+# The request log: one line per call, with the code its client got. A
+# unary answer made after a query (GetSentra) once closed its stream while
+# the call was still being answered: the close cancelled the answered
+# call, which logged CANCELLED and then OK.
+echo "--- request log"
+start_server "$DB" rlog --request-log --log-level info || { bad "start request-log server"; finish; }
+RLOG_PID=$PID
+printf '\x00\x00\x00\x00\x26\x0a\x24%s' "$ID" >"$TMP/get.bin"
+out=$(timeout 30 nghttp -v -H 'content-type: application/grpc' -H 'te: trailers' -H "authorization: Bearer $PROV" \
+    -d "$TMP/get.bin" "http://127.0.0.1:$PORT/sentra.v1.SentraService/GetSentra" 2>&1)
+grep -q 'grpc-status: 0' <<<"$out" && ok "nghttp: gRPC GetSentra answers grpc-status 0" || bad "nghttp GetSentra" "$(tail -5 <<<"$out")"
+out=$(timeout 30 curl -sS --http2-prior-knowledge -H 'content-type: application/json' -H "authorization: Bearer $PROV" \
+    -d "{\"id\":\"$ID\"}" "http://127.0.0.1:$PORT/sentra.v1.SentraService/GetSentra" 2>&1)
+grep -q '"name":"Sentra Buf Curl"' <<<"$out" && ok "curl: Connect GetSentra over HTTP/2" || bad "curl h2 GetSentra" "$out"
+sleep 0.3
+lines=$(grep -c 'event=request method=/sentra.v1.SentraService/GetSentra' "$TMP/rlog.log")
+oks=$(grep -c 'event=request method=/sentra.v1.SentraService/GetSentra code=OK' "$TMP/rlog.log")
+[ "$lines" = 2 ] && [ "$oks" = 2 ] && ok "request log: one OK line per call over HTTP/2 (gRPC and Connect)" ||
+    bad "request log over HTTP/2" "$(grep 'event=request' "$TMP/rlog.log")"
+kill "$RLOG_PID"
+wait "$RLOG_PID" 2>/dev/null
+
 # nghttp: a content-type that is not gRPC gets HTTP 415.
 echo "--- nghttp"
 printf 'x' >"$TMP/body"

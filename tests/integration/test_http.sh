@@ -347,6 +347,14 @@ check "GET of a method with side effects is 405" 405 "$(code "$r")"
 r=$(curl -s -w '\n%{http_code}' -H "Authorization: Bearer $PROV" "$U/sentra.v1.SentraService/GetRegion?message=%7B%7D")
 check "GET without encoding: invalid_argument 400" "invalid_argument 400" "$(body "$r" | jq -r .code) $(code "$r")"
 
+# WhoAmI, a read that any token may call (the admin's too): Connect GET,
+# no ETag (tokens change without the notifications tags rest on).
+r=$(curl -s -D "$TMP/hw" -H "Authorization: Bearer $DIST" "$U/sentra.v1.TokenService/WhoAmI?encoding=json&message=%7B%7D")
+check "GET WhoAmI (district 18.71)" "ROLE_DISTRICT 18.71 test_http" "$(jq -r '"\(.role) \(.regionCode) \(.label)"' <<<"$r")"
+hasnt "WhoAmI carries no ETag" "$(cat "$TMP/hw")" "ETag:"
+has "WhoAmI is not cached" "$(cat "$TMP/hw")" "Cache-Control: no-store"
+check "WhoAmI with an admin token" "ROLE_ADMIN" "$(rpc "$ADMIN" TokenService/WhoAmI '{}' | head -1 | jq -r .role)"
+
 # ---------------------------------------------------------------- limits and malformed requests
 
 # raw REQUEST-BYTES: writes them on a fresh connection and prints what comes
@@ -390,6 +398,23 @@ has "a refusal followed by 300 kB still arrives" "$(head -1 <<<"$r")" "HTTP/1.1 
 n=$(curl -s -o /dev/null -o /dev/null -o /dev/null -w '%{num_connects}\n' "$U/healthz" "$U/healthz" \
     -H 'Content-Type: application/json' -d '{}' "$U/sentra.v1.SystemService/Ping" | paste -sd' ')
 check "keep-alive: three requests, one connection" "1 0 0" "$n"
+# Tokens that change between the requests of one connection are each
+# checked as themselves (the connection keeps only its last token's
+# digest, auth.h): a province token, an unknown one, a district token of
+# another regency (the record is not there for it), the province again.
+# (Over HTTP/2 grpc_python.py does the same on one channel; curl 7.88's
+# --next sends nothing more on a reused HTTP/2 connection.)
+DIST2=$(tok --role district --region 18.72)
+UNKNOWN=snt_$(head -c 52 /dev/zero | tr '\0' 'a')
+TID2=$(body "$(rpc "$PROV" SentraService/CreateSentra "{\"sentra\":${REC/Way Halim/Kedaton}}")" | jq -r .id)
+args=()
+for t in "$PROV" "$UNKNOWN" "$DIST2" "$PROV"; do
+    [ ${#args[@]} -gt 0 ] && args+=(--next)
+    args+=(-s -o /dev/null -w '%{http_code}/%{num_connects}\n' -H "Authorization: Bearer $t"
+           -H 'Content-Type: application/json' -d "{\"id\":\"$TID2\"}" "$U/sentra.v1.SentraService/GetSentra")
+done
+check "tokens changing on one connection are each checked" "200/1 401/0 404/0 200/0" \
+    "$(curl "${args[@]}" | paste -sd' ')"
 # Pipelining: three requests in one write, answered in order on one connection.
 P='POST /sentra.v1.SystemService/Ping HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 13\r\n\r\n'
 r=$(raw "${P}{\"data\":\"QQ\"}${P}{\"data\":\"Qg\"}GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n${P}{\"data\":\"Qw\"}" | grep -a -o -E '"data":"[A-Za-z=]*"|SERVING_STATUS_SERVING' | paste -sd' ')

@@ -968,6 +968,53 @@ static void test_kbli_refused_by_server(void **state)
     free(id);
 }
 
+/* A database rule the C checks miss (here a trigger standing in for a
+ * CHECK added by hand) refuses a pushed mutation with a plain reason: the
+ * constraint's name and PostgreSQL's words reach the server's log, never
+ * the client (0011_apply_errors.sql); a unary update says as little. */
+static void test_push_refusal_no_sql_text(void **state)
+{
+    PGconn *c = db();
+    sentra_status_t st;
+    sentra_status_init(&st);
+    char *id = new_record(T_DIST, "hidden rule", 0, NULL);
+
+    sql_ok(c, "CREATE FUNCTION t_hidden_rule() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN"
+              " IF NEW.name LIKE '%%forbidden%%' THEN RAISE EXCEPTION"
+              " 'new row for relation \"sentra\" violates check constraint \"secret_rule_xyz\"'"
+              " USING ERRCODE = '23514', CONSTRAINT = 'secret_rule_xyz'; END IF;"
+              " RETURN NEW; END $$");
+    sql_ok(c, "CREATE TRIGGER t_hidden_rule BEFORE UPDATE ON sentra FOR EACH ROW"
+              " EXECUTE FUNCTION t_hidden_rule()");
+
+    rec_t u;
+    rec_init(&u, "forbidden name");
+    u.s.id = id;
+    char mid[64];
+    snprintf(mid, sizeof mid, "m-hidden-%s", fx.run);
+    Sentra__V1__PushChangesResponse *p =
+        push1(T_DIST, "app-hidden", mid, SENTRA__V1__MUTATION_OP__MUTATION_OP_UPSERT, &u.s, 1);
+    assert_int_equal(p->results[0]->outcome, SENTRA__V1__MUTATION_OUTCOME__MUTATION_OUTCOME_REJECTED);
+    assert_true(p->results[0]->n_violations >= 1);
+    for (size_t i = 0; i < p->results[0]->n_violations; i++) {
+        const Sentra__V1__FieldViolation *v = p->results[0]->violations[i];
+        if (strstr(v->description, "secret_rule_xyz") || strstr(v->description, "relation"))
+            fail_msg("the push's violation shows PostgreSQL's text: %s: %s", v->field, v->description);
+    }
+    sentra__v1__push_changes_response__free_unpacked(p, NULL);
+
+    static const char *const mask[] = {"name"};
+    assert_null(update_as(T_DIST, &u.s, mask, 1, 1, NULL, &st));
+    assert_code(st, SENTRA__V1__CODE__INVALID_ARGUMENT);
+    assert_null(strstr(st.message ? st.message : "", "secret_rule_xyz"));
+
+    sql_ok(c, "DROP TRIGGER t_hidden_rule ON sentra");
+    sql_ok(c, "DROP FUNCTION t_hidden_rule()");
+    assert_int_equal(sql_ll(c, "SELECT version FROM sentra WHERE id = '%s'", id), 1);
+    sentra_status_clear(&st);
+    free(id);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -981,6 +1028,7 @@ int main(void)
         cmocka_unit_test_teardown(test_money_sum_beyond_int64, close_conns),
         cmocka_unit_test_teardown(test_decree_check_itself, close_conns),
         cmocka_unit_test_teardown(test_kbli_refused_by_server, close_conns),
+        cmocka_unit_test_teardown(test_push_refusal_no_sql_text, close_conns),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -5,8 +5,9 @@
  * scope are NOT_FOUND for Get (ids of other districts do not leak through
  * reads) and invisible to List; every write outside the scope (update,
  * delete, creating or moving a record there) is PERMISSION_DENIED; national tokens read everything and write
- * nothing; only admin tokens manage tokens; no or a bad token is
- * UNAUTHENTICATED.
+ * nothing; only admin tokens manage tokens; every valid token, admin
+ * included, reads itself with WhoAmI (and nothing else through it); no or a
+ * bad token is UNAUTHENTICATED.
  */
 #include "sentra_fixture.h"
 
@@ -304,6 +305,86 @@ static void tokens_admin_only(void **state)
     sentra_status_clear(&st);
 }
 
+/* ---------------------------------------------------------------- who am I */
+
+static void whoami_for_every_token(void **state)
+{
+    sentra_status_t st;
+    Sentra__V1__WhoAmIRequest w = SENTRA__V1__WHO_AM_IREQUEST__INIT;
+    static const struct { int role; const char *region; } want[T_COUNT] = {
+        [T_ADMIN] = {SENTRA__V1__ROLE__ROLE_ADMIN, ""},
+        [T_DIST] = {SENTRA__V1__ROLE__ROLE_DISTRICT, "18.71"},
+        [T_DIST_OTHER] = {SENTRA__V1__ROLE__ROLE_DISTRICT, "18.72"},
+        [T_DIST_FAR] = {SENTRA__V1__ROLE__ROLE_DISTRICT, "31.71"},
+        [T_PROV] = {SENTRA__V1__ROLE__ROLE_PROVINCE, "18"},
+        [T_PROV_OTHER] = {SENTRA__V1__ROLE__ROLE_PROVINCE, "31"},
+        [T_NATIONAL] = {SENTRA__V1__ROLE__ROLE_NATIONAL, ""},
+    };
+
+    sentra_status_init(&st);
+    int64_t now_ms = (int64_t)time(NULL) * 1000;
+    for (int who = T_ADMIN; who < T_COUNT; who++) {
+        Sentra__V1__Token *t = NULL;
+        int rc = sentra_who_am_i(fx.cl[who], &w, &t, NULL, &st);
+        if (rc != 0)
+            fail_msg("WhoAmI as %s: %s %s", token_names[who], sentra_status_name(st.code),
+                     st.message ? st.message : "");
+        assert_string_equal(t->id, fx.token_id[who]);
+        assert_int_equal(t->role, want[who].role);
+        assert_string_equal(t->region_code, want[who].region);
+        if (who == T_ADMIN) {
+            assert_string_equal(t->label, "integration test");
+        } else {
+            char label[64];
+            snprintf(label, sizeof label, "test %s %s", fx.run, token_names[who]);
+            assert_string_equal(t->label, label);
+        }
+        assert_true(t->created_at_ms > now_ms - 3600 * 1000 && t->created_at_ms <= now_ms + 60 * 1000);
+        assert_int_equal(t->revoked_at_ms, 0);
+        sentra__v1__token__free_unpacked(t, NULL);
+    }
+    sentra_status_clear(&st);
+}
+
+static void whoami_after_revocation(void **state)
+{
+    sentra_status_t st;
+    sentra_status_init(&st);
+    /* A token of its own, revoked: it is no one any more. */
+    Sentra__V1__CreateTokenRequest c = SENTRA__V1__CREATE_TOKEN_REQUEST__INIT;
+    Sentra__V1__CreateTokenResponse *cr = NULL;
+    c.role = SENTRA__V1__ROLE__ROLE_DISTRICT;
+    c.region_code = "18.71";
+    c.label = "whoami revoked";
+    assert_int_equal(sentra_create_token(fx.cl[T_ADMIN], &c, &cr, NULL, &st), 0);
+    sentra_client_t *cl = client_with(cr->secret);
+    Sentra__V1__WhoAmIRequest w = SENTRA__V1__WHO_AM_IREQUEST__INIT;
+    Sentra__V1__Token *t = NULL;
+    assert_int_equal(sentra_who_am_i(cl, &w, &t, NULL, &st), 0);
+    assert_string_equal(t->id, cr->token->id);
+    sentra__v1__token__free_unpacked(t, NULL);
+    Sentra__V1__RevokeTokenRequest r = SENTRA__V1__REVOKE_TOKEN_REQUEST__INIT;
+    r.id = cr->token->id;
+    assert_int_equal(sentra_revoke_token(fx.cl[T_ADMIN], &r, &t, NULL, &st), 0);
+    sentra__v1__token__free_unpacked(t, NULL);
+    /* The revocation reaches the cache through NOTIFY: give it a moment. */
+    int code = 0;
+    for (int i = 0; i < 50; i++) {
+        t = NULL;
+        if (sentra_who_am_i(cl, &w, &t, NULL, &st) == 0) {
+            sentra__v1__token__free_unpacked(t, NULL);
+            usleep(100 * 1000);
+            continue;
+        }
+        code = st.code;
+        break;
+    }
+    assert_int_equal(code, SENTRA__V1__CODE__UNAUTHENTICATED);
+    sentra_client_free(cl);
+    sentra__v1__create_token_response__free_unpacked(cr, NULL);
+    sentra_status_clear(&st);
+}
+
 /* ---------------------------------------------------------------- no token */
 
 static void without_a_valid_token(void **state)
@@ -327,6 +408,10 @@ static void without_a_valid_token(void **state)
         gr.code = "18";
         assert_int_not_equal(sentra_get_region(cl, &gr, &r, NULL, &st), 0);
         assert_code(st, SENTRA__V1__CODE__UNAUTHENTICATED);
+        Sentra__V1__WhoAmIRequest w = SENTRA__V1__WHO_AM_IREQUEST__INIT;
+        Sentra__V1__Token *t = NULL;
+        assert_int_not_equal(sentra_who_am_i(cl, &w, &t, NULL, &st), 0);
+        assert_code(st, SENTRA__V1__CODE__UNAUTHENTICATED);
         sentra_client_free(cl);
     }
     sentra_status_clear(&st);
@@ -343,6 +428,8 @@ int main(void)
         cmocka_unit_test(idempotent_replay_respects_scope),
         cmocka_unit_test(regions_for_everyone),
         cmocka_unit_test(tokens_admin_only),
+        cmocka_unit_test(whoami_for_every_token),
+        cmocka_unit_test(whoami_after_revocation),
         cmocka_unit_test(without_a_valid_token),
     };
     return cmocka_run_group_tests(tests, make_target, drop_target);

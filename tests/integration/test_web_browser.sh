@@ -61,7 +61,9 @@ token() { "$SENTRAD" token create --role "$1" --region "$2" --label test_web --d
 PROVINCE_TOKEN=$(token province 18)
 DISTRICT_TOKEN=$(token district 18.04)
 NATIONAL_TOKEN=$("$SENTRAD" token create --role national --label test_web --db "$DB" 2>/dev/null | tail -1)
-[ -n "$PROVINCE_TOKEN" ] && [ -n "$DISTRICT_TOKEN" ] && [ -n "$NATIONAL_TOKEN" ] || die "tokens"
+ADMIN_TOKEN=$("$SENTRAD" token create --role admin --label test_web --db "$DB" 2>/dev/null | tail -1)
+[ -n "$PROVINCE_TOKEN" ] && [ -n "$DISTRICT_TOKEN" ] && [ -n "$NATIONAL_TOKEN" ] && [ -n "$ADMIN_TOKEN" ] ||
+    die "tokens"
 # The numbers sentra-cli stats prints (its TOTAL row), for the overview.
 CLI_TOTAL=$("$CLI" --addr "127.0.0.1:$PORT" --token "$PROVINCE_TOKEN" stats --csv | tail -1)
 [ -n "$CLI_TOTAL" ] || die "sentra-cli stats"
@@ -69,7 +71,7 @@ CLI_TOTAL=$("$CLI" --addr "127.0.0.1:$PORT" --token "$PROVINCE_TOKEN" stats --cs
 mkdir -p "$OUT"
 rm -f "$OUT"/*.png "$OUT"/*.csv
 BASE="http://127.0.0.1:$PORT" PROVINCE_TOKEN=$PROVINCE_TOKEN DISTRICT_TOKEN=$DISTRICT_TOKEN \
-NATIONAL_TOKEN=$NATIONAL_TOKEN \
+NATIONAL_TOKEN=$NATIONAL_TOKEN ADMIN_TOKEN=$ADMIN_TOKEN \
 CLI_TOTAL=$CLI_TOTAL OUT=$OUT \
     timeout 280 /usr/bin/python3 "$ROOT/tests/web/browser_test.py"
 rc=$?

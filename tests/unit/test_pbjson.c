@@ -450,6 +450,143 @@ static void test_base64(void **state)
     assert_string_equal(pbjson_json_name("id", name, sizeof(name)), "id");
 }
 
+
+/* ---------------------------------------------------------------- against a reference */
+
+/* The string rule written the plain way, one byte at a time (as pbjson.c
+ * did before its output was made faster): controls, '"' and '\\'
+ * escaped, valid UTF-8 kept, any other byte U+FFFD. */
+static size_t ref_utf8(const unsigned char *s, size_t n)
+{
+    unsigned c = s[0], cp;
+    size_t len;
+    if (c >= 0xC2 && c <= 0xDF) { len = 2; cp = c & 0x1F; }
+    else if (c >= 0xE0 && c <= 0xEF) { len = 3; cp = c & 0x0F; }
+    else if (c >= 0xF0 && c <= 0xF4) { len = 4; cp = c & 0x07; }
+    else return 0;
+    if (n < len)
+        return 0;
+    for (size_t i = 1; i < len; i++) {
+        if ((s[i] & 0xC0) != 0x80)
+            return 0;
+        cp = cp << 6 | (s[i] & 0x3F);
+    }
+    if ((len == 3 && (cp < 0x800 || (cp >= 0xD800 && cp <= 0xDFFF))) ||
+        (len == 4 && (cp < 0x10000 || cp > 0x10FFFF)))
+        return 0;
+    return len;
+}
+
+static void ref_string(const char *str, char *out)
+{
+    const unsigned char *s = (const unsigned char *)str;
+    size_t n = strlen(str), o = 0;
+    out[o++] = '"';
+    for (size_t i = 0; i < n;) {
+        unsigned c = s[i];
+        if (c == '"' || c == '\\') {
+            out[o++] = '\\';
+            out[o++] = (char)c;
+        } else if (c == '\n' || c == '\r' || c == '\t' || c == '\b' || c == '\f') {
+            out[o++] = '\\';
+            out[o++] = c == '\n' ? 'n' : c == '\r' ? 'r' : c == '\t' ? 't' : c == '\b' ? 'b' : 'f';
+        } else if (c < 0x20) {
+            o += (size_t)sprintf(out + o, "\\u%04x", c);
+        } else if (c >= 0x80) {
+            size_t seq = ref_utf8(s + i, n - i);
+            if (seq == 0) {
+                o += (size_t)sprintf(out + o, "\\ufffd");
+            } else {
+                memcpy(out + o, s + i, seq);
+                o += seq;
+                i += seq;
+                continue;
+            }
+        } else {
+            out[o++] = (char)c;
+        }
+        i++;
+    }
+    out[o++] = '"';
+    out[o] = '\0';
+}
+
+/* Random strings of every kind of byte (controls, quotes, ASCII, valid and
+ * broken UTF-8: truncated, overlong, surrogates, above U+10FFFF) print
+ * exactly as the reference says; so do integers at their extremes, as
+ * printf prints them. */
+static void test_output_matches_reference(void **state)
+{
+    (void)state;
+    static const char *const pieces[] = {
+        "a", "Sentra ", "\"", "\\", "\n", "\r", "\t", "\b", "\f", "\x01", "\x1f", "\x7f", " ",
+        "\xc3\xa9", "\xe4\xb8\xad", "\xf0\x9f\x98\x80", "\xff", "\x80", "\xc3", "\xe4\xb8",
+        "\xc0\xaf", "\xe0\x80\xaf", "\xed\xa0\x80", "\xf4\x90\x80\x80", "\xf5\x80\x80\x80",
+        "\xf0\x9f\x98", "0123456789", "<img src=x>", "Kerajinan Tapis Lampung ",
+    };
+    char in[512], want[4096];
+    for (int round = 0; round < 20000; round++) {
+        size_t n = 0, parts = rnd() % 12;
+        in[0] = '\0';
+        for (size_t k = 0; k < parts; k++) {
+            const char *p = pieces[rnd() % (sizeof(pieces) / sizeof(pieces[0]))];
+            memcpy(in + n, p, strlen(p) + 1);
+            n += strlen(p);
+        }
+        ref_string(in, want);
+        pbjson_buf_t b = { 0 };
+        pbjson_buf_string(&b, in);
+        if (strcmp(b.data, want) != 0)
+            fail_msg("string %zu bytes: got %s, want %s", n, b.data, want);
+        assert_int_equal(b.len, strlen(want));
+        free(b.data);
+    }
+
+    static const int64_t i64[] = { 0, 1, -1, 9, 10, -10, 99, 100, 123456789, INT32_MIN, INT32_MAX,
+                                   INT64_MIN, INT64_MAX, INT64_MIN + 1, 1000000000000000000ll };
+    for (size_t i = 0; i < sizeof(i64) / sizeof(i64[0]); i++) {
+        Sentra__V1__Figures f = SENTRA__V1__FIGURES__INIT;
+        f.business_units = i64[i];
+        f.year = (int32_t)(i64[i] >= INT32_MIN && i64[i] <= INT32_MAX ? i64[i] : 7);
+        snprintf(want, sizeof(want), "{\"year\":%d,\"businessUnits\":\"%lld\"}", (int)f.year,
+                 (long long)f.business_units);
+        if (f.year == 0)
+            snprintf(want, sizeof(want), "{\"businessUnits\":\"%lld\"}", (long long)f.business_units);
+        if (f.business_units == 0)
+            snprintf(want, sizeof(want), "{}");
+        char *j = pbjson_encode(&f.base, 0, NULL);
+        assert_string_equal(j, want);
+        free(j);
+    }
+    /* Every field of every message, printed with its defaults, under the
+     * name pbjson_json_name gives it (protoc's ToJsonName). */
+    for (size_t i = 0; i < N_MESSAGES; i++) {
+        const ProtobufCMessageDescriptor *d = all_messages[i].desc;
+        ProtobufCMessage *m = calloc(1, d->sizeof_message);
+        d->message_init(m);
+        char *text = pbjson_encode(m, PBJSON_EMIT_DEFAULTS, NULL);
+        json_t *doc = json_loads(text, 0, NULL);
+        assert_non_null(doc);
+        for (unsigned k = 0; k < d->n_fields; k++) {
+            char name[128];
+            pbjson_json_name(d->fields[k].name, name, sizeof(name));
+            if ((d->fields[k].flags & PROTOBUF_C_FIELD_FLAG_ONEOF) || d->fields[k].type == PROTOBUF_C_TYPE_MESSAGE)
+                continue;   /* printed only when set */
+            if (json_object_get(doc, name) == NULL)
+                fail_msg("%s: field %s not printed as %s: %s", d->name, d->fields[k].name, name, text);
+        }
+        json_decref(doc);
+        free(text);
+        free(m);
+    }
+
+    Sentra__V1__Response r = SENTRA__V1__RESPONSE__INIT;
+    r.current_version = INT64_MIN;
+    char *j = pbjson_encode(&r.base, 0, NULL);
+    assert_string_equal(j, "{\"currentVersion\":\"-9223372036854775808\"}");
+    free(j);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -460,6 +597,7 @@ int main(void)
         cmocka_unit_test(test_refuses),
         cmocka_unit_test(test_memory_bound),
         cmocka_unit_test(test_base64),
+        cmocka_unit_test(test_output_matches_reference),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -8,7 +8,7 @@
 import test from 'node:test';
 import assert from 'node:assert/strict';
 
-import { createClient, errorFromJson, ApiError, STATS, SENTRA, SYNC, getUrl, READS } from '../../web/js/api.js';
+import { createClient, errorFromJson, ApiError, STATS, SENTRA, SYNC, TOKENS, getUrl, READS } from '../../web/js/api.js';
 import { readFields, decodeBadRequest, encodeBadRequest, decodeErrorInfo, base64Bytes } from '../../web/js/protobuf.js';
 
 const b64 = (bytes) => Buffer.from(bytes).toString('base64').replace(/=+$/, '');
@@ -84,9 +84,10 @@ test('client: a read as Connect GET, revalidated by the browser cache', async ()
     assert.deepEqual(JSON.parse(u.searchParams.get('message')), request);
     assert.ok(!url.includes('snt_'));
     assert.equal(url, getUrl('http://127.0.0.1:1', STATS + '/GetStatistics', request));
-    // Writes and the scope probe are never GETs.
+    // Writes are never GETs; the token's own scope is a read.
     for (const m of [SENTRA + '/CreateSentra', SENTRA + '/UpdateSentra', SENTRA + '/DeleteSentra', SYNC + '/PushChanges'])
         assert.ok(!READS.has(m), m);
+    assert.ok(READS.has(TOKENS + '/WhoAmI'));
 });
 
 test('client: the reads are the methods the protos mark NO_SIDE_EFFECTS', async () => {

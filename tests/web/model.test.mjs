@@ -142,21 +142,17 @@ test('series: region bars, sectors with the API labels, cumulative lines', () =>
     assert.deepEqual(ts, { years: ['2015', '2016'], formed: [3, 5], designated: [0, 1] });
 });
 
-test('scope: derived from what the token reads and whether it may write', () => {
-    const rows = (pairs) => ({ groupBy: ['GROUP_BY_PROVINCE', 'GROUP_BY_REGENCY'],
-                               rows: pairs.map(([p, r]) => ({ keys: [p, r], labels: ['', ''], sentra: '1' })) });
-    const lampung = rows([['18', '18.01'], ['18', '18.02'], ['18', '18.71']]);
-    assert.deepEqual(M.deriveScope(lampung, true),
-        { role: 'province', certain: true, provinceCode: '18', regencyCode: '', regencies: ['18.01', '18.02', '18.71'], canWrite: true });
-    const one = M.deriveScope(rows([['18', '18.04']]), true);
-    assert.equal(one.role, 'district');
-    assert.equal(one.certain, false);
-    assert.equal(one.regencyCode, '18.04');
-    assert.equal(one.provinceCode, '18');
-    assert.equal(M.deriveScope(rows([['18', '18.04'], ['31', '31.71']]), false).role, 'national');
-    assert.equal(M.deriveScope(rows([]), true).role, 'unknown');
-    assert.equal(M.writeProbeAllows({ code: 'permission_denied' }), false);
-    assert.equal(M.writeProbeAllows({ code: 'invalid_argument' }), true);
+test('scope: the token itself, as TokenService/WhoAmI answers it', () => {
+    assert.deepEqual(M.scopeOf({ id: 'a', role: 'ROLE_PROVINCE', regionCode: '18', label: 'Dinas Lampung', createdAtMs: '1' }),
+        { role: 'province', provinceCode: '18', regencyCode: '', canWrite: true, label: 'Dinas Lampung' });
+    assert.deepEqual(M.scopeOf({ id: 'b', role: 'ROLE_DISTRICT', regionCode: '18.04' }),
+        { role: 'district', provinceCode: '18', regencyCode: '18.04', canWrite: true, label: '' });
+    assert.deepEqual(M.scopeOf({ id: 'c', role: 'ROLE_NATIONAL', label: 'Kemenperin' }),
+        { role: 'national', provinceCode: '', regencyCode: '', canWrite: false, label: 'Kemenperin' });
+    assert.equal(M.scopeOf({ role: 'ROLE_ADMIN' }).role, 'admin');
+    assert.equal(M.scopeOf({ role: 'ROLE_ADMIN' }).canWrite, false);
+    assert.equal(M.scopeOf({}).role, 'unknown');
+    assert.equal(M.scopeOf(null).role, 'unknown');
 });
 
 test('region names: from statistics labels and ListRegions', () => {

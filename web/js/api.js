@@ -19,6 +19,7 @@ import { base64Bytes, decodeBadRequest, decodeErrorInfo } from './protobuf.js';
 export const SENTRA = 'sentra.v1.SentraService';
 export const STATS = 'sentra.v1.StatsService';
 export const SYNC = 'sentra.v1.SyncService';
+export const TOKENS = 'sentra.v1.TokenService';
 
 // The methods marked NO_SIDE_EFFECTS in proto/sentra/v1/*.proto: called
 // with Connect's GET (?connect=v1&encoding=json&message=<the request's
@@ -29,7 +30,7 @@ export const SYNC = 'sentra.v1.SyncService';
 // the address.
 export const READS = new Set([
     SENTRA + '/GetSentra', SENTRA + '/ListSentra', SENTRA + '/GetRegion', SENTRA + '/ListRegions',
-    STATS + '/GetStatistics', STATS + '/GetTimeSeries',
+    STATS + '/GetStatistics', STATS + '/GetTimeSeries', TOKENS + '/WhoAmI',
 ]);
 
 // Connect's codes (lower snake case, as Connect writes them).

@@ -11,10 +11,10 @@
 // document.documentElement's data-busy attribute counts the API calls in
 // flight, so tests (and people) can tell when the page has settled.
 
-import { createClient, SENTRA, STATS, SYNC } from './api.js';
+import { createClient, ApiError, SENTRA, TOKENS } from './api.js';
 import { h, replace } from './dom.js';
 import { t, setLang, getLang } from './i18n.js';
-import { deriveScope, writeProbeAllows, learnRegionNames } from './model.js';
+import { scopeOf, learnRegionNames } from './model.js';
 import { renderSignIn } from './views/signin.js';
 import { renderDashboard } from './views/dashboard.js';
 import { renderRecord } from './views/record.js';
@@ -25,7 +25,7 @@ const LANG_KEY = 'sentra.lang';
 
 const app = {
     client: null,      // api.js client with the token, or null when signed out
-    scope: null,       // deriveScope() result
+    scope: null,       // scopeOf() the token's WhoAmI
     names: new Map(),  // region code -> name, as the API gives them
     busy: 0,           // API calls in flight
     view: null,        // the <main> element
@@ -91,28 +91,16 @@ app.regionsOf = function (parent) {
 
 // ---------------------------------------------------------------- session
 
-// Learns the scope of a token: what it reads (statistics by province and
-// regency) and whether its role may write. A token that reads more than one
-// province is national; otherwise a push of no mutations asks: it changes
-// nothing and touches no table, writers get an empty answer and a national
-// token PERMISSION_DENIED.
+// Learns the scope of a token: the server says (TokenService/WhoAmI: its
+// role and region). An admin token reads no sentra: refused here as the
+// server would refuse its reads (PERMISSION_DENIED).
 async function learnScope() {
-    const stats = await app.call(STATS + '/GetStatistics', { groupBy: ['GROUP_BY_PROVINCE', 'GROUP_BY_REGENCY'] });
-    learnRegionNames(app.names, stats);
-    const gp = (stats.groupBy || []).indexOf('GROUP_BY_PROVINCE');
-    const provinces = new Set((stats.rows || []).map((r) => (r.keys || [])[gp]).filter(Boolean));
-    let canWrite = provinces.size <= 1;
-    if (canWrite) {
-        try {
-            await app.call(SYNC + '/PushChanges', { clientId: 'sentra-dashboard-scope-probe', mutations: [] });
-        } catch (e) {
-            if (e.code === 'unauthenticated') throw e;
-            canWrite = writeProbeAllows(e);
-        }
-    }
-    app.scope = deriveScope(stats, canWrite);
+    const scope = scopeOf(await app.call(TOKENS + '/WhoAmI', {}));
+    if (scope.role === 'admin')
+        throw new ApiError('permission_denied', 'admin tokens manage tokens only');
+    app.scope = scope;
     await app.loadRegions('');
-    if (app.scope.provinceCode) await app.loadRegions(app.scope.provinceCode);
+    if (scope.provinceCode) await app.loadRegions(scope.provinceCode);
 }
 
 // Signs in with a token: keeps it only when the server accepts it.
@@ -152,8 +140,8 @@ function scopeText() {
     else main = t('scope.unknown');
     const extra = [];
     if (sc.role !== 'national') extra.push(sc.canWrite ? t('scope.write') : t('scope.readonly'));
-    if (sc.role === 'province') extra.push(t('scope.regencies', { n: sc.regencies.length }));
-    if (!sc.certain && sc.role !== 'unknown') extra.push(t('scope.inferred'));
+    if (sc.role === 'province') extra.push(t('scope.regencies', { n: app.regionsOf(sc.provinceCode).length }));
+    if (sc.label) extra.push(t('scope.token', { label: sc.label }));
     return extra.length ? `${main} · ${extra.join(' · ')}` : main;
 }
 

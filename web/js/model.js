@@ -214,45 +214,22 @@ export function sortedFigures(s) {
 
 // ---------------------------------------------------------------- scope
 
-// What a token covers, derived from what it reads (the API has no "who am
-// I" method): stats: a GetStatistics answer grouped by province then
-// regency, with no filter; canWrite: whether a write is refused because of
-// the role (a national token). Returns {role, certain, provinceCode,
-// regencyCode, regencies: [codes], canWrite}.
-//
-//   cannot write                      -> national (certain: only national
-//                                        tokens are refused by role)
-//   can write, rows in >1 regency     -> province (certain: a district
-//                                        token reads one regency)
-//   can write, rows in one regency    -> district (inferred: a province
-//                                        token whose data sits in one
-//                                        regency looks the same)
-//   can write, no rows                -> unknown
-export function deriveScope(stats, canWrite) {
-    const provinces = new Set(), regencies = new Set();
-    const gb = (stats && stats.groupBy) || [];
-    const pi = gb.indexOf('GROUP_BY_PROVINCE'), ri = gb.indexOf('GROUP_BY_REGENCY');
-    for (const row of (stats && stats.rows) || []) {
-        const p = pi >= 0 ? (row.keys || [])[pi] : '';
-        const r = ri >= 0 ? (row.keys || [])[ri] : '';
-        if (p) provinces.add(p);
-        if (r) regencies.add(r);
+// What a token covers, from TokenService/WhoAmI's answer (the caller's own
+// Token: role, regionCode, label). Returns {role, provinceCode,
+// regencyCode, canWrite, label}: role is 'national', 'province',
+// 'district' or 'admin' (which reads no sentra: the dashboard refuses it);
+// a district's province is its regency code's first two digits.
+export function scopeOf(token) {
+    const region = (token && token.regionCode) || '';
+    const base = { provinceCode: '', regencyCode: '', canWrite: false, label: (token && token.label) || '' };
+    switch (token && token.role) {
+    case 'ROLE_NATIONAL': return { ...base, role: 'national' };
+    case 'ROLE_PROVINCE': return { ...base, role: 'province', provinceCode: region, canWrite: true };
+    case 'ROLE_DISTRICT':
+        return { ...base, role: 'district', provinceCode: region.slice(0, 2), regencyCode: region, canWrite: true };
+    case 'ROLE_ADMIN': return { ...base, role: 'admin' };
+    default: return { ...base, role: 'unknown' };
     }
-    const regs = [...regencies].sort();
-    const base = { provinceCode: '', regencyCode: '', regencies: regs, canWrite: !!canWrite };
-    if (!canWrite) return { ...base, role: 'national', certain: true };
-    if (regs.length > 1 && provinces.size === 1)
-        return { ...base, role: 'province', certain: true, provinceCode: [...provinces][0] };
-    if (regs.length === 1)
-        return { ...base, role: 'district', certain: false, provinceCode: regs[0].slice(0, 2), regencyCode: regs[0] };
-    return { ...base, role: 'unknown', certain: false };
-}
-
-// Whether the answer to the write probe (app.js: a push of no mutations)
-// allows writing: only PERMISSION_DENIED (the role's refusal) says no; any
-// other failure leaves the decision to the real write.
-export function writeProbeAllows(err) {
-    return !(err && err.code === 'permission_denied');
 }
 
 // Region names from GetStatistics rows (labels beside province/regency keys)

@@ -368,6 +368,10 @@ SENTRA_DECLARE_CALL_(sentra_list_tokens, Sentra__V1__ListTokensRequest,
                      Sentra__V1__ListTokensResponse)
 SENTRA_DECLARE_CALL_(sentra_revoke_token, Sentra__V1__RevokeTokenRequest,
                      Sentra__V1__Token)
+/* The caller's own token (any valid token): its role and region are the
+ * scope of everything it reads and writes. */
+SENTRA_DECLARE_CALL_(sentra_who_am_i, Sentra__V1__WhoAmIRequest,
+                     Sentra__V1__Token)
 
 /* Full method names, for sentra_call and the async API. */
 #define SENTRA_M_HEALTH_CHECK "/sentra.v1.Health/Check"
@@ -408,6 +412,7 @@ SENTRA_DECLARE_CALL_(sentra_revoke_token, Sentra__V1__RevokeTokenRequest,
 #define SENTRA_M_CREATE_TOKEN "/sentra.v1.TokenService/CreateToken"
 #define SENTRA_M_LIST_TOKENS "/sentra.v1.TokenService/ListTokens"
 #define SENTRA_M_REVOKE_TOKEN "/sentra.v1.TokenService/RevokeToken"
+#define SENTRA_M_WHO_AM_I "/sentra.v1.TokenService/WhoAmI"
 
 #ifdef __cplusplus
 }
