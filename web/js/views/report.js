@@ -38,8 +38,9 @@ function reportHash(province, year, yearGiven) {
     return '#/report' + (q ? '?' + q : '');
 }
 
+// "bahan baku 4, pemasaran 2": a category and its count kept on one line.
 function topText(l) {
-    return l.top.map((x) => `${t('obstacle.' + x.category)} ${fmtInt(x.open)}`).join(', ');
+    return l.top.map((x) => `${t('obstacle.' + x.category)}\u00a0${fmtInt(x.open)}`).join(', ');
 }
 
 function num(col, value, text) {
@@ -58,7 +59,7 @@ function lineRow(l, isTotal) {
         num('members_female_owned', l.membersFemaleOwned, share === null ? '-' : fmtInt(share) + '%'),
         num('with_institution', l.withInstitution, fmtInt(l.withInstitution)),
         num('obstacles_open', l.obstaclesOpen, fmtInt(l.obstaclesOpen)),
-        h('td.top', { dataset: { col: 'top_open', value: l.top.map((x) => `${x.category}:${x.open}`).join(',') } },
+        h('td.top-cats', { dataset: { col: 'top_open', value: l.top.map((x) => `${x.category}:${x.open}`).join(',') } },
             topText(l)),
         num('assistance_count', l.aidCount, fmtInt(l.aidCount)),
         num('assistance_value', l.aidValue, fmtRupiah(l.aidValue)));
