@@ -603,6 +603,8 @@ def report_district(d, year):
     want, rows = report_matches_cli(d, DISTRICT, year, "district report")
     check("district report: Lampung Barat alone, and the total", ["18.04", ""],
           [r.get_attribute("data-regency") for r in rows])
+    truthy("district report: the title names the regency", "Lampung Barat (18.04)" in
+           d.find_element(By.ID, "report-title").text, d.find_element(By.ID, "report-title").text)
 
 
 def report_national(d, year):

@@ -96,9 +96,10 @@ export function renderReport(view, app, query) {
     h('button', { type: 'submit', id: 'report-year-go' }, t('report.show'))));
     const tools = h('div.report-tools');
     const body = h('div', { id: 'report-body' });
-    const title = province
-        ? t('report.heading', { name: app.regionName(province), code: province, year: q.year })
-        : t('report.title');
+    const title = !province ? t('report.title')
+        : scope.role === 'district'
+            ? t('report.headingDistrict', { name: app.regionName(scope.regencyCode), code: scope.regencyCode, year: q.year })
+            : t('report.heading', { name: app.regionName(province), code: province, year: q.year });
     replace(view,
         h('section.panel.filters.no-print', { id: 'report-controls' },
             h('nav.crumbs', h('a', { href: '#/', id: 'report-back' }, t('report.back'))),
