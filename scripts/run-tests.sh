@@ -240,14 +240,17 @@ done
 for b in "${bins[@]}"; do
     run_one "$(basename "$b")" "${VG[@]}" "$b"
 done
+scripts=0
 for s in "$ROOT"/tests/integration/*.sh; do
     n=$(basename "$s")
     # shellcheck disable=SC2053
     [[ $n == $TESTS ]] || continue
+    scripts=$((scripts + 1))
     run_one "$n" bash "$s"
 done
 
-if [ ${#bins[@]} = 0 ]; then
+# Nothing ran (a subset such as TESTS='test_http*' may be scripts only).
+if [ ${#bins[@]} = 0 ] && [ "$scripts" = 0 ]; then
     echo "run-tests: no test programs in $BUILD/tests (run make tests first)" >&2
     FAILED=$((FAILED + 1))
 fi
