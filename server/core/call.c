@@ -146,6 +146,20 @@ char *call_printf(call_t *c, const char *fmt, ...)
     return d;
 }
 
+void *call_mem_mark(const call_t *c)
+{
+    return c->arena;
+}
+
+void call_mem_release(call_t *c, void *mark)
+{
+    while (c->arena != NULL && c->arena != mark) {
+        struct call_block *b = c->arena;
+        c->arena = b->next;
+        free(b);
+    }
+}
+
 void call_on_free(call_t *c, void (*fn)(void *), void *ptr)
 {
     struct call_cleanup *k = malloc(sizeof(*k));

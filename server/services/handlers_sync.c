@@ -995,7 +995,10 @@ void h_pull_changes(call_t *c)
  * a third of the speed, to reach the same records. While the snapshot
  * phase lasts, the cursor of a message names the tail and the next id
  * ("v2:<txid>:<seq>:<id>"), so that a stream resumed from it goes on with
- * the ids not yet sent.
+ * the ids not yet sent. A stream that names kinds has no snapshot phase:
+ * it walks the feed from its cursor, the empty one too, with the pull
+ * statement of those kinds, so that it gives exactly what PullChanges
+ * with the same kinds gives (docs/SYNC.md, "Stream").
  *
  * Flow control: a message is handed to the transport as one call_send();
  * when it returns 1 (the client does not read fast enough) the stream
@@ -1009,7 +1012,9 @@ void h_pull_changes(call_t *c)
  * for days): the records are encoded into buffers the stream reuses, as
  * protobuf wire bytes (sentra__pull_wire), attached to the message as
  * unknown fields of number 1 (protobuf-c packs them verbatim, so every
- * transport sends them as the repeated `changes`).
+ * transport sends them as the repeated `changes`); with kinds, each
+ * Record is built as a pull builds it, packed at once and its call memory
+ * given back (call_mem_release), sent as field 4, `records`.
  */
 
 #define STREAM_LIMIT_DEFAULT PULL_LIMIT_MAX
@@ -1077,6 +1082,19 @@ static db_stmt_t feed_stmts[3] = {
                                    FEED_TOKEN_CTE, FEED_TOKEN_COL), 0, 0},
 };
 
+/* The same when kinds are named: the kinds as $10 (a smallint[]), each
+ * record as its kind prints it (PULL_STMT_KINDS). */
+static db_stmt_t feed_kinds_stmts[3] = {
+    [PULL_ALL] = {PULL_STMT_KINDS_X(PULL_PAGE_ALL(PULL_KIND_ANY("$10")), FEED_TOKEN_CTE,
+                                    FEED_TOKEN_COL), 0, 0},
+    [PULL_REGENCY] = {PULL_STMT_KINDS_X(PULL_PAGE_KEYED(KEY_NEW_REGENCY, KEY_OLD_REGENCY,
+                                                        PULL_KIND_ANY("$10")),
+                                        FEED_TOKEN_CTE, FEED_TOKEN_COL), 0, 0},
+    [PULL_PROVINCE] = {PULL_STMT_KINDS_X(PULL_PAGE_KEYED(KEY_NEW_PROVINCE, KEY_OLD_PROVINCE,
+                                                         PULL_KIND_ANY("$10")),
+                                         FEED_TOKEN_CTE, FEED_TOKEN_COL), 0, 0},
+};
+
 /* One message being built or held: the records' wire bytes (each with its
  * length prefix: the data of an unknown field of number 1), its cursor and
  * whether more is servable now. */
@@ -1100,6 +1118,9 @@ typedef struct stream_state {
     const char *f_regency;
     int shape;                   /* PULL_* */
     const char *key;             /* the region of a keyed shape */
+    unsigned kinds;              /* as in pull_state_t: 0, sentra only in `changes`
+                                  * (field 1); else those kinds in `records` (4) */
+    const char *kinds_param;     /* the same as a smallint[] literal (call memory) */
     int querying;                /* a page's query is out */
     int paused;                  /* call_send said full: waiting for writable */
     int held;                    /* msg[1] holds a page to send when writable */
@@ -1213,7 +1234,7 @@ static int stream_emit(stream_state_t *ss, stream_msg_t *m)
     }
     for (size_t i = 0; i < m->n; i++) {
         size_t end = i + 1 < m->n ? m->off[i + 1] : m->rec.len;
-        ss->uf[i].tag = 1;
+        ss->uf[i].tag = ss->kinds ? 4 : 1;
         ss->uf[i].wire_type = PROTOBUF_C_WIRE_TYPE_LENGTH_PREFIXED;
         ss->uf[i].len = end - m->off[i];
         ss->uf[i].data = m->rec.p + m->off[i];
@@ -1285,6 +1306,30 @@ static size_t msg_add(stream_msg_t *m, const char *id, const char *version,
     memcpy(m->rec.p + at, len, k);
     m->rec.len = at + k + n;
     return k + n + 1;            /* with its tag, as it will be sent */
+}
+
+/* Appends rec (a Record) to m as its wire bytes behind a length prefix. */
+static size_t msg_add_record(stream_msg_t *m, const ProtobufCMessage *rec)
+{
+    if (m->n == m->cap) {
+        m->cap = m->cap ? 2 * m->cap : 1024;
+        m->off = realloc(m->off, m->cap * sizeof *m->off);
+        if (m->off == NULL)
+            abort();
+    }
+    size_t n = protobuf_c_message_get_packed_size(rec), k = 0;
+    uint8_t len[10];
+    for (size_t v = n; ; v >>= 7) {
+        len[k++] = (uint8_t)(v >= 0x80 ? (v & 0x7f) | 0x80 : v);
+        if (v < 0x80)
+            break;
+    }
+    m->off[m->n++] = m->rec.len;
+    sentra__wbuf_reserve(&m->rec, k + n);
+    memcpy(m->rec.p + m->rec.len, len, k);
+    protobuf_c_message_pack(rec, (uint8_t *)m->rec.p + m->rec.len + k);
+    m->rec.len += k + n;
+    return k + n + 1;
 }
 
 static void msg_reset(stream_msg_t *m)
@@ -1400,6 +1445,23 @@ static int feed_page(call_t *c, stream_state_t *ss, PGresult *res, stream_msg_t 
             break;
         }
         int r = ss->pos[row].row;
+        if (ss->kinds != 0) {
+            /* A record of any kind, built as a pull builds it and packed
+             * at once: its call memory is given back (a stream lasts). */
+            void *mark = call_mem_mark(c);
+            ProtobufCMessage *rec = pull_record(c, res, r);
+            if (rec == NULL) {
+                call_mem_release(c, mark);
+                call_fail(c, SENTRA_INTERNAL, "stream: unreadable record");
+                return -1;
+            }
+            bytes += msg_add_record(m, &rec__record(c, (int)col_u64(res, r, PULL_META_COL + PM_KIND),
+                                                    rec)->base);
+            call_mem_release(c, mark);
+            last_txid = ss->pos[row].txid;
+            last_seq = ss->pos[row].seq;
+            continue;
+        }
         bytes += msg_add(m, PQgetvalue(res, r, SENTRA_PULL_ID), PQgetvalue(res, r, SENTRA_PULL_VERSION),
                          PQgetvalue(res, r, SENTRA_PULL_DELETED),
                          PQgetisnull(res, r, SENTRA_PULL_PACKED) ? NULL
@@ -1487,7 +1549,7 @@ static void stream_query(call_t *c)
 {
     stream_state_t *ss = c->handler_state;
     char txid[24], seq[24], limit[16];
-    const char *v[9];
+    const char *v[10];
     int n;
 
     snprintf(limit, sizeof limit, "%d", ss->limit);
@@ -1518,6 +1580,11 @@ static void stream_query(call_t *c)
     v[6] = ss->f_regency;
     v[7] = ss->key;
     v[8] = c->auth.token_id;
+    if (ss->kinds != 0) {
+        v[9] = ss->kinds_param;
+        call_query_read(c, &feed_kinds_stmts[ss->shape], 10, v, stream_done);
+        return;
+    }
     call_query_read(c, &feed_stmts[ss->shape], 9, v, stream_done);
 }
 
@@ -1560,10 +1627,21 @@ void h_stream_changes(call_t *c)
         abort();
     ss->c = c;
     call_on_free(c, stream_free, ss);
-    if (!feed_setup(c, req->cursor, req->limit, req->filter, NULL, 0, "StreamChanges",
-                    cursor_decode_snap, ss, &fr))
+    if (!feed_setup(c, req->cursor, req->limit, req->filter, req->kinds, req->n_kinds,
+                    "StreamChanges", cursor_decode_snap, ss, &fr))
         return;
-    if (fr.cursor_ok) {
+    if (fr.kinds != 0) {
+        /* Kinds named: the catch-up walks the feed, from its beginning for
+         * the empty cursor and for a catch-up cursor (v2, which names
+         * sentra ids only), exactly as PullChanges with these kinds does,
+         * so that both give the same records in the same order. */
+        ss->phase = STREAM_FEED;
+        ss->txid = fr.cursor_ok ? fr.txid : 0;
+        ss->seq = fr.cursor_ok ? fr.seq : 0;
+        ss->tail_known = 0;
+        ss->kinds = fr.kinds;
+        ss->kinds_param = call_strdup(c, fr.kinds_param);
+    } else if (fr.cursor_ok) {
         ss->txid = fr.txid;
         ss->seq = fr.seq;
         if (req->cursor == NULL || req->cursor[0] == '\0') {
