@@ -27,6 +27,7 @@
 #include "pbscan.h"
 #include "replica.h"
 #include "server.h"
+#include "timer_at.h"
 #include "token_cli.h"
 #include "utf8.h"
 #include "sentra/v1/sentra.pb-c.h"
@@ -1011,7 +1012,7 @@ static void arm_deadline(call_t *c)
         abort();
     uv_timer_init(c->srv->loop, t);
     t->data = c;
-    uv_timer_start(t, on_deadline, (uint64_t)call_ms_left(c), 0);
+    timer_at(t, on_deadline, c->deadline_ns);
     c->timer = t;
     c->refs++;
 }
@@ -1425,7 +1426,7 @@ void call_wait_change(call_t *c, uint64_t mark, int ms, void (*cb)(call_t *c))
         abort();
     uv_timer_init(c->srv->loop, t);
     t->data = c;
-    uv_timer_start(t, on_wait_timer, ms > 0 ? (uint64_t)ms : 0, 0);
+    timer_at(t, on_wait_timer, uv_hrtime() + (ms > 0 ? (uint64_t)ms * 1000000 : 0));
     c->refs++; /* held by the timer until it has closed */
     c->wait_timer = t;
     c->wait_cb = cb;
