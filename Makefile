@@ -233,7 +233,9 @@ destroy-db:
 # Data for the database `make run` uses (or SENTRA_DB_URL): migrations first.
 # demo-data: the SYNTHETIC Lampung set (73 sentra, 54 designated).
 # regions-full: every sub-district and village (idn-area-data, ODbL).
-# national-data: N (default 20000) SYNTHETIC sentra over all 514 regencies.
+# national-data: N (default 20000) SYNTHETIC sentra over all 514 regencies,
+#   with MEMBERS (default 1000000) member businesses, OBSTACLES and
+#   ASSISTANCE (default 100000 each) records, and institutions.
 demo-data: all
 	bin/sentrad migrate
 	scripts/demo-data.sh "$$(bin/sentrad db-url)"
@@ -244,7 +246,9 @@ regions-full: all
 
 national-data: all
 	bin/sentrad migrate
-	scripts/gen-national.sh "$$(bin/sentrad db-url)" $(or $(N),20000)
+	scripts/gen-national.sh "$$(bin/sentrad db-url)" $(or $(N),20000) \
+	    --members $(or $(MEMBERS),1000000) --obstacles $(or $(OBSTACLES),100000) \
+	    --assistance $(or $(ASSISTANCE),100000)
 
 install: all
 	install -d $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/include/sentra \

@@ -19,12 +19,18 @@
  *           regencies drawn from --regions FILE (the token must be allowed
  *           to write there)
  *   pull    SyncService/PullChanges from the beginning to the end with
- *           --page-size records per page, repeated; reports records/s
+ *           --page-size records per page, repeated; reports records/s;
+ *           with --kinds all, records of every kind (members, ...)
+ *   members RecordService/ListMembers: the first page (--page-size, default
+ *           100) of a regency drawn from --regions FILE
+ *   mstats  StatsService/GetStatistics of the MEMBERS subject grouped by
+ *           size class
  *   idle    opens C connections, pings each once, then holds them idle for
  *           --duration seconds (for the server's memory per connection)
  *   stream  SyncService/StreamChanges from the empty cursor until its first
  *           message with more = false (the catch-up), then CANCEL and
- *           again; each message decoded; reports records/s
+ *           again; each message decoded; reports records/s; --kinds all
+ *           as for pull
  *   handshake  each connection: connect (and TLS handshake), one Ping,
  *           close, again; reports connections per second
  *
@@ -60,10 +66,14 @@
 #include "sentra/v1/sentra.pb-c.h"
 #include "sentra/v1/system.pb-c.h"
 
-enum workload { W_PING, W_GET, W_LIST, W_STATS, W_PUSH, W_PULL, W_IDLE, W_STREAM, W_HANDSHAKE };
+enum workload { W_PING, W_GET, W_LIST, W_STATS, W_PUSH, W_PULL, W_MEMBERS, W_MSTATS, W_IDLE,
+                W_STREAM, W_HANDSHAKE };
 
-static const char *const workload_names[] = { "ping", "get", "list", "stats", "push", "pull", "idle",
-                                              "stream", "handshake" };
+static const char *const workload_names[] = { "ping", "get", "list", "stats", "push", "pull",
+                                              "members", "mstats", "idle", "stream", "handshake" };
+
+/* --kinds all: every RecordKind */
+static Sentra__V1__RecordKind all_kinds[] = { 1, 2, 3, 4, 5 };
 
 /* ---------------------------------------------------------------- options */
 
@@ -82,6 +92,7 @@ static struct {
     const char *regions_file;
     int batch;
     int page_size;
+    int all_kinds;         /* pull, stream: every kind of record */
     int timeout_ms;
     int quiet;
     int tls;               /* TLS on TCP */
@@ -345,13 +356,39 @@ static const char *build_request(struct client *c, uint8_t **payload, size_t *pl
         Sentra__V1__PullChangesRequest r = SENTRA__V1__PULL_CHANGES_REQUEST__INIT;
         r.cursor = c->cursor ? c->cursor : "";
         r.limit = opt.page_size > 0 ? opt.page_size : 5000;
+        if (opt.all_kinds) {
+            r.kinds = all_kinds;
+            r.n_kinds = 5;
+        }
         *payload = pack_msg(&r.base, plen);
         return "/sentra.v1.SyncService/PullChanges";
+    }
+    case W_MEMBERS: {
+        Sentra__V1__ListMembersRequest r = SENTRA__V1__LIST_MEMBERS_REQUEST__INIT;
+        Sentra__V1__RecordFilter f = SENTRA__V1__RECORD_FILTER__INIT;
+        f.regency_code = (char *)regions[rnd(c) % nregions];
+        r.filter = &f;
+        r.page_size = opt.page_size > 0 ? opt.page_size : 100;
+        *payload = pack_msg(&r.base, plen);
+        return "/sentra.v1.RecordService/ListMembers";
+    }
+    case W_MSTATS: {
+        Sentra__V1__GetStatisticsRequest r = SENTRA__V1__GET_STATISTICS_REQUEST__INIT;
+        Sentra__V1__GroupBy g = SENTRA__V1__GROUP_BY__GROUP_BY_SIZE_CLASS;
+        r.group_by = &g;
+        r.n_group_by = 1;
+        r.subject = SENTRA__V1__STATS_SUBJECT__STATS_SUBJECT_MEMBERS;
+        *payload = pack_msg(&r.base, plen);
+        return "/sentra.v1.StatsService/GetStatistics";
     }
     case W_STREAM: {
         Sentra__V1__StreamChangesRequest r = SENTRA__V1__STREAM_CHANGES_REQUEST__INIT;
         r.cursor = "";
         r.limit = opt.page_size > 0 ? opt.page_size : 0;
+        if (opt.all_kinds) {
+            r.kinds = all_kinds;
+            r.n_kinds = 5;
+        }
         *payload = pack_msg(&r.base, plen);
         return "/sentra.v1.SyncService/StreamChanges";
     }
@@ -553,7 +590,7 @@ static void on_response(struct client *c, const sentra_frame_t *f)
                 fprintf(stderr, "loadgen: undecodable stream message\n");
         } else {
             if (measuring)
-                records_done += (long)m->n_changes;
+                records_done += (long)(m->n_changes + m->n_records);
             if (!m->more && !c->slots[slot].cancelled) {
                 /* Caught up: a pass is done; end it and start another. */
                 uint8_t hdr[SENTRA_FRAME_HEADER_LEN];
@@ -616,8 +653,8 @@ static void on_response(struct client *c, const sentra_frame_t *f)
         if (p == NULL) {
             ok = 0;
         } else {
-            records = (int)p->n_changes;
-            c->pull_records += (long)p->n_changes;
+            records = (int)(p->n_changes + p->n_records);
+            c->pull_records += (long)(p->n_changes + p->n_records);
             free(c->cursor);
             c->cursor = NULL;
             if (p->more && p->next_cursor && p->next_cursor[0]) {
@@ -1092,9 +1129,11 @@ static void usage(void)
             "      --warmup S       seconds run before measuring (default 0)\n"
             "  -T, --token SECRET   bearer token\n"
             "      --ids FILE       get: sentra ids, one a line\n"
-            "      --regions FILE   push: regency codes the token may write; list: provinces\n"
+            "      --regions FILE   push: regency codes the token may write; list: provinces;\n"
+            "                       members: regencies\n"
             "      --batch B        push: mutations per request (default 100)\n"
-            "      --page-size N    list and pull page size\n"
+            "      --page-size N    list, members, pull and stream page size\n"
+            "      --kinds all      pull and stream: records of every kind, not only sentra\n"
             "      --timeout-ms MS  request deadline (default 30000)\n"
             "      --tls            TLS on TCP (ALPN sentra/1)\n"
             "      --resume         every connection resumes one session (TLS tickets)\n"
@@ -1114,7 +1153,7 @@ int main(int argc, char **argv)
         { "batch", required_argument, NULL, 4 },      { "page-size", required_argument, NULL, 5 },
         { "timeout-ms", required_argument, NULL, 6 }, { "help", no_argument, NULL, 'h' },
         { "tls", no_argument, NULL, 7 },              { "resume", no_argument, NULL, 8 },
-        { "ca", required_argument, NULL, 9 },
+        { "ca", required_argument, NULL, 9 },         { "kinds", required_argument, NULL, 10 },
         { NULL, 0, NULL, 0 }
     };
     int ch;
@@ -1148,6 +1187,11 @@ int main(int argc, char **argv)
         case 7: opt.tls = 1; break;
         case 8: opt.resume = 1; break;
         case 9: opt.ca = optarg; break;
+        case 10:
+            if (strcmp(optarg, "all") != 0)
+                die("--kinds takes \"all\"");
+            opt.all_kinds = 1;
+            break;
         default: usage();
         }
     }
@@ -1164,8 +1208,8 @@ int main(int argc, char **argv)
     }
     if (opt.regions_file != NULL)
         regions = read_lines(opt.regions_file, &nregions);
-    if (opt.wl == W_PUSH && nregions == 0)
-        die("the push workload needs --regions FILE");
+    if ((opt.wl == W_PUSH || opt.wl == W_MEMBERS) && nregions == 0)
+        die("the push and members workloads need --regions FILE");
     if (opt.wl == W_PULL || opt.wl == W_STREAM)
         opt.depth = 1; /* a pull follows its cursor */
     if (opt.wl == W_IDLE || opt.wl == W_HANDSHAKE)

@@ -3,13 +3,16 @@
 # it is built on, in the same run, on a private throwaway cluster.
 #
 #   bench/run.sh [--quick] [--runs N] [--seconds S] [--clients C]
-#                [--records N] [--idle N] [--keep]
+#                [--records N] [--members N] [--idle N] [--keep]
 #
-#   --quick      1 run of 2 s each, 20,000 records, 2,000 idle connections
+#   --quick      1 run of 2 s each, 20,000 records, 100,000 members, 2,000
+#                idle connections
 #   --runs N     repetitions of every measurement (default 3); medians shown
 #   --seconds S  length of each timed measurement (default 5)
 #   --clients C  concurrency (default 16)
 #   --records N  national-scale records loaded (default 100,000)
+#   --members N  member businesses loaded over them (default 1,000,000), with
+#                a tenth as many obstacles and as many assistance records
 #   --idle N     idle connections for the memory test (default 10,000)
 #   --keep       keep the work directory (cluster, logs) afterwards
 #
@@ -35,6 +38,12 @@
 #          the same database vs one sentrad over TCP (issue 17)
 #   stats  loadgen GetStatistics by province vs pgbench running the same GROUP BY
 #   pull   loadgen full PullChanges          vs COPY out of the same rows
+#   members loadgen ListMembers, a regency's first page of 100
+#                                            vs pgbench, the same page in plain SQL
+#   mstats loadgen GetStatistics of members by size class, national
+#                                            vs pgbench, the GROUP BY over member and sentra
+#   pullk  loadgen full PullChanges of every kind (members included)
+#                                            vs COPY out of every live record of every kind
 #   stream loadgen StreamChanges catch-up    vs COPY out of sentra_pull (the
 #          from the empty cursor                same live records)
 #   push   loadgen PushChanges, 100 a batch  vs pgbench single-row inserts, COPY in
@@ -72,18 +81,20 @@ RUNS=3
 SECS=5
 CLIENTS=16
 RECORDS=100000
+MEMBERS=1000000
 IDLE=10000
 KEEP=0
 while [ $# -gt 0 ]; do
     case "$1" in
-    --quick) RUNS=1; SECS=2; RECORDS=20000; IDLE=2000 ;;
+    --quick) RUNS=1; SECS=2; RECORDS=20000; MEMBERS=100000; IDLE=2000 ;;
     --runs) RUNS=$2; shift ;;
     --seconds) SECS=$2; shift ;;
     --clients) CLIENTS=$2; shift ;;
     --records) RECORDS=$2; shift ;;
+    --members) MEMBERS=$2; shift ;;
     --idle) IDLE=$2; shift ;;
     --keep) KEEP=1 ;;
-    -h|--help) sed -n '2,38p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,68p' "$0"; exit 0 ;;
     *) echo "bench: unknown option $1" >&2; exit 2 ;;
     esac
     shift
@@ -166,11 +177,13 @@ log "cluster up: $CONN"
 
 t0=$(now_ns)
 if [ -x scripts/gen-national.sh ]; then
-    scripts/gen-national.sh "$CONN" "$RECORDS" >&2 || die "gen-national.sh failed"
+    scripts/gen-national.sh "$CONN" "$RECORDS" --members "$MEMBERS" --obstacles $((MEMBERS / 10)) \
+        --assistance $((MEMBERS / 10)) >&2 || die "gen-national.sh failed"
 else
     die "scripts/gen-national.sh missing"
 fi
-log "loaded $RECORDS records in $(( ($(now_ns) - t0) / 1000000 )) ms"
+LOAD_MS=$(( ($(now_ns) - t0) / 1000000 ))
+log "loaded $RECORDS records and $MEMBERS members (with their obstacles, assistance, institutions) in $LOAD_MS ms"
 "$PSQL" "$CONN" -X -q -c "SET client_min_messages = error" -c "VACUUM ANALYZE" || die "vacuum failed"
 
 q() { "$PSQL" "$CONN" -X -A -t -q -v ON_ERROR_STOP=1 "$@"; }
@@ -179,6 +192,19 @@ q -c "SELECT id FROM sentra WHERE deleted_at IS NULL ORDER BY md5(id::text) LIMI
 # Push writes into Lampung's regencies and cities with a province token.
 q -c "SELECT code FROM region WHERE parent_code = '18' AND level IN ('regency', 'city') ORDER BY code" >"$WORK/regions"
 [ -s "$WORK/ids" ] && [ -s "$WORK/regions" ] || die "no ids or regions to benchmark with"
+# Every regency/city, for the members listing (and its pgbench twin, which
+# draws a number and looks the code up).
+q -c "SELECT code FROM region WHERE level IN ('regency', 'city') ORDER BY code" >"$WORK/regencies"
+q -c "DROP TABLE IF EXISTS bench_regency" \
+  -c "CREATE TABLE bench_regency AS SELECT row_number() OVER (ORDER BY code)::int AS k, code
+        FROM region WHERE level IN ('regency', 'city')" \
+  -c "CREATE UNIQUE INDEX ON bench_regency (k)" -c "ANALYZE bench_regency" >/dev/null
+NREG=$(wc -l <"$WORK/regencies")
+# Every live record of every kind, for the full pull of every kind.
+NALL=$(q -c "SELECT (SELECT count(*) FROM sentra WHERE deleted_at IS NULL) + (SELECT count(*) FROM member WHERE deleted_at IS NULL)
+               + (SELECT count(*) FROM institution WHERE deleted_at IS NULL) + (SELECT count(*) FROM obstacle WHERE deleted_at IS NULL)
+               + (SELECT count(*) FROM assistance WHERE deleted_at IS NULL)")
+NMEM=$(q -c "SELECT count(*) FROM member WHERE deleted_at IS NULL")
 TOK_NAT=$("$SENTRAD" token create --db "$CONN" --role national --label bench 2>/dev/null | tail -1)
 TOK_PROV=$("$SENTRAD" token create --db "$CONN" --role province --region 18 --label bench 2>/dev/null | tail -1)
 [ -n "$TOK_NAT" ] && [ -n "$TOK_PROV" ] || die "cannot create tokens"
@@ -188,10 +214,32 @@ log "pgbench -i -s 10 (1,000,000 accounts)"
 "$PGBENCH" -i -s 10 -q "$PGB_CONN" >"$WORK/pgbench-init.log" 2>&1 || die "pgbench -i failed ($WORK/pgbench-init.log)"
 
 # The statement GetStatistics runs for group_by PROVINCE in the national
-# scope (server/handlers_stats.c, build_stats_sql: the groups and the total
-# row as grouping sets, the latest figures kept on sentra_stat, province
-# names joined): the same SQL, run by pgbench at the same concurrency.
+# scope (server/services/handlers_stats.c, build_stats_sql: the groups only,
+# the server adds them up for the total row; the latest figures and the
+# counts of the records kept on sentra_stat; province names joined): the
+# same SQL, run by pgbench at the same concurrency.
 cat >"$WORK/stats.sql" <<'EOF'
+SELECT g.*, rp.name FROM (SELECT GROUPING(t.province_code) AS gset, t.province_code AS k1,
+       count(*) AS n, count(*) FILTER (WHERE t.designated) AS d,
+       coalesce(sum(f.business_units), 0), coalesce(sum(f.workers_male), 0),
+       coalesce(sum(f.workers_female), 0), coalesce(sum(f.investment), 0),
+       coalesce(sum(f.production_value), 0), coalesce(sum(f.material_value), 0),
+       sum(t.small_male), sum(t.small_female), sum(t.medium_male), sum(t.medium_female),
+       sum(t.large_male), sum(t.large_female), count(*) FILTER (WHERE t.member_rows > 0),
+       sum(CASE WHEN t.member_rows > 0 THEN t.small_male + t.small_female + t.medium_male
+                + t.medium_female + t.large_male + t.large_female ELSE f.business_units END),
+       count(*) FILTER (WHERE t.institution_form > 1), sum(t.obstacles_open),
+       sum(t.obstacles_in_progress), sum(t.obstacles_resolved), sum(t.assistance_count),
+       sum(t.assistance_value)
+  FROM sentra_stat t CROSS JOIN LATERAL (SELECT t.business_units, t.workers_male, t.workers_female,
+       t.investment, t.production_value, t.material_value) f
+ WHERE true AND t.deleted_at IS NULL
+ GROUP BY t.province_code) g
+  LEFT JOIN region rp ON rp.code = g.k1 ORDER BY g.gset, g.k1;
+EOF
+# The statement before the records (issue 18): the sentra's measures only,
+# the total row as a second grouping set. What the record measures cost.
+cat >"$WORK/stats_before.sql" <<'EOF'
 SELECT g.*, rp.name FROM (SELECT GROUPING(t.province_code) AS gset, t.province_code AS k1,
        count(*) AS n, count(*) FILTER (WHERE t.designated) AS d,
        coalesce(sum(f.business_units), 0)::bigint, coalesce(sum(f.workers_male), 0)::bigint,
@@ -203,6 +251,25 @@ SELECT g.*, rp.name FROM (SELECT GROUPING(t.province_code) AS gset, t.province_c
  GROUP BY GROUPING SETS ((t.province_code), ())) g
   LEFT JOIN region rp ON rp.code = g.k1 ORDER BY g.gset, g.k1;
 EOF
+
+# A regency's first page of members, in plain SQL (what ListMembers with a
+# regency filter answers: the records and their order), for pgbench.
+cat >"$WORK/members.sql" <<SQL
+\\set k random(1, $NREG)
+SELECT m.* FROM member m WHERE m.deleted_at IS NULL
+   AND m.regency_code = (SELECT code FROM bench_regency WHERE k = :k)
+ ORDER BY m.name, m.id LIMIT 100;
+SQL
+# Members by size class nationally, in plain SQL over the base tables
+# (what GetStatistics of the MEMBERS subject counts: live members that have
+# not left, of live sentra, with the total row).
+cat >"$WORK/mstats.sql" <<'SQL'
+SELECT GROUPING(m.size_class), m.size_class, count(DISTINCT m.sentra_id), count(*),
+       count(*) FILTER (WHERE m.owner_sex = 2), count(*) FILTER (WHERE m.owner_sex = 1)
+  FROM member m JOIN sentra s ON s.id = m.sentra_id
+ WHERE m.deleted_at IS NULL AND s.deleted_at IS NULL AND m.left_year IS NULL
+ GROUP BY GROUPING SETS ((m.size_class), ()) ORDER BY 1, 2;
+SQL
 
 PORT_FILE=$WORK/sentrad.port
 # A copy under another name, in a session of its own: a `pkill sentrad` or
@@ -501,6 +568,8 @@ for r in $(seq 1 "$RUNS"); do
     pair httpstats.ratio httpstats.rps stats.rps
     v=$(pgb -M prepared -f "$WORK/stats.sql" "$CONN"); put stats_sql.tps "$v"; log "  GROUP BY: $v tps"
     pair stats.ratio stats.rps stats_sql.tps
+    v=$(pgb -M prepared -f "$WORK/stats_before.sql" "$CONN"); put stats_before.tps "$v"
+    log "  GROUP BY before the records: $v tps"
     [ -n "$HPORT" ] && pair statsh.ratio statsh.rps stats.rps
 
     # A page of 5000 can take seconds on this machine: longer runs and
@@ -516,6 +585,29 @@ for r in $(seq 1 "$RUNS"); do
     v=$(awk -v n="$NREC" -v ns=$((t1 - t0)) 'BEGIN {printf "%.1f", n / (ns / 1e9)}')
     put copy_out.rec "$v"; log "  COPY out: $NREC records ($n rows), $v records/s"
     pair pull.ratio pull.rec copy_out.rec
+
+    ours members "$(lg -w members --page-size 100 --regions "$WORK/regencies" -T "$TOK_NAT")"
+    check_alive "members, round $r"
+    v=$(pgb -M prepared -f "$WORK/members.sql" "$CONN"); put members_sql.tps "$v"; log "  members page in SQL: $v tps"
+    pair members.ratio members.rps members_sql.tps
+
+    ours mstats "$(lg -w mstats -T "$TOK_NAT")"; check_alive "mstats, round $r"
+    v=$(pgb -M prepared -f "$WORK/mstats.sql" "$CONN"); put mstats_sql.tps "$v"; log "  members GROUP BY in SQL: $v tps"
+    pair mstats.ratio mstats.rps mstats_sql.tps
+
+    ours pullk "$("$LOADGEN" -p "$PORT" -c 1 -t $((SECS < 20 ? 20 : SECS)) -w pull --kinds all --page-size 5000 \
+                  --timeout-ms 120000 -T "$TOK_NAT" 2>>"$WORK/loadgen.err")"
+    check_alive "pull of every kind, round $r"
+    t0=$(now_ns)
+    n=$(q -c "COPY (SELECT * FROM sentra_rows WHERE NOT deleted) TO STDOUT" \
+          -c "COPY (SELECT * FROM member_api WHERE NOT deleted) TO STDOUT" \
+          -c "COPY (SELECT * FROM institution_api WHERE NOT deleted) TO STDOUT" \
+          -c "COPY (SELECT * FROM obstacle_api WHERE NOT deleted) TO STDOUT" \
+          -c "COPY (SELECT * FROM assistance_api WHERE NOT deleted) TO STDOUT" | wc -l)
+    t1=$(now_ns)
+    v=$(awk -v n="$NALL" -v ns=$((t1 - t0)) 'BEGIN {printf "%.1f", n / (ns / 1e9)}')
+    put copy_all.rec "$v"; log "  COPY out of every kind: $NALL records ($n rows), $v records/s"
+    pair pullk.ratio pullk.rec copy_all.rec
 
     # StreamChanges from the empty cursor until caught up (each message
     # decoded), again and again, against COPY of the same rows of the
@@ -576,12 +668,16 @@ G_OURS=$(med get.rps); G_CEIL=$(med pgbench_s.tps); G_R=$(mr get.ratio)
 GP_OURS=$(med getp.rps); GP_R=$(mr getp.ratio)
 GT_OURS=$(med gett.rps); GT_R=$(mr gett.ratio)
 S_OURS=$(med stats.rps); S_CEIL=$(med stats_sql.tps); S_R=$(mr stats.ratio)
+S_BEFORE=$(med stats_before.tps)
 HG_OURS=$(med httpget.rps); HG_R=$(mr httpget.ratio)
 HS_OURS=$(med httpstats.rps); HS_R=$(mr httpstats.ratio)
 PL_OURS=$(med pull.rec); PL_CEIL=$(med copy_out.rec); PL_R=$(mr pull.ratio)
 ST_OURS=$(med stream.rec); ST_CEIL=$(med copy_pull.rec); ST_R=$(mr stream.ratio)
 PU_OURS=$(med push.rec); PU_INS=$(med insert.tps); PU_R=$(mr push.ratio)
 PU_COPY=$(med copy_in.rec); PU_RC=$(mr pushc.ratio)
+MB_OURS=$(med members.rps); MB_CEIL=$(med members_sql.tps); MB_R=$(mr members.ratio)
+MS_OURS=$(med mstats.rps); MS_CEIL=$(med mstats_sql.tps); MS_R=$(mr mstats.ratio)
+PK_OURS=$(med pullk.rec); PK_CEIL=$(med copy_all.rec); PK_R=$(mr pullk.ratio)
 GP_G=$(med gping.rps); GP_CPP=$(med grpcpp.rps); GP_GR=$(mr gping.ratio); GP_GN=$(mr gpingn.ratio)
 GG_G=$(med gget.rps); GG_N=$(med nget.rps); GG_R=$(mr gget.ratio)
 RSS_MB=$(awk -v k="${RSS1:-0}" 'BEGIN {printf "%.1f", k / 1024}')
@@ -595,7 +691,7 @@ TRSS_OK=$(awk -v m="$TRSS_MB" -v n="${TNCONN:-0}" -v want="$IDLE" 'BEGIN {print 
 cat <<EOF
 
 Date: $(date -u '+%Y-%m-%d %H:%M UTC'); machine: $(nproc) cores ($(sed -n 's/^model name\s*: //p' /proc/cpuinfo | head -1)), $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(uname -sr)
-Settings: $RUNS runs x ${SECS}s, $CLIENTS clients, one request in flight each; $NREC live records; PostgreSQL $("$PSQL" --version | awk '{print $3}'), redis $(redis-server --version | sed 's/.*v=\([^ ]*\).*/\1/')
+Settings: $RUNS runs x ${SECS}s, $CLIENTS clients, one request in flight each; $NREC live records, $NMEM members ($NALL records of every kind, loaded in $((LOAD_MS / 1000)) s); PostgreSQL $("$PSQL" --version | awk '{print $3}'), redis $(redis-server --version | sed 's/.*v=\([^ ]*\).*/\1/')
 Medians of $RUNS runs; each ratio is the median of the $RUNS ratios of a run of ours and its ceiling run back to back.
 
 | workload | ours | p50 ms | p99 ms | ceiling | ceiling figure | ratio | target | verdict |
@@ -613,8 +709,12 @@ Medians of $RUNS runs; each ratio is the median of the $RUNS ratios of a run of 
 | GetSentra, 2 sentrad behind HAProxy (TCP) | $(med geth.rps) req/s | $(med geth.p50) | $(med geth.p99) | 1 sentrad, the GetSentra over TCP row | $GT_OURS req/s | $(mr geth.ratio) | - (on 2 cores: the proxy's cost) | - |
 | GetStatistics, 2 sentrad behind HAProxy (TCP) | $(med statsh.rps) req/s | $(med statsh.p50) | $(med statsh.p99) | 1 sentrad, the GetStatistics row (TCP) | $S_OURS req/s | $(mr statsh.ratio) | - (on 2 cores: the proxy's cost) | - |
 | GetStatistics (by province, national) | $S_OURS req/s | $(med stats.p50) | $(med stats.p99) | pgbench, same GROUP BY | $S_CEIL tps | $S_R | - | - |
+| (the same GROUP BY before the record measures, issue 18) | | | | pgbench, the sentra's measures only | $S_BEFORE tps | | - | - |
 | PullChanges (full, 5000 a page, 1 client) | $PL_OURS records/s | $(med pull.p50) | $(med pull.p99) | COPY out of sentra_rows (all records) | $PL_CEIL records/s | $PL_R | >= 100,000 records/s | $(awk -v v="$PL_OURS" 'BEGIN {print (v + 0 >= 100000) ? "met" : "MISSED"}') |
 | StreamChanges catch-up (empty cursor, 1 client, messages decoded) | $ST_OURS records/s | | | COPY out of sentra_pull (the same live records) | $ST_CEIL records/s | $ST_R | >= 0.7 | $(verdict "$ST_R" 0.7) |
+| ListMembers (a regency's first page of 100; $NMEM members) | $MB_OURS req/s | $(med members.p50) | $(med members.p99) | pgbench, the page in plain SQL | $MB_CEIL tps | $MB_R | - | - |
+| GetStatistics, members by size class (national) | $MS_OURS req/s | $(med mstats.p50) | $(med mstats.p99) | pgbench, GROUP BY over member and sentra | $MS_CEIL tps | $MS_R | - | - |
+| PullChanges of every kind (full, 5000 a page, 1 client) | $PK_OURS records/s | $(med pullk.p50) | $(med pullk.p99) | COPY out of every live record of every kind ($NALL) | $PK_CEIL records/s | $PK_R | - | - |
 | PushChanges (100 a batch) | $PU_OURS records/s | $(med push.p50) | $(med push.p99) | pgbench, one record and its figures a transaction (bench/insert_record.sql) | $PU_INS records/s | $PU_R | >= 2.0 | $(verdict "$PU_R" 2.0) |
 | PushChanges vs COPY in | | | | COPY in (sentra + figures) | $PU_COPY rows/s | $PU_RC | - | - |
 | $IDLE idle connections | ${NCONN:-0} held | | | | | | RSS < 200 MB | $RSS_OK |
@@ -626,7 +726,7 @@ Medians of $RUNS runs; each ratio is the median of the $RUNS ratios of a run of 
 
 Idle connections: sentrad VmRSS $((${RSS0:-0} / 1024)) MB before, $RSS_MB MB with ${NCONN:-0} connections (${PER_CONN} kB each); server alive afterwards: $alive.
 Idle TLS connections: the TLS sentrad's VmRSS $((${TRSS0:-0} / 1024)) MB before, $TRSS_MB MB with ${TNCONN:-0} connections (${TPER_CONN} kB each); alive afterwards: $talive.
-Errors (summed over runs): ping $(paste -sd+ "$R/ping.err" 2>/dev/null | bc), http get $(paste -sd+ "$R/httpget.err" 2>/dev/null | bc), http stats $(paste -sd+ "$R/httpstats.err" 2>/dev/null | bc), grpc ping $(paste -sd+ "$R/gping.err" 2>/dev/null | bc), grpc++ ping $(paste -sd+ "$R/grpcpp.err" 2>/dev/null | bc), grpc get $(paste -sd+ "$R/gget.err" 2>/dev/null | bc), get $(paste -sd+ "$R/get.err" 2>/dev/null | bc), tls get $(paste -sd+ "$R/tget.err" 2>/dev/null | bc), handshakes $(cat "$R/hsfull.err" "$R/hsres.err" 2>/dev/null | paste -sd+ | bc), list $(paste -sd+ "$R/list.err" 2>/dev/null | bc), stats $(paste -sd+ "$R/stats.err" 2>/dev/null | bc), pull $(paste -sd+ "$R/pull.err" 2>/dev/null | bc), stream $(paste -sd+ "$R/stream.err" 2>/dev/null | bc), push $(paste -sd+ "$R/push.err" 2>/dev/null | bc).
+Errors (summed over runs): ping $(paste -sd+ "$R/ping.err" 2>/dev/null | bc), http get $(paste -sd+ "$R/httpget.err" 2>/dev/null | bc), http stats $(paste -sd+ "$R/httpstats.err" 2>/dev/null | bc), grpc ping $(paste -sd+ "$R/gping.err" 2>/dev/null | bc), grpc++ ping $(paste -sd+ "$R/grpcpp.err" 2>/dev/null | bc), grpc get $(paste -sd+ "$R/gget.err" 2>/dev/null | bc), get $(paste -sd+ "$R/get.err" 2>/dev/null | bc), tls get $(paste -sd+ "$R/tget.err" 2>/dev/null | bc), handshakes $(cat "$R/hsfull.err" "$R/hsres.err" 2>/dev/null | paste -sd+ | bc), list $(paste -sd+ "$R/list.err" 2>/dev/null | bc), stats $(paste -sd+ "$R/stats.err" 2>/dev/null | bc), pull $(paste -sd+ "$R/pull.err" 2>/dev/null | bc), members $(paste -sd+ "$R/members.err" 2>/dev/null | bc), mstats $(paste -sd+ "$R/mstats.err" 2>/dev/null | bc), pullk $(paste -sd+ "$R/pullk.err" 2>/dev/null | bc), stream $(paste -sd+ "$R/stream.err" 2>/dev/null | bc), push $(paste -sd+ "$R/push.err" 2>/dev/null | bc).
 EOF
 if [ -s "$WORK/loadgen.err" ]; then
     echo

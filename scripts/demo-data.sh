@@ -1,7 +1,9 @@
 #!/bin/bash
 # demo-data.sh: loads the SYNTHETIC Lampung demonstration dataset
 # (data/demo/lampung.sql): 73 Sentra IKM over Lampung's 15 regencies/cities,
-# 54 of them designated, with sub-districts, decrees and 2019-2021 figures.
+# 54 of them designated, with sub-districts, decrees and 2019-2021 figures,
+# and their records: members (kept by three districts), institutions,
+# obstacles and assistance.
 # Every record is labelled "(data sintetis)"; none of it is real.
 #
 #   scripts/demo-data.sh CONNINFO
@@ -28,4 +30,12 @@ SELECT count(*), count(*) FILTER (WHERE designated)
    AND deleted_at IS NULL" | {
     read -r formed designated
     echo "demo-data: synthetic Lampung dataset loaded: $formed sentra formed, $designated designated (data sintetis)"
+}
+psql "$CONN" -X -At -F ' ' -c "
+SELECT (SELECT count(*) FROM member WHERE deleted_at IS NULL AND sentra_id IN (SELECT md5('demo-lampung-' || n)::uuid FROM generate_series(1, 73) n)),
+       (SELECT count(*) FROM institution WHERE deleted_at IS NULL AND sentra_id IN (SELECT md5('demo-lampung-' || n)::uuid FROM generate_series(1, 73) n)),
+       (SELECT count(*) FROM obstacle WHERE deleted_at IS NULL AND sentra_id IN (SELECT md5('demo-lampung-' || n)::uuid FROM generate_series(1, 73) n)),
+       (SELECT count(*) FROM assistance WHERE deleted_at IS NULL AND sentra_id IN (SELECT md5('demo-lampung-' || n)::uuid FROM generate_series(1, 73) n))" | {
+    read -r members institutions obstacles assistance
+    echo "demo-data: and $members members, $institutions institutions, $obstacles obstacles, $assistance assistance records (data sintetis)"
 }

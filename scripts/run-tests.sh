@@ -230,8 +230,10 @@ run_one() {
 
 shopt -s nullglob
 bins=()
+built=0     # test programs built, whether TESTS picks them or not
 for b in "$BUILD"/tests/test_*; do
     [ -f "$b" ] && [ -x "$b" ] || continue
+    built=$((built + 1))
     n=$(basename "$b")
     # shellcheck disable=SC2053
     [[ $n == $TESTS ]] || continue
@@ -240,15 +242,22 @@ done
 for b in "${bins[@]}"; do
     run_one "$(basename "$b")" "${VG[@]}" "$b"
 done
+scripts=0
 for s in "$ROOT"/tests/integration/*.sh; do
     n=$(basename "$s")
     # shellcheck disable=SC2053
     [[ $n == $TESTS ]] || continue
+    scripts=$((scripts + 1))
     run_one "$n" bash "$s"
 done
 
-if [ ${#bins[@]} = 0 ]; then
+# None built is a broken build; a subset picking only scripts
+# (TESTS='test_http*') is not, but one picking nothing at all is a mistake.
+if [ "$built" = 0 ]; then
     echo "run-tests: no test programs in $BUILD/tests (run make tests first)" >&2
+    FAILED=$((FAILED + 1))
+elif [ ${#bins[@]} = 0 ] && [ "$scripts" = 0 ]; then
+    echo "run-tests: TESTS='$TESTS' names no test" >&2
     FAILED=$((FAILED + 1))
 fi
 

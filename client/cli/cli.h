@@ -208,6 +208,8 @@ int cmd_timeseries(cli_t *, int, char **);
 int cmd_import(cli_t *, int, char **);      /* cli_csv.c */
 int cmd_export(cli_t *, int, char **);
 int cmd_sync(cli_t *, int, char **);        /* cli_sync.c */
+int cmd_records(cli_t *, int, char **);     /* cli_records.c: members, institution, obstacles, assistance */
+int cmd_report(cli_t *, int, char **);      /* cli_report.c */
 
 /* cli_csv.c: a sentra as one row of the CSV layout of docs/CLIENT.md. */
 void cli_csv_write_header(FILE *out);

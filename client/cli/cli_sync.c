@@ -3,7 +3,9 @@
  * sync helper (sentra/sync.h), with plain files as the local storage:
  *
  *   pull: changes are appended to a JSONL journal (one record or tombstone
- *         per line) and the cursor is kept in a small file, replaced
+ *         per line: a sentra as its JSON; with --kinds, a Record, whose one
+ *         key names the kind: {"member":{...}}) and the cursor is kept in a
+ *         small file, replaced
  *         atomically after the journal is flushed to disk, so an interrupted
  *         pull resumes where the last complete batch ended.
  *   stream: the same store, over one StreamChanges stream (the catch-up,
@@ -39,6 +41,57 @@ static int pull_apply(void *arg, const Sentra__V1__Sentra *s)
     int rc = line && fprintf(ps->journal, "%s\n", line) > 0 ? 0 : -1;
     free(line);
     return rc;
+}
+
+/* With --kinds: the Record as its JSON, {"<kind>": {...}}, so that each
+ * line says which kind it is. */
+static int pull_apply_record(void *arg, const Sentra__V1__Record *r)
+{
+    struct pull_store *ps = arg;
+    json_t *j = cli_pb_to_json(&r->base, 0);
+    char *line = json_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    json_decref(j);
+    int rc = line && fprintf(ps->journal, "%s\n", line) > 0 ? 0 : -1;
+    free(line);
+    return rc;
+}
+
+/* --kinds member,obstacle,...: RecordKind names (sentra, member,
+ * institution, obstacle, assistance, or RECORD_KIND_*) into kinds[5], each
+ * once; returns how many, or -1 with a message in err. */
+static int parse_kinds(const char *arg, Sentra__V1__RecordKind *kinds, char *err, size_t errlen)
+{
+    char *copy = strdup(arg), *save = NULL;
+    int n = 0;
+    if (!copy)
+        abort();
+    for (char *t = strtok_r(copy, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+        int k = cli_enum_parse(&sentra__v1__record_kind__descriptor, "RECORD_KIND_", t);
+        if (k < 1) {
+            snprintf(err, errlen, "--kinds: unknown kind \"%s\" (sentra, member, institution, "
+                     "obstacle, assistance)", t);
+            n = -1;
+            break;
+        }
+        for (int i = 0; i < n; i++)
+            if ((int)kinds[i] == k) {
+                snprintf(err, errlen, "--kinds: \"%s\" named twice", t);
+                free(copy);
+                return -1;
+            }
+        kinds[n++] = (Sentra__V1__RecordKind)k;
+        if (n == 5 && strtok_r(NULL, ",", &save) != NULL) {
+            snprintf(err, errlen, "--kinds: at most the 5 kinds, each once");
+            n = -1;
+            break;
+        }
+    }
+    if (n == 0) {
+        snprintf(err, errlen, "--kinds: names no kind");
+        n = -1;
+    }
+    free(copy);
+    return n;
 }
 
 static int pull_save_cursor(void *arg, const char *cursor)
@@ -77,6 +130,7 @@ static int sync_pull(cli_t *cli, int argc, char **argv, int stream)
                                       {"cursor-file", required_argument, 0, 'c'},
                                       {"batch", required_argument, 0, 'b'},
                                       {"seconds", required_argument, 0, 's'},
+                                      {"kinds", required_argument, 0, 'k'},
                                       CLI_COMMON_OPTIONS,
                                       {0, 0, 0, 0}};
     const char *name = stream ? "sync stream" : "sync pull";
@@ -86,6 +140,8 @@ static int sync_pull(cli_t *cli, int argc, char **argv, int stream)
     const char *journal = NULL;
     sentra_sync_opts_t so;
     memset(&so, 0, sizeof so);
+    Sentra__V1__RecordKind kinds[5];
+    sentra_sync_kinds_t sk = {kinds, 0, pull_apply_record};
     int c;
     optind = 0;
     while ((c = getopt_long(argc, argv, "h", o, NULL)) != -1) {
@@ -98,6 +154,16 @@ static int sync_pull(cli_t *cli, int argc, char **argv, int stream)
         switch (c) {
         case 'j': journal = optarg; break;
         case 'c': ps.cursor_path = optarg; break;
+        case 'k': {
+            char err[160];
+            int n = parse_kinds(optarg, kinds, err, sizeof err);
+            if (n < 0) {
+                cli_filter_free(&f);
+                return cli_usage_error(cli, name, err);
+            }
+            sk.n_kinds = (size_t)n;
+            break;
+        }
         case 'b': so.batch = (int32_t)strtol(optarg, NULL, 10); break;
         case 's':
             if (!stream) {
@@ -109,24 +175,31 @@ static int sync_pull(cli_t *cli, int argc, char **argv, int stream)
         case 'h':
             if (stream) {
                 printf("usage: %s sync stream [--journal FILE.jsonl] [--cursor-file FILE] [--batch N]\n"
-                       "                  [--seconds S] [filters]\n\n"
+                       "                  [--seconds S] [--kinds K,...] [filters]\n\n"
                        "Like sync pull, over one open stream (SyncService/StreamChanges): the\n"
                        "changes after the cursor in --cursor-file (none: from the beginning),\n"
                        "then each change as it commits, appended to the journal (default\n"
                        "stdout) as JSON lines, the cursor stored after each message is safely\n"
                        "on disk. Runs for --seconds (default: until interrupted; run it again\n"
                        "to resume where it stopped). Reconnects with backoff when the server\n"
-                       "goes away or restarts.\n\n%s\n%s",
+                       "goes away or restarts. --kinds as for sync pull.\n\n%s\n%s",
                        cli->prog, CLI_FILTER_HELP, CLI_COMMON_HELP);
                 cli_filter_free(&f);
                 return 0;
             }
-            printf("usage: %s sync pull [--journal FILE.jsonl] [--cursor-file FILE] [--batch N] [filters]\n\n"
+            printf("usage: %s sync pull [--journal FILE.jsonl] [--cursor-file FILE] [--batch N]\n"
+                   "                [--kinds K,...] [filters]\n\n"
                    "Fetches every change after the cursor kept in --cursor-file (none: from\n"
                    "the beginning), appends each changed record or tombstone (\"deleted\":\n"
                    "true) as one JSON line to the journal (default stdout), and stores the\n"
                    "new cursor after each batch is safely on disk. Run it again to get only\n"
-                   "what changed since. Retries with backoff while the server is away.\n\n%s\n%s",
+                   "what changed since. Retries with backoff while the server is away.\n\n"
+                   "  --kinds K,...  the kinds of record to fetch: sentra, member, institution,\n"
+                   "                 obstacle, assistance. Each line is then a Record, its one\n"
+                   "                 key naming the kind ({\"member\":{...}}, tombstones with\n"
+                   "                 \"deleted\":true). Without it, sentra only, each line the\n"
+                   "                 sentra itself. Adding kinds later: start a new cursor file\n"
+                   "                 (the old cursor has passed over their changes).\n\n%s\n%s",
                    cli->prog, CLI_FILTER_HELP, CLI_COMMON_HELP);
             cli_filter_free(&f);
             return 0;
@@ -162,9 +235,9 @@ static int sync_pull(cli_t *cli, int argc, char **argv, int stream)
         sentra_status_t st;
         sentra_status_init(&st);
         if (stream)
-            rc = sentra_sync_stream(cl, cursor, &so, seconds * 1000u, &store, &stats, &st);
+            rc = sentra_sync_stream_kinds(cl, cursor, &so, &sk, seconds * 1000u, &store, &stats, &st);
         else
-            rc = sentra_sync_pull(cl, cursor, &so, &store, &stats, &st);
+            rc = sentra_sync_pull_kinds(cl, cursor, &so, &sk, &store, &stats, &st);
         cli_progress_end(cli);
         if (rc == SENTRA_ESYNC) {
             fprintf(stderr, "%s %s: cannot write the journal or the cursor file: %s\n", cli->prog, name,

@@ -74,3 +74,41 @@ int sentra_stream_changes(sentra_client_t *c, const Sentra__V1__StreamChangesReq
                               &sentra__v1__stream_changes_response__descriptor, opts,
                               on_message ? changes_message : NULL, &k, status_out);
 }
+SENTRA_DEFINE_CALL_(sentra_create_member, Sentra__V1__CreateMemberRequest, Sentra__V1__Member,
+                    SENTRA_M_CREATE_MEMBER, sentra__v1__member__descriptor)
+SENTRA_DEFINE_CALL_(sentra_get_member, Sentra__V1__GetMemberRequest, Sentra__V1__Member,
+                    SENTRA_M_GET_MEMBER, sentra__v1__member__descriptor)
+SENTRA_DEFINE_CALL_(sentra_update_member, Sentra__V1__UpdateMemberRequest, Sentra__V1__Member,
+                    SENTRA_M_UPDATE_MEMBER, sentra__v1__member__descriptor)
+SENTRA_DEFINE_CALL_(sentra_delete_member, Sentra__V1__DeleteMemberRequest, Sentra__V1__DeleteRecordResponse,
+                    SENTRA_M_DELETE_MEMBER, sentra__v1__delete_record_response__descriptor)
+SENTRA_DEFINE_CALL_(sentra_list_members, Sentra__V1__ListMembersRequest, Sentra__V1__ListMembersResponse,
+                    SENTRA_M_LIST_MEMBERS, sentra__v1__list_members_response__descriptor)
+SENTRA_DEFINE_CALL_(sentra_get_institution, Sentra__V1__GetInstitutionRequest, Sentra__V1__Institution,
+                    SENTRA_M_GET_INSTITUTION, sentra__v1__institution__descriptor)
+SENTRA_DEFINE_CALL_(sentra_set_institution, Sentra__V1__SetInstitutionRequest, Sentra__V1__Institution,
+                    SENTRA_M_SET_INSTITUTION, sentra__v1__institution__descriptor)
+SENTRA_DEFINE_CALL_(sentra_delete_institution, Sentra__V1__DeleteInstitutionRequest, Sentra__V1__DeleteRecordResponse,
+                    SENTRA_M_DELETE_INSTITUTION, sentra__v1__delete_record_response__descriptor)
+SENTRA_DEFINE_CALL_(sentra_list_institutions, Sentra__V1__ListInstitutionsRequest, Sentra__V1__ListInstitutionsResponse,
+                    SENTRA_M_LIST_INSTITUTIONS, sentra__v1__list_institutions_response__descriptor)
+SENTRA_DEFINE_CALL_(sentra_create_obstacle, Sentra__V1__CreateObstacleRequest, Sentra__V1__Obstacle,
+                    SENTRA_M_CREATE_OBSTACLE, sentra__v1__obstacle__descriptor)
+SENTRA_DEFINE_CALL_(sentra_get_obstacle, Sentra__V1__GetObstacleRequest, Sentra__V1__Obstacle,
+                    SENTRA_M_GET_OBSTACLE, sentra__v1__obstacle__descriptor)
+SENTRA_DEFINE_CALL_(sentra_update_obstacle, Sentra__V1__UpdateObstacleRequest, Sentra__V1__Obstacle,
+                    SENTRA_M_UPDATE_OBSTACLE, sentra__v1__obstacle__descriptor)
+SENTRA_DEFINE_CALL_(sentra_delete_obstacle, Sentra__V1__DeleteObstacleRequest, Sentra__V1__DeleteRecordResponse,
+                    SENTRA_M_DELETE_OBSTACLE, sentra__v1__delete_record_response__descriptor)
+SENTRA_DEFINE_CALL_(sentra_list_obstacles, Sentra__V1__ListObstaclesRequest, Sentra__V1__ListObstaclesResponse,
+                    SENTRA_M_LIST_OBSTACLES, sentra__v1__list_obstacles_response__descriptor)
+SENTRA_DEFINE_CALL_(sentra_create_assistance, Sentra__V1__CreateAssistanceRequest, Sentra__V1__Assistance,
+                    SENTRA_M_CREATE_ASSISTANCE, sentra__v1__assistance__descriptor)
+SENTRA_DEFINE_CALL_(sentra_get_assistance, Sentra__V1__GetAssistanceRequest, Sentra__V1__Assistance,
+                    SENTRA_M_GET_ASSISTANCE, sentra__v1__assistance__descriptor)
+SENTRA_DEFINE_CALL_(sentra_update_assistance, Sentra__V1__UpdateAssistanceRequest, Sentra__V1__Assistance,
+                    SENTRA_M_UPDATE_ASSISTANCE, sentra__v1__assistance__descriptor)
+SENTRA_DEFINE_CALL_(sentra_delete_assistance, Sentra__V1__DeleteAssistanceRequest, Sentra__V1__DeleteRecordResponse,
+                    SENTRA_M_DELETE_ASSISTANCE, sentra__v1__delete_record_response__descriptor)
+SENTRA_DEFINE_CALL_(sentra_list_assistance, Sentra__V1__ListAssistanceRequest, Sentra__V1__ListAssistanceResponse,
+                    SENTRA_M_LIST_ASSISTANCE, sentra__v1__list_assistance_response__descriptor)

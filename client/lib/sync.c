@@ -34,8 +34,21 @@ static unsigned next_delay(unsigned d)
     return d > 10000 ? 10000 : d;
 }
 
-int sentra_sync_pull(sentra_client_t *c, const char *cursor, const sentra_sync_opts_t *opts,
-                     const sentra_sync_store_t *store, sentra_sync_stats_t *stats, sentra_status_t *st)
+/* Kinds named (kinds->n_kinds > 0): records go to kinds->apply_record;
+ * else sentra to store->apply. */
+static int named(const sentra_sync_kinds_t *kinds)
+{
+    return kinds != NULL && kinds->n_kinds > 0;
+}
+
+static int callbacks_ok(const sentra_sync_store_t *store, const sentra_sync_kinds_t *kinds)
+{
+    return store && store->save_cursor && (named(kinds) ? kinds->apply_record != NULL : store->apply != NULL);
+}
+
+static int sync_pull(sentra_client_t *c, const char *cursor, const sentra_sync_opts_t *opts,
+                     const sentra_sync_kinds_t *kinds, const sentra_sync_store_t *store,
+                     sentra_sync_stats_t *stats, sentra_status_t *st)
 {
     sentra_sync_stats_t local_stats;
     sentra_status_t local_st;
@@ -46,7 +59,7 @@ int sentra_sync_pull(sentra_client_t *c, const char *cursor, const sentra_sync_o
         st = &local_st;
     }
     memset(stats, 0, sizeof *stats);
-    if (!c || !store || !store->apply || !store->save_cursor)
+    if (!c || !callbacks_ok(store, kinds))
         return sentra__local_status(st, SENTRA_EINVAL, SENTRA_INVALID_ARGUMENT, "missing client or callbacks");
     unsigned max_retries = opts && opts->max_retries ? opts->max_retries : 5;
     unsigned base = opts && opts->backoff_ms ? opts->backoff_ms : 500;
@@ -55,6 +68,10 @@ int sentra_sync_pull(sentra_client_t *c, const char *cursor, const sentra_sync_o
     Sentra__V1__PullChangesRequest rq = SENTRA__V1__PULL_CHANGES_REQUEST__INIT;
     rq.limit = opts && opts->batch ? opts->batch : 500;
     rq.filter = opts ? (Sentra__V1__SentraFilter *)opts->filter : NULL;
+    if (named(kinds)) {
+        rq.kinds = (Sentra__V1__RecordKind *)kinds->kinds;
+        rq.n_kinds = kinds->n_kinds;
+    }
     int rc = 0;
     for (;;) {
         rq.cursor = cur;
@@ -70,8 +87,15 @@ int sentra_sync_pull(sentra_client_t *c, const char *cursor, const sentra_sync_o
         }
         if (rc)
             break;
-        for (size_t i = 0; i < r->n_changes && !rc; i++) {
+        /* The server fills `changes` without kinds, `records` with. */
+        for (size_t i = 0; i < r->n_changes && !rc && !named(kinds); i++) {
             if (store->apply(store->arg, r->changes[i]) != 0)
+                rc = sentra__local_status(st, SENTRA_ESYNC, SENTRA_ABORTED, "stopped by the apply callback");
+            else
+                stats->changes++;
+        }
+        for (size_t i = 0; i < r->n_records && !rc && named(kinds); i++) {
+            if (kinds->apply_record(store->arg, r->records[i]) != 0)
                 rc = sentra__local_status(st, SENTRA_ESYNC, SENTRA_ABORTED, "stopped by the apply callback");
             else
                 stats->changes++;
@@ -87,7 +111,7 @@ int sentra_sync_pull(sentra_client_t *c, const char *cursor, const sentra_sync_o
         stats->batches++;
         if (store->progress)
             store->progress(store->arg, stats->changes);
-        int more = r->more && r->n_changes > 0;
+        int more = r->more && r->n_changes + r->n_records > 0;
         sentra__v1__pull_changes_response__free_unpacked(r, NULL);
         if (rc || !more)
             break;
@@ -96,6 +120,19 @@ int sentra_sync_pull(sentra_client_t *c, const char *cursor, const sentra_sync_o
     if (st == &local_st)
         sentra_status_clear(&local_st);
     return rc;
+}
+
+int sentra_sync_pull(sentra_client_t *c, const char *cursor, const sentra_sync_opts_t *opts,
+                     const sentra_sync_store_t *store, sentra_sync_stats_t *stats, sentra_status_t *st)
+{
+    return sync_pull(c, cursor, opts, NULL, store, stats, st);
+}
+
+int sentra_sync_pull_kinds(sentra_client_t *c, const char *cursor, const sentra_sync_opts_t *opts,
+                           const sentra_sync_kinds_t *kinds, const sentra_sync_store_t *store,
+                           sentra_sync_stats_t *stats, sentra_status_t *st)
+{
+    return sync_pull(c, cursor, opts, kinds, store, stats, st);
 }
 
 /* ---------------------------------------------------------------- stream */
@@ -109,6 +146,7 @@ static uint64_t now_ms(void)
 
 struct stream_ctx {
     const sentra_sync_store_t *store;
+    const sentra_sync_kinds_t *kinds; /* NULL: sentra only */
     sentra_sync_stats_t *stats;
     char *cursor;            /* the last cursor saved (malloc'ed) */
     int failed;              /* a callback said stop */
@@ -119,8 +157,15 @@ static int stream_on_message(void *arg, const Sentra__V1__StreamChangesResponse 
 {
     struct stream_ctx *k = arg;
     k->messages++;
-    for (size_t i = 0; i < m->n_changes; i++) {
+    for (size_t i = 0; i < m->n_changes && !named(k->kinds); i++) {
         if (k->store->apply(k->store->arg, m->changes[i]) != 0) {
+            k->failed = 1;
+            return 1;
+        }
+        k->stats->changes++;
+    }
+    for (size_t i = 0; i < m->n_records && named(k->kinds); i++) {
+        if (k->kinds->apply_record(k->store->arg, m->records[i]) != 0) {
             k->failed = 1;
             return 1;
         }
@@ -142,8 +187,9 @@ static int stream_on_message(void *arg, const Sentra__V1__StreamChangesResponse 
     return 0;
 }
 
-int sentra_sync_stream(sentra_client_t *c, const char *cursor, const sentra_sync_opts_t *opts,
-                       unsigned max_ms, const sentra_sync_store_t *store, sentra_sync_stats_t *stats,
+static int sync_stream(sentra_client_t *c, const char *cursor, const sentra_sync_opts_t *opts,
+                       const sentra_sync_kinds_t *kinds, unsigned max_ms,
+                       const sentra_sync_store_t *store, sentra_sync_stats_t *stats,
                        sentra_status_t *st)
 {
     sentra_sync_stats_t local_stats;
@@ -155,18 +201,22 @@ int sentra_sync_stream(sentra_client_t *c, const char *cursor, const sentra_sync
         st = &local_st;
     }
     memset(stats, 0, sizeof *stats);
-    if (!c || !store || !store->apply || !store->save_cursor)
+    if (!c || !callbacks_ok(store, kinds))
         return sentra__local_status(st, SENTRA_EINVAL, SENTRA_INVALID_ARGUMENT, "missing client or callbacks");
     unsigned max_retries = opts && opts->max_retries ? opts->max_retries : 5;
     unsigned base = opts && opts->backoff_ms ? opts->backoff_ms : 500;
     uint64_t end = max_ms ? now_ms() + max_ms : 0;
 
-    struct stream_ctx k = {store, stats, strdup(cursor ? cursor : ""), 0, 0};
+    struct stream_ctx k = {store, named(kinds) ? kinds : NULL, stats, strdup(cursor ? cursor : ""), 0, 0};
     if (!k.cursor)
         return sentra__local_status(st, SENTRA_ENOMEM, SENTRA_RESOURCE_EXHAUSTED, "out of memory");
     Sentra__V1__StreamChangesRequest rq = SENTRA__V1__STREAM_CHANGES_REQUEST__INIT;
     rq.limit = opts && opts->batch ? opts->batch : 0;
     rq.filter = opts ? (Sentra__V1__SentraFilter *)opts->filter : NULL;
+    if (named(kinds)) {
+        rq.kinds = (Sentra__V1__RecordKind *)kinds->kinds;
+        rq.n_kinds = kinds->n_kinds;
+    }
     unsigned delay = base, rounds = 0;
     int rc;
     for (;;) {
@@ -219,6 +269,21 @@ int sentra_sync_stream(sentra_client_t *c, const char *cursor, const sentra_sync
     if (st == &local_st)
         sentra_status_clear(&local_st);
     return rc;
+}
+
+int sentra_sync_stream(sentra_client_t *c, const char *cursor, const sentra_sync_opts_t *opts,
+                       unsigned max_ms, const sentra_sync_store_t *store, sentra_sync_stats_t *stats,
+                       sentra_status_t *st)
+{
+    return sync_stream(c, cursor, opts, NULL, max_ms, store, stats, st);
+}
+
+int sentra_sync_stream_kinds(sentra_client_t *c, const char *cursor, const sentra_sync_opts_t *opts,
+                             const sentra_sync_kinds_t *kinds, unsigned max_ms,
+                             const sentra_sync_store_t *store, sentra_sync_stats_t *stats,
+                             sentra_status_t *st)
+{
+    return sync_stream(c, cursor, opts, kinds, max_ms, store, stats, st);
 }
 
 /* The key of a batch: the same mutations from the same client give the

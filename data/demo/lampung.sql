@@ -1,6 +1,7 @@
 -- A SYNTHETIC dataset (data sintetis): 73 Sentra IKM in Lampung province,
 -- 54 of them designated by decree (SK Bupati/Walikota), the figures of the
--- provincial headline of 27 September 2022. The count per regency/city, the
+-- provincial headline of 27 September 2022; and their records: members
+-- (in three districts), institutions, obstacles and assistance (at the end). The count per regency/city, the
 -- names, decrees, contacts and figures are invented for demonstration;
 -- commodities follow what each area is known for (robusta coffee in
 -- Lampung Barat and Tanggamus, tapis weaving in Bandar Lampung, banana
@@ -179,3 +180,190 @@ SELECT md5('demo-lampung-' || d.n)::uuid, y.year, u.units,
  WHERE d.units IS NOT NULL
  ORDER BY d.n, y.year
 ON CONFLICT (sentra_id, year) DO NOTHING;
+
+-- ---------------------------------------------------------------- records of the sentra
+--
+-- Members, institutions, obstacles and assistance (issue 18), SYNTHETIC
+-- like everything above: names end in "(data sintetis)", NIBs start with
+-- 0000 (no real NIB does), programmes are shaped like the ministry's and the
+-- districts' but invented. Ids: md5('demo-lampung-<kind>-<n>-<k>').
+--
+-- Three districts keep member records (Lampung Barat 18.04, Pringsewu
+-- 18.10, Bandar Lampung 18.71): one member per business unit of the
+-- sentra's 2021 figures, so that the members a district keeps and the units
+-- it reports agree; the others keep none (the statistics add the two up:
+-- docs/STATS.md, business_units_effective).
+
+-- Synthetic owners' names: a given name by sex, a place in the list.
+CREATE TEMP TABLE demo_owner (sex smallint, k int, name text) ON COMMIT DROP;
+INSERT INTO demo_owner
+SELECT 2, o, n FROM unnest(ARRAY['Siti', 'Ani', 'Dewi', 'Rina', 'Yuli', 'Sri', 'Wati', 'Nur',
+                                 'Lestari', 'Ratna', 'Endang', 'Fitri']) WITH ORDINALITY AS x(n, o)
+UNION ALL
+SELECT 1, o, n FROM unnest(ARRAY['Budi', 'Agus', 'Joko', 'Heri', 'Rudi', 'Slamet', 'Andi',
+                                 'Wayan', 'Made', 'Hendra', 'Iwan', 'Yusuf']) WITH ORDINALITY AS x(n, o);
+
+-- One member per business unit of 2021 (units are those of demo_sentra).
+CREATE TEMP TABLE demo_member ON COMMIT DROP AS
+SELECT d.n, k, d.regency, d.sector, d.product, d.kbli, d.formed, d.units,
+       -- the women-owned share follows the sentra's women workers
+       CASE WHEN (k * 100) / d.units < d.female_pct THEN 2 ELSE 1 END::smallint AS sex,
+       greatest(1, round(d.workers::numeric / d.units * (0.6 + 0.8 * ((k * 7) % 10) / 9.0)))::int AS workers
+  FROM demo_sentra d
+ CROSS JOIN LATERAL generate_series(1, d.units) AS k
+ WHERE d.regency IN ('18.04', '18.10', '18.71') AND d.units IS NOT NULL;
+
+INSERT INTO member (id, sentra_id, regency_code, name, owner_name, owner_sex, nib, kbli_code,
+                    kbli_version, products, workers_male, workers_female, investment,
+                    production_value, joined_year, left_year)
+SELECT md5('demo-lampung-member-' || m.n || '-' || m.k)::uuid, md5('demo-lampung-' || m.n)::uuid,
+       m.regency,
+       format('IKM %s %s (data sintetis)', m.product, m.k),
+       (SELECT o.name FROM demo_owner o WHERE o.sex = m.sex AND o.k = 1 + (m.n * 5 + m.k) % 12)
+           || ' (data sintetis)',
+       m.sex,
+       -- six in ten have an NIB from OSS
+       CASE WHEN (m.n + m.k) % 5 < 3 THEN '0000' || lpad((m.n * 1000 + m.k)::text, 9, '0') END,
+       m.kbli, 2020, m.product,
+       m.workers - round(m.workers * CASE WHEN m.sex = 2 THEN 0.7 ELSE 0.3 END)::int,
+       round(m.workers * CASE WHEN m.sex = 2 THEN 0.7 ELSE 0.3 END)::int,
+       -- investment without land and buildings: the sector's per unit, a
+       -- few larger members (medium industry: Rp 1 billion or more)
+       CASE WHEN m.k % 17 = 0 THEN 1200000000 + m.n * 10000000
+            ELSE round(s.inv_per_unit * (0.5 + ((m.k * 13) % 10) / 9.0))::bigint END,
+       round(s.inv_per_unit * s.turnover * (0.5 + ((m.k * 13) % 10) / 9.0))::bigint,
+       least(2022, greatest(extract(year FROM m.formed)::int, 2008) + m.k % 6),
+       -- one in thirteen has left the sentra
+       CASE WHEN m.k % 13 = 0 THEN 2021 END
+  FROM demo_member m
+  JOIN demo_sector s ON s.sector = m.sector
+ ORDER BY m.n, m.k
+ON CONFLICT (id) DO NOTHING;
+
+-- Institutions: every designated or revitalised sentra and some formed
+-- ones. Revitalised sentra run a cooperative with a UPT (DAK-built);
+-- textiles and crafts an association; food a KUB; the rest a board of the
+-- sentra. Formed sentra: a board in one of two, none in the other.
+INSERT INTO institution (sentra_id, regency_code, form, legal_basis, registration_number,
+                         board_chair, board_secretary, board_treasurer, facility_name,
+                         facility_provides, facility_condition)
+SELECT md5('demo-lampung-' || d.n)::uuid, d.regency, f.form,
+       CASE WHEN f.form <> 1 THEN format('Akta notaris No. %s/%s (data sintetis)', 10 + d.n,
+                                         extract(year FROM coalesce(d.decree_date, d.formed))) ELSE '' END,
+       CASE WHEN f.form = 2 THEN format('%s/BH/XII.%s/%s', 100 + d.n, replace(d.regency, '.', ''),
+                                        extract(year FROM coalesce(d.decree_date, d.formed)))
+            ELSE '' END,
+       CASE WHEN f.form <> 1 THEN (SELECT o.name FROM demo_owner o WHERE o.sex = 1 + d.n % 2
+                                    AND o.k = 1 + d.n % 12) || ' (data sintetis)' ELSE '' END,
+       CASE WHEN f.form <> 1 THEN (SELECT o.name FROM demo_owner o WHERE o.sex = 2
+                                    AND o.k = 1 + (d.n + 3) % 12) || ' (data sintetis)' ELSE '' END,
+       CASE WHEN f.form <> 1 THEN (SELECT o.name FROM demo_owner o WHERE o.sex = 1
+                                    AND o.k = 1 + (d.n + 7) % 12) || ' (data sintetis)' ELSE '' END,
+       CASE WHEN d.status = 3 THEN 'UPT ' || d.product || ' (data sintetis)'
+            WHEN d.status = 2 AND d.n % 4 = 0 THEN 'Rumah produksi bersama (data sintetis)' ELSE '' END,
+       CASE WHEN d.status = 3 THEN 'mesin produksi, pengemasan, ruang pamer'
+            WHEN d.status = 2 AND d.n % 4 = 0 THEN 'peralatan produksi bersama' ELSE '' END,
+       CASE WHEN d.status = 3 THEN 1 WHEN d.status = 2 AND d.n % 4 = 0 THEN 2 + d.n % 2 END::smallint
+  FROM demo_sentra d
+ CROSS JOIN LATERAL (SELECT CASE
+        WHEN d.status = 3 THEN 2
+        WHEN d.status IN (2, 5) AND d.sector IN (2, 4) THEN 4
+        WHEN d.status IN (2, 5) AND d.sector = 1 THEN 3
+        WHEN d.status IN (2, 5) THEN 5
+        WHEN d.n % 2 = 0 THEN 5
+        ELSE 1 END::smallint AS form) f
+ WHERE d.status IN (2, 3, 5) OR d.n % 3 = 0
+ ORDER BY d.n
+ON CONFLICT (sentra_id) DO NOTHING;
+
+-- Assistance: designated and revitalised sentra, one to three each, by what
+-- their sector needs; revitalised ones got DAK revitalisation. Values in
+-- rupiah as such programmes spend them.
+CREATE TEMP TABLE demo_aid ON COMMIT DROP AS
+SELECT d.n, x.k, d.regency, d.sector, d.status, d.decree_date, x.kind, x.cert, x.provider,
+       x.provider_name, x.programme, x.year, x.value
+  FROM demo_sentra d
+ CROSS JOIN LATERAL (VALUES
+       -- what every designated sentra of the sector got first
+       (1, CASE d.sector WHEN 1 THEN 3 WHEN 2 THEN 1 WHEN 4 THEN 4 ELSE 2 END,
+        CASE d.sector WHEN 1 THEN 1 END,
+        CASE d.sector WHEN 1 THEN 1 WHEN 2 THEN 1 ELSE 2 END,
+        CASE d.sector WHEN 1 THEN 'Ditjen IKMA' WHEN 2 THEN 'Ditjen IKMA'
+                      ELSE 'Dinas Perindustrian dan Perdagangan Provinsi Lampung' END,
+        CASE d.sector WHEN 1 THEN 'Fasilitasi sertifikasi halal IKM pangan'
+                      WHEN 2 THEN 'Restrukturisasi mesin dan peralatan IKM'
+                      WHEN 4 THEN 'Fasilitasi pameran produk kerajinan'
+                      ELSE 'Bimbingan teknis peningkatan mutu produk' END,
+        least(2022, extract(year FROM d.decree_date)::int + 1),
+        CASE d.sector WHEN 1 THEN 12000000 + d.n * 100000 WHEN 2 THEN 185000000 + d.n * 1000000
+                      WHEN 4 THEN 45000000 ELSE 60000000 END::bigint),
+       -- training from the regency, for one in two
+       (2, 2, NULL, 3, 'Dinas Perindustrian kabupaten/kota', 'Pelatihan desain kemasan dan pemasaran digital',
+        2021, 35000000::bigint),
+       -- DAK revitalisation of revitalised sentra
+       (3, 6, NULL, 1, 'Ditjen IKMA (DAK fisik)', 'Revitalisasi sentra IKM melalui DAK',
+        extract(year FROM d.decree_date)::int, 1850000000::bigint)
+       ) AS x(k, kind, cert, provider, provider_name, programme, year, value)
+ WHERE d.status IN (2, 3) AND (x.k = 1 OR (x.k = 2 AND d.n % 2 = 0) OR (x.k = 3 AND d.status = 3));
+
+INSERT INTO assistance (id, sentra_id, regency_code, kind, certification, provider, provider_name,
+                        programme, year, value, recipient_member_ids)
+SELECT md5('demo-lampung-assistance-' || a.n || '-' || a.k)::uuid, md5('demo-lampung-' || a.n)::uuid,
+       a.regency, a.kind, a.cert, a.provider, a.provider_name, a.programme || ' (data sintetis)',
+       a.year, a.value,
+       -- halal certification went to the first members of a sentra that keeps them
+       CASE WHEN a.kind = 3 THEN ARRAY(SELECT md5('demo-lampung-member-' || m.n || '-' || m.k)::uuid
+                                         FROM demo_member m WHERE m.n = a.n AND m.k <= 5
+                                          AND m.k % 13 <> 0 ORDER BY m.k)
+            ELSE '{}' END
+  FROM demo_aid a
+ ORDER BY a.n, a.k
+ON CONFLICT (id) DO NOTHING;
+
+-- Obstacles: one to three per sentra, by sector, reported from 2019 to the
+-- meeting; those assistance answered are resolved, others open or being
+-- handled.
+CREATE TEMP TABLE demo_obstacle ON COMMIT DROP AS
+SELECT d.n, x.k, d.regency, x.category, x.description, x.severity,
+       (DATE '2019-02-01' + ((d.n * 53 + x.k * 97) % 1300))::date AS reported_on
+  FROM demo_sentra d
+ CROSS JOIN LATERAL (VALUES
+       (1, CASE d.sector WHEN 1 THEN 1 WHEN 2 THEN 1 WHEN 3 THEN 2 WHEN 4 THEN 4 WHEN 5 THEN 1 ELSE 2 END,
+        CASE d.sector WHEN 1 THEN 'Harga dan pasokan bahan baku tidak menentu'
+                      WHEN 2 THEN 'Benang dan bahan kain sulit didapat dengan harga terjangkau'
+                      WHEN 3 THEN 'Alat produksi masih manual'
+                      WHEN 4 THEN 'Pemasaran terbatas pada pasar lokal'
+                      WHEN 5 THEN 'Pasokan kayu bersertifikat terbatas'
+                      ELSE 'Mesin dan peralatan sudah tua' END,
+        2 + d.n % 2),
+       (2, CASE d.sector WHEN 1 THEN 3 WHEN 2 THEN 4 WHEN 4 THEN 5 ELSE 5 END,
+        CASE d.sector WHEN 1 THEN 'Sebagian anggota belum memiliki sertifikat halal dan izin edar'
+                      WHEN 2 THEN 'Produk belum dikenal di luar provinsi'
+                      ELSE 'Akses permodalan ke perbankan sulit' END,
+        1 + d.n % 3),
+       (3, CASE WHEN d.n % 8 = 1 THEN 6 ELSE 7 END,
+        CASE WHEN d.n % 8 = 1 THEN 'Regenerasi perajin muda kurang'
+             ELSE 'Jalan menuju sentra rusak saat musim hujan' END,
+        1)) AS x(k, category, description, severity)
+ WHERE x.k = 1 OR (x.k = 2 AND d.n % 3 <> 0) OR (x.k = 3 AND d.n % 4 = 1);
+
+INSERT INTO obstacle (id, sentra_id, regency_code, category, description, severity, reported_on,
+                      status, resolution, resolved_on, assistance_id)
+SELECT md5('demo-lampung-obstacle-' || o.n || '-' || o.k)::uuid, md5('demo-lampung-' || o.n)::uuid,
+       o.regency, o.category, o.description || ' (data sintetis)', o.severity,
+       -- an obstacle that assistance answered was reported before it
+       CASE WHEN a.n IS NOT NULL THEN least(o.reported_on, make_date(a.year, 1, 15)) ELSE o.reported_on END,
+       CASE WHEN a.n IS NOT NULL THEN 3 WHEN (o.n + o.k) % 3 = 0 THEN 2 ELSE 1 END,
+       CASE WHEN a.n IS NOT NULL
+            THEN 'Ditangani melalui ' || lower(a.programme) || ' (data sintetis)' ELSE '' END,
+       CASE WHEN a.n IS NOT NULL THEN least(make_date(a.year, 11, 30), DATE '2022-09-26') END,
+       CASE WHEN a.n IS NOT NULL THEN md5('demo-lampung-assistance-' || a.n || '-' || a.k)::uuid END
+  FROM demo_obstacle o
+  -- the assistance that answered the sentra's first obstacle of its kind
+  -- (machines: raw materials and technology; certification: quality;
+  -- promotion: marketing)
+  LEFT JOIN demo_aid a ON a.n = o.n AND a.k = 1 AND o.k = 2 - (o.category IN (1, 2, 4))::int
+                       AND ((a.kind = 3 AND o.category = 3) OR (a.kind = 1 AND o.category IN (1, 2))
+                            OR (a.kind = 4 AND o.category = 4))
+ ORDER BY o.n, o.k
+ON CONFLICT (id) DO NOTHING;

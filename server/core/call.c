@@ -147,6 +147,20 @@ char *call_printf(call_t *c, const char *fmt, ...)
     return d;
 }
 
+void *call_mem_mark(const call_t *c)
+{
+    return c->arena;
+}
+
+void call_mem_release(call_t *c, void *mark)
+{
+    while (c->arena != NULL && c->arena != mark) {
+        struct call_block *b = c->arena;
+        c->arena = b->next;
+        free(b);
+    }
+}
+
 void call_on_free(call_t *c, void (*fn)(void *), void *ptr)
 {
     struct call_cleanup *k = malloc(sizeof(*k));
@@ -430,6 +444,50 @@ static const struct {
     {"sentra_figures", "capacity", "figures"},
     {"sentra_figures", "export_share_bp", "figures"},
     {"sentra_figures", "export_destinations", "figures"},
+    /* the records of a sentra (migrations/0013_records.sql): columns are
+     * the field paths, '.' written '_' */
+    {"member", "sentra_id", "sentra_id"},
+    {"member", "name", "name"},
+    {"member", "owner_name", "owner_name"},
+    {"member", "owner_sex", "owner_sex"},
+    {"member", "nib", "nib"},
+    {"member", "kbli_code", "kbli_code"},
+    {"member", "kbli_version", "kbli_version"},
+    {"member", "products", "products"},
+    {"member", "workers_male", "workers_male"},
+    {"member", "workers_female", "workers_female"},
+    {"member", "investment", "investment"},
+    {"member", "production_value", "production_value"},
+    {"member", "joined_year", "joined_year"},
+    {"member", "left_year", "left_year"},
+    {"institution", "sentra_id", "sentra_id"},
+    {"institution", "form", "form"},
+    {"institution", "legal_basis", "legal_basis"},
+    {"institution", "registration_number", "registration_number"},
+    {"institution", "board_chair", "board.chair"},
+    {"institution", "board_secretary", "board.secretary"},
+    {"institution", "board_treasurer", "board.treasurer"},
+    {"institution", "facility_name", "facility.name"},
+    {"institution", "facility_provides", "facility.provides"},
+    {"institution", "facility_condition", "facility.condition"},
+    {"obstacle", "sentra_id", "sentra_id"},
+    {"obstacle", "category", "category"},
+    {"obstacle", "description", "description"},
+    {"obstacle", "severity", "severity"},
+    {"obstacle", "reported_on", "reported_on"},
+    {"obstacle", "status", "status"},
+    {"obstacle", "resolution", "resolution"},
+    {"obstacle", "resolved_on", "resolved_on"},
+    {"obstacle", "assistance_id", "assistance_id"},
+    {"assistance", "sentra_id", "sentra_id"},
+    {"assistance", "kind", "kind"},
+    {"assistance", "certification", "certification"},
+    {"assistance", "provider", "provider"},
+    {"assistance", "provider_name", "provider_name"},
+    {"assistance", "programme", "programme"},
+    {"assistance", "year", "year"},
+    {"assistance", "value", "value"},
+    {"assistance", "recipient_member_ids", "recipient_member_ids"},
     {"api_token", "region_code", "region_code"},
     {"api_token", "label", "label"},
     {"idempotency", "key", "idempotency_key"},
@@ -1117,8 +1175,14 @@ static void add_nul(void *arg, const char *path)
 static int refuse_nul(call_t *c, const uint8_t *data, size_t len)
 {
     violations_t v = { 0 };
+    /* A method of METHOD_RECORD_PATHS names the fields of the record in
+     * its request's field 1 without that field's name ("name", not
+     * "sentra.name" or "member.name"). */
+    const ProtobufCFieldDescriptor *rec =
+        (c->method->flags & METHOD_RECORD_PATHS)
+            ? protobuf_c_message_descriptor_get_field(c->method->input, 1) : NULL;
     int n = sentra__pbscan_nul(c->method->input, data, len,
-                               (c->method->flags & METHOD_RECORD_PATHS) ? "sentra" : NULL,
+                               rec && rec->type == PROTOBUF_C_TYPE_MESSAGE ? rec->name : NULL,
                                add_nul, &v);
     if (n > 0)
         call_fail_violations(c, &v);

@@ -297,6 +297,13 @@ char *call_strdup(call_t *c, const char *s);
 char *call_printf(call_t *c, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
+/* A point in the call's memory, and the release of everything call_alloc'd
+ * since it (LIFO). For a stream, which may last for days: what it builds
+ * for one message is given back once the message is sent. Nothing allocated
+ * after the mark may be used after the release. */
+void *call_mem_mark(const call_t *c);
+void call_mem_release(call_t *c, void *mark);
+
 /* Runs fn(ptr) when the call is freed, on every path. */
 void call_on_free(call_t *c, void (*fn)(void *), void *ptr);
 

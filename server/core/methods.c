@@ -14,8 +14,10 @@
     { "/sentra.v1." svc "/" name, &sentra__v1__##req##__descriptor, fn, flags }
 
 /* RO: NO_SIDE_EFFECTS. Regions, tokens and health change without the
- * notifications that bump srv->generation, so only sentra reads get ETags;
- * a pull may long-poll, which a 304 would cut short. */
+ * notifications that bump srv->generation, so only reads of sentra and of
+ * their records get ETags (every write of a record logs a change row in
+ * sentra_change, whose trigger sync_notify NOTIFYs: migrations/0006_sync.sql,
+ * 0013_records.sql); a pull may long-poll, which a 304 would cut short. */
 #define RO METHOD_NO_SIDE_EFFECTS
 
 const method_t methods[] = {
@@ -35,6 +37,25 @@ const method_t methods[] = {
     M("SyncService", "PullChanges", pull_changes_request, h_pull_changes, RO),
     M("SyncService", "PushChanges", push_changes_request, h_push_changes, METHOD_WRITE),
     M("SyncService", "StreamChanges", stream_changes_request, h_stream_changes, METHOD_STREAM),
+    M("RecordService", "CreateMember", create_member_request, h_create_member, METHOD_WRITE | METHOD_RECORD_PATHS),
+    M("RecordService", "GetMember", get_member_request, h_get_member, RO | METHOD_ETAG),
+    M("RecordService", "UpdateMember", update_member_request, h_update_member, METHOD_WRITE | METHOD_RECORD_PATHS),
+    M("RecordService", "DeleteMember", delete_member_request, h_delete_member, METHOD_WRITE),
+    M("RecordService", "ListMembers", list_members_request, h_list_members, RO | METHOD_ETAG),
+    M("RecordService", "GetInstitution", get_institution_request, h_get_institution, RO | METHOD_ETAG),
+    M("RecordService", "SetInstitution", set_institution_request, h_set_institution, METHOD_WRITE | METHOD_RECORD_PATHS),
+    M("RecordService", "DeleteInstitution", delete_institution_request, h_delete_institution, METHOD_WRITE),
+    M("RecordService", "ListInstitutions", list_institutions_request, h_list_institutions, RO | METHOD_ETAG),
+    M("RecordService", "CreateObstacle", create_obstacle_request, h_create_obstacle, METHOD_WRITE | METHOD_RECORD_PATHS),
+    M("RecordService", "GetObstacle", get_obstacle_request, h_get_obstacle, RO | METHOD_ETAG),
+    M("RecordService", "UpdateObstacle", update_obstacle_request, h_update_obstacle, METHOD_WRITE | METHOD_RECORD_PATHS),
+    M("RecordService", "DeleteObstacle", delete_obstacle_request, h_delete_obstacle, METHOD_WRITE),
+    M("RecordService", "ListObstacles", list_obstacles_request, h_list_obstacles, RO | METHOD_ETAG),
+    M("RecordService", "CreateAssistance", create_assistance_request, h_create_assistance, METHOD_WRITE | METHOD_RECORD_PATHS),
+    M("RecordService", "GetAssistance", get_assistance_request, h_get_assistance, RO | METHOD_ETAG),
+    M("RecordService", "UpdateAssistance", update_assistance_request, h_update_assistance, METHOD_WRITE | METHOD_RECORD_PATHS),
+    M("RecordService", "DeleteAssistance", delete_assistance_request, h_delete_assistance, METHOD_WRITE),
+    M("RecordService", "ListAssistance", list_assistance_request, h_list_assistance, RO | METHOD_ETAG),
     M("TokenService", "CreateToken", create_token_request, h_create_token, METHOD_ADMIN),
     M("TokenService", "ListTokens", list_tokens_request, h_list_tokens, METHOD_ADMIN | RO),
     M("TokenService", "RevokeToken", revoke_token_request, h_revoke_token, METHOD_ADMIN),

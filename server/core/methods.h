@@ -20,10 +20,11 @@ typedef void (*handler_fn)(call_t *c);
 #define METHOD_STREAM 0x10   /* server streaming: call_send() messages, then the status */
 #define METHOD_NO_SIDE_EFFECTS 0x20 /* idempotency_level = NO_SIDE_EFFECTS in the .proto
                                      * (tests/unit/test_methods.c checks): Connect GET allowed */
-#define METHOD_ETAG   0x40   /* reads only sentra data, whose every change bumps
+#define METHOD_ETAG   0x40   /* reads only data whose every change bumps
                               * srv->generation: Connect GETs get ETags */
-#define METHOD_RECORD_PATHS 0x80 /* violations name the request's "sentra" fields
-                                  * without "sentra." ("name", "figures[0].year") */
+#define METHOD_RECORD_PATHS 0x80 /* violations name the fields of the record in
+                                  * the request's field 1 without its name ("name",
+                                  * "figures[0].year", not "sentra.name") */
 #define METHOD_ANY_ROLE 0x100 /* any valid token, admin included: no role check
                                * (WhoAmI answers the token itself) */
 
@@ -67,6 +68,26 @@ void h_pull_changes(call_t *c);
 void h_sync_shutdown(void);
 void h_push_changes(call_t *c);
 void h_stream_changes(call_t *c);
+/* handlers_records.c */
+void h_create_member(call_t *c);
+void h_get_member(call_t *c);
+void h_update_member(call_t *c);
+void h_delete_member(call_t *c);
+void h_list_members(call_t *c);
+void h_get_institution(call_t *c);
+void h_set_institution(call_t *c);
+void h_delete_institution(call_t *c);
+void h_list_institutions(call_t *c);
+void h_create_obstacle(call_t *c);
+void h_get_obstacle(call_t *c);
+void h_update_obstacle(call_t *c);
+void h_delete_obstacle(call_t *c);
+void h_list_obstacles(call_t *c);
+void h_create_assistance(call_t *c);
+void h_get_assistance(call_t *c);
+void h_update_assistance(call_t *c);
+void h_delete_assistance(call_t *c);
+void h_list_assistance(call_t *c);
 /* handlers_token.c */
 void h_create_token(call_t *c);
 void h_list_tokens(call_t *c);

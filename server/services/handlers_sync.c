@@ -24,11 +24,13 @@
 #include "call.h"
 #include "log.h"
 #include "methods.h"
+#include "records.h"
 #include "region_check.h"
 #include "config.h"
 #include "sentra_row.h"
 #include "server.h"
 #include "validate.h"
+#include "validate_records.h"
 #include "sentra/v1/sentra.pb-c.h"
 
 #define PULL_LIMIT_DEFAULT 500
@@ -192,6 +194,9 @@ typedef struct pull_state {
     const char *f_regency;
     int shape;                   /* PULL_ALL, PULL_REGENCY or PULL_PROVINCE */
     const char *key;             /* the region of a keyed shape */
+    unsigned kinds;              /* kinds asked, bit k for RecordKind k; 0: none
+                                  * named (sentra only, in `changes`) */
+    const char *kinds_param;     /* the same as a smallint[] literal */
     uint64_t wait_until_ns;      /* long poll ends then (uv_hrtime); 0: no wait */
     uint64_t queried_ns;         /* when the last query was sent */
     uint64_t mark;               /* call_change_mark() when the page's query left */
@@ -234,7 +239,8 @@ static void pull_forget(void *arg)
 
 /*
  * $1 role, $2 region, $3 cursor txid, $4 cursor seq, $5 limit, $6 filter
- * province, $7 filter regency, $8 the region key of the keyed shapes.
+ * province, $7 filter regency, $8 the region key of the keyed shapes; then
+ * the kinds asked (a smallint[]) when the client named any.
  *
  * h: the horizon, the xmin of this statement's snapshot (pg_current_snapshot
  * is the statement's snapshot, so the horizon and the rows read agree).
@@ -253,13 +259,14 @@ static void pull_forget(void *arg)
  * record: the columns of enum sentra_pull_col (server/services/sentra_row.h), the
  * record as sentra_pull keeps it printed (migrations/0007_pull_rows.sql:
  * printing it here was two thirds of the statement's time), then the feed
- * position and meta. The packed record is NULL unless v.ok (live and
+ * position, meta and the record's kind (a record of another kind than
+ * sentra: its key, its version, gone or not, its <kind>_pull_src text). The packed record is NULL unless v.ok (live and
  * visible to the caller), so that one join serves records and tombstones
  * alike. The rows come in no particular order: pull_done puts them in feed
  * order (sorting them in SQL took a fifth of the statement's time).
  */
 #define PULL_META_COL SENTRA_PULL_NCOLS
-enum { PM_TXID, PM_SEQ, PM_MORE, PM_TAIL_TXID, PM_TAIL_SEQ, PM_PENDING, PM_XMAX };
+enum { PM_TXID, PM_SEQ, PM_MORE, PM_TAIL_TXID, PM_TAIL_SEQ, PM_PENDING, PM_XMAX, PM_KIND };
 
 #define PULL_VISIBLE(t) \
     "(sync_visible($1, $2, $6, $7, " t ".regency_code)" \
@@ -267,11 +274,22 @@ enum { PM_TXID, PM_SEQ, PM_MORE, PM_TAIL_TXID, PM_TAIL_SEQ, PM_PENDING, PM_XMAX 
 #define PULL_AFTER_CURSOR \
     " (c.txid, c.seq) > ($3::xid8, $4::bigint) AND c.txid < (SELECT xmin FROM h)"
 
+/* Which kinds of record a page reads (docs/SYNC.md, "Several kinds of
+ * record"): a client that names none gets the sentra rows alone, through
+ * the partial index sentra_change_sentra_feed for the whole feed; one that
+ * names kinds gets those, the list being a smallint[] parameter ($8 in
+ * the whole feed's shape, $9 in the keyed ones). A record is (kind, id):
+ * rec_id is the record's id, a sentra's own rows carrying it in sentra_id. */
+#define PULL_KIND_SENTRA " AND c.kind = 1"
+#define PULL_KIND_ANY(p) " AND c.kind = ANY (" p "::smallint[])"
+#define PULL_COLS \
+    "c.txid, c.seq, c.kind, coalesce(c.record_id, c.sentra_id) AS rec_id, c.new_version"
+
 /* The whole feed, filtered: national and admin tokens without a region
  * filter (whose scope is everything anyway). */
-#define PULL_PAGE_ALL \
-    "SELECT c.txid, c.seq, c.sentra_id, c.new_version FROM sentra_change c" \
-    " WHERE" PULL_AFTER_CURSOR " AND " PULL_VISIBLE("c") \
+#define PULL_PAGE_ALL(kinds) \
+    "SELECT " PULL_COLS " FROM sentra_change c" \
+    " WHERE" PULL_AFTER_CURSOR kinds " AND " PULL_VISIBLE("c") \
     " ORDER BY c.txid, c.seq LIMIT $5::int + 1"
 
 /* One region's part of the feed, through the regional indexes of
@@ -280,28 +298,28 @@ enum { PM_TXID, PM_SEQ, PM_MORE, PM_TAIL_TXID, PM_TAIL_SEQ, PM_PENDING, PM_XMAX 
  * of old_regency_code), each read in feed order and merged.
  * Every visible change is in one of the two (the scope and the filter name
  * that region or a part of it), so the tail rule stays sound. */
-#define PULL_PAGE_KEYED(key_new, key_old) \
-    "SELECT u.txid, u.seq, u.sentra_id, u.new_version FROM (" \
-    "(SELECT c.txid, c.seq, c.sentra_id, c.new_version, c.regency_code," \
+#define PULL_PAGE_KEYED(key_new, key_old, kinds) \
+    "SELECT u.txid, u.seq, u.kind, u.rec_id, u.new_version FROM (" \
+    "(SELECT " PULL_COLS ", c.regency_code," \
     " c.old_regency_code FROM sentra_change c WHERE " key_new " = $8 AND" \
-    PULL_AFTER_CURSOR " ORDER BY c.txid, c.seq LIMIT $5::int + 1)" \
+    PULL_AFTER_CURSOR kinds " ORDER BY c.txid, c.seq LIMIT $5::int + 1)" \
     " UNION ALL " \
-    "(SELECT c.txid, c.seq, c.sentra_id, c.new_version, c.regency_code," \
+    "(SELECT " PULL_COLS ", c.regency_code," \
     " c.old_regency_code FROM sentra_change c WHERE " key_old " = $8" \
-    " AND c.old_regency_code IS NOT NULL AND" PULL_AFTER_CURSOR \
+    " AND c.old_regency_code IS NOT NULL AND" PULL_AFTER_CURSOR kinds \
     " ORDER BY c.txid, c.seq LIMIT $5::int + 1)) u" \
     " WHERE " PULL_VISIBLE("u") " ORDER BY u.txid, u.seq LIMIT $5::int + 1"
 
-#define PULL_STMT(page) PULL_STMT_X(page, "", "")
 /* extra_cte: more common table expressions, each followed by a comma;
- * extra_col: more columns after xmax (StreamChanges' token check). */
-#define PULL_STMT_X(page, extra_cte, extra_col) \
+ * extra_col (below): more columns after the kind (StreamChanges' token
+ * check). */
+#define PULL_WITH(page, extra_cte) \
     "WITH " extra_cte " h AS MATERIALIZED (" \
     " SELECT pg_snapshot_xmin(pg_current_snapshot()) AS xmin)," \
     " page AS MATERIALIZED (" page ")," \
     " served AS (SELECT * FROM page ORDER BY txid, seq LIMIT $5::int)," \
-    " last AS (SELECT DISTINCT ON (sentra_id) * FROM served" \
-    " ORDER BY sentra_id, txid DESC, seq DESC)," \
+    " last AS (SELECT DISTINCT ON (kind, rec_id) * FROM served" \
+    " ORDER BY kind, rec_id, txid DESC, seq DESC)," \
     " meta AS MATERIALIZED (" \
     " SELECT (SELECT count(*) FROM page) > $5::int AS more," \
     " t.txid AS tail_txid, t.seq AS tail_seq," \
@@ -310,24 +328,68 @@ enum { PM_TXID, PM_SEQ, PM_MORE, PM_TAIL_TXID, PM_TAIL_SEQ, PM_PENDING, PM_XMAX 
     " pg_snapshot_xmax(pg_current_snapshot()) AS xmax" \
     " FROM h LEFT JOIN LATERAL (" \
     " SELECT c.txid, c.seq FROM sentra_change c WHERE c.txid < h.xmin" \
-    " ORDER BY c.txid DESC, c.seq DESC LIMIT 1) t ON true)" \
-    " SELECT l.sentra_id, coalesce(p.version, l.new_version)," \
-    " l.sentra_id IS NOT NULL AND NOT coalesce(v.ok, false)," \
+    " ORDER BY c.txid DESC, c.seq DESC LIMIT 1) t ON true)"
+
+/* Sentra only: each record as sentra_pull keeps it printed. */
+#define PULL_STMT(page) PULL_STMT_X(page, "", "")
+#define PULL_STMT_X(page, extra_cte, extra_col) \
+    PULL_WITH(page, extra_cte) \
+    " SELECT l.rec_id, coalesce(p.version, l.new_version)," \
+    " l.rec_id IS NOT NULL AND NOT coalesce(v.ok, false)," \
     " CASE WHEN v.ok THEN p.packed END," \
-    " l.txid, l.seq, m.more, m.tail_txid, m.tail_seq, m.pending, m.xmax" extra_col \
+    " l.txid, l.seq, m.more, m.tail_txid, m.tail_seq, m.pending, m.xmax, l.kind" extra_col \
     " FROM meta m" \
     " LEFT JOIN last l ON true" \
-    " LEFT JOIN sentra_pull p ON p.sentra_id = l.sentra_id" \
+    " LEFT JOIN sentra_pull p ON p.sentra_id = l.rec_id" \
     " LEFT JOIN LATERAL (SELECT NOT p.deleted" \
     " AND sync_visible($1, $2, $6, $7, p.regency_code) AS ok) v ON true"
 
+/* Every kind: each record as its kind prints it (the sentra's sentra_pull,
+ * the others' <kind>_pull_src of migrations/0013_records.sql), the branch
+ * of its kind alone running for each row (a one-time filter). */
+#define PULL_STMT_KINDS(page) PULL_STMT_KINDS_X(page, "", "")
+#define PULL_STMT_KINDS_X(page, extra_cte, extra_col) \
+    PULL_WITH(page, extra_cte) \
+    " SELECT l.rec_id, coalesce(r.version, l.new_version)," \
+    " l.rec_id IS NOT NULL AND NOT coalesce(v.ok, false)," \
+    " CASE WHEN v.ok THEN r.packed END," \
+    " l.txid, l.seq, m.more, m.tail_txid, m.tail_seq, m.pending, m.xmax, l.kind" extra_col \
+    " FROM meta m" \
+    " LEFT JOIN last l ON true" \
+    " LEFT JOIN LATERAL (" \
+    " SELECT p.regency_code, p.version, p.deleted, p.packed FROM sentra_pull p" \
+    " WHERE l.kind = 1 AND p.sentra_id = l.rec_id" \
+    " UNION ALL SELECT x.regency_code, x.version, x.deleted, x.packed FROM member_pull_src x" \
+    " WHERE l.kind = 2 AND x.id = l.rec_id" \
+    " UNION ALL SELECT x.regency_code, x.version, x.deleted, x.packed FROM institution_pull_src x" \
+    " WHERE l.kind = 3 AND x.id = l.rec_id" \
+    " UNION ALL SELECT x.regency_code, x.version, x.deleted, x.packed FROM obstacle_pull_src x" \
+    " WHERE l.kind = 4 AND x.id = l.rec_id" \
+    " UNION ALL SELECT x.regency_code, x.version, x.deleted, x.packed FROM assistance_pull_src x" \
+    " WHERE l.kind = 5 AND x.id = l.rec_id) r ON true" \
+    " LEFT JOIN LATERAL (SELECT NOT r.deleted" \
+    " AND sync_visible($1, $2, $6, $7, r.regency_code) AS ok) v ON true"
+
 enum { PULL_ALL, PULL_REGENCY, PULL_PROVINCE };
 
-static db_stmt_t pull_stmts[3] = {
-    [PULL_ALL] = {PULL_STMT(PULL_PAGE_ALL), 0},           /* 7 parameters */
-    [PULL_REGENCY] = {PULL_STMT(PULL_PAGE_KEYED("c.regency_code", "c.old_regency_code")), 0},
-    [PULL_PROVINCE] = {PULL_STMT(PULL_PAGE_KEYED("split_part(c.regency_code, '.', 1)",
-                                                 "split_part(c.old_regency_code, '.', 1)")), 0},
+#define KEY_NEW_REGENCY "c.regency_code"
+#define KEY_OLD_REGENCY "c.old_regency_code"
+#define KEY_NEW_PROVINCE "split_part(c.regency_code, '.', 1)"
+#define KEY_OLD_PROVINCE "split_part(c.old_regency_code, '.', 1)"
+
+/* [kinds named][shape]. 7 parameters for the whole feed, 8 keyed; one more
+ * (the kinds) when kinds are named. */
+static db_stmt_t pull_stmts[2][3] = {
+    {
+        [PULL_ALL] = {PULL_STMT(PULL_PAGE_ALL(PULL_KIND_SENTRA)), 0},
+        [PULL_REGENCY] = {PULL_STMT(PULL_PAGE_KEYED(KEY_NEW_REGENCY, KEY_OLD_REGENCY, PULL_KIND_SENTRA)), 0},
+        [PULL_PROVINCE] = {PULL_STMT(PULL_PAGE_KEYED(KEY_NEW_PROVINCE, KEY_OLD_PROVINCE, PULL_KIND_SENTRA)), 0},
+    },
+    {
+        [PULL_ALL] = {PULL_STMT_KINDS(PULL_PAGE_ALL(PULL_KIND_ANY("$8"))), 0},
+        [PULL_REGENCY] = {PULL_STMT_KINDS(PULL_PAGE_KEYED(KEY_NEW_REGENCY, KEY_OLD_REGENCY, PULL_KIND_ANY("$9"))), 0},
+        [PULL_PROVINCE] = {PULL_STMT_KINDS(PULL_PAGE_KEYED(KEY_NEW_PROVINCE, KEY_OLD_PROVINCE, PULL_KIND_ANY("$9"))), 0},
+    },
 };
 
 static void pull_query(call_t *c);
@@ -358,6 +420,7 @@ static int pull_params(call_t *c, const pull_state_t *ps, const char **v);
 typedef struct readahead {
     char token_id[sizeof(((auth_t *)0)->token_id)];
     int shape, limit;
+    unsigned kinds;              /* as in pull_state_t */
     char f_province[RA_CODE_MAX];  /* the filter; "" for none */
     char f_regency[RA_CODE_MAX];
     uint64_t txid;               /* the cursor it answers */
@@ -420,6 +483,7 @@ static int ra_code_copy(char *dst, const char *src)
 static int ra_matches(const readahead_t *ra, const call_t *c, const pull_state_t *ps)
 {
     return ra->txid == ps->txid && ra->seq == ps->seq && ra->shape == ps->shape &&
+           ra->kinds == ps->kinds &&
            ra->limit == ps->limit && strcmp(ra->token_id, c->auth.token_id) == 0 &&
            strcmp(ra->f_province, ps->f_province ? ps->f_province : "") == 0 &&
            strcmp(ra->f_regency, ps->f_regency ? ps->f_regency : "") == 0;
@@ -464,7 +528,7 @@ static void ra_answered(void *arg, PGresult *res)
 /* Starts reading ahead the page after the one ps has just answered. */
 static void ra_start(call_t *c, const pull_state_t *ps)
 {
-    const char *v[8];
+    const char *v[9];
 
     ra_expire(uv_hrtime());
     if (ra_count >= RA_MAX)
@@ -479,6 +543,7 @@ static void ra_start(call_t *c, const pull_state_t *ps)
     }
     memcpy(ra->token_id, c->auth.token_id, sizeof ra->token_id);
     ra->shape = ps->shape;
+    ra->kinds = ps->kinds;
     ra->limit = ps->limit;
     ra->txid = ps->txid;
     ra->seq = ps->seq;
@@ -489,7 +554,7 @@ static void ra_start(call_t *c, const pull_state_t *ps)
     ra_list = ra;
     ra_count++;
     int n = pull_params(c, ps, v);
-    call_query_ahead(c, &pull_stmts[ps->shape], n, v, ra_answered, ra);
+    call_query_ahead(c, &pull_stmts[ps->kinds != 0][ps->shape], n, v, ra_answered, ra);
 }
 
 /* Answers the pull ps of c from a read-ahead, now or when it comes in;
@@ -599,6 +664,24 @@ static pull_pos_t *pull_order(call_t *c, const PGresult *res, int n)
     return pos;
 }
 
+/* The record of row r of a pull's result: a sentra as sentra_pull prints
+ * it, a record of another kind as its <kind>_pull_src does, or the
+ * tombstone of either. NULL when the row cannot be read. */
+static ProtobufCMessage *pull_record(call_t *c, const PGresult *res, int r)
+{
+    int kind = (int)col_u64(res, r, PULL_META_COL + PM_KIND);
+    const rec_kind_t *k = rec__kind(kind);
+
+    if (k == NULL) {
+        Sentra__V1__Sentra *s = sentra__from_pull(c, res, r);
+        return s ? &s->base : NULL;
+    }
+    if (PQgetisnull(res, r, SENTRA_PULL_PACKED))
+        return rec__tombstone(c, k, PQgetvalue(res, r, SENTRA_PULL_ID),
+                              sentra__dec_i64(PQgetvalue(res, r, SENTRA_PULL_VERSION)));
+    return rec__from_packed(c, k, PQgetvalue(res, r, SENTRA_PULL_PACKED));
+}
+
 static void pull_done(call_t *c, PGresult *res)
 {
     pull_state_t *ps = pull_find(c);
@@ -611,7 +694,7 @@ static void pull_done(call_t *c, PGresult *res)
     if (call_db_error(c, res))
         return;
     n = PQntuples(res);
-    if (n < 1 || PQnfields(res) < PULL_META_COL + PM_XMAX + 1) {
+    if (n < 1 || PQnfields(res) < PULL_META_COL + PM_KIND + 1) {
         call_fail(c, SENTRA_INTERNAL, "pull: unexpected result shape");
         return;
     }
@@ -626,22 +709,30 @@ static void pull_done(call_t *c, PGresult *res)
     if (PQgetisnull(res, 0, SENTRA_COL_ID))
         n = 0;                  /* the single meta row of an empty page */
 
-    resp.changes = call_alloc(c, (size_t)(n > 0 ? n : 1) * sizeof *resp.changes);
+    if (ps->kinds == 0)
+        resp.changes = call_alloc(c, (size_t)(n > 0 ? n : 1) * sizeof *resp.changes);
+    else
+        resp.records = call_alloc(c, (size_t)(n > 0 ? n : 1) * sizeof *resp.records);
     pull_pos_t *pos = pull_order(c, res, n);
     while (row < n) {
         uint64_t t = pos[row].txid;
         int64_t s = pos[row].seq;
-        Sentra__V1__Sentra *rec = sentra__from_pull(c, res, pos[row].row);
+        int r = pos[row].row;
+        ProtobufCMessage *rec = pull_record(c, res, r);
         if (rec == NULL)
             break;
         row++;
-        size_t sz = protobuf_c_message_get_packed_size(&rec->base) + 8;
-        if (resp.n_changes > 0 && bytes + sz > PULL_MAX_BYTES) {
+        size_t sz = protobuf_c_message_get_packed_size(rec) + 8;
+        if (resp.n_changes + resp.n_records > 0 && bytes + sz > PULL_MAX_BYTES) {
             more = 1;           /* the rest next time, from last_* */
             break;
         }
         bytes += sz;
-        resp.changes[resp.n_changes++] = rec;
+        if (ps->kinds == 0)
+            resp.changes[resp.n_changes++] = (Sentra__V1__Sentra *)rec;
+        else
+            resp.records[resp.n_records++] =
+                rec__record(c, (int)col_u64(res, r, PULL_META_COL + PM_KIND), rec);
         last_txid = t;
         last_seq = s;
     }
@@ -681,6 +772,7 @@ static void pull_done(call_t *c, PGresult *res)
 /* The parameters of the pull statement for ps; returns their number. */
 static int pull_params(call_t *c, const pull_state_t *ps, const char **v)
 {
+    int n;
     v[0] = auth_role_name(c->auth.role);
     v[1] = c->auth.region;
     v[2] = call_printf(c, "%" PRIu64, ps->txid);
@@ -688,17 +780,21 @@ static int pull_params(call_t *c, const pull_state_t *ps, const char **v)
     v[4] = call_printf(c, "%d", ps->limit);
     v[5] = ps->f_province;
     v[6] = ps->f_regency;
-    v[7] = ps->key;
-    return ps->shape == PULL_ALL ? 7 : 8;
+    n = 7;
+    if (ps->shape != PULL_ALL)
+        v[n++] = ps->key;
+    if (ps->kinds != 0)
+        v[n++] = ps->kinds_param;
+    return n;
 }
 
 /* Queries the page of ps now. */
 static void pull_query_db(call_t *c, pull_state_t *ps)
 {
-    const char *v[8];
+    const char *v[9];
     int n = pull_params(c, ps, v);
     ps->mark = call_change_mark(c);
-    call_query_read(c, &pull_stmts[ps->shape], n, v, pull_done);
+    call_query_read(c, &pull_stmts[ps->kinds != 0][ps->shape], n, v, pull_done);
 }
 
 static void pull_query(call_t *c)
@@ -710,8 +806,8 @@ static void pull_query(call_t *c)
         pull_query_db(c, ps);
 }
 
-/* What PullChanges and StreamChanges share: the request's cursor, limit
- * and filter checked (violations answered: returns 0), and the pull
+/* What PullChanges and StreamChanges share: the request's cursor, limit,
+ * filter and kinds checked (violations answered: returns 0), and the pull
  * statement chosen (*shape, *key; *f_province and *f_regency point into
  * the request). */
 typedef struct feed_req {
@@ -722,10 +818,14 @@ typedef struct feed_req {
     const char *f_province, *f_regency;
     int shape;
     const char *key;
+    unsigned kinds;              /* bit k for RecordKind k; 0: none named (sentra
+                                  * only, in `changes`) */
+    char kinds_param[16];        /* the same as a smallint[] literal ("{1,2}") */
 } feed_req_t;
 
 static int feed_setup(call_t *c, const char *cursor, int32_t limit,
-                      const Sentra__V1__SentraFilter *f, const char *method,
+                      const Sentra__V1__SentraFilter *f, const Sentra__V1__RecordKind *req_kinds,
+                      size_t n_kinds, const char *method,
                       int (*cursor_other)(const char *tok, void *arg), void *arg,
                       feed_req_t *fr)
 {
@@ -768,12 +868,41 @@ static int feed_setup(call_t *c, const char *cursor, int32_t limit,
                 vc.count++;
             }
     }
+    /* The kinds asked, each once: bits, and the same as a smallint[]. */
+    unsigned kinds = 0;
+    if (n_kinds > 5) {
+        violations_add(&viol, "kinds", "has more than 5 entries (one per kind)");
+        vc.count++;
+    } else {
+        for (size_t i = 0; i < n_kinds; i++) {
+            int k = (int)req_kinds[i];
+            if (k < 1 || k > 5) {
+                violations_add(&viol, call_printf(c, "kinds[%zu]", i), "is not a known kind");
+                vc.count++;
+            } else if (kinds & (1u << k)) {
+                violations_add(&viol, call_printf(c, "kinds[%zu]", i), "repeats an earlier kind");
+                vc.count++;
+            }
+            if (k >= 1 && k <= 5)
+                kinds |= 1u << k;
+        }
+    }
     if (vc.count > 0) {
         call_fail_violations(c, &viol);
         violations_free(&viol);
         return 0;
     }
     fr->limit = limit > PULL_LIMIT_MAX ? PULL_LIMIT_MAX : limit;
+    fr->kinds = kinds;
+    if (kinds != 0) {
+        size_t off = 0;
+        fr->kinds_param[off++] = '{';
+        for (int k = 1; k <= 5; k++)
+            if (kinds & (1u << k))
+                off += (size_t)snprintf(fr->kinds_param + off, sizeof fr->kinds_param - off,
+                                        "%s%d", off > 1 ? "," : "", k);
+        snprintf(fr->kinds_param + off, sizeof fr->kinds_param - off, "}");
+    }
     fr->f_province = f ? nonempty(f->province_code) : NULL;
     fr->f_regency = f ? nonempty(f->regency_code) : NULL;
     /* The narrowest region that holds everything the caller may see here:
@@ -814,8 +943,8 @@ void h_pull_changes(call_t *c)
     const Sentra__V1__PullChangesRequest *req = (const void *)c->msg;
     feed_req_t fr;
 
-    if (!feed_setup(c, req->cursor, req->limit, req->filter, "PullChanges",
-                    pull_cursor_snap, NULL, &fr))
+    if (!feed_setup(c, req->cursor, req->limit, req->filter, req->kinds, req->n_kinds,
+                    "PullChanges", pull_cursor_snap, NULL, &fr))
         return;
     pull_state_t *ps = calloc(1, sizeof *ps);
     if (ps == NULL)
@@ -824,6 +953,8 @@ void h_pull_changes(call_t *c)
     ps->txid = fr.txid;
     ps->seq = fr.seq;
     ps->limit = fr.limit == 0 ? PULL_LIMIT_DEFAULT : fr.limit;
+    ps->kinds = fr.kinds;
+    ps->kinds_param = fr.kinds != 0 ? call_strdup(c, fr.kinds_param) : NULL;
     ps->f_province = fr.f_province;
     ps->f_regency = fr.f_regency;
     ps->shape = fr.shape;
@@ -864,7 +995,10 @@ void h_pull_changes(call_t *c)
  * a third of the speed, to reach the same records. While the snapshot
  * phase lasts, the cursor of a message names the tail and the next id
  * ("v2:<txid>:<seq>:<id>"), so that a stream resumed from it goes on with
- * the ids not yet sent.
+ * the ids not yet sent. A stream that names kinds has no snapshot phase:
+ * it walks the feed from its cursor, the empty one too, with the pull
+ * statement of those kinds, so that it gives exactly what PullChanges
+ * with the same kinds gives (docs/SYNC.md, "Stream").
  *
  * Flow control: a message is handed to the transport as one call_send();
  * when it returns 1 (the client does not read fast enough) the stream
@@ -878,7 +1012,9 @@ void h_pull_changes(call_t *c)
  * for days): the records are encoded into buffers the stream reuses, as
  * protobuf wire bytes (sentra__pull_wire), attached to the message as
  * unknown fields of number 1 (protobuf-c packs them verbatim, so every
- * transport sends them as the repeated `changes`).
+ * transport sends them as the repeated `changes`); with kinds, each
+ * Record is built as a pull builds it, packed at once and its call memory
+ * given back (call_mem_release), sent as field 4, `records`.
  */
 
 #define STREAM_LIMIT_DEFAULT PULL_LIMIT_MAX
@@ -932,19 +1068,31 @@ static db_stmt_t snap_stmts[3] = {
 
 /* The feed phase: the pull statement with the token check as a last
  * column ($9; $8 is named in every shape so that its type is known). */
-#define PM_LIVE (PM_XMAX + 1)
+#define PM_LIVE (PM_KIND + 1)
 #define FEED_TOKEN_CTE "tok AS MATERIALIZED (SELECT " STREAM_TOKEN_LIVE_9 " AS live, $8::text AS k),"
 #define STREAM_TOKEN_LIVE_9 \
     "(SELECT count(*) FROM api_token a WHERE a.id = $9::uuid AND a.revoked_at IS NULL) = 1"
 #define FEED_TOKEN_COL ", (SELECT live FROM tok)"
 
 static db_stmt_t feed_stmts[3] = {
-    [PULL_ALL] = {PULL_STMT_X(PULL_PAGE_ALL, FEED_TOKEN_CTE, FEED_TOKEN_COL), 0, 0},
-    [PULL_REGENCY] = {PULL_STMT_X(PULL_PAGE_KEYED("c.regency_code", "c.old_regency_code"),
+    [PULL_ALL] = {PULL_STMT_X(PULL_PAGE_ALL(PULL_KIND_SENTRA), FEED_TOKEN_CTE, FEED_TOKEN_COL), 0, 0},
+    [PULL_REGENCY] = {PULL_STMT_X(PULL_PAGE_KEYED(KEY_NEW_REGENCY, KEY_OLD_REGENCY, PULL_KIND_SENTRA),
                                   FEED_TOKEN_CTE, FEED_TOKEN_COL), 0, 0},
-    [PULL_PROVINCE] = {PULL_STMT_X(PULL_PAGE_KEYED("split_part(c.regency_code, '.', 1)",
-                                                   "split_part(c.old_regency_code, '.', 1)"),
+    [PULL_PROVINCE] = {PULL_STMT_X(PULL_PAGE_KEYED(KEY_NEW_PROVINCE, KEY_OLD_PROVINCE, PULL_KIND_SENTRA),
                                    FEED_TOKEN_CTE, FEED_TOKEN_COL), 0, 0},
+};
+
+/* The same when kinds are named: the kinds as $10 (a smallint[]), each
+ * record as its kind prints it (PULL_STMT_KINDS). */
+static db_stmt_t feed_kinds_stmts[3] = {
+    [PULL_ALL] = {PULL_STMT_KINDS_X(PULL_PAGE_ALL(PULL_KIND_ANY("$10")), FEED_TOKEN_CTE,
+                                    FEED_TOKEN_COL), 0, 0},
+    [PULL_REGENCY] = {PULL_STMT_KINDS_X(PULL_PAGE_KEYED(KEY_NEW_REGENCY, KEY_OLD_REGENCY,
+                                                        PULL_KIND_ANY("$10")),
+                                        FEED_TOKEN_CTE, FEED_TOKEN_COL), 0, 0},
+    [PULL_PROVINCE] = {PULL_STMT_KINDS_X(PULL_PAGE_KEYED(KEY_NEW_PROVINCE, KEY_OLD_PROVINCE,
+                                                         PULL_KIND_ANY("$10")),
+                                         FEED_TOKEN_CTE, FEED_TOKEN_COL), 0, 0},
 };
 
 /* One message being built or held: the records' wire bytes (each with its
@@ -970,6 +1118,9 @@ typedef struct stream_state {
     const char *f_regency;
     int shape;                   /* PULL_* */
     const char *key;             /* the region of a keyed shape */
+    unsigned kinds;              /* as in pull_state_t: 0, sentra only in `changes`
+                                  * (field 1); else those kinds in `records` (4) */
+    const char *kinds_param;     /* the same as a smallint[] literal (call memory) */
     int querying;                /* a page's query is out */
     int paused;                  /* call_send said full: waiting for writable */
     int held;                    /* msg[1] holds a page to send when writable */
@@ -1083,7 +1234,7 @@ static int stream_emit(stream_state_t *ss, stream_msg_t *m)
     }
     for (size_t i = 0; i < m->n; i++) {
         size_t end = i + 1 < m->n ? m->off[i + 1] : m->rec.len;
-        ss->uf[i].tag = 1;
+        ss->uf[i].tag = ss->kinds ? 4 : 1;
         ss->uf[i].wire_type = PROTOBUF_C_WIRE_TYPE_LENGTH_PREFIXED;
         ss->uf[i].len = end - m->off[i];
         ss->uf[i].data = m->rec.p + m->off[i];
@@ -1155,6 +1306,30 @@ static size_t msg_add(stream_msg_t *m, const char *id, const char *version,
     memcpy(m->rec.p + at, len, k);
     m->rec.len = at + k + n;
     return k + n + 1;            /* with its tag, as it will be sent */
+}
+
+/* Appends rec (a Record) to m as its wire bytes behind a length prefix. */
+static size_t msg_add_record(stream_msg_t *m, const ProtobufCMessage *rec)
+{
+    if (m->n == m->cap) {
+        m->cap = m->cap ? 2 * m->cap : 1024;
+        m->off = realloc(m->off, m->cap * sizeof *m->off);
+        if (m->off == NULL)
+            abort();
+    }
+    size_t n = protobuf_c_message_get_packed_size(rec), k = 0;
+    uint8_t len[10];
+    for (size_t v = n; ; v >>= 7) {
+        len[k++] = (uint8_t)(v >= 0x80 ? (v & 0x7f) | 0x80 : v);
+        if (v < 0x80)
+            break;
+    }
+    m->off[m->n++] = m->rec.len;
+    sentra__wbuf_reserve(&m->rec, k + n);
+    memcpy(m->rec.p + m->rec.len, len, k);
+    protobuf_c_message_pack(rec, (uint8_t *)m->rec.p + m->rec.len + k);
+    m->rec.len += k + n;
+    return k + n + 1;
 }
 
 static void msg_reset(stream_msg_t *m)
@@ -1270,6 +1445,23 @@ static int feed_page(call_t *c, stream_state_t *ss, PGresult *res, stream_msg_t 
             break;
         }
         int r = ss->pos[row].row;
+        if (ss->kinds != 0) {
+            /* A record of any kind, built as a pull builds it and packed
+             * at once: its call memory is given back (a stream lasts). */
+            void *mark = call_mem_mark(c);
+            ProtobufCMessage *rec = pull_record(c, res, r);
+            if (rec == NULL) {
+                call_mem_release(c, mark);
+                call_fail(c, SENTRA_INTERNAL, "stream: unreadable record");
+                return -1;
+            }
+            bytes += msg_add_record(m, &rec__record(c, (int)col_u64(res, r, PULL_META_COL + PM_KIND),
+                                                    rec)->base);
+            call_mem_release(c, mark);
+            last_txid = ss->pos[row].txid;
+            last_seq = ss->pos[row].seq;
+            continue;
+        }
         bytes += msg_add(m, PQgetvalue(res, r, SENTRA_PULL_ID), PQgetvalue(res, r, SENTRA_PULL_VERSION),
                          PQgetvalue(res, r, SENTRA_PULL_DELETED),
                          PQgetisnull(res, r, SENTRA_PULL_PACKED) ? NULL
@@ -1357,7 +1549,7 @@ static void stream_query(call_t *c)
 {
     stream_state_t *ss = c->handler_state;
     char txid[24], seq[24], limit[16];
-    const char *v[9];
+    const char *v[10];
     int n;
 
     snprintf(limit, sizeof limit, "%d", ss->limit);
@@ -1388,6 +1580,11 @@ static void stream_query(call_t *c)
     v[6] = ss->f_regency;
     v[7] = ss->key;
     v[8] = c->auth.token_id;
+    if (ss->kinds != 0) {
+        v[9] = ss->kinds_param;
+        call_query_read(c, &feed_kinds_stmts[ss->shape], 10, v, stream_done);
+        return;
+    }
     call_query_read(c, &feed_stmts[ss->shape], 9, v, stream_done);
 }
 
@@ -1430,10 +1627,21 @@ void h_stream_changes(call_t *c)
         abort();
     ss->c = c;
     call_on_free(c, stream_free, ss);
-    if (!feed_setup(c, req->cursor, req->limit, req->filter, "StreamChanges",
-                    cursor_decode_snap, ss, &fr))
+    if (!feed_setup(c, req->cursor, req->limit, req->filter, req->kinds, req->n_kinds,
+                    "StreamChanges", cursor_decode_snap, ss, &fr))
         return;
-    if (fr.cursor_ok) {
+    if (fr.kinds != 0) {
+        /* Kinds named: the catch-up walks the feed, from its beginning for
+         * the empty cursor and for a catch-up cursor (v2, which names
+         * sentra ids only), exactly as PullChanges with these kinds does,
+         * so that both give the same records in the same order. */
+        ss->phase = STREAM_FEED;
+        ss->txid = fr.cursor_ok ? fr.txid : 0;
+        ss->seq = fr.cursor_ok ? fr.seq : 0;
+        ss->tail_known = 0;
+        ss->kinds = fr.kinds;
+        ss->kinds_param = call_strdup(c, fr.kinds_param);
+    } else if (fr.cursor_ok) {
         ss->txid = fr.txid;
         ss->seq = fr.seq;
         if (req->cursor == NULL || req->cursor[0] == '\0') {
@@ -1543,6 +1751,33 @@ static void reject_add(void *arg, const char *field, const char *reason)
 
 #define REJECT(field, reason) (reject_add(&rj, (field), (reason)), vc.count++)
 
+/* The record a mutation carries: its kind (RecordKind; 1 for sentra) and
+ * message, or 0 when it carries none; *extra counts the records beyond
+ * the first (a mutation carries one). */
+static int mutation_record(const Sentra__V1__Mutation *m, const ProtobufCMessage **rec,
+                           int *extra)
+{
+    const ProtobufCMessage *set[] = {
+        m->sentra ? &m->sentra->base : NULL, m->member ? &m->member->base : NULL,
+        m->institution ? &m->institution->base : NULL, m->obstacle ? &m->obstacle->base : NULL,
+        m->assistance ? &m->assistance->base : NULL,
+    };
+    int kind = 0;
+    *rec = NULL;
+    *extra = 0;
+    for (int i = 0; i < 5; i++) {
+        if (set[i] == NULL)
+            continue;
+        if (kind == 0) {
+            kind = i + 1;
+            *rec = set[i];
+        } else {
+            (*extra)++;
+        }
+    }
+    return kind;
+}
+
 /* Checks mutation m as the service does before sync_push, collecting its
  * violations in *out (NULL: count only; else the caller frees out->b.p).
  * Returns how many it has. */
@@ -1551,23 +1786,39 @@ static int mutation_check(const Sentra__V1__Mutation *m, reject_buf_t *out)
     reject_buf_t rj = {{0}, "", 0, 0};
     validate_ctx_t vc = {.today = validate_today(), .report = reject_add, .arg = &rj,
                          .max = PUSH_MAX_VIOLATIONS};
+    const ProtobufCMessage *rec;
+    int extra, kind = mutation_record(m, &rec, &extra);
+    const rec_kind_t *k = rec__kind(kind);
     const Sentra__V1__Sentra *s = m->sentra;
 
     if (m->base_version < 0)
         REJECT("base_version", "must not be negative");
+    if (extra > 0)
+        REJECT("sentra", "a mutation carries one record: one of sentra, member, institution, "
+                         "obstacle and assistance");
     if (m->op == SENTRA__V1__MUTATION_OP__MUTATION_OP_UPSERT) {
-        if (s == NULL) {
+        if (rec == NULL) {
             REJECT("sentra", "is required");
-        } else {
-            /* The client chooses the id (required), so that the outcome
+        } else if (k != NULL) {
+            /* The client chooses the key (required), so that the outcome
              * names a record the client knows. */
+            char prefix[32];
+            snprintf(prefix, sizeof prefix, "%s.", k->name);
+            rj.prefix = prefix;
+            k->validate(&vc, rec, REC_ALL, VR_ID | VR_SENTRA);
+            rj.prefix = "";
+        } else {
             rj.prefix = "sentra.";
             validate_sentra(&vc, s, VF_ALL, 1);
             rj.prefix = "";
         }
     } else if (m->op == SENTRA__V1__MUTATION_OP__MUTATION_OP_DELETE) {
-        if (s == NULL || !validate_uuid(s->id))
-            REJECT("sentra.id", s && nonempty(s->id) ? "must be a UUID" : "is required");
+        const char *key = k ? rec__str(rec, k->key) : s ? s->id : NULL;
+        if (rec == NULL || !validate_uuid(key)) {
+            char field[40];
+            snprintf(field, sizeof field, "%s.%s", k ? k->name : "sentra", k ? k->key : "id");
+            REJECT(field, rec && nonempty(key) ? "must be a UUID" : "is required");
+        }
         if (m->base_version <= 0)
             REJECT("base_version", "is required to delete (the version last seen)");
     } else {
@@ -1593,6 +1844,10 @@ static void push_mutation_json(call_t *c, jbuf_t *b, const Sentra__V1__Mutation 
     jb_raw(b, "{\"m\":");
     jb_str(b, m->mutation_id);
     if (refused) {
+        const ProtobufCMessage *rrec;
+        int rextra, rkind = mutation_record(m, &rrec, &rextra);
+        if (rkind > 1)
+            jb_raw(b, call_printf(c, ",\"kind\":%d", rkind));
         mutation_check(m, &rj);
         rj.prefix = "sentra.";
         while (regions != NULL && *row < PQntuples(regions) &&
@@ -1615,6 +1870,20 @@ static void push_mutation_json(call_t *c, jbuf_t *b, const Sentra__V1__Mutation 
     jb_raw(b, m->op == SENTRA__V1__MUTATION_OP__MUTATION_OP_DELETE ? "2" : "1");
     jb_raw(b, ",\"base\":");
     jb_raw(b, call_printf(c, "%lld", (long long)m->base_version));
+    const ProtobufCMessage *rec;
+    int extra;
+    const rec_kind_t *k = rec__kind(mutation_record(m, &rec, &extra));
+    if (k != NULL) {
+        /* a record of another kind: record_apply (migrations/0013_records.sql) */
+        jb_raw(b, call_printf(c, ",\"kind\":%d,\"id\":", k->kind));
+        jb_str(b, rec__str(rec, k->key));
+        if (m->op == SENTRA__V1__MUTATION_OP__MUTATION_OP_UPSERT) {
+            jb_raw(b, ",\"rec\":");
+            jb_raw(b, rec__json(c, k, rec, REC_ALL, 1, NULL));
+        }
+        jb_raw(b, "}");
+        return;
+    }
     jb_raw(b, ",\"id\":");
     jb_str(b, s->id);
     if (m->op == SENTRA__V1__MUTATION_OP__MUTATION_OP_UPSERT) {
@@ -1634,14 +1903,16 @@ static void push_mutation_json(call_t *c, jbuf_t *b, const Sentra__V1__Mutation 
 }
 #undef REJECT
 
-/* The rows: sentra_rows columns (the current record of a conflict, NULL
- * otherwise; one row per figures year), then these. */
+/* The rows: sentra_rows columns (the current sentra of a conflict, NULL
+ * otherwise; one row per figures year), then these: the kind of the
+ * mutation's record, and for a conflict of another kind than sentra the
+ * record as a pull prints it (NULL: a tombstone at rec_version). */
 #define PUSH_COL SENTRA_NCOLS
-enum { PC_IDX, PC_OUTCOME, PC_VERSION, PC_VIOLATIONS };
+enum { PC_IDX, PC_OUTCOME, PC_VERSION, PC_VIOLATIONS, PC_KIND, PC_PACKED, PC_REC_VERSION };
 
 static db_stmt_t push_stmt = {
-    "SELECT (p.rec).*, p.idx, p.outcome, p.version, p.violations"
-    " FROM sync_push($1::uuid, $2, $3, $4, $5::boolean, $6::jsonb) p", 0, 0};
+    "SELECT (p.rec).*, p.idx, p.outcome, p.version, p.violations, p.kind, p.rec_packed,"
+    " p.rec_version FROM sync_push($1::uuid, $2, $3, $4, $5::boolean, $6::jsonb) p", 0, 0};
 
 /* "field: reason" lines into FieldViolations (call memory; strings copied). */
 static void parse_violations(call_t *c, const char *text, Sentra__V1__MutationResult *r)
@@ -1677,7 +1948,7 @@ static void push_done(call_t *c, PGresult *res)
     if (call_db_error(c, res))
         return;
     n = PQntuples(res);
-    if (PQnfields(res) < PUSH_COL + PC_VIOLATIONS + 1) {
+    if (PQnfields(res) < PUSH_COL + PC_REC_VERSION + 1) {
         call_fail(c, SENTRA_INTERNAL, "push: unexpected result shape");
         return;
     }
@@ -1699,7 +1970,23 @@ static void push_done(call_t *c, PGresult *res)
             r->version = strtoll(PQgetvalue(res, row, PUSH_COL + PC_VERSION), NULL, 10);
         if (!PQgetisnull(res, row, PUSH_COL + PC_VIOLATIONS))
             parse_violations(c, PQgetvalue(res, row, PUSH_COL + PC_VIOLATIONS), r);
-        if (!PQgetisnull(res, row, SENTRA_COL_ID)) {
+        const rec_kind_t *rk = rec__kind(atoi(PQgetvalue(res, row, PUSH_COL + PC_KIND)));
+        if (rk != NULL && r->outcome == SENTRA__V1__MUTATION_OUTCOME__MUTATION_OUTCOME_CONFLICT) {
+            /* The record of another kind than sentra, as the caller may
+             * read it now, or its tombstone (its key is the mutation's). */
+            const ProtobufCMessage *rec;
+            int extra;
+            ProtobufCMessage *cur;
+            mutation_record(req->mutations[idx], &rec, &extra);
+            if (!PQgetisnull(res, row, PUSH_COL + PC_PACKED))
+                cur = rec__from_packed(c, rk, PQgetvalue(res, row, PUSH_COL + PC_PACKED));
+            else
+                cur = rec__tombstone(c, rk, rec ? rec__str(rec, rk->key) : "",
+                                     PQgetisnull(res, row, PUSH_COL + PC_REC_VERSION) ? 0
+                                     : strtoll(PQgetvalue(res, row, PUSH_COL + PC_REC_VERSION),
+                                               NULL, 10));
+            r->current_record = rec__record(c, rk->kind, cur);
+        } else if (!PQgetisnull(res, row, SENTRA_COL_ID)) {
             int at = row;
             r->current = sentra__from_rows(c, res, &at);
             /* Two results in a row may show the same record: keep only

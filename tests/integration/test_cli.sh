@@ -3,7 +3,8 @@
 # databases: create records, list, get, update, stats, export to CSV, import
 # the CSV into the other (empty) database, and check that the same records
 # and the same statistics come out; then bad rows, exit codes, --help of
-# every command, sync pull and sync stream. Ends with "N passed, N failed".
+# every command, sync pull and sync stream, with and without --kinds. Ends
+# with "N passed, N failed".
 #
 # Environment (set by the test runner; defaults for a manual run from the
 # repository root): SENTRAD, SENTRA_CLI, SENTRA_TEST_PGDIR,
@@ -285,6 +286,50 @@ else
     LIVE=$(A list --json --text "Kopi Live" | head -1 | sed 's/.*"id":"\([^"]*\)".*/\1/')
     check "resumed from its cursor, the stream brings only the record written meanwhile" "$LIVE" \
         "$(ids "$TMP/s2.jsonl")"
+
+    # sync pull / stream --kinds: records of a sentra, each journal line a
+    # Record whose one key names its kind.
+    MID=$(A members create --sentra "$KID" --set name="IKM Kopi Jaya" --set owner_name="Pak Joko" \
+        --set owner_sex=male --json 2>"$TMP/err" | sed 's/.*"id":"\([^"]*\)".*/\1/')
+    OID=$(A obstacles create --sentra "$KID" --set category=marketing --set description="Pasar sempit" \
+        --set severity=medium --set reported_on=2023-04-01 --set status=open --json 2>>"$TMP/err" |
+        sed 's/.*"id":"\([^"]*\)".*/\1/')
+    [ -n "$MID" ] && [ -n "$OID" ] && ok "members create and obstacles create" ||
+        bad "members/obstacles create" "$(cat "$TMP/err")"
+    A sync pull --kinds member,obstacle --journal "$TMP/k1.jsonl" --cursor-file "$TMP/kcursor" \
+        >/dev/null 2>"$TMP/err"
+    checkerr "sync pull --kinds exits 0" 0 $?
+    check "sync pull --kinds: every line names its kind (member or obstacle)" \
+        "$(wc -l <"$TMP/k1.jsonl" | tr -d ' ')" "$(grep -c '^{"\(member\|obstacle\)":{' "$TMP/k1.jsonl")"
+    check "sync pull --kinds: the member, once" 1 "$(grep -c "^{\"member\":{\"id\":\"$MID\"" "$TMP/k1.jsonl")"
+    check "sync pull --kinds: the obstacle, once" 1 "$(grep -c "^{\"obstacle\":{\"id\":\"$OID\"" "$TMP/k1.jsonl")"
+    check "sync pull --kinds: no sentra" 0 "$(grep -c '"sentra":{' "$TMP/k1.jsonl")"
+    A sync pull --kinds member,obstacle --journal "$TMP/k2.jsonl" --cursor-file "$TMP/kcursor" >/dev/null 2>&1
+    check "sync pull --kinds again from its cursor is empty" 0 "$(wc -l <"$TMP/k2.jsonl" | tr -d ' ')"
+    A sync pull --kinds sentra,member --journal "$TMP/k3.jsonl" >/dev/null 2>&1
+    check "sync pull --kinds sentra,member: the sentra as Records" \
+        "$(A list --all --json | wc -l | tr -d ' ')" \
+        "$(grep '^{"sentra":{' "$TMP/k3.jsonl" | grep -vc '"deleted":true')"
+    A sync pull --kinds member,bogus >/dev/null 2>"$TMP/err"
+    checkerr "sync pull --kinds with an unknown kind exits 2" 2 $?
+    A sync stream --kinds member,obstacle --journal "$TMP/k4.jsonl" --cursor-file "$TMP/kscursor" \
+        --batch 1 --seconds 2 >/dev/null 2>"$TMP/err"
+    checkerr "sync stream --kinds exits 0 after --seconds" 0 $?
+    check "sync stream --kinds: the lines of sync pull --kinds" "$(cat "$TMP/k1.jsonl")" "$(cat "$TMP/k4.jsonl")"
+    # Run again from its cursor while an obstacle is written: only that one.
+    A sync stream --kinds obstacle --journal "$TMP/k5.jsonl" --cursor-file "$TMP/kscursor" \
+        --seconds 4 >/dev/null 2>&1 &
+    spid=$!
+    sleep 1.5
+    OID2=$(A obstacles create --sentra "$KID" --set category=capital --set description="Modal kurang" \
+        --set severity=high --set reported_on=2023-05-01 --set status=open --json 2>/dev/null |
+        sed 's/.*"id":"\([^"]*\)".*/\1/')
+    A members create --sentra "$KID" --set name="IKM Tidak Diminta" --set owner_name="Bu Sari" \
+        --set owner_sex=female >/dev/null 2>&1
+    wait $spid
+    check "sync stream --kinds exits 0 again" 0 $?
+    check "sync stream --kinds, resumed, brings only the obstacle written meanwhile" \
+        "{\"obstacle\":{\"id\":\"$OID2\"" "$(cut -c1-56 "$TMP/k5.jsonl")"
 fi
 
 finish

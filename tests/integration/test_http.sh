@@ -13,7 +13,9 @@
 # static files and their headers; CORS allowed and refused; a server
 # stream in Connect's envelopes (HTTP/1.1 chunked and HTTP/2); then JSON and
 # binary over HTTP/2 (curl and buf curl with prior knowledge, the same
-# connect.c behind h2.c). Ends with "N passed, N failed".
+# connect.c behind h2.c); RecordService in JSON (members, obstacles, a
+# refused obstacle's field paths, a district out of its regency) and
+# PullChanges / StreamChanges naming kinds. Ends with "N passed, N failed".
 #
 # Environment (set by scripts/run-tests.sh): SENTRAD, SENTRA_TEST_PGDIR,
 # SENTRA_TEST_SCRIPTS, SENTRA_MIGRATIONS.
@@ -123,6 +125,18 @@ bufc() {
     out=$(cat "$TMP/buf.out" "$TMP/buf.err")
 }
 count() { sql "SELECT count(*) FROM sentra"; }
+# envs FILE: the envelopes of a Connect stream, "FLAGS PAYLOAD" per envelope.
+envs() {
+    /usr/bin/python3 -c '
+import sys
+d = open(sys.argv[1], "rb").read()
+i = 0
+while i + 5 <= len(d):
+    n = int.from_bytes(d[i + 1:i + 5], "big")
+    print(d[i], d[i + 5:i + 5 + n].decode("utf-8", "replace"))
+    i += 5 + n
+' "$1"
+}
 
 # ---------------------------------------------------------------- every method in JSON
 
@@ -289,6 +303,52 @@ a=$(rpc "$PROV" SentraService/CreateSentra "$K" -H 'Idempotency-Key: http-idem-1
 b=$(rpc "$PROV" SentraService/CreateSentra "$K" -H 'Idempotency-Key: http-idem-1')
 check "Idempotency-Key: the repeat answers the same record" "$(body "$a" | jq -r .id)" "$(body "$b" | jq -r .id)"
 check "Idempotency-Key: stored once" $((before + 1)) "$(count)"
+
+# ---------------------------------------------------------------- records of a sentra
+
+# RecordService in JSON: a member created, read and listed; an obstacle, and
+# one refused with its field paths; a district refused another regency's
+# sentra; PullChanges and StreamChanges (Connect's envelopes) naming kinds.
+r=$(rpc "$PROV" SentraService/CreateSentra "{\"sentra\":${REC/Way Halim/Rekaman}}")
+SID=$(body "$r" | jq -r .id)
+r=$(rpc "$DIST" RecordService/CreateMember "{\"member\":{\"sentraId\":\"$SID\",\"name\":\"IKM Tapis HTTP\",\"ownerName\":\"Ibu Http\",\"ownerSex\":\"SEX_FEMALE\",\"workersFemale\":\"4\",\"investment\":\"9000000\"}}")
+MID=$(body "$r" | jq -r .id)
+check "CreateMember JSON" "200 1 18.71" "$(code "$r") $(body "$r" | jq -r '.version + " " + .regencyCode')"
+r=$(rpc "$DIST" RecordService/GetMember "{\"id\":\"$MID\"}")
+check "GetMember JSON" "200 IKM Tapis HTTP SEX_FEMALE 4" \
+    "$(code "$r") $(body "$r" | jq -r '.name + " " + .ownerSex + " " + .workersFemale')"
+r=$(rpc "$DIST" RecordService/ListMembers "{\"filter\":{\"sentraId\":\"$SID\"},\"includeTotal\":true}")
+check "ListMembers JSON" "200 1 $MID" "$(code "$r") $(body "$r" | jq -r '.total + " " + .members[0].id')"
+OBS="\"sentraId\":\"$SID\",\"category\":\"OBSTACLE_CATEGORY_MARKETING\",\"description\":\"Pasar sempit\",\"severity\":\"SEVERITY_MEDIUM\",\"reportedOn\":\"2023-04-01\""
+r=$(rpc "$DIST" RecordService/CreateObstacle "{\"obstacle\":{$OBS,\"status\":\"OBSTACLE_STATUS_OPEN\"}}")
+OID=$(body "$r" | jq -r .id)
+check "CreateObstacle JSON" "200 1" "$(code "$r") $(body "$r" | jq -r .version)"
+nobs=$(sql "SELECT count(*) FROM obstacle")
+err "an obstacle resolved without its resolution" "$DIST" RecordService/CreateObstacle \
+    "{\"obstacle\":{$OBS,\"status\":\"OBSTACLE_STATUS_RESOLVED\"}}" invalid_argument 400
+check "its field paths in the google.rpc.BadRequest detail" "google.rpc.BadRequest resolution resolved_on" \
+    "$(jq -r '.details[0].type + " " + ([.details[0].debug.fieldViolations[].field] | sort | join(" "))' <<<"$LAST")"
+check "the refused obstacle stored nothing" "$nobs" "$(sql "SELECT count(*) FROM obstacle")"
+DIST2=$(tok --role district --region 18.72)
+err "district 18.72 adding a member to a sentra of 18.71" "$DIST2" RecordService/CreateMember \
+    "{\"member\":{\"sentraId\":\"$SID\",\"name\":\"IKM Luar\",\"ownerName\":\"Pak Luar\",\"ownerSex\":\"SEX_MALE\"}}" \
+    permission_denied 403
+err "district 18.72 reading a member of 18.71" "$DIST2" RecordService/GetMember "{\"id\":\"$MID\"}" not_found 404
+KINDS='"kinds":["RECORD_KIND_MEMBER","RECORD_KIND_OBSTACLE"]'
+r=$(rpc "$DIST" SyncService/PullChanges "{\"limit\":1000,$KINDS}")
+check "PullChanges JSON with kinds: the member and the obstacle in records, no changes" \
+    "200 member:$MID obstacle:$OID null" \
+    "$(code "$r") $(body "$r" | jq -r '[.records[] | to_entries[0] | .key + ":" + .value.id] | join(" ")') $(body "$r" | jq -c .changes)"
+r=$(rpc "$DIST2" SyncService/PullChanges "{\"limit\":1000,$KINDS}")
+check "PullChanges JSON with kinds by district 18.72: none of them" "200 0" \
+    "$(code "$r") $(body "$r" | jq --arg m "$MID" --arg o "$OID" '[.records[]? | to_entries[0].value.id | select(. == $m or . == $o)] | length')"
+/usr/bin/python3 -c 'import sys; p = sys.argv[1].encode(); sys.stdout.buffer.write(b"\0" + len(p).to_bytes(4, "big") + p)' \
+    "{$KINDS}" >"$TMP/kinds.req"
+curl -s -o "$TMP/kinds.out" -H "Authorization: Bearer $DIST" -H 'Content-Type: application/connect+json' \
+    -H 'Connect-Timeout-Ms: 1500' --data-binary @"$TMP/kinds.req" "$U/sentra.v1.SyncService/StreamChanges"
+check "StreamChanges (Connect JSON) with kinds: the records of PullChanges, in records" \
+    "member:$MID obstacle:$OID" \
+    "$(envs "$TMP/kinds.out" | awk '$1 == 0' | sed 's/^0 //' | jq -r '.records[]? | to_entries[0] | .key + ":" + .value.id' | paste -sd' ')"
 
 # ---------------------------------------------------------------- GET, ETag, 304
 
@@ -527,18 +587,7 @@ hasnt "another origin's call is not readable" "$h" "Access-Control-Allow-Origin"
 
 # Connect's streaming envelopes (grpc.health.v1.Health/Watch, a server
 # stream): one enveloped request; envelopes back, the last (flags 2) with
-# the status. envs FILE prints "FLAGS PAYLOAD" per envelope.
-envs() {
-    /usr/bin/python3 -c '
-import sys
-d = open(sys.argv[1], "rb").read()
-i = 0
-while i + 5 <= len(d):
-    n = int.from_bytes(d[i + 1:i + 5], "big")
-    print(d[i], d[i + 5:i + 5 + n].decode("utf-8", "replace"))
-    i += 5 + n
-' "$1"
-}
+# the status (envs, above, prints them).
 printf '\x00\x00\x00\x00\x02{}' >"$TMP/watch.req"
 W="$U/grpc.health.v1.Health/Watch"
 for proto in 1.1 2; do

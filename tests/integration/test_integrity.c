@@ -841,7 +841,7 @@ static void test_money_sum_beyond_int64(void **state)
     sentra_status_init(&st);
     PGconn *c = db();
     char *a = new_record(T_DIST_FAR, "huge a", 1, "31.71");
-    char *b = new_record(T_DIST_FAR, "huge b", 1, "31.71");
+    char *b = new_record(T_DIST_FAR, "huge b", 0, "31.71");
 
     sql_ok(c, "ALTER TABLE sentra_figures DROP CONSTRAINT sentra_figures_money_bound");
     sql_ok(c, "UPDATE sentra_figures SET investment = 6000000000000000000 WHERE sentra_id"
@@ -858,6 +858,14 @@ static void test_money_sum_beyond_int64(void **state)
     r = stats_as(T_PROV, NULL, 0, &st);
     assert_non_null(r);
     sentra__v1__get_statistics_response__free_unpacked(r, NULL);
+    /* each status's group carries its sum, the total of the groups does
+     * not: still OUT_OF_RANGE (the server adds the groups up) */
+    sql_ok(c, "UPDATE sentra_figures SET investment = 5000000000000000000 WHERE sentra_id"
+              " IN ('%s', '%s')", a, b);
+    r = stats_as(T_DIST_FAR, NULL, SENTRA__V1__GROUP_BY__GROUP_BY_STATUS, &st);
+    assert_null(r);
+    assert_code(st, SENTRA__V1__CODE__OUT_OF_RANGE);
+    assert_non_null(strstr(st.message, "investment"));
 
     /* Put back as it was. */
     sql_ok(c, "UPDATE sentra_figures SET investment = 1 WHERE sentra_id IN ('%s', '%s')", a, b);

@@ -72,7 +72,7 @@ mkdir -p "$OUT"
 rm -f "$OUT"/*.png "$OUT"/*.csv
 BASE="http://127.0.0.1:$PORT" PROVINCE_TOKEN=$PROVINCE_TOKEN DISTRICT_TOKEN=$DISTRICT_TOKEN \
 NATIONAL_TOKEN=$NATIONAL_TOKEN ADMIN_TOKEN=$ADMIN_TOKEN \
-CLI_TOTAL=$CLI_TOTAL OUT=$OUT \
+CLI_TOTAL=$CLI_TOTAL SENTRA_CLI=$CLI ADDR="127.0.0.1:$PORT" OUT=$OUT \
     timeout 280 /usr/bin/python3 "$ROOT/tests/web/browser_test.py"
 rc=$?
 kill -0 "$PID" 2>/dev/null || { echo "FAIL - sentrad died during the test"; tail -20 "$TMP/sentrad.log"; FAIL=1; }

@@ -366,6 +366,76 @@ check("SyncService/StreamChanges with a bad cursor: INVALID_ARGUMENT with the fi
       e is not None and e.code() == grpc.StatusCode.INVALID_ARGUMENT and violations(e) is not None and
       any(f == "cursor" for f, _ in violations(e)[1]), e)
 
+# ---------------------------------------------------------------- records of a sentra
+
+records = SG.RecordServiceStub(ch)
+mem = records.CreateMember(S.CreateMemberRequest(member=S.Member(
+    sentra_id=ID, name="IKM gRPC Python", owner_name="Ibu Python", owner_sex=S.SEX_FEMALE,
+    workers_female=3, investment=12000000)), metadata=md, timeout=10)
+check("RecordService/CreateMember", mem.id and mem.version == 1 and mem.regency_code == "18.71", mem)
+g = records.GetMember(S.GetMemberRequest(id=mem.id), metadata=md, timeout=10)
+check("RecordService/GetMember", g.name == "IKM gRPC Python" and g.owner_sex == S.SEX_FEMALE
+      and g.investment == 12000000, g)
+lm = records.ListMembers(S.ListMembersRequest(filter=S.RecordFilter(sentra_id=ID), include_total=True),
+                         metadata=md, timeout=10)
+check("RecordService/ListMembers", lm.total == 1 and [m.id for m in lm.members] == [mem.id], lm)
+obs = records.CreateObstacle(S.CreateObstacleRequest(obstacle=S.Obstacle(
+    sentra_id=ID, category=S.OBSTACLE_CATEGORY_MARKETING, description="Pasar terbatas",
+    severity=S.SEVERITY_MEDIUM, reported_on="2023-04-01", status=S.OBSTACLE_STATUS_OPEN)),
+    metadata=md, timeout=10)
+check("RecordService/CreateObstacle", obs.id and obs.version == 1, obs)
+e = err_of(lambda: records.CreateObstacle(S.CreateObstacleRequest(obstacle=S.Obstacle(
+    sentra_id=ID, category=S.OBSTACLE_CATEGORY_MARKETING, description="Sudah selesai",
+    severity=S.SEVERITY_LOW, reported_on="2023-04-01", status=S.OBSTACLE_STATUS_RESOLVED)),
+    metadata=md, timeout=10))
+v = violations(e) if e is not None else None
+check("RecordService/CreateObstacle resolved without resolution: INVALID_ARGUMENT, field paths in "
+      "google.rpc.BadRequest", e is not None and e.code() == grpc.StatusCode.INVALID_ARGUMENT and
+      v is not None and v[0] == 3 and {f for f, _ in v[1]} == {"resolution", "resolved_on"}, v)
+n_obs = int(sql("SELECT count(*) FROM obstacle WHERE sentra_id = '%s'" % ID) or "-1")
+check("the refused obstacle changed nothing", n_obs == 1, n_obs)
+e = err_of(lambda: records.CreateMember(S.CreateMemberRequest(member=S.Member(
+    sentra_id=ID, name="IKM Luar", owner_name="Pak Luar", owner_sex=S.SEX_MALE)),
+    metadata=auth(DIST), timeout=10))
+check("RecordService/CreateMember by district 18.72 on a sentra of 18.71: PERMISSION_DENIED",
+      e is not None and e.code() == grpc.StatusCode.PERMISSION_DENIED, e)
+e = err_of(lambda: records.GetMember(S.GetMemberRequest(id=mem.id), metadata=auth(DIST), timeout=10))
+check("RecordService/GetMember by district 18.72 of a member of 18.71: NOT_FOUND",
+      e is not None and e.code() == grpc.StatusCode.NOT_FOUND, e)
+lm = records.ListMembers(S.ListMembersRequest(filter=S.RecordFilter(sentra_id=ID)), metadata=auth(DIST),
+                         timeout=10)
+check("RecordService/ListMembers by district 18.72 of a sentra of 18.71: nothing", not lm.members, lm)
+
+kinds = [S.RECORD_KIND_MEMBER, S.RECORD_KIND_OBSTACLE]
+pull = sync.PullChanges(S.PullChangesRequest(limit=5000, kinds=kinds), metadata=md, timeout=10)
+got = [(x.WhichOneof("record"), getattr(x, x.WhichOneof("record")).id) for x in pull.records]
+check("SyncService/PullChanges with kinds: the member and the obstacle in records, nothing in changes",
+      ("member", mem.id) in got and ("obstacle", obs.id) in got and not pull.changes and
+      all(k in ("member", "obstacle") for k, _ in got), got)
+pull_d = sync.PullChanges(S.PullChangesRequest(limit=5000, kinds=kinds), metadata=auth(DIST), timeout=10)
+check("SyncService/PullChanges with kinds by district 18.72: not the records of 18.71",
+      all(getattr(x, x.WhichOneof("record")).id not in (mem.id, obs.id) for x in pull_d.records),
+      len(pull_d.records))
+e = err_of(lambda: sync.PullChanges(S.PullChangesRequest(kinds=[S.RECORD_KIND_MEMBER, S.RECORD_KIND_MEMBER]),
+                                    metadata=md, timeout=10))
+check("SyncService/PullChanges with a kind twice: INVALID_ARGUMENT naming kinds[1]",
+      e is not None and e.code() == grpc.StatusCode.INVALID_ARGUMENT and violations(e) is not None and
+      [f for f, _ in violations(e)[1]] == ["kinds[1]"], e)
+# The stream with the same kinds: the same records in the same order (the
+# server packs them itself; grpcio's decoder reads them).
+st_call = sync.StreamChanges(S.StreamChangesRequest(limit=5000, kinds=kinds), metadata=md, timeout=20)
+srecs = []
+for m in st_call:
+    srecs += [(x.WhichOneof("record"), getattr(x, x.WhichOneof("record")).id,
+               getattr(x, x.WhichOneof("record")).version) for x in m.records]
+    if m.changes or not m.more:
+        break
+st_call.cancel()
+want = [(x.WhichOneof("record"), getattr(x, x.WhichOneof("record")).id,
+         getattr(x, x.WhichOneof("record")).version) for x in pull.records]
+check("SyncService/StreamChanges with kinds: the records of PullChanges, in its order", srecs == want,
+      (srecs[:5], want[:5]))
+
 # ---------------------------------------------------------------- concurrency
 
 futs = [system.Ping.future(Y.PingRequest(data=str(i).encode()), timeout=60) for i in range(200)]
@@ -391,6 +461,10 @@ r = tokens.RevokeToken(S.RevokeTokenRequest(id=DIST_ID), metadata=auth(ADMIN), t
 check("TokenService/RevokeToken", r.revoked_at_ms > 0, r)
 d = sentra.DeleteSentra(S.DeleteSentraRequest(id=ID, expected_version=2), metadata=md, timeout=10)
 check("SentraService/DeleteSentra", d.id == ID and d.version == 3, d)
+pull = sync.PullChanges(S.PullChangesRequest(limit=5000, kinds=kinds), metadata=md, timeout=10)
+gone = {getattr(x, x.WhichOneof("record")).id: getattr(x, x.WhichOneof("record")).deleted for x in pull.records}
+check("SyncService/PullChanges with kinds: the sentra's member and obstacle as tombstones once it is deleted",
+      gone.get(mem.id) is True and gone.get(obs.id) is True, gone)
 
 ch.close()
 print("%d passed, %d failed" % (passed, failed))

@@ -9,11 +9,15 @@ map and on the chart, page the list, download its CSV, open a record and its
 CSV. What a district office does: create a sentra (first with mistakes: the
 page shows the API's own per-field errors), one named
 <img src=x onerror=alert(1)>, which must show as those characters; edit it
-with the version it read, and meet a version conflict. Then English, a phone
-screen, and no errors in the browser console. Screenshots go to $OUT.
+with the version it read, and meet a version conflict. The report page
+(#/report) against `sentra-cli report --json` and `--csv`, run at that
+moment on the same server, for a province, a district and a national token,
+printed to A4 landscape. Then English, a phone screen, and no errors in the
+browser console. Screenshots go to $OUT.
 
 Environment: BASE (http://127.0.0.1:PORT), PROVINCE_TOKEN, DISTRICT_TOKEN
-(regency 18.04), NATIONAL_TOKEN, CLI_TOTAL (sentra-cli stats --csv's TOTAL row), OUT.
+(regency 18.04), NATIONAL_TOKEN, CLI_TOTAL (sentra-cli stats --csv's TOTAL row),
+SENTRA_CLI (the sentra-cli binary), ADDR (127.0.0.1:PORT), OUT.
 Prints "N passed, N failed".
 """
 import base64
@@ -22,7 +26,9 @@ import glob
 import io
 import json
 import os
+import re
 import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -45,6 +51,8 @@ NATIONAL = os.environ["NATIONAL_TOKEN"]
 ADMIN = os.environ["ADMIN_TOKEN"]
 OUT = os.environ.get("OUT", "build/web-test")
 CLI_TOTAL = os.environ.get("CLI_TOTAL", "")
+SENTRA_CLI = os.environ.get("SENTRA_CLI", "bin/sentra-cli")
+ADDR = os.environ.get("ADDR", BASE.split("//", 1)[-1])
 XSS = "<img src=x onerror=alert(1)>"
 
 passed = failed = 0
@@ -301,7 +309,15 @@ def province_office(d, tmp):
                      ("ov-investment", "investment"), ("ov-production", "productionValue")):
         check("overview: %s as GetStatistics' total" % key, total.get(key, "0"), card(d, cid))
     if CLI_TOTAL:
-        cli = next(csv.reader([CLI_TOTAL]))[-10:]   # SENTRA..MATERIAL of the TOTAL row
+        # SENTRA..MATERIAL of the TOTAL row, by the CSV's header (the CLI
+        # has more columns since issue 18).
+        r = subprocess.run([SENTRA_CLI, "--addr", ADDR, "--token", PROVINCE, "stats", "--csv"],
+                           capture_output=True, text=True, timeout=60)
+        tot = list(csv.DictReader(io.StringIO(r.stdout)))[-1]
+        check("sentra-cli stats: the last row is the TOTAL the test was given", CLI_TOTAL,
+              r.stdout.strip().splitlines()[-1])
+        cli = [tot[k] for k in ("SENTRA", "DESIGNATED", "RATE", "UNITS", "WORKERS_M", "WORKERS_F", "WORKERS",
+                                "INVESTMENT", "PRODUCTION", "MATERIAL")]
         page = [card(d, "ov-sentra"), card(d, "ov-designated"), None, card(d, "ov-units"), None, None,
                 card(d, "ov-workers"), card(d, "ov-investment"), card(d, "ov-production")]
         same = all(p is None or p == c for p, c in zip(page, cli))
@@ -443,6 +459,165 @@ def province_office(d, tmp):
     d.find_element(By.ID, "f-reset").click()
     settled(d, lambda drv: card(drv, "ov-sentra") == "73")
     ok("filters cleared")
+
+
+# ---------------------------------------------------------------- the report
+
+def cli_report(token, *args):
+    """sentra-cli report's output, run now against the same server."""
+    r = subprocess.run([SENTRA_CLI, "--addr", ADDR, "--token", token, "report", "--province", "18"] + list(args),
+                       capture_output=True, text=True, timeout=60)
+    if r.returncode != 0:
+        raise RuntimeError("sentra-cli report %s: %s" % (" ".join(args), r.stderr))
+    return r.stdout
+
+
+def id_int(v):
+    """An integer as the page shows it in Bahasa Indonesia (1.234.567)."""
+    return "{:,}".format(int(v)).replace(",", ".")
+
+
+def report_settled(d, want_year):
+    settled(d, lambda drv: drv.find_elements(By.CSS_SELECTOR, "#report-body[data-loading=no]")
+            and drv.find_element(By.ID, "report").get_attribute("data-year") == str(want_year))
+
+
+def report_matches_cli(d, token, year, what, year_args=None):
+    """Every row and figure of the page against sentra-cli report --json, and
+    the page's CSV against --csv. year_args: the CLI's year options (None:
+    --year year)."""
+    args = ["--year", str(year)] if year_args is None else year_args
+    want = [json.loads(line) for line in cli_report(token, "--json", *args).splitlines() if line.strip()]
+    truthy("%s: the CLI reports regencies and a total" % what, len(want) >= 2, want)
+    rows = d.find_elements(By.CSS_SELECTOR, "#report-table tbody tr") + \
+        d.find_elements(By.CSS_SELECTOR, "#report-table tfoot tr")
+    check("%s: a row per regency and the total, in the CLI's order" % what,
+          [w["regency"] for w in want], [r.get_attribute("data-regency") for r in rows])
+    cols = ["formed", "designated", "members", "members_female_owned", "with_institution", "obstacles_open",
+            "assistance_count", "assistance_value"]
+    got_all, want_all = [], []
+    for w, r in zip(want, rows):
+        cell = lambda c: r.find_element(By.CSS_SELECTOR, "[data-col=%s]" % c)
+        got_all.append([cell(c).get_attribute("data-value") for c in cols] +
+                       [cell("top_open").get_attribute("data-value"), w["assistance_year"]])
+        want_all.append([str(w[c]) for c in cols] +
+                        [",".join("%s:%d" % (x["category"], x["open"]) for x in w["top_open_categories"]), year])
+        if w["regency"]:
+            check("%s: %s's name" % (what, w["regency"]), w["name"], cell("name").text)
+    check("%s: every figure is the CLI's" % what, want_all, got_all)
+    return want, rows
+
+
+def report_page(d, tmp):
+    """The report of the province token against the CLI."""
+    # A year with assistance in the demo data (it has none this year), the
+    # one with the most: asked of the server, not written here.
+    st, by_year = api("sentra.v1.StatsService/GetStatistics",
+                      {"subject": "STATS_SUBJECT_ASSISTANCE", "groupBy": ["GROUP_BY_ASSISTANCE_YEAR"]}, PROVINCE)
+    year = int(max(by_year["rows"], key=lambda r: int(r.get("assistanceCount", "0")))["keys"][0])
+    d.get(BASE + "/#/")
+    settled(d, lambda drv: drv.find_elements(By.ID, "nav-report"))
+    d.find_element(By.ID, "nav-report").click()
+    this_year = int(js(d, "return new Date().getFullYear()"))
+    report_settled(d, this_year)
+    check("report: Lampung's, without a province chooser", (1, 0),
+          (len(d.find_elements(By.ID, "report-title")), len(d.find_elements(By.ID, "report-province"))))
+    truthy("report: the title names the province and the year",
+           "Lampung" in d.find_element(By.ID, "report-title").text and
+           str(this_year) in d.find_element(By.ID, "report-title").text, d.find_element(By.ID, "report-title").text)
+    # The default year is this year, as the CLI's.
+    report_matches_cli(d, PROVINCE, this_year, "report (this year)", year_args=[])
+
+    # The year typed in, as a person does.
+    y = d.find_element(By.ID, "report-year")
+    y.clear()
+    y.send_keys(str(year))
+    d.find_element(By.ID, "report-year-go").click()
+    report_settled(d, year)
+    check("report: the year in the address", True, ("year=%d" % year) in d.current_url)
+    want, rows = report_matches_cli(d, PROVINCE, year, "report %d" % year)
+    total = want[-1]
+    truthy("report: assistance in %d (the figures are not all zero)" % year,
+           total["assistance_count"] > 0 and total["obstacles_open"] > 0 and total["members"] > 0, total)
+    foot = rows[-1]
+    check("report: the total's value as the dashboard writes rupiah", "Rp " + id_int(total["assistance_value"]),
+          foot.find_element(By.CSS_SELECTOR, "[data-col=assistance_value]").text)
+    check("report: the total's members with the thousands dot", id_int(total["members"]),
+          foot.find_element(By.CSS_SELECTOR, "[data-col=members]").text)
+    check("report: the total row's label", "Jumlah", foot.find_element(By.CSS_SELECTOR, "[data-col=name]").text)
+    first = next(w for w in want if w["regency"] and w["top_open_categories"])
+    top_cell = d.find_element(By.CSS_SELECTOR, "#report-table tr[data-regency='%s'] [data-col=top_open]" % first["regency"])
+    check("report: the top categories named with their counts, most first",
+          [str(x["open"]) for x in first["top_open_categories"]], re.findall(r"[ \u00a0](\d+)(?=,|$)", top_cell.text))
+    check("report: a category in Bahasa Indonesia", True, "bahan baku" in d.find_element(By.ID, "report-table").text)
+    for w, r in zip(want, rows):
+        share = "%.0f%%" % (100.0 * w["members_female_owned"] / w["members"]) if w["members"] else "-"
+        check("report: %s's women-owned share as the CLI's table prints it" % (w["regency"] or "total"), share,
+              r.find_element(By.CSS_SELECTOR, "[data-col=members_female_owned]").text)
+    wide = js(d, "const w = document.querySelector('#report-body .table-wrap'); return [w.scrollWidth, w.clientWidth]")
+    truthy("report: the table fits a 1280-pixel screen without scrolling", wide[0] <= wide[1] + 1, wide)
+    shot_full(d, "report.png")
+
+    # The CSV: sentra-cli report --csv, cell for cell.
+    d.find_element(By.ID, "report-csv").click()
+    f = downloaded(tmp, "laporan-18-%d.csv" % year)
+    truthy("report CSV downloads", f is not None)
+    if f:
+        got = read_csv(f)
+        cli_csv = list(csv.reader(io.StringIO(cli_report(PROVINCE, "--csv", "--year", str(year)))))
+        check("report CSV: the same cells as sentra-cli report --csv", cli_csv, got)
+        shutil.copy(f, os.path.join(OUT, "report.csv"))
+
+    # Printed: the table alone, on one A4 landscape page.
+    pdf = d.execute_cdp_cmd("Page.printToPDF", {"preferCSSPageSize": True, "printBackground": True})
+    data = base64.b64decode(pdf["data"])
+    with open(os.path.join(OUT, "report.pdf"), "wb") as fh:
+        fh.write(data)
+    pages = data.count(b"/Type /Page") - data.count(b"/Type /Pages")
+    check("report print: one page", 1, pages)
+    mediabox = [float(x) for x in data.split(b"/MediaBox [", 1)[1].split(b"]", 1)[0].split()]
+    truthy("report print: A4 landscape (842 x 595 points)",
+           abs(mediabox[2] - 841.9) < 2 and abs(mediabox[3] - 595.3) < 2, mediabox)
+    d.execute_cdp_cmd("Emulation.setEmulatedMedia", {"media": "print"})
+    shown = js(d, "return ['top', 'report-controls', 'report-csv', 'report-print', 'report-table']"
+                  ".map(i => document.getElementById(i).getClientRects().length > 0)")
+    check("report print: no header, controls or buttons; the table", [False, False, False, False, True], shown)
+    d.execute_cdp_cmd("Emulation.setEmulatedMedia", {"media": ""})
+
+    # English: the same numbers, English words and separators.
+    d.find_element(By.ID, "lang").click()
+    settled(d, lambda drv: drv.find_element(By.CSS_SELECTOR, "#report-table tfoot [data-col=name]").text == "Total")
+    check("report in English: the value with the thousands comma",
+          "Rp " + "{:,}".format(total["assistance_value"]),
+          d.find_element(By.CSS_SELECTOR, "#report-table tfoot [data-col=assistance_value]").text)
+    report_matches_cli(d, PROVINCE, year, "report in English")
+    truthy("report in English: the title", "report %d" % year in d.find_element(By.ID, "report-title").text,
+           d.find_element(By.ID, "report-title").text)
+    d.find_element(By.ID, "lang").click()
+    settled(d, lambda drv: drv.find_element(By.CSS_SELECTOR, "#report-table tfoot [data-col=name]").text == "Jumlah")
+    return year
+
+
+def report_district(d, year):
+    """A district token's report: its own regency, the CLI's figures."""
+    d.get(BASE + "/#/report?year=%d" % year)
+    report_settled(d, year)
+    want, rows = report_matches_cli(d, DISTRICT, year, "district report")
+    check("district report: Lampung Barat alone, and the total", ["18.04", ""],
+          [r.get_attribute("data-regency") for r in rows])
+    truthy("district report: the title names the regency", "Lampung Barat (18.04)" in
+           d.find_element(By.ID, "report-title").text, d.find_element(By.ID, "report-title").text)
+
+
+def report_national(d, year):
+    """A national token chooses the province."""
+    d.get(BASE + "/#/report?year=%d" % year)
+    settled(d, lambda drv: drv.find_elements(By.ID, "report-province") and drv.find_elements(By.ID, "report-empty"))
+    ok("national report: asks for a province first")
+    Select(d.find_element(By.ID, "report-province")).select_by_value("18")
+    report_settled(d, year)
+    check("national report: the province in the address", True, "province=18" in d.current_url)
+    report_matches_cli(d, NATIONAL, year, "national report")
 
 
 # ---------------------------------------------------------------- the district office
@@ -643,9 +818,15 @@ def main():
     d = None
     try:
         d = browser(tmp)
-        steps = [province_office, district_office, lambda drv, _t: phone(drv),
-                 lambda drv, _t: national_office(drv), lambda drv, _t: english(drv),
-                 lambda drv, _t: admin_refused(drv)]
+        year = [0]
+
+        def report_step(drv, t):
+            year[0] = report_page(drv, t)
+
+        steps = [province_office, report_step, district_office,
+                 lambda drv, _t: report_district(drv, year[0] or 2022), lambda drv, _t: phone(drv),
+                 lambda drv, _t: national_office(drv), lambda drv, _t: report_national(drv, year[0] or 2022),
+                 lambda drv, _t: english(drv), lambda drv, _t: admin_refused(drv)]
         for step in steps:
             try:
                 step(d, tmp)

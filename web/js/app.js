@@ -6,6 +6,7 @@
 //   #/?province=18&regency=18.01&...   the dashboard, filtered
 //   #/sentra/<id>                      one record
 //   #/sentra/<id>/edit, #/new          the record form
+//   #/report?province=18&year=2026     the coordination-meeting brief
 //
 // Every view renders into <main id="view"> with dom.js (text as text).
 // document.documentElement's data-busy attribute counts the API calls in
@@ -19,6 +20,7 @@ import { renderSignIn } from './views/signin.js';
 import { renderDashboard } from './views/dashboard.js';
 import { renderRecord } from './views/record.js';
 import { renderForm } from './views/form.js';
+import { renderReport } from './views/report.js';
 
 const TOKEN_KEY = 'sentra.token';
 const LANG_KEY = 'sentra.lang';
@@ -157,6 +159,8 @@ function renderChrome() {
         signedIn ? h('p.scope', { id: 'scope', dataset: { role: app.scope ? app.scope.role : '' } },
             h('span.scope-label', t('scope.label') + ': '), scopeText()) : null,
         h('nav.actions',
+            signedIn && app.scope
+                ? h('a', { href: '#/report', id: 'nav-report' }, t('nav.report')) : null,
             signedIn && app.scope && app.scope.canWrite
                 ? h('a.button', { href: '#/new', id: 'nav-new' }, t('nav.new')) : null,
             h('button.link', {
@@ -190,6 +194,8 @@ function route() {
         renderRecord(app.view, app, m[1]);
     } else if (hash === '#/new') {
         renderForm(app.view, app, null);
+    } else if (hash === '#/report' || hash.startsWith('#/report?')) {
+        renderReport(app.view, app, hash.slice('#/report?'.length));
     } else {
         const q = hash.startsWith('#/?') ? hash.slice(3) : '';
         renderDashboard(app.view, app, q);

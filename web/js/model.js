@@ -297,3 +297,139 @@ export function changedPaths(before, after) {
 export function violationInput(field) {
     return String(field || '').replace(/^sentra\./, '');
 }
+
+// ---------------------------------------------------------------- report
+
+// The coordination-meeting brief (issue 18; views/report.js), computed the
+// way sentra-cli report computes it (client/cli/cli_report.c) from the same
+// three GetStatistics answers, so that the page and the CLI cannot
+// disagree: per regency/city, sentra formed and designated, members
+// (women-owned among them), sentra with an institution, obstacles still
+// open (open or being handled) and the REPORT_TOP categories most of them
+// fall in, assistance received in the year; then the province's total.
+
+export const REPORT_TOP = 3;         // obstacle categories named per regency
+export const REPORT_MAX_ROWS = 64;   // as the CLI: a province has fewer regencies
+
+// The obstacle categories' keys as GetStatistics gives them, in the
+// proto's order; a tie between two categories goes to the earlier one (the
+// CLI's rule).
+export const OBSTACLE_CATEGORIES = ['raw_materials', 'technology', 'quality', 'marketing', 'capital',
+                                    'human_resources', 'infrastructure', 'permits', 'institution', 'other'];
+
+// The three requests: the CLI's subjects, groupings and filter.
+export function reportRequests(province) {
+    const filter = { provinceCode: province };
+    return {
+        sentra: { filter, subject: 'STATS_SUBJECT_SENTRA', groupBy: ['GROUP_BY_REGENCY'] },
+        obstacles: { filter, subject: 'STATS_SUBJECT_OBSTACLES',
+                     groupBy: ['GROUP_BY_REGENCY', 'GROUP_BY_OBSTACLE_CATEGORY'] },
+        assistance: { filter, subject: 'STATS_SUBJECT_ASSISTANCE',
+                      groupBy: ['GROUP_BY_REGENCY', 'GROUP_BY_ASSISTANCE_YEAR'] },
+    };
+}
+
+function keyOf(resp, row, group, fallback) {
+    const i = ((resp && resp.groupBy) || []).indexOf(group);
+    return ((row && row.keys) || [])[i >= 0 ? i : fallback] || '';
+}
+
+function reportLine(code, name, row) {
+    const r = row || {};
+    return {
+        code, name,
+        formed: int64(r.sentra), designated: int64(r.designated), members: int64(r.members),
+        membersFemaleOwned: int64(r.membersFemaleOwned), withInstitution: int64(r.withInstitution),
+        open: new Map(),                  // category key -> open + in progress
+        obstaclesOpen: 0n, top: [],       // filled in by finishLine
+        aidCount: 0n, aidValue: 0n,
+    };
+}
+
+function finishLine(l) {
+    for (const c of OBSTACLE_CATEGORIES) l.obstaclesOpen += l.open.get(c) || 0n;
+    const used = new Set();
+    for (let t = 0; t < REPORT_TOP; t++) {
+        let best = '';
+        for (const c of OBSTACLE_CATEGORIES) {
+            const n = l.open.get(c) || 0n;
+            if (!used.has(c) && n > 0n && (best === '' || n > l.open.get(best))) best = c;
+        }
+        if (!best) break;
+        used.add(best);
+        l.top.push({ category: best, open: l.open.get(best) });
+    }
+    return l;
+}
+
+// The brief from the answers to reportRequests() (sentra, obstacles,
+// assistance) for the assistance year `year`: {year, lines: [line], total:
+// line, members: {recorded, sentra, unitsEffective}}. A line's numbers are
+// BigInts; top: [{category, open}], most open first. Obstacles and
+// assistance of a regency the sentra answer does not list are left out, of
+// the total too (as in the CLI; a record always has its sentra).
+export function reportFromStats(rs, ro, ra, year) {
+    const lines = [];
+    for (const row of (rs && rs.rows) || []) {
+        if (lines.length >= REPORT_MAX_ROWS) break;
+        const gi = Math.max(0, (rs.groupBy || []).indexOf('GROUP_BY_REGENCY'));
+        lines.push(reportLine((row.keys || [])[gi] || '', (row.labels || [])[gi] || '', row));
+    }
+    const total = reportLine('', 'Total', rs && rs.total);
+    const byCode = new Map(lines.map((l) => [l.code, l]));
+    for (const row of (ro && ro.rows) || []) {
+        const l = byCode.get(keyOf(ro, row, 'GROUP_BY_REGENCY', 0));
+        const cat = keyOf(ro, row, 'GROUP_BY_OBSTACLE_CATEGORY', 1);
+        if (!l || !OBSTACLE_CATEGORIES.includes(cat)) continue;
+        const n = int64(row.obstaclesOpen) + int64(row.obstaclesInProgress);
+        l.open.set(cat, (l.open.get(cat) || 0n) + n);
+        total.open.set(cat, (total.open.get(cat) || 0n) + n);
+    }
+    const y = String(year);
+    for (const row of (ra && ra.rows) || []) {
+        if (keyOf(ra, row, 'GROUP_BY_ASSISTANCE_YEAR', 1) !== y) continue;
+        const l = byCode.get(keyOf(ra, row, 'GROUP_BY_REGENCY', 0));
+        if (!l) continue;
+        for (const x of [l, total]) {
+            x.aidCount += int64(row.assistanceCount);
+            x.aidValue += int64(row.assistanceValue);
+        }
+    }
+    lines.forEach(finishLine);
+    finishLine(total);
+    const tr = (rs && rs.total) || {};
+    return {
+        year: Number(year), lines, total,
+        members: { recorded: int64(tr.sentraWithMembers), sentra: int64(tr.sentra),
+                   unitsEffective: int64(tr.businessUnitsEffective) },
+    };
+}
+
+// The CSV of the brief: sentra-cli report --csv's columns and rows (the
+// total last, with an empty regency code).
+export const REPORT_CSV_HEADERS = [
+    'regency', 'name', 'formed', 'designated', 'members', 'members_female_owned', 'with_institution',
+    'obstacles_open', 'top_open_1', 'top_open_2', 'top_open_3', 'assistance_year', 'assistance_count',
+    'assistance_value',
+];
+
+export function reportCsvRows(report) {
+    return [...report.lines, report.total].map((l) => {
+        const top = [];
+        for (let i = 0; i < REPORT_TOP; i++) top.push(l.top[i] ? l.top[i].category : '');
+        return [l.code, l.name, l.formed, l.designated, l.members, l.membersFemaleOwned,
+                l.withInstitution, l.obstaclesOpen, ...top, report.year, l.aidCount, l.aidValue];
+    });
+}
+
+// The share of women-owned members as the CLI's table prints it (printf's
+// "%.0f" of the percentage: whole percent, an exact half to the even
+// neighbour), as a Number; null when there are no members ("-").
+export function femaleShare(l) {
+    const m = l.members, f = l.membersFemaleOwned * 100n;
+    if (m <= 0n) return null;
+    let q = f / m;
+    const r2 = (f % m) * 2n;
+    if (r2 > m || (r2 === m && q % 2n === 1n)) q += 1n;
+    return Number(q);
+}

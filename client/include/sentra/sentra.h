@@ -322,6 +322,45 @@ SENTRA_DECLARE_CALL_(sentra_pull_changes, Sentra__V1__PullChangesRequest,
                      Sentra__V1__PullChangesResponse)
 SENTRA_DECLARE_CALL_(sentra_push_changes, Sentra__V1__PushChangesRequest,
                      Sentra__V1__PushChangesResponse)
+/* RecordService: the records of a sentra */
+SENTRA_DECLARE_CALL_(sentra_create_member, Sentra__V1__CreateMemberRequest,
+                     Sentra__V1__Member)
+SENTRA_DECLARE_CALL_(sentra_get_member, Sentra__V1__GetMemberRequest,
+                     Sentra__V1__Member)
+SENTRA_DECLARE_CALL_(sentra_update_member, Sentra__V1__UpdateMemberRequest,
+                     Sentra__V1__Member)
+SENTRA_DECLARE_CALL_(sentra_delete_member, Sentra__V1__DeleteMemberRequest,
+                     Sentra__V1__DeleteRecordResponse)
+SENTRA_DECLARE_CALL_(sentra_list_members, Sentra__V1__ListMembersRequest,
+                     Sentra__V1__ListMembersResponse)
+SENTRA_DECLARE_CALL_(sentra_get_institution, Sentra__V1__GetInstitutionRequest,
+                     Sentra__V1__Institution)
+SENTRA_DECLARE_CALL_(sentra_set_institution, Sentra__V1__SetInstitutionRequest,
+                     Sentra__V1__Institution)
+SENTRA_DECLARE_CALL_(sentra_delete_institution, Sentra__V1__DeleteInstitutionRequest,
+                     Sentra__V1__DeleteRecordResponse)
+SENTRA_DECLARE_CALL_(sentra_list_institutions, Sentra__V1__ListInstitutionsRequest,
+                     Sentra__V1__ListInstitutionsResponse)
+SENTRA_DECLARE_CALL_(sentra_create_obstacle, Sentra__V1__CreateObstacleRequest,
+                     Sentra__V1__Obstacle)
+SENTRA_DECLARE_CALL_(sentra_get_obstacle, Sentra__V1__GetObstacleRequest,
+                     Sentra__V1__Obstacle)
+SENTRA_DECLARE_CALL_(sentra_update_obstacle, Sentra__V1__UpdateObstacleRequest,
+                     Sentra__V1__Obstacle)
+SENTRA_DECLARE_CALL_(sentra_delete_obstacle, Sentra__V1__DeleteObstacleRequest,
+                     Sentra__V1__DeleteRecordResponse)
+SENTRA_DECLARE_CALL_(sentra_list_obstacles, Sentra__V1__ListObstaclesRequest,
+                     Sentra__V1__ListObstaclesResponse)
+SENTRA_DECLARE_CALL_(sentra_create_assistance, Sentra__V1__CreateAssistanceRequest,
+                     Sentra__V1__Assistance)
+SENTRA_DECLARE_CALL_(sentra_get_assistance, Sentra__V1__GetAssistanceRequest,
+                     Sentra__V1__Assistance)
+SENTRA_DECLARE_CALL_(sentra_update_assistance, Sentra__V1__UpdateAssistanceRequest,
+                     Sentra__V1__Assistance)
+SENTRA_DECLARE_CALL_(sentra_delete_assistance, Sentra__V1__DeleteAssistanceRequest,
+                     Sentra__V1__DeleteRecordResponse)
+SENTRA_DECLARE_CALL_(sentra_list_assistance, Sentra__V1__ListAssistanceRequest,
+                     Sentra__V1__ListAssistanceResponse)
 /* TokenService */
 SENTRA_DECLARE_CALL_(sentra_create_token, Sentra__V1__CreateTokenRequest,
                      Sentra__V1__CreateTokenResponse)
@@ -351,6 +390,25 @@ SENTRA_DECLARE_CALL_(sentra_who_am_i, Sentra__V1__WhoAmIRequest,
 #define SENTRA_M_PULL_CHANGES "/sentra.v1.SyncService/PullChanges"
 #define SENTRA_M_PUSH_CHANGES "/sentra.v1.SyncService/PushChanges"
 #define SENTRA_M_STREAM_CHANGES "/sentra.v1.SyncService/StreamChanges"
+#define SENTRA_M_CREATE_MEMBER "/sentra.v1.RecordService/CreateMember"
+#define SENTRA_M_GET_MEMBER "/sentra.v1.RecordService/GetMember"
+#define SENTRA_M_UPDATE_MEMBER "/sentra.v1.RecordService/UpdateMember"
+#define SENTRA_M_DELETE_MEMBER "/sentra.v1.RecordService/DeleteMember"
+#define SENTRA_M_LIST_MEMBERS "/sentra.v1.RecordService/ListMembers"
+#define SENTRA_M_GET_INSTITUTION "/sentra.v1.RecordService/GetInstitution"
+#define SENTRA_M_SET_INSTITUTION "/sentra.v1.RecordService/SetInstitution"
+#define SENTRA_M_DELETE_INSTITUTION "/sentra.v1.RecordService/DeleteInstitution"
+#define SENTRA_M_LIST_INSTITUTIONS "/sentra.v1.RecordService/ListInstitutions"
+#define SENTRA_M_CREATE_OBSTACLE "/sentra.v1.RecordService/CreateObstacle"
+#define SENTRA_M_GET_OBSTACLE "/sentra.v1.RecordService/GetObstacle"
+#define SENTRA_M_UPDATE_OBSTACLE "/sentra.v1.RecordService/UpdateObstacle"
+#define SENTRA_M_DELETE_OBSTACLE "/sentra.v1.RecordService/DeleteObstacle"
+#define SENTRA_M_LIST_OBSTACLES "/sentra.v1.RecordService/ListObstacles"
+#define SENTRA_M_CREATE_ASSISTANCE "/sentra.v1.RecordService/CreateAssistance"
+#define SENTRA_M_GET_ASSISTANCE "/sentra.v1.RecordService/GetAssistance"
+#define SENTRA_M_UPDATE_ASSISTANCE "/sentra.v1.RecordService/UpdateAssistance"
+#define SENTRA_M_DELETE_ASSISTANCE "/sentra.v1.RecordService/DeleteAssistance"
+#define SENTRA_M_LIST_ASSISTANCE "/sentra.v1.RecordService/ListAssistance"
 #define SENTRA_M_CREATE_TOKEN "/sentra.v1.TokenService/CreateToken"
 #define SENTRA_M_LIST_TOKENS "/sentra.v1.TokenService/ListTokens"
 #define SENTRA_M_REVOKE_TOKEN "/sentra.v1.TokenService/RevokeToken"

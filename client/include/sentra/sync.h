@@ -94,6 +94,30 @@ int sentra_sync_stream(sentra_client_t *c, const char *cursor, const sentra_sync
                        unsigned max_ms, const sentra_sync_store_t *store, sentra_sync_stats_t *stats,
                        sentra_status_t *st);
 
+/* Records of a sentra (libsentra 0.2): the kinds to receive, as
+ * PullChangesRequest.kinds (docs/SYNC.md, "Several kinds of record"), and
+ * the callback each record or tombstone goes to instead of store->apply
+ * (which may then be NULL), with store->arg. A Record holds one record of
+ * any kind; a tombstone has the kind's key, version and deleted = true.
+ * Borrowed for the call. */
+typedef struct sentra_sync_kinds {
+    const Sentra__V1__RecordKind *kinds; /* each at most once */
+    size_t n_kinds;                      /* 0: sentra only, to store->apply */
+    int (*apply_record)(void *arg, const Sentra__V1__Record *r); /* 0: go on */
+} sentra_sync_kinds_t;
+
+/* sentra_sync_pull and sentra_sync_stream asking for those kinds: the
+ * same loops, cursors and retries; stats->changes counts records. A
+ * client that starts asking for more kinds must start from the empty
+ * cursor (its old one has passed over their changes). */
+int sentra_sync_pull_kinds(sentra_client_t *c, const char *cursor, const sentra_sync_opts_t *opts,
+                           const sentra_sync_kinds_t *kinds, const sentra_sync_store_t *store,
+                           sentra_sync_stats_t *stats, sentra_status_t *st);
+int sentra_sync_stream_kinds(sentra_client_t *c, const char *cursor, const sentra_sync_opts_t *opts,
+                             const sentra_sync_kinds_t *kinds, unsigned max_ms,
+                             const sentra_sync_store_t *store, sentra_sync_stats_t *stats,
+                             sentra_status_t *st);
+
 /* Pushes every pending mutation of the store, as client `client_id`.
  * Returns 0 when all were sent (whatever their outcome: see stats and
  * on_result), SENTRA_ESYNC when a callback stopped it, or the error of the
