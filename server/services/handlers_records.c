@@ -149,7 +149,7 @@ static void reply_record(call_t *c, PGresult *res)
         call_fail(c, SENTRA_NOT_FOUND, "no such %s", k->name);
         return;
     }
-    ProtobufCMessage *m = rec__from_row(c, k, res, 0, 0);
+    ProtobufCMessage *m = rec__row_shape(k, res, 0) ? rec__from_row(c, k, res, 0, 0) : NULL;
     if (m == NULL) {
         call_fail(c, SENTRA_INTERNAL, "%s: unexpected result shape", k->name);
         return;
@@ -658,14 +658,19 @@ static void list_done(call_t *c, PGresult *res)
     const rec_kind_t *k = call_kind(c);
     int page = list_size(REQ_I32(c->msg, 2));
     int desc = REQ_BOOL(c->msg, 5) ? 1 : 0;
-    rec_col_t cols[REC_MAX_COLS];
-    int ncols = (int)rec__cols(k, cols);
+    size_t nc;
+    (void)rec__cols(k, &nc);
+    int ncols = (int)nc;
 
     if (call_db_error(c, res))
         return;
     int n = PQntuples(res);
     if (n > 0 && PQgetisnull(res, 0, 0))
         n = 0;                          /* the empty page's single row */
+    if (!rec__row_shape(k, res, 0) || PQnfields(res) < ncols + 2) {
+        call_fail(c, SENTRA_INTERNAL, "%s: unexpected result shape", k->name);
+        return;
+    }
     const ProtobufCMessageDescriptor *rd = k->list_resp;
     ProtobufCMessage *resp = call_alloc(c, rd->sizeof_message);
     protobuf_c_message_init(rd, resp);

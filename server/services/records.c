@@ -9,6 +9,7 @@
  */
 #include "records.h"
 
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -73,7 +74,8 @@ const rec_kind_t *rec__kind(int k)
 
 /* ---------------------------------------------------------------- columns */
 
-size_t rec__cols(const rec_kind_t *k, rec_col_t *out)
+/* Fills out[REC_MAX_COLS] with the columns of k; returns how many. */
+static size_t build_cols(const rec_kind_t *k, rec_col_t *out)
 {
     const ProtobufCMessageDescriptor *d = k->desc;
     size_t n = 0;
@@ -104,6 +106,31 @@ size_t rec__cols(const rec_kind_t *k, rec_col_t *out)
         c->out = out_only;
     }
     return n;
+}
+
+/* The columns of every kind, built once: they follow from the descriptors
+ * alone, and building them (two snprintf and a name lookup a column) cost
+ * more than the rest of reading a row did when done per row. */
+static struct {
+    rec_col_t cols[REC_MAX_COLS];
+    size_t n;
+} kind_cols[6];                     /* by RecordKind number; 2..5 used */
+static pthread_once_t kind_cols_once = PTHREAD_ONCE_INIT;
+
+static void build_kind_cols(void)
+{
+    for (int kind = 0; kind < 6; kind++) {
+        const rec_kind_t *k = rec__kind(kind);
+        if (k)
+            kind_cols[kind].n = build_cols(k, kind_cols[kind].cols);
+    }
+}
+
+const rec_col_t *rec__cols(const rec_kind_t *k, size_t *n)
+{
+    pthread_once(&kind_cols_once, build_kind_cols);
+    *n = kind_cols[k->kind].n;
+    return kind_cols[k->kind].cols;
 }
 
 /* Where the value of column col lives in m; with create, a nested message
@@ -240,8 +267,8 @@ static void json_value(buf_t *b, const ProtobufCMessage *m, const rec_col_t *col
 char *rec__json(call_t *c, const rec_kind_t *k, const ProtobufCMessage *m, uint64_t fields,
                 int keys, const char **mask)
 {
-    rec_col_t cols[REC_MAX_COLS];
-    size_t n = rec__cols(k, cols);
+    size_t n;
+    const rec_col_t *cols = rec__cols(k, &n);
     buf_t b = {0}, mb = {0};
 
     b_add(&b, "{");
@@ -323,22 +350,32 @@ static ProtobufCMessage *new_msg(call_t *c, const ProtobufCMessageDescriptor *d)
     return m;
 }
 
-ProtobufCMessage *rec__from_row(call_t *c, const rec_kind_t *k, const PGresult *res, int row,
-                                int first_col)
+int rec__row_shape(const rec_kind_t *k, const PGresult *res, int first_col)
 {
-    rec_col_t cols[REC_MAX_COLS];
-    size_t n = rec__cols(k, cols);
+    size_t n;
+    const rec_col_t *cols = rec__cols(k, &n);
 
-    if (row < 0 || row >= PQntuples(res) || PQnfields(res) < first_col + (int)n)
-        return NULL;
+    if (PQnfields(res) < first_col + (int)n)
+        return 0;
     for (size_t i = 0; i < n; i++) {
         const char *name = PQfname(res, first_col + (int)i);
         if (strcmp(name, cols[i].name) != 0) {
             log_error("record_columns", "kind=%s column=%zu want=%s got=%s", k->name, i,
                       cols[i].name, name);
-            return NULL;
+            return 0;
         }
     }
+    return 1;
+}
+
+ProtobufCMessage *rec__from_row(call_t *c, const rec_kind_t *k, const PGresult *res, int row,
+                                int first_col)
+{
+    size_t n;
+    const rec_col_t *cols = rec__cols(k, &n);
+
+    if (row < 0 || row >= PQntuples(res) || PQnfields(res) < first_col + (int)n)
+        return NULL;
     ProtobufCMessage *m = new_msg(c, k->desc);
     for (size_t i = 0; i < n; i++) {
         int col = first_col + (int)i;
@@ -349,8 +386,8 @@ ProtobufCMessage *rec__from_row(call_t *c, const rec_kind_t *k, const PGresult *
 
 ProtobufCMessage *rec__from_packed(call_t *c, const rec_kind_t *k, const char *packed)
 {
-    rec_col_t cols[REC_MAX_COLS];
-    size_t n = rec__cols(k, cols);
+    size_t n;
+    const rec_col_t *cols = rec__cols(k, &n);
     char *p = call_strdup(c, packed);
     ProtobufCMessage *m = new_msg(c, k->desc);
 
