@@ -715,6 +715,92 @@ static int token_decode(call_t *c, const rec_kind_t *k, int desc, const char *to
     return 1;
 }
 
+/* The column of kind k's key in its rows. */
+static int key_col(const rec_kind_t *k)
+{
+    size_t n;
+    const rec_col_t *cols = rec__cols(k, &n);
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(cols[i].name, k->key) == 0)
+            return (int)i;
+    abort();                    /* every kind's message has its key */
+}
+
+/* Appends v as a varint to b. */
+static void wb_varint(sentra_wbuf_t *b, uint64_t v)
+{
+    sentra__wbuf_reserve(b, 10);
+    do {
+        b->p[b->len++] = (uint8_t)(v >= 0x80 ? (v & 0x7f) | 0x80 : v);
+        v >>= 7;
+    } while (v);
+}
+
+/* The page's answer in binary protobuf, written from the rows
+ * (rec__row_wire) as unknown fields of an otherwise empty response, in
+ * field order (records, next_page_token, total): protobuf-c packs an
+ * unknown field as its tag then its bytes verbatim (a length-delimited
+ * one's bytes begin with their length), so the bytes are those of the
+ * response built as messages. */
+static void list_reply_wire(call_t *c, const rec_kind_t *k, const PGresult *res, int count,
+                            const char *token, int64_t total)
+{
+    ProtobufCMessage *resp = call_alloc(c, k->list_resp->sizeof_message);
+    protobuf_c_message_init(k->list_resp, resp);
+    ProtobufCMessageUnknownField *uf = call_alloc(c, (size_t)(count + 2) * sizeof *uf);
+    size_t *off = call_alloc(c, (size_t)(count + 3) * sizeof *off);
+    sentra_wbuf_t b = {0};
+    unsigned nuf = 0;
+
+    for (int r = 0; r < count; r++) {
+        /* Room for a length of 4 bytes (a record is far below 2^28), the
+         * record, then the length moved up against it. */
+        size_t at = b.len;
+        off[nuf] = at;
+        uf[nuf++] = (ProtobufCMessageUnknownField){
+            .tag = 1, .wire_type = PROTOBUF_C_WIRE_TYPE_LENGTH_PREFIXED};
+        sentra__wbuf_reserve(&b, 4);
+        b.len += 4;
+        size_t n = rec__row_wire(&b, k, res, r, 0);
+        uint8_t len[5];
+        size_t ln = 0;
+        for (size_t v = n; ; v >>= 7) {
+            len[ln++] = (uint8_t)(v >= 0x80 ? (v & 0x7f) | 0x80 : v);
+            if (v < 0x80)
+                break;
+        }
+        memmove(b.p + at + ln, b.p + at + 4, n);
+        memcpy(b.p + at, len, ln);
+        b.len = at + ln + n;
+    }
+    if (token && token[0]) {
+        off[nuf] = b.len;
+        uf[nuf++] = (ProtobufCMessageUnknownField){
+            .tag = 2, .wire_type = PROTOBUF_C_WIRE_TYPE_LENGTH_PREFIXED};
+        size_t n = strlen(token);
+        wb_varint(&b, n);
+        sentra__wbuf_reserve(&b, n);
+        memcpy(b.p + b.len, token, n);
+        b.len += n;
+    }
+    if (total != 0) {
+        off[nuf] = b.len;
+        uf[nuf++] = (ProtobufCMessageUnknownField){
+            .tag = 3, .wire_type = PROTOBUF_C_WIRE_TYPE_VARINT};
+        wb_varint(&b, (uint64_t)total);
+    }
+    off[nuf] = b.len;
+    /* b has stopped moving: point the fields into it */
+    for (unsigned i = 0; i < nuf; i++) {
+        uf[i].data = b.p + off[i];
+        uf[i].len = off[i + 1] - off[i];
+    }
+    resp->n_unknown_fields = nuf;
+    resp->unknown_fields = uf;
+    call_reply(c, resp);        /* the sink encodes it before returning */
+    free(b.p);
+}
+
 /* Rows: the page's records (page_size + 1 at most: the extra one only says
  * that more exist), each followed by its cursor key text and the total; or
  * one row of NULLs but the total when the page is empty. */
@@ -736,36 +822,43 @@ static void list_done(call_t *c, PGresult *res)
         call_fail(c, SENTRA_INTERNAL, "%s: unexpected result shape", k->name);
         return;
     }
+    int count = n < page ? n : page;
+    const char *token = NULL;
+    if (n > page) {
+        /* one more exists: the cursor is the last one served */
+        const char *kt = PQgetisnull(res, count - 1, ncols) ? "" : PQgetvalue(res, count - 1, ncols);
+        const char *id = PQgetvalue(res, count - 1, key_col(k));
+        token = hex(c, call_printf(c, "%d%d|%s|%s", k->kind, desc, kt, id));
+    }
+    int64_t total = 0;
+    if (REQ_BOOL(c->msg, 4) && PQntuples(res) > 0 && !PQgetisnull(res, 0, ncols + 1))
+        total = strtoll(PQgetvalue(res, 0, ncols + 1), NULL, 10);
+
+    if (c->codec != CALL_CODEC_JSON) {
+        list_reply_wire(c, k, res, count, token, total);
+        return;
+    }
+    /* JSON: its printer knows fields by their descriptors, not unknown
+     * fields; the records as messages. */
     const ProtobufCMessageDescriptor *rd = k->list_resp;
     ProtobufCMessage *resp = call_alloc(c, rd->sizeof_message);
     protobuf_c_message_init(rd, resp);
     const ProtobufCFieldDescriptor *f_recs = protobuf_c_message_descriptor_get_field(rd, 1);
     const ProtobufCFieldDescriptor *f_tok = protobuf_c_message_descriptor_get_field(rd, 2);
     const ProtobufCFieldDescriptor *f_tot = protobuf_c_message_descriptor_get_field(rd, 3);
-    ProtobufCMessage **recs = call_alloc(c, (size_t)(page + 1) * sizeof *recs);
-    size_t count = 0;
-
-    for (int r = 0; r < n; r++) {
-        if (count == (size_t)page) {
-            /* one more exists: the cursor is the last one served */
-            const char *kt = PQgetisnull(res, r - 1, ncols) ? "" : PQgetvalue(res, r - 1, ncols);
-            const char *id = rec__str(recs[count - 1], k->key);
-            *(char **)((char *)resp + f_tok->offset) =
-                hex(c, call_printf(c, "%d%d|%s|%s", k->kind, desc, kt, id));
-            break;
-        }
-        ProtobufCMessage *m = rec__from_row(c, k, res, r, 0);
-        if (m == NULL) {
+    ProtobufCMessage **recs = call_alloc(c, (size_t)(count + 1) * sizeof *recs);
+    for (int r = 0; r < count; r++) {
+        recs[r] = rec__from_row(c, k, res, r, 0);
+        if (recs[r] == NULL) {
             call_fail(c, SENTRA_INTERNAL, "%s: unexpected result shape", k->name);
             return;
         }
-        recs[count++] = m;
     }
-    *(size_t *)((char *)resp + f_recs->quantifier_offset) = count;
+    *(size_t *)((char *)resp + f_recs->quantifier_offset) = (size_t)count;
     *(ProtobufCMessage ***)((char *)resp + f_recs->offset) = recs;
-    if (REQ_BOOL(c->msg, 4) && PQntuples(res) > 0 && PQnfields(res) > ncols + 1 &&
-        !PQgetisnull(res, 0, ncols + 1))
-        *(int64_t *)((char *)resp + f_tot->offset) = strtoll(PQgetvalue(res, 0, ncols + 1), NULL, 10);
+    if (token)
+        *(const char **)((char *)resp + f_tok->offset) = token;
+    *(int64_t *)((char *)resp + f_tot->offset) = total;
     call_reply(c, resp);
 }
 

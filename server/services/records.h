@@ -29,6 +29,7 @@
 #include <protobuf-c/protobuf-c.h>
 
 #include "call.h"
+#include "sentra_row.h"
 #include "validate.h"
 #include "sentra/v1/sentra.pb-c.h"
 
@@ -89,6 +90,14 @@ int rec__row_shape(const rec_kind_t *k, const PGresult *res, int first_col);
  * there is no such row or too few columns. */
 ProtobufCMessage *rec__from_row(call_t *c, const rec_kind_t *k, const PGresult *res, int row,
                                 int first_col);
+
+/* Appends to b the protobuf wire encoding of the record in row `row` of
+ * res (shape checked, as for rec__from_row): exactly the bytes of
+ * protobuf_c_message_pack(rec__from_row(...)), without building the
+ * message (tests/unit/test_records_wire.c compares both). Returns the
+ * number of bytes appended. Aborts on OOM. */
+size_t rec__row_wire(sentra_wbuf_t *b, const rec_kind_t *k, const PGresult *res, int row,
+                     int first_col);
 
 /* A record from its printed text (<kind>_pull_src.packed): the same
  * columns, separated by U+001F. The text is copied into call memory. */
