@@ -422,12 +422,12 @@ static void w_varint(sentra_wbuf_t *b, unsigned field, uint64_t v)
     b->len = (size_t)(put_varint(o, v) - b->p);
 }
 
-/* Column col with text v of n bytes (NULL: SQL NULL), as set_col reads it. */
+/* Column col with text v of n bytes ("" for SQL NULL), as set_col reads it. */
 static void w_col(sentra_wbuf_t *b, const rec_col_t *col, const char *v, size_t n)
 {
     const ProtobufCFieldDescriptor *f = col->leaf;
 
-    if (v == NULL || n == 0)
+    if (n == 0)
         return;
     if (f->label == PROTOBUF_C_LABEL_REPEATED) {
         /* comma-separated, empty elements skipped (strtok_r in set_col) */
@@ -474,20 +474,25 @@ size_t rec__row_wire(sentra_wbuf_t *b, const rec_kind_t *k, const PGresult *res,
 {
     size_t n;
     const rec_col_t *cols = rec__cols(k, &n);
+    const char *v[REC_MAX_COLS];
+    size_t len[REC_MAX_COLS];
     size_t start = b->len, bound = 16;
 
-    /* A bound of the record's size: each column's text and, per column
-     * (and per element of a repeated one: at most one per byte), a tag, a
-     * length and a varint of 10 bytes each at most. */
-    for (size_t i = 0; i < n; i++)
-        bound += 3 * (size_t)PQgetlength(res, row, first_col + (int)i) + 32;
+    /* Each column's text once (libpq's accessors check their arguments on
+     * every call, which showed in the profile): NULL reads as "", which
+     * set_col treats as NULL. A bound of the record's size: each text and,
+     * per column (and per element of a repeated one: at most one per byte),
+     * a tag, a length and a varint of 10 bytes each at most. */
+    for (size_t i = 0; i < n; i++) {
+        v[i] = PQgetvalue(res, row, first_col + (int)i);
+        len[i] = (size_t)PQgetlength(res, row, first_col + (int)i);
+        bound += 3 * len[i] + 32;
+    }
     sentra__wbuf_reserve(b, bound);
 
     for (size_t i = 0; i < n;) {
         if (cols[i].outer == NULL) {
-            int col = first_col + (int)i;
-            w_col(b, &cols[i], PQgetisnull(res, row, col) ? NULL : PQgetvalue(res, row, col),
-                  (size_t)PQgetlength(res, row, col));
+            w_col(b, &cols[i], v[i], len[i]);
             i++;
             continue;
         }
@@ -497,20 +502,17 @@ size_t rec__row_wire(sentra_wbuf_t *b, const rec_kind_t *k, const PGresult *res,
         const ProtobufCFieldDescriptor *outer = cols[i].outer;
         size_t j = i, present = 0;
         for (; j < n && cols[j].outer == outer; j++)
-            present |= (size_t)PQgetlength(res, row, first_col + (int)j);
+            present |= len[j];
         if (present) {
             uint8_t *o = put_varint(b->p + b->len, (uint64_t)outer->id << 3 | 2);
             size_t at = (size_t)(o - b->p), body = at + 10;
             b->len = body;
-            for (size_t q = i; q < j; q++) {
-                int col = first_col + (int)q;
-                w_col(b, &cols[q], PQgetisnull(res, row, col) ? NULL : PQgetvalue(res, row, col),
-                      (size_t)PQgetlength(res, row, col));
-            }
-            size_t len = b->len - body;
-            uint8_t *l = put_varint(b->p + at, len);
-            memmove(l, b->p + body, len);
-            b->len = (size_t)(l - b->p) + len;
+            for (size_t q = i; q < j; q++)
+                w_col(b, &cols[q], v[q], len[q]);
+            size_t blen = b->len - body;
+            uint8_t *l = put_varint(b->p + at, blen);
+            memmove(l, b->p + body, blen);
+            b->len = (size_t)(l - b->p) + blen;
         }
         i = j;
     }
