@@ -310,10 +310,11 @@ static void rec_get(call_t *c)
  * members by name, obstacles by reported_on, assistance by year,
  * institutions by sentra id alone), so that each page of a million members
  * costs one range scan of the index matching the caller's scope and filter
- * (docs/DATA_MODEL.md, "Indexes: a million members"). The page is chosen
- * on the table, in index order, and its rows read through the view
- * <kind>_api. The SQL text depends only on the request's shape (kind,
- * which conditions, direction, cursor).
+ * (docs/DATA_MODEL.md, "Indexes: a million members"). The page is read
+ * from the view <kind>_api in index order (obstacles: chosen on the table,
+ * then joined to the view; view_sorts below). The SQL text depends only on
+ * the request's shape (kind, which conditions, direction, cursor). In
+ * binary protobuf the answer is written from the rows (rec__row_wire).
  */
 
 enum {
