@@ -6,12 +6,14 @@
 # same Ping, in the same run.
 #
 #   bench/cpu-per-request.sh [--requests N] [--clients C] [--records N]
-#                            [--syscalls] [--only LIST] [--keep]
+#                            [--members N] [--syscalls] [--only LIST] [--keep]
 #
 #   --requests N  requests counted per workload (default 5000; a tenth
 #                 more run first, uncounted, as warm-up)
 #   --clients C   connections, one request in flight each (default 16)
 #   --records N   records loaded (default 2000)
+#   --members N   member businesses loaded over them (default 20000), for
+#                 native-members
 #   --syscalls    also count sentrad's system calls per request (strace -c
 #                 -f over a second, uninstrumented sentrad)
 #   --only LIST   comma-separated workloads to run (names below)
@@ -40,6 +42,9 @@
 #   grpc-get       h2load, gRPC GetSentra, the same id
 #   h1-json-get    wrk (bench/wrk_count.lua), Connect JSON over HTTP/1.1
 #   h2-json-get    h2load, Connect JSON over h2c
+#   native-members loadgen -w members: ListMembers, the first page of 100
+#                  of a regency drawn among those with more than 100 live
+#                  members (every page full), over TCP
 #
 # Prints a table: instructions per request, and per request against
 # native-get (GetSentra) or grpcpp-ping (Ping). Nothing is asserted.
@@ -56,6 +61,7 @@ PSQL=$PGBIN/psql
 N=5000
 CLIENTS=16
 RECORDS=2000
+MEMBERS=20000
 SYSCALLS=0
 ONLY=""
 KEEP=0
@@ -64,10 +70,11 @@ while [ $# -gt 0 ]; do
     --requests) N=$2; shift ;;
     --clients) CLIENTS=$2; shift ;;
     --records) RECORDS=$2; shift ;;
+    --members) MEMBERS=$2; shift ;;
     --syscalls) SYSCALLS=1 ;;
     --only) ONLY=$2; shift ;;
     --keep) KEEP=1 ;;
-    -h|--help) sed -n '2,45p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,50p' "$0"; exit 0 ;;
     *) echo "cpu-per-request: unknown option $1" >&2; exit 2 ;;
     esac
     shift
@@ -117,10 +124,12 @@ free_port() {
 
 CONN=$(SENTRA_PG_FAST=1 scripts/pgcluster.sh ensure "$PGDIR") || die "cannot start the cluster"
 "$SENTRAD" migrate --db "$CONN" --migrations "$ROOT/migrations" >/dev/null || die "migrations failed"
-scripts/gen-national.sh "$CONN" "$RECORDS" >/dev/null 2>&1 || die "gen-national.sh failed"
+scripts/gen-national.sh "$CONN" "$RECORDS" --members "$MEMBERS" >/dev/null 2>&1 || die "gen-national.sh failed"
 "$PSQL" "$CONN" -X -q -c "SET client_min_messages = error" -c "VACUUM ANALYZE" || die "vacuum failed"
 ID=$("$PSQL" "$CONN" -X -A -t -q -c "SELECT id FROM sentra WHERE deleted_at IS NULL ORDER BY md5(id::text) LIMIT 1")
 echo "$ID" >"$WORK/id1"
+"$PSQL" "$CONN" -X -A -t -q -c "SELECT regency_code FROM member WHERE deleted_at IS NULL
+    GROUP BY 1 HAVING count(*) > 100 ORDER BY 1" >"$WORK/regencies"
 TOK=$("$SENTRAD" token create --db "$CONN" --role national --label cpu-bench 2>/dev/null | tail -1)
 [ -n "$ID" ] && [ -n "$TOK" ] || die "no record or no token"
 
@@ -215,6 +224,8 @@ client() {
     case "$name" in
     native-ping) run_loadgen "$SPORT" "$count" -w ping ;;
     native-get) run_loadgen "$SPORT" "$count" -w get --ids "$WORK/id1" -T "$TOK" ;;
+    native-members) run_loadgen "$SPORT" "$count" -w members --page-size 100 \
+                        --regions "$WORK/regencies" -T "$TOK" ;;
     grpc-ping) run_h2load "http://127.0.0.1:$SPORT/sentra.v1.SystemService/Ping" "$count" \
                    "${GH[@]}" -d "$WORK/grpc-ping.bin" ;;
     grpcpp-ping) run_h2load "http://127.0.0.1:$GPORT/sentra.v1.SystemService/Ping" "$count" \
@@ -255,9 +266,13 @@ measure() {
 }
 
 declare -A IR
-ROWS=(native-ping grpc-ping grpcpp-ping native-get grpc-get h1-json-get h2-json-get)
+ROWS=(native-ping grpc-ping grpcpp-ping native-get grpc-get h1-json-get h2-json-get native-members)
 for w in "${ROWS[@]}"; do
     want "$w" || continue
+    if [ "$w" = native-members ] && [ ! -s "$WORK/regencies" ]; then
+        log "no regency has more than 100 members: no native-members row (--members)"
+        continue
+    fi
     if [ "$w" = grpcpp-ping ]; then
         [ $HAVE_GRPCPP = 1 ] || continue
         IR[$w]=$(measure "$w" "$GRPCPP_PID" "$WORK/grpcpp.cg")
@@ -306,6 +321,7 @@ echo "|---|---:|---:|---:|---:|"
 for w in "${ROWS[@]}"; do
     [ -n "${IR[$w]:-}" ] || continue
     case "$w" in
+    native-members) nat=$(rel "$w" native-get) ;;
     native-*|grpcpp-*) nat="-" ;;
     *-ping) nat=$(rel "$w" native-ping) ;;
     *-get) nat=$(rel "$w" native-get) ;;

@@ -149,7 +149,7 @@ static void reply_record(call_t *c, PGresult *res)
         call_fail(c, SENTRA_NOT_FOUND, "no such %s", k->name);
         return;
     }
-    ProtobufCMessage *m = rec__from_row(c, k, res, 0, 0);
+    ProtobufCMessage *m = rec__row_shape(k, res, 0) ? rec__from_row(c, k, res, 0, 0) : NULL;
     if (m == NULL) {
         call_fail(c, SENTRA_INTERNAL, "%s: unexpected result shape", k->name);
         return;
@@ -310,10 +310,11 @@ static void rec_get(call_t *c)
  * members by name, obstacles by reported_on, assistance by year,
  * institutions by sentra id alone), so that each page of a million members
  * costs one range scan of the index matching the caller's scope and filter
- * (docs/DATA_MODEL.md, "Indexes: a million members"). The page is chosen
- * on the table, in index order, and its rows read through the view
- * <kind>_api. The SQL text depends only on the request's shape (kind,
- * which conditions, direction, cursor).
+ * (docs/DATA_MODEL.md, "Indexes: a million members"). The page is read
+ * from the view <kind>_api in index order (obstacles: chosen on the table,
+ * then joined to the view; view_sorts below). The SQL text depends only on
+ * the request's shape (kind, which conditions, direction, cursor). In
+ * binary protobuf the answer is written from the rows (rec__row_wire).
  */
 
 enum {
@@ -416,7 +417,81 @@ static void sb_conds(sbuf_t *b, unsigned shape, int kind, const char *a, int *p,
     }
 }
 
-static char *build_list_sql(const rec_kind_t *k, unsigned shape)
+/* The total's subquery of shape, parameter ptot saying whether it is
+ * wanted: from the sentra's statistics rows when only the region or the
+ * sentra narrows it, else a count over the same index range. */
+static void sb_total(sbuf_t *b, const rec_kind_t *k, unsigned shape, int ptot)
+{
+    int q = 1;
+    sb_add(b, "(SELECT CASE WHEN $%d::boolean THEN ", ptot);
+    if (!(shape & (L_K1 | L_K2 | L_K3))) {
+        sb_add(b, "(SELECT coalesce(sum(%s), 0) FROM sentra_stat s WHERE s.deleted_at IS NULL",
+               stat_count[k->kind]);
+        sb_conds(b, shape, k->kind, "s", &q, 0);
+    } else {
+        sb_add(b, "(SELECT count(*) FROM %s m WHERE m.deleted_at IS NULL", k->name);
+        sb_conds(b, shape, k->kind, "m", &q, 1);
+    }
+    sb_add(b, ") END AS total) t");
+}
+
+/* The kinds whose view shows the sort column as the table stores it
+ * (members by name, assistance by year, institutions by key alone): their
+ * page is read from the view itself, whose conditions and order PostgreSQL
+ * applies to the table underneath, so the same range scan of the same index
+ * yields the rows. Obstacles sort by a date the view prints as text, so
+ * their page is chosen on the table and joined to the view by key
+ * (build_list_sql_join), a probe of the primary key a row more. */
+static int view_sorts(const rec_kind_t *k)
+{
+    return k->sort == NULL || strcmp(k->sort_type, "date") != 0;
+}
+
+/* "a.name ASC, a.id ASC": the listing's order on alias a. */
+static void sb_order(sbuf_t *b, const rec_kind_t *k, const char *a, const char *dir)
+{
+    if (k->sort)
+        sb_add(b, "%s.%s %s, ", a, k->sort, dir);
+    sb_add(b, "%s.%s %s", a, k->key, dir);
+}
+
+static char *build_list_sql_view(const rec_kind_t *k, unsigned shape)
+{
+    sbuf_t b = {0};
+    const char *dir = (shape & L_DESC) ? "DESC" : "ASC";
+    const char *cmp = (shape & L_DESC) ? "<" : ">";
+    int p = 1;
+
+    sb_add(&b, "SELECT p.*, t.total FROM ");
+    /* conditions first: they number the parameters as list_bind stores them */
+    sbuf_t w = {0};
+    sb_add(&w, " FROM %s_api m WHERE NOT m.deleted", k->name);
+    sb_conds(&w, shape, k->kind, "m", &p, 1);
+    int pkey = p, pid = p + 1, plim = p + 2, ptot = p + 3;
+    if (shape & L_CURSOR) {
+        if (k->sort)
+            sb_add(&w, " AND (m.%s, m.%s) %s ($%d::%s, $%d::uuid)", k->sort, k->key, cmp, pkey,
+                   k->sort_type, pid);
+        else
+            sb_add(&w, " AND m.%s %s $%d::uuid AND ($%d::text IS NULL OR true)", k->key, cmp,
+                   pid, pkey);
+    } else {
+        /* every parameter referenced, so that its type is known */
+        sb_add(&w, " AND ($%d::text IS NULL OR true) AND ($%d::uuid IS NULL OR true)", pkey, pid);
+    }
+    sb_total(&b, k, shape, ptot);
+    if (k->sort)
+        sb_add(&b, " LEFT JOIN LATERAL (SELECT m.*, m.%s::text AS kt%s ORDER BY ", k->sort, w.p);
+    else
+        sb_add(&b, " LEFT JOIN LATERAL (SELECT m.*, NULL::text AS kt%s ORDER BY ", w.p);
+    sb_order(&b, k, "m", dir);
+    sb_add(&b, " LIMIT $%d::int) p ON true ORDER BY ", plim);
+    sb_order(&b, k, "p", dir);
+    free(w.p);
+    return b.p;
+}
+
+static char *build_list_sql_join(const rec_kind_t *k, unsigned shape)
 {
     sbuf_t b = {0};
     const char *dir = (shape & L_DESC) ? "DESC" : "ASC";
@@ -456,28 +531,19 @@ static char *build_list_sql(const rec_kind_t *k, unsigned shape)
         sb_add(&b, " ORDER BY m.%s %s", k->key, dir);
     sb_add(&b, " LIMIT $%d::int)", plim);
 
-    /* The total: from the sentra's statistics rows when only the region or
-     * the sentra narrows it, else a count over the same index range. */
-    sb_add(&b, " SELECT a.*, p.kt, t.total FROM (SELECT CASE WHEN $%d::boolean THEN ", ptot);
-    if (!(shape & (L_K1 | L_K2 | L_K3))) {
-        int q = 1;
-        sb_add(&b, "(SELECT coalesce(sum(%s), 0) FROM sentra_stat s WHERE s.deleted_at IS NULL",
-               stat_count[k->kind]);
-        sb_conds(&b, shape, k->kind, "s", &q, 0);
-        sb_add(&b, ")");
-    } else {
-        int q = 1;
-        sb_add(&b, "(SELECT count(*) FROM %s m WHERE m.deleted_at IS NULL", k->name);
-        sb_conds(&b, shape, k->kind, "m", &q, 1);
-        sb_add(&b, ")");
-    }
-    sb_add(&b, " END AS total) t LEFT JOIN (page p JOIN %s_api a ON a.%s = p.id) ON true",
-           k->name, k->key);
+    sb_add(&b, " SELECT a.*, p.kt, t.total FROM ");
+    sb_total(&b, k, shape, ptot);
+    sb_add(&b, " LEFT JOIN (page p JOIN %s_api a ON a.%s = p.id) ON true", k->name, k->key);
     if (k->sort)
         sb_add(&b, " ORDER BY p.k %s, p.id %s", dir, dir);
     else
         sb_add(&b, " ORDER BY p.id %s", dir);
     return b.p;
+}
+
+static char *build_list_sql(const rec_kind_t *k, unsigned shape)
+{
+    return view_sorts(k) ? build_list_sql_view(k, shape) : build_list_sql_join(k, shape);
 }
 
 /* The statement of (kind, shape), in call memory: up to 4 kinds x 2^10
@@ -650,6 +716,92 @@ static int token_decode(call_t *c, const rec_kind_t *k, int desc, const char *to
     return 1;
 }
 
+/* The column of kind k's key in its rows. */
+static int key_col(const rec_kind_t *k)
+{
+    size_t n;
+    const rec_col_t *cols = rec__cols(k, &n);
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(cols[i].name, k->key) == 0)
+            return (int)i;
+    abort();                    /* every kind's message has its key */
+}
+
+/* Appends v as a varint to b. */
+static void wb_varint(sentra_wbuf_t *b, uint64_t v)
+{
+    sentra__wbuf_reserve(b, 10);
+    do {
+        b->p[b->len++] = (uint8_t)(v >= 0x80 ? (v & 0x7f) | 0x80 : v);
+        v >>= 7;
+    } while (v);
+}
+
+/* The page's answer in binary protobuf, written from the rows
+ * (rec__row_wire) as unknown fields of an otherwise empty response, in
+ * field order (records, next_page_token, total): protobuf-c packs an
+ * unknown field as its tag then its bytes verbatim (a length-delimited
+ * one's bytes begin with their length), so the bytes are those of the
+ * response built as messages. */
+static void list_reply_wire(call_t *c, const rec_kind_t *k, const PGresult *res, int count,
+                            const char *token, int64_t total)
+{
+    ProtobufCMessage *resp = call_alloc(c, k->list_resp->sizeof_message);
+    protobuf_c_message_init(k->list_resp, resp);
+    ProtobufCMessageUnknownField *uf = call_alloc(c, (size_t)(count + 2) * sizeof *uf);
+    size_t *off = call_alloc(c, (size_t)(count + 3) * sizeof *off);
+    sentra_wbuf_t b = {0};
+    unsigned nuf = 0;
+
+    for (int r = 0; r < count; r++) {
+        /* Room for a length of 4 bytes (a record is far below 2^28), the
+         * record, then the length moved up against it. */
+        size_t at = b.len;
+        off[nuf] = at;
+        uf[nuf++] = (ProtobufCMessageUnknownField){
+            .tag = 1, .wire_type = PROTOBUF_C_WIRE_TYPE_LENGTH_PREFIXED};
+        sentra__wbuf_reserve(&b, 4);
+        b.len += 4;
+        size_t n = rec__row_wire(&b, k, res, r, 0);
+        uint8_t len[5];
+        size_t ln = 0;
+        for (size_t v = n; ; v >>= 7) {
+            len[ln++] = (uint8_t)(v >= 0x80 ? (v & 0x7f) | 0x80 : v);
+            if (v < 0x80)
+                break;
+        }
+        memmove(b.p + at + ln, b.p + at + 4, n);
+        memcpy(b.p + at, len, ln);
+        b.len = at + ln + n;
+    }
+    if (token && token[0]) {
+        off[nuf] = b.len;
+        uf[nuf++] = (ProtobufCMessageUnknownField){
+            .tag = 2, .wire_type = PROTOBUF_C_WIRE_TYPE_LENGTH_PREFIXED};
+        size_t n = strlen(token);
+        wb_varint(&b, n);
+        sentra__wbuf_reserve(&b, n);
+        memcpy(b.p + b.len, token, n);
+        b.len += n;
+    }
+    if (total != 0) {
+        off[nuf] = b.len;
+        uf[nuf++] = (ProtobufCMessageUnknownField){
+            .tag = 3, .wire_type = PROTOBUF_C_WIRE_TYPE_VARINT};
+        wb_varint(&b, (uint64_t)total);
+    }
+    off[nuf] = b.len;
+    /* b has stopped moving: point the fields into it */
+    for (unsigned i = 0; i < nuf; i++) {
+        uf[i].data = b.p + off[i];
+        uf[i].len = off[i + 1] - off[i];
+    }
+    resp->n_unknown_fields = nuf;
+    resp->unknown_fields = uf;
+    call_reply(c, resp);        /* the sink encodes it before returning */
+    free(b.p);
+}
+
 /* Rows: the page's records (page_size + 1 at most: the extra one only says
  * that more exist), each followed by its cursor key text and the total; or
  * one row of NULLs but the total when the page is empty. */
@@ -658,44 +810,56 @@ static void list_done(call_t *c, PGresult *res)
     const rec_kind_t *k = call_kind(c);
     int page = list_size(REQ_I32(c->msg, 2));
     int desc = REQ_BOOL(c->msg, 5) ? 1 : 0;
-    rec_col_t cols[REC_MAX_COLS];
-    int ncols = (int)rec__cols(k, cols);
+    size_t nc;
+    (void)rec__cols(k, &nc);
+    int ncols = (int)nc;
 
     if (call_db_error(c, res))
         return;
     int n = PQntuples(res);
     if (n > 0 && PQgetisnull(res, 0, 0))
         n = 0;                          /* the empty page's single row */
+    if (!rec__row_shape(k, res, 0) || PQnfields(res) < ncols + 2) {
+        call_fail(c, SENTRA_INTERNAL, "%s: unexpected result shape", k->name);
+        return;
+    }
+    int count = n < page ? n : page;
+    const char *token = NULL;
+    if (n > page) {
+        /* one more exists: the cursor is the last one served */
+        const char *kt = PQgetisnull(res, count - 1, ncols) ? "" : PQgetvalue(res, count - 1, ncols);
+        const char *id = PQgetvalue(res, count - 1, key_col(k));
+        token = hex(c, call_printf(c, "%d%d|%s|%s", k->kind, desc, kt, id));
+    }
+    int64_t total = 0;
+    if (REQ_BOOL(c->msg, 4) && PQntuples(res) > 0 && !PQgetisnull(res, 0, ncols + 1))
+        total = strtoll(PQgetvalue(res, 0, ncols + 1), NULL, 10);
+
+    if (c->codec != CALL_CODEC_JSON) {
+        list_reply_wire(c, k, res, count, token, total);
+        return;
+    }
+    /* JSON: its printer knows fields by their descriptors, not unknown
+     * fields; the records as messages. */
     const ProtobufCMessageDescriptor *rd = k->list_resp;
     ProtobufCMessage *resp = call_alloc(c, rd->sizeof_message);
     protobuf_c_message_init(rd, resp);
     const ProtobufCFieldDescriptor *f_recs = protobuf_c_message_descriptor_get_field(rd, 1);
     const ProtobufCFieldDescriptor *f_tok = protobuf_c_message_descriptor_get_field(rd, 2);
     const ProtobufCFieldDescriptor *f_tot = protobuf_c_message_descriptor_get_field(rd, 3);
-    ProtobufCMessage **recs = call_alloc(c, (size_t)(page + 1) * sizeof *recs);
-    size_t count = 0;
-
-    for (int r = 0; r < n; r++) {
-        if (count == (size_t)page) {
-            /* one more exists: the cursor is the last one served */
-            const char *kt = PQgetisnull(res, r - 1, ncols) ? "" : PQgetvalue(res, r - 1, ncols);
-            const char *id = rec__str(recs[count - 1], k->key);
-            *(char **)((char *)resp + f_tok->offset) =
-                hex(c, call_printf(c, "%d%d|%s|%s", k->kind, desc, kt, id));
-            break;
-        }
-        ProtobufCMessage *m = rec__from_row(c, k, res, r, 0);
-        if (m == NULL) {
+    ProtobufCMessage **recs = call_alloc(c, (size_t)(count + 1) * sizeof *recs);
+    for (int r = 0; r < count; r++) {
+        recs[r] = rec__from_row(c, k, res, r, 0);
+        if (recs[r] == NULL) {
             call_fail(c, SENTRA_INTERNAL, "%s: unexpected result shape", k->name);
             return;
         }
-        recs[count++] = m;
     }
-    *(size_t *)((char *)resp + f_recs->quantifier_offset) = count;
+    *(size_t *)((char *)resp + f_recs->quantifier_offset) = (size_t)count;
     *(ProtobufCMessage ***)((char *)resp + f_recs->offset) = recs;
-    if (REQ_BOOL(c->msg, 4) && PQntuples(res) > 0 && PQnfields(res) > ncols + 1 &&
-        !PQgetisnull(res, 0, ncols + 1))
-        *(int64_t *)((char *)resp + f_tot->offset) = strtoll(PQgetvalue(res, 0, ncols + 1), NULL, 10);
+    if (token)
+        *(const char **)((char *)resp + f_tok->offset) = token;
+    *(int64_t *)((char *)resp + f_tot->offset) = total;
     call_reply(c, resp);
 }
 

@@ -10,7 +10,7 @@
  * named by its path with '.' written '_' ("board.chair" is board_chair).
  * The views <kind>_api of migrations/0013_records.sql have exactly those
  * columns in that order, and every result read by name is checked against
- * them (rec__from_row), so a view and a message that drift apart fail the
+ * them (rec__row_shape), so a view and a message that drift apart fail the
  * request (INTERNAL, logged), not silently.
  *
  * Values: enums as their numbers (KbliVersion as the year of the edition,
@@ -29,6 +29,7 @@
 #include <protobuf-c/protobuf-c.h>
 
 #include "call.h"
+#include "sentra_row.h"
 #include "validate.h"
 #include "sentra/v1/sentra.pb-c.h"
 
@@ -66,8 +67,9 @@ typedef struct rec_col {
 
 #define REC_MAX_COLS 40
 
-/* The columns of kind k in order, into out[REC_MAX_COLS]; returns how many. */
-size_t rec__cols(const rec_kind_t *k, rec_col_t *out);
+/* The columns of kind k in order: a table built once for the process
+ * (static, never freed; safe from any thread), *n of them. */
+const rec_col_t *rec__cols(const rec_kind_t *k, size_t *n);
 
 /* The writable fields of m covered by fields (bits by top-level field
  * number; REC_ALL) as a JSON object keyed by column name: call memory.
@@ -77,11 +79,25 @@ size_t rec__cols(const rec_kind_t *k, rec_col_t *out);
 char *rec__json(call_t *c, const rec_kind_t *k, const ProtobufCMessage *m, uint64_t fields,
                 int keys, const char **mask);
 
-/* A record from row `row` of res, its columns from first_col on being
- * those of rec__cols (checked by name). Strings point into res (valid while
- * it is). NULL when the result does not have those columns (logged). */
+/* 1 when the columns of res from first_col on are those of rec__cols (by
+ * name, in order); else 0, logged. Checked once a result, before reading
+ * its rows with rec__from_row, so that a view and a message that drift
+ * apart fail the request. */
+int rec__row_shape(const rec_kind_t *k, const PGresult *res, int first_col);
+
+/* A record from row `row` of res, whose shape the caller has checked
+ * (rec__row_shape). Strings point into res (valid while it is). NULL when
+ * there is no such row or too few columns. */
 ProtobufCMessage *rec__from_row(call_t *c, const rec_kind_t *k, const PGresult *res, int row,
                                 int first_col);
+
+/* Appends to b the protobuf wire encoding of the record in row `row` of
+ * res (shape checked, as for rec__from_row): exactly the bytes of
+ * protobuf_c_message_pack(rec__from_row(...)), without building the
+ * message (tests/unit/test_records_wire.c compares both). Returns the
+ * number of bytes appended. Aborts on OOM. */
+size_t rec__row_wire(sentra_wbuf_t *b, const rec_kind_t *k, const PGresult *res, int row,
+                     int first_col);
 
 /* A record from its printed text (<kind>_pull_src.packed): the same
  * columns, separated by U+001F. The text is copied into call memory. */
