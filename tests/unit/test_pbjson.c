@@ -135,6 +135,8 @@ static ProtobufCMessage *fill(const ProtobufCMessageDescriptor *d, int depth, in
         const ProtobufCFieldDescriptor *f = &d->fields[i];
         char *p = (char *)m + f->offset;
         if (f->label == PROTOBUF_C_LABEL_REPEATED) {
+            if (f->type == PROTOBUF_C_TYPE_MESSAGE && depth >= 3)
+                continue;              /* no NULL elements: the list stays empty */
             size_t n = 1 + rnd() % 3, sz = type_size(f->type);
             char *items = calloc(n, sz);
             for (size_t k = 0; k < n; k++)
@@ -145,6 +147,19 @@ static ProtobufCMessage *fill(const ProtobufCMessageDescriptor *d, int depth, in
         }
         if (f->type == PROTOBUF_C_TYPE_MESSAGE && depth >= 3)
             continue;
+        if (f->flags & PROTOBUF_C_FIELD_FLAG_ONEOF) {
+            /* The members of a oneof share their storage: set one of them
+             * (a random one; the last when none was chosen before), never
+             * one over another (what the first held would leak). */
+            uint32_t *which = (uint32_t *)((char *)m + f->quantifier_offset);
+            int last = 1;
+            for (unsigned j = i + 1; j < d->n_fields; j++)
+                if ((d->fields[j].flags & PROTOBUF_C_FIELD_FLAG_ONEOF) &&
+                    d->fields[j].quantifier_offset == f->quantifier_offset)
+                    last = 0;
+            if (*which != 0 || (!last && rnd() % 2 == 0))
+                continue;
+        }
         fill_value(f, p, depth, edge);
         if (f->flags & PROTOBUF_C_FIELD_FLAG_ONEOF)
             *(uint32_t *)((char *)m + f->quantifier_offset) = f->id;
