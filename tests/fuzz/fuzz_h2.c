@@ -12,67 +12,9 @@
  * end and must be a sequence of well-formed HTTP/2 frames starting with
  * SETTINGS. Crashes, sanitizer reports and leaks are what the fuzzer finds.
  */
-#include <stdint.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <sys/socket.h>
-#include <unistd.h>
+#include "fuzz_conn.h"
 
-#include "auth.h"
-#include "config.h"
-#include "conn.h"
-#include "db.h"
-#include "log.h"
-#include "server.h"
-
-#define CHECK(cond)                                                          \
-    do {                                                                     \
-        if (!(cond)) {                                                       \
-            fprintf(stderr, "fuzz_h2: %s:%d: check failed: %s\n",            \
-                    __FILE__, __LINE__, #cond);                              \
-            abort();                                                         \
-        }                                                                    \
-    } while (0)
-
-static uv_loop_t h2f_loop;
-static config_t h2f_cfg;
-static server_t h2f_srv;
-
-static void h2f_setup(void)
-{
-    static int done;
-    if (done)
-        return;
-    done = 1;
-    char *argv[] = { (char *)"fuzz_h2", NULL };
-    int nrest = 0;
-    CHECK(config_load(&h2f_cfg, 1, argv, &nrest) == 0);
-    log_set_level("error");
-    uv_loop_init(&h2f_loop);
-    h2f_srv.loop = &h2f_loop;
-    h2f_srv.cfg = &h2f_cfg;
-    h2f_srv.auth = auth_cache_new();
-    /* Nowhere to connect: queries fail, as in a database outage. */
-    h2f_srv.db = db_pool_new(&h2f_loop, "host=/nonexistent-sentra-fuzz connect_timeout=1", 1, 1);
-    CHECK(h2f_srv.auth != NULL && h2f_srv.db != NULL);
-}
-
-/* Reads what the server wrote so far into out (grown as needed). */
-static void h2f_drain(int fd, uint8_t **out, size_t *len, size_t *cap)
-{
-    for (;;) {
-        if (*len + 65536 > *cap) {
-            *cap = (*cap ? *cap * 2 : 65536) + 65536;
-            *out = realloc(*out, *cap);
-            CHECK(*out != NULL);
-        }
-        ssize_t n = recv(fd, *out + *len, *cap - *len, MSG_DONTWAIT);
-        if (n <= 0)
-            return;
-        *len += (size_t)n;
-    }
-}
+#define CHECK(cond) FZ_CHECK(cond)
 
 /* The server's bytes: HTTP/2 frames, SETTINGS first, none larger than the
  * default SETTINGS_MAX_FRAME_SIZE (nghttp2 never sends more), known flags
@@ -101,27 +43,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     static const uint8_t preface[] = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
-    h2f_setup();
     int sv[2];
     CHECK(socketpair(AF_UNIX, SOCK_STREAM, 0, sv) == 0);
 
-    /* A connection as conn_accept makes one, on a socketpair. */
-    struct conn *c = calloc(1, sizeof(*c));
-    CHECK(c != NULL);
-    uv_pipe_init(&h2f_loop, &c->h.pipe, 0);
-    CHECK(uv_pipe_open(&c->h.pipe, sv[0]) == 0);
-    c->h.handle.data = c;
-    c->srv = &h2f_srv;
-    c->handles = 2;
-    uv_timer_init(&h2f_loop, &c->timer);
-    c->timer.data = c;
-    c->next = h2f_srv.conns;
-    if (h2f_srv.conns != NULL)
-        h2f_srv.conns->prev = c;
-    h2f_srv.conns = c;
-    h2f_srv.nconns++;
-    snprintf(c->peer, sizeof(c->peer), "fuzz");
-    c->opened_ms = c->last_read_ms = uv_now(&h2f_loop);
+    struct conn *c = fz_conn_new(sv[0]);
 
     uint8_t *out = NULL;
     size_t olen = 0, ocap = 0;
@@ -139,27 +64,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         size_t total = sizeof(preface) - 1 + inlen, off = 0;
         /* The loop may free the connection (nconns drops to 0): look at c
          * only while it is counted. */
-        while (off < total && h2f_srv.nconns > 0 && c->state != CONN_CLOSING &&
+        while (off < total && fz_srv.nconns > 0 && c->state != CONN_CLOSING &&
                !(c->flags & CONN_F_CLOSE_AFTER)) {
             size_t n = total - off < chunk ? total - off : chunk;
             size_t used = c->proto->on_bytes(c, all + off, n);
             CHECK(used <= n);
             off += n;   /* h2 consumes everything it is given */
-            uv_run(&h2f_loop, UV_RUN_NOWAIT);
-            h2f_drain(sv[1], &out, &olen, &ocap);
+            fz_turn(sv[1], &out, &olen, &ocap);
         }
         free(all);
-        for (int i = 0; i < 4 && h2f_srv.nconns > 0; i++) {
-            uv_run(&h2f_loop, UV_RUN_NOWAIT);
-            h2f_drain(sv[1], &out, &olen, &ocap);
-        }
     }
-    if (h2f_srv.nconns > 0)
-        conn_close(c);
-    while (h2f_srv.nconns > 0)
-        uv_run(&h2f_loop, UV_RUN_NOWAIT);
-    h2f_drain(sv[1], &out, &olen, &ocap);
-    close(sv[1]);
+    fz_finish(c, sv[1], &out, &olen, &ocap);
     if (olen > 0)
         h2f_check_output(out, olen);
     free(out);
