@@ -446,6 +446,11 @@ static const conn_proto_t *sniff(const uint8_t *data, size_t len)
 
 int conn_choose_proto(struct conn *c, const conn_proto_t *p)
 {
+    /* A connection refused at accept is never served: feed answers it as
+     * refused, in the protocol its bytes speak (refuse.c), whoever would
+     * have chosen the protocol (ALPN too). */
+    if (c->flags & CONN_F_REFUSED)
+        return 0;
     c->proto = p;
     if (p->open != NULL && p->open(c) != 0) {
         c->proto = NULL;

@@ -200,7 +200,8 @@ void conn_close(struct conn *c);
 /* Starts protocol p on c (its open()); returns 0, or -1 when it failed
  * and the connection is closing. feed() calls it with what sniff() chose;
  * a TLS layer calls it with the protocol its ALPN named ("h2":
- * sentra__h2_proto) instead of sniffing. */
+ * sentra__h2_proto) instead of sniffing. On a connection refused at accept
+ * it chooses nothing and returns 0 (feed answers it as refused). */
 int conn_choose_proto(struct conn *c, const conn_proto_t *p);
 
 /* For tls.c: plaintext that came through the TLS session, handled as

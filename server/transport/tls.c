@@ -588,11 +588,6 @@ static int established(struct conn *c)
                   c->peer, SSL_get_version(t->ssl), SSL_get_cipher_name(t->ssl), alpn,
                   SSL_session_reused(t->ssl), subj);
     }
-    /* A connection refused at accept (conn_accept) is answered in the
-     * protocol its plaintext speaks (refuse.c, through feed's sniff):
-     * choosing its protocol here would serve it. */
-    if (c->flags & CONN_F_REFUSED)
-        return 0;
     for (size_t i = 0; i < sizeof(alpn_protos) / sizeof(alpn_protos[0]); i++)
         if (strcmp(alpn, alpn_protos[i].name) == 0)
             return conn_choose_proto(c, alpn_protos[i].proto);
